@@ -1,0 +1,105 @@
+"""The contracts between the harness and a device: how files and commands reach it, what a run job is,
+and what a runner brings back. Everything device-specific lives behind these."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class TransportError(Exception):
+    """A device could not be reached, or a command on it failed to start. The bench turns it into a DeviceError."""
+
+
+class Transport(abc.ABC):
+    """How files and commands reach one device."""
+
+    #: True when timings from this device are functional only (an emulator), never comparable with hardware.
+    emulated: bool = False
+    kind: str = "abstract"
+
+    @abc.abstractmethod
+    def push(self, local: Path, remote: str) -> None: ...
+
+    @abc.abstractmethod
+    def pull(self, remote: str, local: Path) -> None: ...
+
+    @abc.abstractmethod
+    def shell(self, cmd: str, timeout: float | None = None) -> tuple[int, str, str]:
+        """Run a shell command on the device; returns (exit code, stdout, stderr).
+        Raises TransportError when the device cannot be reached, TimeoutError on timeout."""
+
+    @abc.abstractmethod
+    def info(self) -> dict[str, Any]:
+        """A snapshot of the device: model, abi, cores, governor, frequencies, temperatures, os."""
+
+    def workdir(self) -> str:
+        """A scratch directory on the device that this harness owns."""
+        return "/tmp/harness"
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class DeviceProfile:
+    """One entry of the device catalog (device_runners/devices.toml, extended by the user's own file)."""
+
+    name: str
+    abi: str  # "x86_64" | "arm64-v8a"
+    transport: str  # "local" | "qemu" | "ssh" | "adb"
+    description: str = ""
+    threads: int = 2
+    affinity: str | None = None  # big-core mask, e.g. "4-7" or "0,1"
+    serial: str | None = None  # adb serial
+    address: str | None = None  # ssh user@host[:port]
+    address_env: str | None = None  # environment variable that holds serial/address
+    workdir: str = "/tmp/harness"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunJob:
+    """What the runner is asked to do. Paths are on the device."""
+
+    program: str
+    inputs: str  # tensor file (device_runners/tensorfile.py) holding many tokenized examples
+    result: str  # JSON written by the runner
+    outputs: str | None = None  # tensor file of every example's outputs, for accuracy
+    warmup: int = 10
+    iterations: int = 50
+    min_seconds: float = 0.0
+    threads: int = 2
+    affinity: str | None = None
+    etdump: str | None = None  # write an ETDump here (profiling run)
+    timeout: float = 600.0
+
+
+@dataclass
+class RawResult:
+    """What one runner invocation measured, parsed from its JSON."""
+
+    runner: str  # "native" | "python" | "executor_runner"
+    load_ms: float
+    first_inference_ms: float
+    latencies_ms: list[float]
+    peak_rss_kb: int | None = None
+    peak_rss_method: str = ""
+    pss_kb: int | None = None
+    num_examples: int = 0
+    threads: int | None = None
+    runner_version: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RawResult":
+        d = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        extra = {k: v for k, v in d.items() if k not in known}
+        obj = cls(**{k: v for k, v in d.items() if k in known})
+        obj.extra.update(extra)
+        return obj

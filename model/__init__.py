@@ -1,0 +1,1 @@
+"""MobileBERT, its IB-BERT teacher and the distillation trainer, in plain PyTorch."""
