@@ -1,0 +1,31 @@
+"""Shared test switches: slow (full-size) tests are opt-in; device tools are required in CI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+import torch
+
+torch.set_num_threads(1)  # two cores, shared: keep tests from fighting the runners they start
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("HARNESS_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="full-size run: opt in with HARNESS_SLOW=1 (make test-slow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def require_tool(*names: str) -> None:
+    """Skip when a system tool is missing on a developer machine; in CI (HARNESS_REQUIRE_DEVICES=1) fail instead."""
+    missing = [n for n in names if shutil.which(n) is None]
+    if not missing:
+        return
+    msg = f"missing system tool(s) {', '.join(missing)}: run `make system-deps` as root"
+    if os.environ.get("HARNESS_REQUIRE_DEVICES") == "1":
+        pytest.fail(msg)
+    pytest.skip(msg)
