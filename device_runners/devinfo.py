@@ -1,0 +1,153 @@
+"""A device snapshot from one POSIX shell snippet, so local, ssh, adb and qemu devices report the same fields.
+
+The snippet only uses sh builtins, cat, grep, uname and getconf (present in busybox, toybox and coreutils), prints
+one `@@section` marker per source and never fails: a missing file is simply an empty section.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+DEVINFO_SCRIPT = r"""
+echo @@uname; uname -srm 2>/dev/null
+echo @@hostname; uname -n 2>/dev/null
+echo @@os; (grep '^PRETTY_NAME=' /etc/os-release 2>/dev/null || getprop ro.build.description 2>/dev/null) | head -n 1
+echo @@online; getconf _NPROCESSORS_ONLN 2>/dev/null || grep -c '^processor' /proc/cpuinfo 2>/dev/null
+echo @@cpuinfo; grep -E '^(processor|model name|Hardware|CPU implementer|CPU part|Model)[[:space:]]*:' /proc/cpuinfo 2>/dev/null
+echo @@cpufreq
+for d in /sys/devices/system/cpu/cpu[0-9]*; do
+  [ -d "$d" ] || continue
+  f=$d/cpufreq
+  echo "${d##*/cpu} $(cat $f/scaling_governor 2>/dev/null || echo -) $(cat $f/scaling_cur_freq 2>/dev/null || echo -)\
+ $(cat $f/cpuinfo_min_freq 2>/dev/null || echo -) $(cat $f/cpuinfo_max_freq 2>/dev/null || echo -)\
+ $(cat $d/online 2>/dev/null || echo 1)"
+done
+echo @@thermal
+for z in /sys/class/thermal/thermal_zone*; do
+  [ -r "$z/temp" ] || continue
+  echo "$(cat $z/type 2>/dev/null || echo ${z##*/}) $(cat $z/temp 2>/dev/null || echo -)"
+done
+echo @@meminfo; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo 2>/dev/null
+echo @@loadavg; cat /proc/loadavg 2>/dev/null
+echo @@end
+"""
+
+ABI_OF_MACHINE = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64-v8a", "arm64": "arm64-v8a",
+                  "armv7l": "armeabi-v7a", "armv8l": "armeabi-v7a"}
+
+# Arm's MIDR part numbers (implementer 0x41): phones report these instead of a model name.
+ARM_PARTS = {0xD03: "Cortex-A53", 0xD04: "Cortex-A35", 0xD05: "Cortex-A55", 0xD07: "Cortex-A57",
+             0xD08: "Cortex-A72", 0xD09: "Cortex-A73", 0xD0A: "Cortex-A75", 0xD0B: "Cortex-A76",
+             0xD0C: "Neoverse-N1", 0xD0D: "Cortex-A77", 0xD41: "Cortex-A78", 0xD44: "Cortex-X1",
+             0xD46: "Cortex-A510", 0xD47: "Cortex-A710", 0xD48: "Cortex-X2", 0xD4D: "Cortex-A715",
+             0xD4E: "Cortex-X3", 0xD80: "Cortex-A520", 0xD81: "Cortex-A720", 0xD82: "Cortex-X4",
+             0xD87: "Cortex-A725", 0xD85: "Cortex-X925"}
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        line = line.rstrip("\r")
+        if line.startswith("@@"):
+            current = line[2:].strip()
+            out.setdefault(current, [])
+        elif current is not None and line.strip():
+            out[current].append(line.strip())
+    return out
+
+
+def _int(s: str) -> int | None:
+    try:
+        return int(s)
+    except ValueError:
+        return None
+
+
+def _cpu_name(lines: list[str]) -> tuple[str | None, dict[int, str]]:
+    """The CPU model (x86 "model name", or Arm core names grouped like "2x Cortex-X1 + 6x Cortex-A55")."""
+    per_core: dict[int, str] = {}
+    model = hardware = None
+    proc = None
+    for line in lines:
+        key, _, val = (p.strip() for p in line.partition(":"))
+        if key == "processor":
+            proc = _int(val)
+        elif key == "model name" and proc is not None:
+            per_core[proc] = val
+        elif key == "CPU part" and proc is not None:
+            part = _int(val) if not val.startswith("0x") else int(val, 16)
+            per_core.setdefault(proc, ARM_PARTS.get(part or -1, f"arm part {val}"))
+        elif key == "Hardware":
+            hardware = val
+        elif key == "Model":
+            model = val
+    if per_core:
+        counts: dict[str, int] = {}
+        for name in per_core.values():
+            counts[name] = counts.get(name, 0) + 1
+        name = " + ".join(f"{n}x {c}" if len(counts) > 1 else c for c, n in counts.items())
+    else:
+        name = hardware or model
+    return name, per_core
+
+
+def parse_devinfo(text: str) -> dict[str, Any]:
+    """Turn DEVINFO_SCRIPT's output into the device snapshot stored with every run."""
+    s = _sections(text)
+    info: dict[str, Any] = {}
+    uname = (s.get("uname") or [""])[0].split()
+    if uname:
+        info["kernel"] = " ".join(uname[:2])
+        info["machine"] = uname[-1]
+        info["abi"] = ABI_OF_MACHINE.get(uname[-1], uname[-1])
+    if s.get("hostname"):
+        info["hostname"] = s["hostname"][0]
+    if s.get("os"):
+        m = re.match(r'PRETTY_NAME="?(.*?)"?$', s["os"][0])
+        info["os"] = m.group(1) if m else s["os"][0]
+    cpu, per_core = _cpu_name(s.get("cpuinfo", []))
+    info["cpu"] = cpu
+    info["cpu_per_core"] = {str(k): v for k, v in sorted(per_core.items())}
+    governors, cur, mn, mx, offline = {}, {}, {}, {}, []
+    for line in s.get("cpufreq", []):
+        parts = line.split()
+        if len(parts) < 6:
+            continue
+        core, gov, f_cur, f_min, f_max, online = parts[:6]
+        if gov != "-":
+            governors[core] = gov
+        for table, val in ((cur, f_cur), (mn, f_min), (mx, f_max)):
+            if _int(val) is not None:
+                table[core] = int(val)
+        if online == "0":
+            offline.append(int(core))
+    online = _int((s.get("online") or ["0"])[0])
+    info["cores"] = online or len(s.get("cpufreq", [])) or len(per_core) or None
+    info["cores_offline"] = sorted(offline)
+    uniq = set(governors.values())
+    info["governor"] = uniq.pop() if len(uniq) == 1 else (governors or None)
+    info["freq_khz"] = cur
+    info["freq_min_khz"] = mn
+    info["freq_max_khz"] = mx
+    temps: dict[str, float] = {}
+    for line in s.get("thermal", []):
+        name, _, val = line.rpartition(" ")
+        v = _int(val)
+        if v is None or not name:
+            continue
+        key, i = name, 1
+        while key in temps:
+            i += 1
+            key = f"{name}#{i}"
+        temps[key] = v / 1000.0 if abs(v) >= 1000 else float(v)  # most kernels report millidegrees
+    info["temperatures_c"] = temps
+    for line in s.get("meminfo", []):
+        key, _, val = line.partition(":")
+        num = _int(val.split()[0]) if val.split() else None
+        info["mem_total_kb" if key == "MemTotal" else "mem_available_kb"] = num
+    if s.get("loadavg"):
+        info["loadavg"] = [float(x) for x in s["loadavg"][0].split()[:3]]
+    info["devinfo_complete"] = "end" in s
+    return info
