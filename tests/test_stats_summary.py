@@ -1,0 +1,104 @@
+"""harness.stats against numpy/scipy references, on fixed-seed draws and on latencies timed here."""
+
+import time
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from harness.errors import BadInput
+from harness.stats import PRESETS, TimingPreset, bootstrap_medians, preset, summarize
+
+
+def _timed_samples(n: int) -> list[float]:
+    """Real latencies: a small matmul timed on this machine."""
+    a = np.random.default_rng(0).standard_normal((48, 48))
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        a @ a
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 2, 9, 50, 1001])
+def test_summary_matches_numpy_and_scipy(n):
+    x = np.random.default_rng(n).lognormal(mean=2.0, sigma=0.4, size=n)
+    s = summarize(x)
+    assert s["n"] == n
+    assert s["mean"] == pytest.approx(x.mean())
+    assert s["median"] == s["p50"] == pytest.approx(np.median(x))
+    assert s["p90"] == pytest.approx(np.percentile(x, 90))
+    assert s["p99"] == pytest.approx(np.percentile(x, 99))
+    assert s["std"] == pytest.approx(x.std(ddof=1) if n > 1 else 0.0)
+    assert (s["min"], s["max"]) == (x.min(), x.max())
+    assert s["trimmed_mean"] == pytest.approx(sps.trim_mean(x, 0.1))
+    assert s["cv"] == pytest.approx(s["std"] / s["mean"])
+    lo, hi = s["ci95_median"]
+    assert x.min() <= lo <= s["median"] <= hi <= x.max()
+
+
+def test_trimmed_mean_ignores_outliers_but_mean_does_not():
+    x = np.r_[np.full(90, 10.0), np.full(10, 1000.0)]
+    s = summarize(x)
+    assert s["trimmed_mean"] == pytest.approx(10.0)
+    assert s["mean"] == pytest.approx(109.0)
+
+
+@pytest.mark.parametrize("n", [7, 8, 40])
+def test_bootstrap_draw_matches_plain_resampling(n):
+    """The order-statistic draw must give the same distribution as resampling with replacement."""
+    x = np.random.default_rng(42).gamma(2.0, 3.0, size=n)
+    fast = bootstrap_medians(x, resamples=100_000, seed=1)
+    idx = np.random.default_rng(2).integers(0, n, size=(100_000, n))
+    plain = np.median(x[idx], axis=1)
+    for q in (2.5, 25, 50, 75, 97.5):
+        assert np.percentile(fast, q) == pytest.approx(np.percentile(plain, q), rel=0.02)
+    assert sps.ks_2samp(fast, plain).pvalue > 1e-3
+
+
+def test_ci_agrees_with_scipy_bootstrap():
+    x = np.random.default_rng(5).normal(20.0, 2.0, size=300)
+    ref = sps.bootstrap((x,), np.median, method="percentile", n_resamples=20_000, random_state=0).confidence_interval
+    lo, hi = summarize(x)["ci95_median"]
+    assert lo == pytest.approx(ref.low, abs=0.15)
+    assert hi == pytest.approx(ref.high, abs=0.15)
+
+
+def test_ci_is_reproducible_and_seeded():
+    x = _timed_samples(60)
+    assert summarize(x)["ci95_median"] == summarize(x)["ci95_median"]
+    assert summarize(x, seed=0)["bootstrap"]["seed"] == 0
+
+
+def test_ci_covers_the_true_median_about_95_percent_of_the_time():
+    rng = np.random.default_rng(11)
+    true_median = np.exp(1.0)  # lognormal(mu=1): median e
+    hits = sum(
+        lo <= true_median <= hi
+        for lo, hi in (summarize(rng.lognormal(1.0, 0.5, 101), seed=i)["ci95_median"] for i in range(300))
+    )
+    assert 0.90 <= hits / 300 <= 0.99
+
+
+def test_summarize_10k_samples_under_50ms():
+    x = np.random.default_rng(0).lognormal(2.0, 0.3, 10_000)
+    summarize(x)  # warm scipy imports
+    t = time.perf_counter()
+    summarize(x)
+    assert (time.perf_counter() - t) < 0.05
+
+
+def test_empty_and_bad_samples():
+    assert summarize([])["n"] == 0 and summarize([])["median"] is None
+    with pytest.raises(ValueError):
+        summarize([1.0, float("nan")])
+
+
+def test_presets():
+    assert PRESETS["quick"] == TimingPreset("quick", 3, 20, 0.0)
+    assert PRESETS["default"] == TimingPreset("default", 10, 50, 0.0)
+    assert PRESETS["mlperf"] == TimingPreset("mlperf", 10, 1024, 60.0)
+    assert preset("mlperf").iterations == 1024
+    with pytest.raises(BadInput, match="unknown timing preset 'fast'.*quick"):
+        preset("fast")

@@ -1,0 +1,104 @@
+"""Validity flags, the status they imply, and the two-sample comparison verdicts."""
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from harness.stats import compare_samples, status_for, summarize, throttle_evidence, validity_flags
+
+STEADY = {"cpus": [{"cur_khz": 2_400_000, "max_khz": 2_400_000, "governor": "performance"}] * 4,
+          "thermal": {"zone0 (cpu)": 41.0}, "battery_temp_c": 30.0}
+
+
+def _summary(n=50, cv=0.02, seed=0):
+    return summarize(np.random.default_rng(seed).normal(10.0, 10.0 * cv, n))
+
+
+def _flags(summary, before=STEADY, after=STEADY, **kw):
+    kw.setdefault("emulated", False)
+    return validity_flags(summary, info_before=before, info_after=after, **kw)
+
+
+def test_a_clean_run_has_no_flags_and_is_ok():
+    flags = _flags(_summary())
+    assert flags == [] and status_for(flags) == "ok"
+
+
+def test_too_few_samples_invalidates():
+    flags = _flags(_summary(n=5))
+    assert flags == ["too_few_samples"] and status_for(flags) == "invalid"
+    assert _flags(_summary(n=5), min_samples=5) == []
+
+
+def test_high_cv_is_a_warning_only():
+    flags = _flags(_summary(cv=0.3))
+    assert flags == ["high_cv"] and status_for(flags) == "ok"
+    assert _flags(_summary(cv=0.3), max_cv=0.5) == []
+
+
+def test_emulated_and_profiled_are_warnings_only():
+    flags = _flags(_summary(), emulated=True, profiled=True)
+    assert flags == ["emulated", "profiled"] and status_for(flags) == "ok"
+
+
+def test_frequency_drop_means_throttled():
+    after = {**STEADY, "cpus": [{"cur_khz": 1_800_000, "max_khz": 2_400_000}] * 4}
+    flags = _flags(_summary(), after=after)
+    assert flags == ["throttled"] and status_for(flags) == "invalid"
+    assert "2400 -> 1800 MHz" in throttle_evidence(STEADY, after)[0]
+
+
+def test_small_frequency_wobble_is_not_throttling():
+    after = {**STEADY, "cpus": [{"cur_khz": 2_300_000, "max_khz": 2_400_000}] * 4}
+    assert _flags(_summary(), after=after) == []
+
+
+def test_thermal_rise_means_throttled():
+    after = {**STEADY, "thermal": {"zone0 (cpu)": 58.0}}
+    assert _flags(_summary(), after=after) == ["throttled"]
+    assert _flags(_summary(), after={**STEADY, "battery_temp_c": 45.0}) == ["throttled"]
+
+
+@pytest.mark.parametrize("info", [{}, None, {"cpus": [{}], "thermal": {"z": None}}, {"cpus": "n/a"}])
+def test_missing_device_info_never_flags(info):
+    assert _flags(_summary(), before=info, after=info) == []
+    assert _flags(_summary(), before=STEADY, after=info) == []
+
+
+def test_compare_detects_a_real_speedup():
+    rng = np.random.default_rng(1)
+    a = rng.lognormal(np.log(10.0), 0.05, 60)
+    b = rng.lognormal(np.log(8.0), 0.05, 60)
+    r = compare_samples(a, b)
+    assert r["verdict"] == "faster"
+    assert r["ratio"] == pytest.approx(np.median(b) / np.median(a))
+    assert r["ratio_ci"][0] < r["ratio"] < r["ratio_ci"][1] < 1.0
+    assert r["p_value"] == pytest.approx(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    assert compare_samples(b, a)["verdict"] == "slower"
+
+
+def test_compare_same_distribution_is_not_significant():
+    rng = np.random.default_rng(2)
+    a, b = rng.lognormal(np.log(10.0), 0.2, 50), rng.lognormal(np.log(10.0), 0.2, 50)
+    assert compare_samples(a, b)["verdict"] == "no significant difference"
+
+
+def test_a_small_but_consistent_difference_is_significant():
+    """No fixed +-5% band: a 2% shift on quiet samples is real."""
+    rng = np.random.default_rng(3)
+    a = 10.0 + rng.normal(0, 0.02, 200)
+    b = 9.8 + rng.normal(0, 0.02, 200)
+    r = compare_samples(a, b)
+    assert r["verdict"] == "faster" and 0.97 < r["ratio"] < 0.99
+
+
+def test_a_large_but_noisy_difference_on_few_samples_is_not():
+    rng = np.random.default_rng(4)
+    a = rng.lognormal(np.log(10.0), 0.6, 4)
+    b = rng.lognormal(np.log(8.0), 0.6, 4)
+    assert compare_samples(a, b)["verdict"] == "no significant difference"
+
+
+def test_compare_needs_two_samples_each():
+    with pytest.raises(ValueError, match="at least 2"):
+        compare_samples([1.0], [1.0, 2.0])
