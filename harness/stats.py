@@ -8,8 +8,10 @@ Percentiles use numpy's default linear interpolation.
 
 Validity flags (RunRecord.flags) and what they do to RunRecord.status, see `status_for`:
     too_few_samples  fewer than `min_samples` timed iterations          -> status "invalid"
-    throttled        the fastest core's clock fell >10%, a frequency cap
-                     fell >10%, or a temperature rose >10 °C during the run -> status "invalid"
+    throttled        between the before/after snapshots: the highest
+                     frequency cap fell >10%, a temperature rose >10 °C, or
+                     (performance/userspace/unknown governor only) the
+                     fastest core's current clock fell >10%              -> status "invalid"
     high_cv          cv above `max_cv`: noisy, but the median and its CI
                      still say how noisy                                  -> warning only
     emulated         timed under an emulator: functional timings only,
@@ -121,25 +123,51 @@ def summarize(samples_ms: Sequence[float], seed: int = 0) -> dict[str, Any]:
     }
 
 
+def _numbers(values) -> list[float]:
+    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+
+
 def _fastest_khz(info: dict[str, Any] | None, key: str) -> float | None:
-    cpus = (info or {}).get("cpus") or []
-    vals = [c.get(key) for c in cpus if isinstance(c, dict)]
-    vals = [float(v) for v in vals if isinstance(v, (int, float)) and v > 0]
+    """Highest per-core frequency of a snapshot. Two shapes are read: {"cpus": [{"cur_khz", "max_khz"}, ...]} and
+    device_runners.devinfo's {"freq_khz": {core: khz}, "freq_max_khz": {core: khz}}."""
+    info = info if isinstance(info, dict) else {}
+    cpus = info.get("cpus")
+    vals = _numbers(c.get(key) for c in cpus if isinstance(c, dict)) if isinstance(cpus, list) else []
+    table = info.get({"cur_khz": "freq_khz", "max_khz": "freq_max_khz"}[key])
+    if isinstance(table, dict):
+        vals += _numbers(table.values())
+    vals = [v for v in vals if v > 0]
     return max(vals) if vals else None
 
 
 def _temperatures(info: dict[str, Any] | None) -> dict[str, float]:
-    info = info or {}
-    temps = {str(k): float(v) for k, v in (info.get("thermal") or {}).items() if isinstance(v, (int, float))}
-    if isinstance(info.get("battery_temp_c"), (int, float)):
+    info = info if isinstance(info, dict) else {}
+    temps: dict[str, float] = {}
+    for key in ("thermal", "temperatures_c"):
+        if isinstance(info.get(key), dict):
+            temps.update({str(k): float(v) for k, v in info[key].items() if _numbers([v])})
+    if _numbers([info.get("battery_temp_c")]):
         temps["battery"] = float(info["battery_temp_c"])
     return temps
+
+
+def _clock_is_fixed(info: dict[str, Any] | None) -> bool:
+    """True unless the snapshot names a governor other than performance/userspace (unknown counts as fixed)."""
+    info = info if isinstance(info, dict) else {}
+    govs = [c.get("governor") for c in info.get("cpus") or [] if isinstance(c, dict)]
+    g = info.get("governor")
+    govs += list(g.values()) if isinstance(g, dict) else [g]
+    govs = {x for x in govs if isinstance(x, str)}
+    return govs <= {"performance", "userspace"}
 
 
 def throttle_evidence(info_before: dict | None, info_after: dict | None) -> list[str]:
     """Why a run looks throttled, one phrase per reason; empty when nothing points that way or data is missing."""
     reasons = []
-    for key, what in (("cur_khz", "fastest core clock"), ("max_khz", "frequency cap")):
+    # Under a dynamic governor the current clock follows load (the after-snapshot is taken at rest), so only the cap
+    # and the temperatures speak for throttling there; a fixed-clock governor's current clock speaks too.
+    keys = (("cur_khz", "fastest core clock"),) if _clock_is_fixed(info_before) else ()
+    for key, what in keys + (("max_khz", "frequency cap"),):
         b, a = _fastest_khz(info_before, key), _fastest_khz(info_after, key)
         if b and a and a < b * (1 - FREQ_DROP):
             reasons.append(f"{what} {b / 1000:.0f} -> {a / 1000:.0f} MHz")

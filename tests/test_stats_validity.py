@@ -102,3 +102,21 @@ def test_a_large_but_noisy_difference_on_few_samples_is_not():
 def test_compare_needs_two_samples_each():
     with pytest.raises(ValueError, match="at least 2"):
         compare_samples([1.0], [1.0, 2.0])
+
+
+def test_devinfo_snapshot_shape_is_read_too():
+    """device_runners.devinfo reports {"freq_khz": {core: khz}, "temperatures_c": {...}}."""
+    before = {"freq_khz": {"0": 2_000_000, "1": 2_000_000}, "freq_max_khz": {"0": 2_000_000}, "temperatures_c": {"x": 40}}
+    slow = {**before, "freq_khz": {"0": 1_000_000, "1": 1_100_000}}
+    hot = {**before, "temperatures_c": {"x": 55.0}}
+    assert _flags(_summary(), before=before, after=before) == []
+    assert _flags(_summary(), before=before, after=slow) == ["throttled"]
+    assert _flags(_summary(), before=before, after=hot) == ["throttled"]
+
+
+def test_dynamic_governor_clock_dip_is_not_throttling_but_a_lower_cap_is():
+    before = {"cpus": [{"cur_khz": 2_400_000, "max_khz": 2_400_000, "governor": "schedutil"}]}
+    idle = {"cpus": [{"cur_khz": 600_000, "max_khz": 2_400_000, "governor": "schedutil"}]}
+    capped = {"cpus": [{"cur_khz": 1_500_000, "max_khz": 1_500_000, "governor": "schedutil"}]}
+    assert _flags(_summary(), before=before, after=idle) == []
+    assert _flags(_summary(), before=before, after=capped) == ["throttled"]
