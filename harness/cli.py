@@ -1,0 +1,79 @@
+"""`harness`: export programs, run them on devices, report. Thin: parse, call one function, print."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from harness.console import silence_libraries
+
+silence_libraries()  # before torch/torchao/executorch are imported anywhere
+
+from harness.commands.core import demo_command, export_command, run_command  # noqa: E402
+from harness.errors import HarnessError  # noqa: E402
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True, envvar="HARNESS_RESULTS",
+              help="Folder for the program cache, the results store and reports.")
+@click.version_option(package_name="harness")
+@click.pass_context
+def cli(ctx: click.Context, results: Path) -> None:
+    """On-device benchmarking of compact transformers (MobileBERT first) with ExecuTorch.
+
+    \b
+    Typical session:
+      harness export --model mobilebert --quant int8
+      harness run --program results/programs/<name>.pte --device host --task rotten_tomatoes
+      harness report
+    """
+    ctx.obj = {"results": results}
+
+
+cli.add_command(export_command)
+cli.add_command(run_command)
+cli.add_command(demo_command)
+
+
+def _optional_commands() -> None:
+    """Commands owned by other areas; each file adds its own."""
+    import importlib
+
+    table = [
+        ("harness.commands.report", ["report_command", "compare_command"]),
+        ("harness.commands.devices", ["devices_command"]),
+        ("harness.commands.runner", ["runner_group"]),
+        ("harness.commands.quant", ["recipes_command", "sensitivity_command"]),
+        ("harness.commands.train", ["distill_command", "train_command"]),
+    ]
+    for module, names in table:
+        mod = importlib.import_module(module)
+        for n in names:
+            cli.add_command(getattr(mod, n))
+
+
+_optional_commands()
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except HarnessError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Click commands, one file per area; harness/cli.py assembles them into the `harness` group."""

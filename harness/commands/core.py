@@ -1,0 +1,259 @@
+"""The main verbs: export, run, demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from harness.console import console, status
+
+SEQ_LENS_HELP = "Sequence length; a comma list (32,128,384) makes a sweep."
+
+
+def _seq_lens(value: str) -> list[int]:
+    try:
+        out = [int(v) for v in str(value).split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma list of integers", param_hint="--seq-len") from None
+    if not out or any(v < 1 for v in out):
+        raise click.BadParameter(f"{value!r}: lengths must be positive", param_hint="--seq-len")
+    return out
+
+
+def _export_options(f):
+    opts = [
+        click.option("--model", "model", default="mobilebert", show_default=True,
+                     help="Preset name (mobilebert, mobilebert-tiny, ib-bert-large, test-tiny, ...)."),
+        click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+                     help="Hugging Face MobileBERT checkpoint folder (config.json + weights); its shape and head win."),
+        click.option("--quant", "recipe", default="fp32", show_default=True, help="Recipe; `harness recipes` lists them."),
+        click.option("--seq-len", "seq_len", default="128", show_default=True, help=SEQ_LENS_HELP),
+        click.option("--head", default="sequence_classification", show_default=True,
+                     help="Head for a preset: sequence_classification, question_answering, masked_lm, base."),
+        click.option("--num-labels", default=2, show_default=True, type=int, help="Classes of a classification head."),
+        click.option("--group-size", default=32, show_default=True, type=int, help="int4 weight group size."),
+        click.option("--quant-embedding", type=click.Choice(["8w", "4w"]), default=None,
+                     help="Quantize the embedding tables too."),
+        click.option("--keep-fp32", multiple=True, metavar="PATTERN",
+                     help="Keep modules whose name matches (glob) in float; repeatable."),
+        click.option("--calibration", default=64, show_default=True, type=int,
+                     help="Real examples used to calibrate static recipes."),
+        click.option("--allow-partial", is_flag=True, help="Export even if heavy ops stay outside XNNPACK."),
+        click.option("--min-agreement", default=0.99, show_default=True, type=float,
+                     help="Top-1 agreement with fp32 eager below which the program is marked failed."),
+        click.option("--numerics-task", default="rotten_tomatoes", show_default=True,
+                     help="Real text used to check numerics against fp32 eager ('none' to skip)."),
+        click.option("--numerics-samples", default=64, show_default=True, type=int),
+        click.option("--force", is_flag=True, help="Re-export even if the program is in the cache."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _export_requests(model, checkpoint, recipe, seq_len, head, num_labels, group_size, quant_embedding, keep_fp32,
+                     calibration, allow_partial, min_agreement, numerics_task, numerics_samples, force,
+                     out=None, name=None):
+    from harness.export import ExportRequest
+    from harness.recipes import RecipeOptions
+
+    reqs = []
+    for s in _seq_lens(seq_len):
+        opts = RecipeOptions(group_size=group_size, quant_embedding=quant_embedding, keep_fp32=list(keep_fp32),
+                             allow_partial=allow_partial)
+        reqs.append(ExportRequest(
+            model=model, checkpoint=checkpoint, recipe=recipe, seq_len=s, head=head, num_labels=num_labels,
+            options=opts, out_dir=out, name=name, force=force, calibration_samples=calibration,
+            numerics_task=None if numerics_task.lower() == "none" else numerics_task,
+            numerics_samples=numerics_samples, min_agreement=min_agreement))
+    return reqs
+
+
+def _do_export(req, results: Path):
+    from harness.export import export
+
+    with status(f"exporting {req.checkpoint or req.model} ({req.recipe}, seq {req.seq_len})") as update:
+        res = export(req, results, progress=update)
+    _print_export(res)
+    return res
+
+
+def _print_export(res) -> None:
+    m = res.manifest
+    d = m.delegation or {}
+    where = "from cache" if res.cached else f"in {m.export_seconds:.1f} s, peak RSS {m.export_peak_rss_mb:.0f} MB"
+    console.print(f"[bold]{res.program}[/bold]  ({m.program_bytes / 1e6:.2f} MB, {where})")
+    console.print(f"  model {m.model}{' (untrained random weights)' if m.random_weights else ''}, head {m.head}, "
+                  f"recipe {m.recipe}, seq_len {m.seq_len}")
+    outside = ", ".join(f"{k} x{v}" for k, v in d.get("outside_by_op", {}).items()) or "none"
+    console.print(f"  XNNPACK: {d.get('pieces', '?')} pieces, {d.get('ops_delegated', '?')} ops delegated; "
+                  f"outside: {outside}")
+    n = m.numerics or {}
+    if n:
+        parts = [f"top-1 agreement {n.get('agreement', n.get('top1_agreement', float('nan'))):.4f}"]
+        for k in ("max_rel_logit_error", "rel_logit_error_max"):
+            if k in n:
+                parts.append(f"max rel logit error {n[k]:.2e}")
+                break
+        if n.get("accuracy") is not None:
+            parts.append(f"accuracy {n['accuracy']:.4f} (fp32 eager {n.get('reference_accuracy', float('nan')):.4f})")
+        console.print(f"  numerics vs fp32 eager on {n.get('n', '?')} {n.get('task', '')} examples: " + ", ".join(parts))
+    if m.status != "ok":
+        console.print(f"[red]  FAILED: {m.status_reason}[/red]")
+
+
+@click.command("export")
+@_export_options
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write NAME.pte + NAME.json here (the cache stays under RESULTS/programs).")
+@click.option("--name", default=None, help="Program name (default MODEL-RECIPE-sSEQ).")
+@click.pass_context
+def export_command(ctx, out, name, **kw):
+    """Export a model to an ExecuTorch program (.pte + .json manifest), lowered to XNNPACK.
+
+    \b
+    Examples:
+      harness export --model mobilebert --quant fp32 --seq-len 128
+      harness export --checkpoint ./my-mobilebert-sst2 --quant int8 --out programs/
+      harness export --model mobilebert --quant int4 --group-size 64 --seq-len 32,128,384
+    """
+    failed = 0
+    for req in _export_requests(**kw, out=out, name=name):
+        res = _do_export(req, ctx.obj["results"])
+        failed += res.manifest.status != "ok"
+    if failed:
+        ctx.exit(3)
+
+
+@click.command("run")
+@click.option("--program", type=click.Path(path_type=Path), default=None,
+              help="A .pte to run (with or without a harness manifest). Or give --model/--checkpoint/--quant.")
+@_export_options
+@click.option("--device", default="host", show_default=True, help="Device profile; `harness devices` lists them.")
+@click.option("--runner", default="native", show_default=True, type=click.Choice(["native", "python"]),
+              help="native: the C++ runner (default); python: ExecuTorch's Python runtime (host only).")
+@click.option("--timing", "timing_preset", type=click.Choice(["quick", "default", "mlperf"]), default="default",
+              show_default=True, help="Warmup/iterations/min-seconds preset; the flags below override it.")
+@click.option("--iterations", type=int, default=None, help="Timed iterations (at least).")
+@click.option("--warmup", type=int, default=None, help="Untimed warmup iterations.")
+@click.option("--min-seconds", type=float, default=None, help="Keep timing until this many seconds have passed.")
+@click.option("--threads", type=int, default=None, help="Runner threads (default: the device profile's).")
+@click.option("--affinity", default=None, help="CPU list to pin the runner to, e.g. 4-7 or 0,1.")
+@click.option("--task", default=None, help="Score real examples of this task through the program (rotten_tomatoes, sst2, FILE).")
+@click.option("--samples", type=int, default=None, help="Examples fed to the program (default 8; 200 with --task).")
+@click.option("--profile", "profile_run", is_flag=True, help="Collect an ETDump (flagged; never mixed with timing runs).")
+@click.option("--cooldown", type=float, default=0.0, help="Wait up to this many seconds for temperatures to settle.")
+@click.option("--repeat", type=int, default=1, show_default=True, help="Back-to-back runs of the same program.")
+@click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds before the run is killed.")
+@click.option("--devices-file", type=click.Path(path_type=Path), default=None, help="Extra device catalog (TOML).")
+@click.option("--address", default=None, help="ssh address user@host[:port] for ssh devices.")
+@click.option("--serial", default=None, help="adb serial for Android devices.")
+@click.pass_context
+def run_command(ctx, program, device, runner, timing_preset, iterations, warmup, min_seconds, threads, affinity,
+                task, samples, profile_run, cooldown, repeat, timeout, devices_file, address, serial, **export_kw):
+    """Run a program on a device, store one RunRecord per run, print a summary.
+
+    \b
+    Examples:
+      harness run --program results/programs/mobilebert-fp32-s128-*.pte --device host
+      harness run --model mobilebert --quant int8 --device emu-arm64 --task rotten_tomatoes --samples 50
+      harness run --model mobilebert --quant int8 --seq-len 32,128,384 --device pixel7 --timing mlperf
+    """
+    from harness import bench, stats
+
+    results = ctx.obj["results"]
+    if repeat < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--repeat")
+    t = stats.preset(timing_preset)
+    programs = [program] if program is not None else [
+        _do_export(req, results).program for req in _export_requests(**export_kw)]
+    failed = 0
+    for prog in programs:
+        for _ in range(repeat):
+            req = bench.RunRequest(
+                program=prog, device=device, runner=runner,
+                warmup=t.warmup if warmup is None else warmup,
+                iterations=t.iterations if iterations is None else iterations,
+                min_seconds=t.min_seconds if min_seconds is None else min_seconds,
+                threads=threads, affinity=affinity, task=task,
+                samples=samples if samples is not None else (200 if task else 8),
+                profile=profile_run, cooldown=cooldown, timeout=timeout, devices_file=devices_file,
+                address=address, serial=serial)
+            with status(f"running {Path(prog).name} on {device}") as update:
+                rec = bench.run(req, results, progress=update)
+            _print_run(rec)
+            failed += rec.status == "failed"
+    if failed:
+        ctx.exit(3)
+
+
+def _print_run(rec) -> None:
+    color = {"ok": "green", "invalid": "yellow", "failed": "red"}.get(rec.status, "white")
+    console.print(f"[{color}]{rec.status}[/{color}] run {rec.run_id}: {rec.model} {rec.recipe or ''} "
+                  f"seq {rec.seq_len} on {rec.device} ({rec.runner} runner, {rec.threads} threads)"
+                  + ("  [emulated: timings are functional only]" if rec.emulated else ""))
+    if rec.status == "failed":
+        console.print(f"  error: {rec.error}")
+        return
+    lat = rec.latency
+    ci = lat.get("ci95_median") or [float("nan"), float("nan")]
+    console.print(f"  latency p50 {lat['median']:.2f} ms (95% CI {ci[0]:.2f}-{ci[1]:.2f}), p90 {lat['p90']:.2f} ms, "
+                  f"n={lat['n']}, cv {lat['cv']:.3f}; load {rec.load_ms:.1f} ms, first inference "
+                  f"{rec.first_inference_ms:.1f} ms")
+    mem = rec.memory
+    console.print(f"  memory: peak RSS {mem.get('peak_rss_mb')} MB ({mem.get('peak_rss_method')}), "
+                  f"program {mem.get('program_mb')} MB")
+    acc = rec.accuracy
+    if acc:
+        parts = []
+        if "value" in acc:
+            parts.append(f"{acc['metric']} {acc['value']:.4f}")
+        if "agreement_fp32" in acc:
+            parts.append(f"top-1 agreement with fp32 eager {acc['agreement_fp32']:.4f}, "
+                         f"max rel logit error {acc['max_rel_logit_error']:.2e}")
+        if acc.get("gate"):
+            parts.append("gate " + ("passed" if acc["gate"]["passed"] else "FAILED"))
+        console.print(f"  accuracy on {acc['n']} {acc.get('task')} examples: " + "; ".join(parts)
+                      + (f"  ({acc['note']})" if acc.get("note") else ""))
+    if rec.flags:
+        console.print(f"  flags: {', '.join(rec.flags)}")
+
+
+@click.command("demo")
+@click.option("--model", default="mobilebert", show_default=True, help="Preset to export and run.")
+@click.option("--quant", "recipes", default="fp32,int8", show_default=True, help="Comma list of recipes.")
+@click.option("--seq-len", type=int, default=128, show_default=True)
+@click.option("--samples", type=int, default=100, show_default=True, help="Real examples scored per run.")
+@click.pass_context
+def demo_command(ctx, model, recipes, seq_len, samples):
+    """The main job on the embedded default: export, run on the host with offline data, print the report.
+
+    \b
+    Example:
+      harness demo                      # full-size MobileBERT, fp32 and int8, host, Rotten Tomatoes
+    """
+    from harness import bench
+    from harness.commands.report import report_command
+    from harness.recipes import RECIPES
+
+    results = ctx.obj["results"]
+    ok = True
+    for recipe in [r for r in recipes.split(",") if r]:
+        if recipe not in RECIPES:
+            console.print(f"[yellow]skipping recipe {recipe}: not available[/yellow]")
+            continue
+        kw = dict(model=model, checkpoint=None, recipe=recipe, seq_len=str(seq_len), head="sequence_classification",
+                  num_labels=2, group_size=32, quant_embedding=None, keep_fp32=(), calibration=64,
+                  allow_partial=False, min_agreement=0.99, numerics_task="rotten_tomatoes", numerics_samples=64,
+                  force=False)
+        res = _do_export(_export_requests(**kw)[0], results)
+        req = bench.RunRequest(program=res.program, device="host", task="rotten_tomatoes", samples=samples)
+        with status(f"running {res.program.name} on host") as update:
+            rec = bench.run(req, results, progress=update)
+        _print_run(rec)
+        ok &= rec.status != "failed"
+    console.print()
+    ctx.invoke(report_command, fmt="md", output=None, model=None, device=None, recipe=None)
+    if not ok:
+        ctx.exit(3)

@@ -1,0 +1,221 @@
+"""Reports over stored runs: one row per model x recipe x device x seq_len x runner x threads.
+
+Fields this module reads from a RunRecord (besides the plain ones):
+    latency   harness.stats.summarize(...) of the run's samples (recomputed from latencies_ms when those exist)
+    memory    {"peak_rss_mb", "pss_mb", "method", "arena_mb", "program_mb"}; program size falls back to
+              manifest["program_bytes"]. MB here means MiB (2**20 bytes) everywhere.
+    accuracy  {"task", "n", "metric", "value", "agreement_fp32", "max_rel_logit_error", "gate"}, where gate is
+              {"passed": bool, "rule": str} (a bare bool or "pass"/"fail" is read too)
+    profile   {"ops": [{"name", "ms", "backend": "XNNPACK" | "portable"}]} (harness/plots.py draws it)
+
+A group's latency pools the samples of its "ok" runs (its "invalid" runs when no run is ok); failed runs only count
+and show their error. Speed-up and accuracy delta are against the fp32 group of the same model, device, seq_len,
+runner and threads (any single fp32 group of that model/device/seq_len when those differ). Emulated groups get their
+own section and are never ranked or compared with hardware.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import median
+from typing import Any, Iterable
+
+import pandas as pd
+
+from harness.errors import BadInput
+from harness.records import RunRecord
+from harness.stats import summarize
+
+FORMATS = ("md", "csv", "json", "html")
+BASELINE_RECIPE = "fp32"
+NO_RUNS = "no runs yet: measure one with `harness run` (or `harness demo`), then run `harness report` again"
+MIB = float(1 << 20)
+
+KEY = ("model", "recipe", "device", "seq_len", "runner", "threads")
+
+
+@dataclass
+class Group:
+    """Runs that share a KEY and a section; `samples` pools the latencies the row is computed from."""
+
+    key: tuple
+    emulated: bool
+    runs: list[RunRecord] = field(default_factory=list)
+
+    @property
+    def measured(self) -> list[RunRecord]:
+        ok = [r for r in self.runs if r.status == "ok"]
+        return ok or [r for r in self.runs if r.status == "invalid"]
+
+    @property
+    def failed(self) -> list[RunRecord]:
+        return [r for r in self.runs if r.status == "failed"]
+
+    @property
+    def samples(self) -> list[float]:
+        return [float(x) for r in self.measured for x in r.latencies_ms]
+
+    @property
+    def random_weights(self) -> bool:
+        return any(random_weights(r) for r in self.runs)
+
+    @property
+    def label(self) -> str:
+        model, recipe, device, seq_len, runner, threads = self.key
+        return f"{model} {recipe} s{seq_len} {runner} t{threads} @{device}"
+
+
+def random_weights(r: RunRecord) -> bool | None:
+    """True when the program was exported without a trained checkpoint (record field, else its manifest)."""
+    if r.random_weights is not None:
+        return bool(r.random_weights)
+    return (r.manifest or {}).get("random_weights")
+
+
+def group_runs(records: Iterable[RunRecord]) -> list[Group]:
+    groups: dict[tuple, Group] = {}
+    for r in records:
+        key = tuple(getattr(r, k) for k in KEY)
+        g = groups.setdefault((bool(r.emulated),) + key, Group(key, bool(r.emulated)))
+        g.runs.append(r)
+    return list(groups.values())
+
+
+def _med(values: Iterable[Any]) -> float | None:
+    vals = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return median(vals) if vals else None
+
+
+def _program_mb(r: RunRecord) -> float | None:
+    if isinstance((r.memory or {}).get("program_mb"), (int, float)):
+        return float(r.memory["program_mb"])
+    size = (r.manifest or {}).get("program_bytes")
+    return size / MIB if isinstance(size, (int, float)) and size > 0 else None
+
+
+def gate_result(accuracy: dict | None) -> str:
+    """"pass" / "fail" / "" from an accuracy dict's gate, whichever shape it has."""
+    gate = (accuracy or {}).get("gate")
+    if isinstance(gate, dict):
+        gate = gate.get("passed", gate.get("pass", gate.get("status")))
+    if isinstance(gate, bool):
+        return "pass" if gate else "fail"
+    if isinstance(gate, str) and gate.lower() in ("pass", "passed", "ok", "fail", "failed"):
+        return "pass" if gate.lower() in ("pass", "passed", "ok") else "fail"
+    return ""
+
+
+def _row(g: Group) -> dict[str, Any]:
+    model, recipe, device, seq_len, runner, threads = g.key
+    measured = g.measured
+    samples = g.samples
+    lat = summarize(samples) if samples else {}
+    p50 = lat.get("p50") if lat else _med((r.latency or {}).get("p50") for r in measured)
+    ci = lat.get("ci95_median") or [None, None]
+    acc_run = next((r for r in reversed(measured) if r.accuracy and r.accuracy.get("value") is not None), None)
+    acc = acc_run.accuracy if acc_run else {}
+    last_failed = g.failed[-1] if g.failed else None
+    weights = {True: "random", False: "trained", None: ""}[
+        True if g.random_weights else (False if all(random_weights(r) is False for r in g.runs) else None)
+    ]
+    status = "ok" if any(r.status == "ok" for r in g.runs) else ("invalid" if measured else "failed")
+    return {
+        "section": "emulated" if g.emulated else "hardware",
+        "model": model, "recipe": recipe, "device": device, "seq_len": seq_len, "runner": runner,
+        "threads": threads, "weights": weights, "status": status,
+        "n_runs": len(measured), "n_failed": len(g.failed), "n_samples": len(samples),
+        "p50_ms": p50, "p50_ci_low": ci[0], "p50_ci_high": ci[1],
+        "p90_ms": lat.get("p90") if lat else _med((r.latency or {}).get("p90") for r in measured),
+        "cv": lat.get("cv") if lat else None,
+        "speedup_vs_fp32": None, "rank": None,
+        "program_mb": _med(_program_mb(r) for r in g.runs),
+        "peak_rss_mb": _med((r.memory or {}).get("peak_rss_mb") for r in measured),
+        "rss_method": next(((r.memory or {}).get("method") for r in measured if (r.memory or {}).get("method")), ""),
+        "load_ms": _med(r.load_ms for r in measured),
+        "first_inference_ms": _med(r.first_inference_ms for r in measured),
+        "accuracy_metric": acc.get("metric", ""), "accuracy": acc.get("value"), "accuracy_delta_vs_fp32": None,
+        "accuracy_gate": gate_result(acc),
+        "flags": ", ".join(sorted({f for r in measured for f in r.flags})),
+        "error": (last_failed.error or "failed").splitlines()[0] if last_failed else "",
+        "run_ids": " ".join(r.run_id for r in g.runs),
+    }
+
+
+def _baseline(row: dict, rows: list[dict]) -> dict | None:
+    same = [b for b in rows if b["recipe"] == BASELINE_RECIPE and b["p50_ms"] and b["section"] == row["section"]
+            and all(b[k] == row[k] for k in ("model", "device", "seq_len"))]
+    exact = [b for b in same if b["runner"] == row["runner"] and b["threads"] == row["threads"]]
+    return exact[0] if exact else (same[0] if len(same) == 1 else None)
+
+
+def build_table(records: Iterable[RunRecord]) -> pd.DataFrame:
+    """One row per group (see the module docstring), hardware before emulated, fastest first within a device."""
+    rows = [_row(g) for g in group_runs(records)]
+    for row in rows:
+        base = _baseline(row, rows)
+        if base and row["p50_ms"]:
+            row["speedup_vs_fp32"] = base["p50_ms"] / row["p50_ms"]
+            if base["accuracy"] is not None and row["accuracy"] is not None \
+                    and base["accuracy_metric"] == row["accuracy_metric"]:
+                row["accuracy_delta_vs_fp32"] = row["accuracy"] - base["accuracy"]
+    ranked: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["section"] == "hardware" and row["status"] == "ok" and row["p50_ms"]:
+            ranked.setdefault((row["model"], row["device"], row["seq_len"]), []).append(row)
+    for peers in ranked.values():
+        for i, row in enumerate(sorted(peers, key=lambda r: r["p50_ms"]), 1):
+            row["rank"] = i
+    rows.sort(key=lambda r: (r["section"] != "hardware", str(r["device"]), str(r["model"]), r["seq_len"] or 0,
+                             r["p50_ms"] if r["p50_ms"] is not None else math.inf))
+    return pd.DataFrame(rows, columns=list(rows[0]) if rows else list(_row(Group(KEY, False))))
+
+
+def table_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The table as JSON-safe dicts (NaN -> None)."""
+    return json.loads(df.to_json(orient="records"))
+
+
+def render(records: Iterable[RunRecord], fmt: str, output: Path | None = None) -> str:
+    """The report as text in fmt (md, csv, json, html); also written to output when given."""
+    if fmt not in FORMATS:
+        raise BadInput(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    records = list(records)
+    df = build_table(records)
+    if fmt == "md":
+        from harness.report_md import render_md
+
+        text = render_md(df, records) if records else NO_RUNS + "\n"
+    elif fmt == "csv":
+        text = df.to_csv(index=False) if records else NO_RUNS + "\n"
+    elif fmt == "json":
+        from harness.report_v3 import benchmark_v3
+
+        payload = {"format": "harness-report/1", "table": table_records(df),
+                   "records": [r.to_dict() for r in records], "executorch_benchmark_v3": benchmark_v3(records)}
+        if not records:
+            payload["message"] = NO_RUNS
+        text = json.dumps(payload, indent=1, default=str)
+    else:
+        from harness.report_html import render_html
+
+        text = render_html(df, records)
+    if output is not None:
+        write_text(Path(output), text)
+    return text
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write atomically; a path that cannot be written is a BadInput naming it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise BadInput(f"cannot write the report to {path}: {e.strerror or e}") from None

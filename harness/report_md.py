@@ -1,0 +1,98 @@
+"""The report table as terminal-friendly markdown: hardware, emulated and failed runs in their own sections."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import pandas as pd
+
+from harness.records import RunRecord
+
+EMULATED_NOTE = "functional timings only (emulator): never ranked or compared with hardware"
+RANDOM_NOTE = "weights=random: untrained (random) weights, so accuracy means nothing; latency and memory are real"
+
+
+def _num(v: Any, digits: int = 2) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
+
+
+def _p50(r: pd.Series) -> str:
+    if _num(r["p50_ms"]) == "":
+        return ""
+    ci = f" [{_num(r['p50_ci_low'])}-{_num(r['p50_ci_high'])}]" if _num(r["p50_ci_low"]) else ""
+    return _num(r["p50_ms"]) + ci
+
+
+def _acc(r: pd.Series) -> str:
+    return f"{r['accuracy_metric']} {_num(r['accuracy'], 4)}" if _num(r["accuracy"]) else ""
+
+
+def _delta(r: pd.Series) -> str:
+    d = r["accuracy_delta_vs_fp32"]
+    return "" if _num(d) == "" else f"{d:+.4f}"
+
+
+def _speedup(r: pd.Series) -> str:
+    return "" if _num(r["speedup_vs_fp32"]) == "" else f"{r['speedup_vs_fp32']:.2f}x"
+
+
+def _runs(r: pd.Series) -> str:
+    return f"{r['n_runs']}" + (f" (+{r['n_failed']} failed)" if r["n_failed"] else "")
+
+
+COLUMNS: list[tuple[str, Callable[[pd.Series], str]]] = [
+    ("model", lambda r: str(r["model"])),
+    ("recipe", lambda r: str(r["recipe"])),
+    ("device", lambda r: str(r["device"])),
+    ("seq", lambda r: _num(r["seq_len"])),
+    ("runner", lambda r: str(r["runner"] or "")),
+    ("thr", lambda r: _num(r["threads"])),
+    ("weights", lambda r: r["weights"]),
+    ("p50 ms [95% CI]", _p50),
+    ("p90 ms", lambda r: _num(r["p90_ms"])),
+    ("speed-up vs fp32", _speedup),
+    ("rank", lambda r: _num(r["rank"])),
+    ("program MB", lambda r: _num(r["program_mb"])),
+    ("peak RSS MB", lambda r: _num(r["peak_rss_mb"], 1)),
+    ("load ms", lambda r: _num(r["load_ms"], 1)),
+    ("1st inf ms", lambda r: _num(r["first_inference_ms"], 1)),
+    ("accuracy", _acc),
+    ("Δ vs fp32", _delta),
+    ("gate", lambda r: r["accuracy_gate"]),
+    ("flags", lambda r: r["flags"]),
+    ("status", lambda r: r["status"]),
+    ("runs", _runs),
+]
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> str:
+    """A pipe table padded to column width, so it reads in a terminal as well as rendered."""
+    cells = [header] + [[c.replace("|", "\\|") for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    line = lambda row: "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
+    return "\n".join([line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in cells[1:]])
+
+
+def render_md(df: pd.DataFrame, records: list[RunRecord]) -> str:
+    out = [f"# harness report: {len(records)} runs, {len(df)} groups", ""]
+    for section, title in (("hardware", "Hardware"), ("emulated", f"Emulated ({EMULATED_NOTE})")):
+        part = df[(df["section"] == section) & (df["status"] != "failed")]
+        if part.empty:
+            continue
+        out += [f"## {title}", "", md_table([c for c, _ in COLUMNS], [[f(r) for _, f in COLUMNS] for _, r in part.iterrows()]), ""]
+    failed = [r for r in records if r.status == "failed"]
+    if failed:
+        rows = [[r.run_id, r.device or "", r.model or "", r.recipe or "", (r.error or "").splitlines()[0] if r.error else ""]
+                for r in failed]
+        out += ["## Failed runs", "", md_table(["run", "device", "model", "recipe", "error"], rows), ""]
+    notes = []
+    if (df["weights"] == "random").any():
+        notes.append(RANDOM_NOTE)
+    if (df["status"] == "invalid").any():
+        notes.append("status=invalid: measured, but a validity flag (too_few_samples, throttled) makes the numbers "
+                     "untrustworthy; see docs/statistics.md")
+    out += [f"- {n}" for n in notes]
+    return "\n".join(out).rstrip() + "\n"
