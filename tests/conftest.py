@@ -29,3 +29,15 @@ def require_tool(*names: str) -> None:
     if os.environ.get("HARNESS_REQUIRE_DEVICES") == "1":
         pytest.fail(msg)
     pytest.skip(msg)
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    """One real test-tiny fp32 program (seq 16) exported through the harness, shared by the session's tests."""
+    from harness.console import silence_libraries
+    from harness.export import ExportRequest, export
+
+    silence_libraries()
+    results = tmp_path_factory.mktemp("results")
+    res = export(ExportRequest(model="test-tiny", seq_len=16, numerics_samples=16), results)
+    return results, res

@@ -1,0 +1,111 @@
+"""Every user mistake gives one line naming the culprit and a non-zero exit, never a traceback, and leaves the
+results store and earlier runs intact."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HARNESS = [sys.executable, "-m", "harness.cli"]
+
+
+def harness(*args: str, results: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, HARNESS_RESULTS=str(results))
+    return subprocess.run([*HARNESS, *args], capture_output=True, text=True, timeout=600, env=env)
+
+
+def assert_user_error(proc: subprocess.CompletedProcess, *must_name: str) -> None:
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr + proc.stdout
+    err = proc.stderr.strip()
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines, "no error message"
+    for s in must_name:
+        assert s in err, f"{s!r} not named in: {err}"
+
+
+@pytest.fixture()
+def damaged(tiny_export, tmp_path):
+    """Damaged copies of a real program: empty, truncated, garbage, bit-flipped (with and without manifest)."""
+    _, res = tiny_export
+    data = res.program.read_bytes()
+    out = {}
+    out["empty"] = tmp_path / "empty.pte"
+    out["empty"].write_bytes(b"")
+    out["truncated"] = tmp_path / "truncated.pte"
+    out["truncated"].write_bytes(data[: len(data) // 3])
+    out["garbage"] = tmp_path / "garbage.pte"
+    out["garbage"].write_bytes(os.urandom(4096))
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 0x10
+    out["flipped"] = tmp_path / "flipped.pte"
+    out["flipped"].write_bytes(bytes(flipped))
+    shutil.copyfile(res.program.with_suffix(".json"), tmp_path / "flipped.json")
+    header = bytearray(data)
+    for i in range(8, 64):
+        header[i] ^= 0xFF
+    out["header"] = tmp_path / "header.pte"
+    out["header"].write_bytes(bytes(header))
+    return out
+
+
+@pytest.mark.parametrize("kind", ["empty", "truncated", "garbage", "flipped", "header"])
+def test_damaged_program_is_refused_and_store_kept(kind, damaged, tiny_export, tmp_path):
+    results, res = tiny_export
+    ok = harness("run", "--program", str(res.program), "--runner", "python", "--iterations", "3", "--warmup", "1",
+                 results=results)
+    assert ok.returncode == 0, ok.stderr
+    before = harness("report", "--format", "csv", results=results).stdout
+    proc = harness("run", "--program", str(damaged[kind]), "--runner", "python", "--iterations", "3",
+                   results=results)
+    assert_user_error(proc, damaged[kind].name)
+    after = harness("report", "--format", "csv", results=results).stdout
+    # the earlier runs are all still there (a failed load may add its own failed row, never remove one)
+    assert all(line in after for line in before.strip().splitlines()[1:])
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["export", "--model", "no-such-preset"], ["no-such-preset"]),
+        (["export", "--model", "test-tiny", "--quant", "int3"], ["int3"]),
+        (["export", "--checkpoint", "/nonexistent/ckpt"], ["/nonexistent/ckpt"]),
+        (["export", "--model", "test-tiny", "--seq-len", "0"], ["--seq-len"]),
+        (["run", "--program", "/nonexistent/x.pte"], ["/nonexistent/x.pte"]),
+        (["run", "--program", "PROGRAM", "--iterations", "0"], ["--iterations"]),
+        (["run", "--program", "PROGRAM", "--device", "no-such-device"], ["no-such-device"]),
+        (["report", "--format", "docx"], ["docx"]),
+    ],
+)
+def test_bad_flags_name_the_culprit(args, named, tiny_export, tmp_path):
+    results, res = tiny_export
+    args = [str(res.program) if a == "PROGRAM" else a for a in args]
+    assert_user_error(harness(*args, results=tmp_path / "r"), *named)
+
+
+def test_checkpoint_without_config(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "model.safetensors").write_bytes(b"not really")
+    assert_user_error(harness("export", "--checkpoint", str(ckpt), results=tmp_path / "r"), "config.json")
+
+
+def test_checkpoint_with_mismatched_shapes(tmp_path):
+    from transformers import MobileBertConfig, MobileBertForSequenceClassification
+
+    cfg = MobileBertConfig(vocab_size=100, embedding_size=16, hidden_size=32, intra_bottleneck_size=16,
+                           true_hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           num_feedforward_networks=1, max_position_embeddings=64)
+    ckpt = tmp_path / "ckpt"
+    MobileBertForSequenceClassification(cfg).save_pretrained(ckpt)
+    import json
+
+    c = json.loads((ckpt / "config.json").read_text())
+    c["intermediate_size"] = 48  # the weights no longer fit the config
+    (ckpt / "config.json").write_text(json.dumps(c))
+    assert_user_error(harness("export", "--checkpoint", str(ckpt), results=tmp_path / "r"), "shape")

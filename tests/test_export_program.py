@@ -1,0 +1,70 @@
+"""harness export: a real program and manifest, cached, numerically the eager model, lowered to XNNPACK."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from harness import delegation
+from harness.export import ExportRequest, ProgramModule, build_model, example_inputs, export
+from harness.manifest import ProgramManifest, sha256_file
+
+
+def test_manifest_describes_the_program(tiny_export):
+    _, res = tiny_export
+    m = ProgramManifest.read(res.program.with_suffix(".json"))
+    assert res.program.stat().st_size == m.program_bytes
+    assert sha256_file(res.program) == m.program_sha256
+    assert [i.name for i in m.inputs] == ["input_ids", "attention_mask", "token_type_ids"]
+    assert all(i.shape == [1, 16] and i.dtype == "int64" for i in m.inputs)
+    assert m.recipe == "fp32" and m.model == "test-tiny" and m.random_weights
+    assert m.versions["executorch"] == "1.5.1" and m.versions["torch"].startswith("2.13.0")
+    assert m.export_seconds > 0 and m.delegation["pieces"] >= 1
+    # fp32 program vs fp32 eager on real text: must agree perfectly
+    assert m.numerics["n"] == 16 and m.status == "ok"
+
+
+def test_no_heavy_op_left_outside_xnnpack(tiny_export):
+    _, res = tiny_export
+    d = res.manifest.delegation
+    assert delegation.heavy_ops_outside(d) == {}
+    assert d["delegated_by_op"].get("aten_linear_default", 0) > 0
+    assert d["delegated_by_op"].get("aten__softmax_default", 0) > 0
+
+
+def test_heavy_op_gate_refuses_partial_lowering():
+    import pytest
+
+    from harness.errors import ExportError
+
+    summary = {"outside_by_op": {"aten_linear_default": 3, "aten_embedding_default": 1}}
+    with pytest.raises(ExportError, match="aten_linear_default x3"):
+        delegation.check(summary, allow_partial=False)
+    delegation.check(summary, allow_partial=True)
+
+
+def test_program_matches_eager(tiny_export):
+    from executorch.runtime import Runtime
+
+    _, res = tiny_export
+    model, head, _, _ = build_model(ExportRequest(model="test-tiny"))
+    ref = ProgramModule(model, head)
+    ids, mask, types = example_inputs(16, res.manifest.vocab_size, seed=7)
+    mask[0, 12:] = 0  # padding must be handled identically
+    program = Runtime.get().load_program(str(res.program))
+    got = program.load_method("forward").execute([ids, mask, types])[0]
+    with torch.no_grad():
+        want = ref(ids, mask, types)[0]
+    np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_second_export_comes_from_cache_and_out_dir_publishes(tiny_export, tmp_path):
+    results, first = tiny_export
+    again = export(ExportRequest(model="test-tiny", seq_len=16, numerics_samples=16, out_dir=tmp_path), results)
+    assert again.cached
+    assert again.program == tmp_path / "test-tiny-fp32-s16.pte"
+    assert sha256_file(again.program) == first.manifest.program_sha256
+    assert json.loads((tmp_path / "test-tiny-fp32-s16.json").read_text())["cache_key"] == first.manifest.cache_key
+    assert not list(tmp_path.glob("*.tmp*"))
