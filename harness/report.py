@@ -2,10 +2,11 @@
 
 Fields this module reads from a RunRecord (besides the plain ones):
     latency   harness.stats.summarize(...) of the run's samples (recomputed from latencies_ms when those exist)
-    memory    {"peak_rss_mb", "pss_mb", "method", "arena_mb", "program_mb"}; program size falls back to
-              manifest["program_bytes"]. MB here means MiB (2**20 bytes) everywhere.
-    accuracy  {"task", "n", "metric", "value", "agreement_fp32", "max_rel_logit_error", "gate"}, where gate is
-              {"passed": bool, "rule": str} (a bare bool or "pass"/"fail" is read too)
+    memory    {"peak_rss_mb" (kB / 1024 as the OS reports it), "peak_rss_method", "pss_mb", "pss_method",
+              "program_mb" (10**6 bytes, as harness/bench.py writes it), "arena_mb", "arena_method"};
+              program size falls back to manifest["program_bytes"] / 1e6
+    accuracy  {"task", "n", "metric", "value", "agreement_fp32", "max_rel_logit_error", "reference_value",
+              "gate": {"ratio", "passed": bool}} (harness/accuracy.py; a bare bool or "pass"/"fail" gate is read too)
     profile   {"ops": [{"name", "ms", "backend": "XNNPACK" | "portable"}]} (harness/plots.py draws it)
 
 A group's latency pools the samples of its "ok" runs (its "invalid" runs when no run is ok); failed runs only count
@@ -33,7 +34,7 @@ from harness.stats import summarize
 FORMATS = ("md", "csv", "json", "html")
 BASELINE_RECIPE = "fp32"
 NO_RUNS = "no runs yet: measure one with `harness run` (or `harness demo`), then run `harness report` again"
-MIB = float(1 << 20)
+PROGRAM_MB = 1e6  # bytes per MB for program sizes, matching harness/bench.py
 
 KEY = ("model", "recipe", "device", "seq_len", "runner", "threads")
 
@@ -94,7 +95,7 @@ def _program_mb(r: RunRecord) -> float | None:
     if isinstance((r.memory or {}).get("program_mb"), (int, float)):
         return float(r.memory["program_mb"])
     size = (r.manifest or {}).get("program_bytes")
-    return size / MIB if isinstance(size, (int, float)) and size > 0 else None
+    return size / PROGRAM_MB if isinstance(size, (int, float)) and size > 0 else None
 
 
 def gate_result(accuracy: dict | None) -> str:
@@ -116,7 +117,7 @@ def _row(g: Group) -> dict[str, Any]:
     lat = summarize(samples) if samples else {}
     p50 = lat.get("p50") if lat else _med((r.latency or {}).get("p50") for r in measured)
     ci = lat.get("ci95_median") or [None, None]
-    acc_run = next((r for r in reversed(measured) if r.accuracy and r.accuracy.get("value") is not None), None)
+    acc_run = next((r for r in reversed(measured) if r.accuracy), None)
     acc = acc_run.accuracy if acc_run else {}
     last_failed = g.failed[-1] if g.failed else None
     weights = {True: "random", False: "trained", None: ""}[
@@ -134,11 +135,12 @@ def _row(g: Group) -> dict[str, Any]:
         "speedup_vs_fp32": None, "rank": None,
         "program_mb": _med(_program_mb(r) for r in g.runs),
         "peak_rss_mb": _med((r.memory or {}).get("peak_rss_mb") for r in measured),
-        "rss_method": next(((r.memory or {}).get("method") for r in measured if (r.memory or {}).get("method")), ""),
+        "rss_method": next((m.get("peak_rss_method") or m.get("method") for m in (r.memory or {} for r in measured)
+                            if m.get("peak_rss_method") or m.get("method")), ""),
         "load_ms": _med(r.load_ms for r in measured),
         "first_inference_ms": _med(r.first_inference_ms for r in measured),
         "accuracy_metric": acc.get("metric", ""), "accuracy": acc.get("value"), "accuracy_delta_vs_fp32": None,
-        "accuracy_gate": gate_result(acc),
+        "agreement_fp32": acc.get("agreement_fp32"), "accuracy_gate": gate_result(acc),
         "flags": ", ".join(sorted({f for r in measured for f in r.flags})),
         "error": (last_failed.error or "failed").splitlines()[0] if last_failed else "",
         "run_ids": " ".join(r.run_id for r in g.runs),
@@ -171,7 +173,10 @@ def build_table(records: Iterable[RunRecord]) -> pd.DataFrame:
             row["rank"] = i
     rows.sort(key=lambda r: (r["section"] != "hardware", str(r["device"]), str(r["model"]), r["seq_len"] or 0,
                              r["p50_ms"] if r["p50_ms"] is not None else math.inf))
-    return pd.DataFrame(rows, columns=list(rows[0]) if rows else list(_row(Group(KEY, False))))
+    df = pd.DataFrame(rows, columns=list(rows[0]) if rows else list(_row(Group(KEY, False))))
+    for col in ("rank", "n_runs", "n_failed", "n_samples"):
+        df[col] = df[col].astype("Int64")  # integers that may be missing, not floats
+    return df
 
 
 def table_records(df: pd.DataFrame) -> list[dict[str, Any]]:

@@ -9,12 +9,12 @@ import pandas as pd
 
 from harness.records import RunRecord
 
-EMULATED_NOTE = "functional timings only (emulator): never ranked or compared with hardware"
+EMULATED_NOTE = "functional timings only, from an emulator: never ranked or compared with hardware"
 RANDOM_NOTE = "weights=random: untrained (random) weights, so accuracy means nothing; latency and memory are real"
 
 
 def _num(v: Any, digits: int = 2) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
         return ""
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
@@ -61,6 +61,7 @@ COLUMNS: list[tuple[str, Callable[[pd.Series], str]]] = [
     ("1st inf ms", lambda r: _num(r["first_inference_ms"], 1)),
     ("accuracy", _acc),
     ("Δ vs fp32", _delta),
+    ("agree fp32", lambda r: _num(r["agreement_fp32"], 3)),
     ("gate", lambda r: r["accuracy_gate"]),
     ("flags", lambda r: r["flags"]),
     ("status", lambda r: r["status"]),
