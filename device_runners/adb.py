@@ -1,0 +1,205 @@
+"""An Android device reached through an adb server: adbutils for the server protocol, shell v2 for exit codes,
+sync for files."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import select
+import shlex
+import socket
+import stat
+import struct
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import adbutils
+from adbutils.errors import AdbError
+
+from device_runners.base import Transport, TransportError
+from device_runners.ssh import check_cleanup_path, kill_tree_command, split_pid_line, with_pid_line
+
+PROPS = ("ro.product.model", "ro.product.manufacturer", "ro.product.cpu.abi", "ro.build.version.release",
+         "ro.build.version.sdk", "ro.soc.model")
+_ERRORS = (AdbError, OSError, EOFError, subprocess.SubprocessError)
+
+
+class AdbTransport(Transport):
+    """One device of an adb server; with no serial, the only attached device."""
+
+    kind = "adb"
+
+    def __init__(self, serial: str | None = None, host: str = "127.0.0.1", port: int = 5037,
+                 workdir: str = "/data/local/tmp/harness"):
+        self.serial = serial
+        self.host, self.port = host, int(port)
+        self._workdir = workdir
+        self._client = adbutils.AdbClient(host=host, port=self.port)
+        self._device: adbutils.AdbDevice | None = None
+
+    def workdir(self) -> str:
+        return self._workdir
+
+    def _name(self) -> str:
+        return f"adb device {self.serial or '(any)'} (server {self.host}:{self.port})"
+
+    def _dev(self) -> adbutils.AdbDevice:
+        if self._device is not None:
+            return self._device
+        try:
+            infos = self._client.list()
+        except _ERRORS as e:
+            raise TransportError(f"{self._name()}: adb server not reachable: {e}") from None
+        ready = [i.serial for i in infos if i.state == "device"]
+        if self.serial is None:
+            if len(ready) != 1:
+                found = ", ".join(f"{i.serial} ({i.state})" for i in infos) or "none"
+                raise TransportError(f"{self._name()}: expected exactly one attached device, found {found}: "
+                                     "choose one with --serial or the profile's serial variable")
+            self.serial = ready[0]
+        elif self.serial not in ready:
+            state = next((i.state for i in infos if i.serial == self.serial), None)
+            why = (f"is {state}" + (" (accept the USB debugging prompt on the phone)" if state == "unauthorized"
+                                    else "")) if state else \
+                f"is not attached (attached: {', '.join(ready) or 'none'})"
+            raise TransportError(f"{self._name()} {why}")
+        self._device = self._client.device(self.serial)
+        return self._device
+
+    def _gone(self, e: BaseException | str) -> TransportError:
+        self._device = None
+        return TransportError(f"{self._name()}: connection lost: {e}")
+
+    def shell(self, cmd: str, timeout: float | None = None) -> tuple[int, str, str]:
+        rc, out, err = self._shell_v2(with_pid_line(cmd), timeout, label=cmd)
+        _, out = split_pid_line(out)
+        return rc, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def _shell_v2(self, script: str, timeout: float | None, label: str) -> tuple[int, bytes, bytes]:
+        dev = self._dev()
+        try:
+            c = dev.open_transport(timeout=None)
+        except _ERRORS as e:
+            raise self._gone(e) from None
+        try:
+            try:
+                c.send_command("shell,v2,raw:" + script)
+                c.check_okay()
+                c.conn.sendall(struct.pack("<BI", 4, 0))  # close stdin: a command that reads it must not hang
+            except _ERRORS as e:
+                raise self._gone(e) from None
+            return self._read_packets(c.conn, timeout, label)
+        finally:
+            c.close()
+
+    def _read_packets(self, sock: socket.socket, timeout: float | None, label: str) -> tuple[int, bytes, bytes]:
+        buf, out, err = bytearray(), bytearray(), bytearray()
+        pid = None
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        while True:
+            wait = 1.0 if deadline is None else deadline - time.monotonic()
+            if wait <= 0:
+                if pid is not None:
+                    self._kill(pid)
+                raise TimeoutError(f"{self._name()}: `{label[:80]}` still running after {timeout:g} s (killed)")
+            ready, _, _ = select.select([sock], [], [], min(wait, 1.0))
+            if not ready:
+                continue
+            try:
+                chunk = sock.recv(1 << 16)
+            except OSError as e:
+                raise self._gone(e) from None
+            if not chunk:
+                raise self._gone("closed before the command reported its exit code")
+            buf += chunk
+            while len(buf) >= 5:
+                kind, n = struct.unpack("<BI", buf[:5])
+                if len(buf) < 5 + n:
+                    break
+                data, buf = bytes(buf[5:5 + n]), buf[5 + n:]
+                if kind == 1:
+                    out += data
+                    if pid is None:
+                        pid, _ = split_pid_line(bytes(out[:200]))
+                elif kind == 2:
+                    err += data
+                elif kind == 3:
+                    return data[0], bytes(out), bytes(err)
+
+    def _kill(self, pid: int) -> None:
+        try:
+            self._shell_v2(kill_tree_command(pid), 15, label="kill")
+        except (TransportError, TimeoutError):
+            pass  # the device went away; nothing left to kill from here
+
+    def push(self, local: Path, remote: str) -> None:
+        """Copy a file or a directory tree (keeping permission bits) to `remote`; adbd creates the parents."""
+        local = Path(local)
+        if not local.exists():
+            raise FileNotFoundError(f"{local}: no such file to push to {self._name()}")
+        files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
+        sync = adbutils.Sync(self._dev())
+        for path in files:
+            rel = path.relative_to(local).as_posix()
+            target = remote if rel == "." else posixpath.join(remote, rel)
+            try:
+                sync.push(path, target, mode=stat.S_IMODE(path.stat().st_mode), check=True)
+            except _ERRORS as e:
+                raise self._gone(f"push {path} -> {target} failed: {e}") from None
+        if local.is_dir() and not files:
+            self.shell(f"mkdir -p {shlex.quote(remote)}", timeout=30)
+
+    def pull(self, remote: str, local: Path) -> None:
+        """Copy a file (or a directory) back; a missing one raises FileNotFoundError (adbutils would not)."""
+        sync = adbutils.Sync(self._dev())
+        try:
+            st = sync.stat(remote)
+            if st.mode == 0:
+                raise FileNotFoundError(f"{remote}: no such file on {self._name()}")
+            Path(local).parent.mkdir(parents=True, exist_ok=True)
+            sync.pull(remote, Path(local), exist_ok=True)
+        except FileNotFoundError:
+            raise
+        except _ERRORS as e:
+            raise self._gone(f"pull {remote} failed: {e}") from None
+
+    def cleanup(self, remote_dir: str) -> None:
+        """Delete a scratch directory under the workdir."""
+        path = check_cleanup_path(remote_dir, self._workdir)
+        rc, _, err = self.shell(f"rm -rf -- {shlex.quote(path)}", timeout=60)
+        if rc != 0:
+            raise TransportError(f"{self._name()}: cannot remove {path}: {err.strip()}")
+
+    def android_info(self) -> dict[str, Any]:
+        """Build properties and the battery (temperature is the phone's best single thermal throttling hint)."""
+        script = "".join(f'echo "{p}=$(getprop {p})"; ' for p in PROPS) + "echo @@battery; dumpsys battery"
+        _, out, _ = self.shell(script, timeout=30)
+        props_text, _, battery = out.partition("@@battery")
+        props = dict(line.split("=", 1) for line in props_text.splitlines() if "=" in line)
+        info: dict[str, Any] = {"android_props": {k: v for k, v in props.items() if v}}
+        if props.get("ro.product.model"):
+            info["model"] = props["ro.product.model"]
+        if props.get("ro.product.cpu.abi"):
+            info["abi"] = props["ro.product.cpu.abi"]
+        if props.get("ro.build.version.release"):
+            info["os"] = f"Android {props['ro.build.version.release']}"
+        for key, field, scale in (("temperature", "battery_temp_c", 10.0), ("level", "battery_level", 1)):
+            m = re.search(rf"^\s*{key}:\s*(-?\d+)\s*$", battery, re.M)
+            if m:
+                info[field] = int(m.group(1)) / scale if scale != 1 else int(m.group(1))
+        return info
+
+    def info(self) -> dict[str, Any]:
+        from device_runners.devinfo import DEVINFO_SCRIPT, parse_devinfo
+        _, out, _ = self.shell(DEVINFO_SCRIPT, timeout=60)
+        info = parse_devinfo(out)
+        if "os" in info:
+            info["os_build"] = info.pop("os")  # on Android the snippet reports ro.build.description
+        info.update(self.android_info())
+        info.update(transport="adb", serial=self.serial)
+        return info
+
+    def close(self) -> None:
+        self._device = None

@@ -1,0 +1,156 @@
+"""The device catalog: built-in profiles from devices.toml, extended by the user's own file, and the transport
+each profile reaches its device through."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import tomllib
+from pathlib import Path
+
+from device_runners.base import DeviceProfile, Transport, TransportError
+from harness.errors import BadInput, HarnessError
+
+BUILTIN = Path(__file__).with_name("devices.toml")
+ABIS = ("x86_64", "arm64-v8a")
+TRANSPORTS = ("local", "qemu", "ssh", "adb")
+_FIELDS = {f.name: f for f in dataclasses.fields(DeviceProfile)}
+
+
+def user_catalog_path() -> Path:
+    """~/.config/harness/devices.toml (or under $XDG_CONFIG_HOME)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "harness" / "devices.toml"
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:  # its message ends with "(at line N, column M)"
+        raise BadInput(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read device catalog: {e.strerror}") from None
+
+
+def _check_fields(path: Path, name: str, table: object) -> dict:
+    if not isinstance(table, dict):
+        raise BadInput(f"{path}: [{name}] must be a table of profile fields, e.g. abi = \"arm64-v8a\"")
+    unknown = sorted(set(table) - set(_FIELDS) - {"name"})
+    if unknown:
+        raise BadInput(f"{path}: [{name}] has unknown field(s) {', '.join(unknown)}; "
+                       f"known: {', '.join(sorted(_FIELDS))}")
+    if "options" in table and not isinstance(table["options"], dict):
+        raise BadInput(f"{path}: [{name}] options must be a table")
+    for key in ("threads",):
+        if key in table and (not isinstance(table[key], int) or table[key] < 1):
+            raise BadInput(f"{path}: [{name}] {key} must be a positive integer, got {table[key]!r}")
+    return {k: v for k, v in table.items() if k != "name"}
+
+
+def _validate(path: Path, p: DeviceProfile) -> None:
+    if p.abi not in ABIS:
+        raise BadInput(f"{path}: [{p.name}] abi {p.abi!r} is not one of {', '.join(ABIS)}")
+    if p.transport not in TRANSPORTS:
+        raise BadInput(f"{path}: [{p.name}] transport {p.transport!r} is not one of {', '.join(TRANSPORTS)}")
+
+
+def load_catalog(extra: Path | None = None) -> dict[str, DeviceProfile]:
+    """Built-in profiles, then the user's file, then `extra`; a later file overrides the fields it names."""
+    files = [BUILTIN]
+    if user_catalog_path().is_file():
+        files.append(user_catalog_path())
+    if extra is not None:
+        extra = Path(extra)
+        if not extra.is_file():
+            raise BadInput(f"{extra}: device catalog file not found")
+        files.append(extra)
+    profiles: dict[str, DeviceProfile] = {}
+    for path in files:
+        for name, table in _read_toml(path).items():
+            fields = _check_fields(path, name, table)
+            if name in profiles:
+                options = {**profiles[name].options, **fields.pop("options", {})}
+                profile = dataclasses.replace(profiles[name], options=options, **fields)
+            else:
+                missing = [k for k in ("abi", "transport") if k not in fields]
+                if missing:
+                    raise BadInput(f"{path}: new device [{name}] needs {' and '.join(missing)}")
+                profile = DeviceProfile(name=name, **fields)
+            _validate(path, profile)
+            profiles[name] = profile
+    return profiles
+
+
+def get_profile(name: str, extra: Path | None = None, address: str | None = None,
+                serial: str | None = None) -> DeviceProfile:
+    """The named profile with its address/serial resolved: flag, then catalog field, then its environment variable."""
+    catalog = load_catalog(extra)
+    if name not in catalog:
+        raise BadInput(f"unknown device {name!r}; known devices: {', '.join(sorted(catalog))} "
+                       f"(add yours to {user_catalog_path()})")
+    p = catalog[name]
+    from_env = os.environ.get(p.address_env) if p.address_env else None
+    if p.transport == "ssh":
+        p = dataclasses.replace(p, address=address or p.address or from_env or None)
+    elif p.transport == "adb":
+        p = dataclasses.replace(p, serial=serial or p.serial or from_env or None)
+    return p
+
+
+def make_transport(profile: DeviceProfile) -> Transport:
+    """The transport for a profile; nothing is contacted until it is used."""
+    opts = profile.options
+    if profile.transport == "local":
+        from device_runners.local import LocalTransport
+        return LocalTransport()
+    if profile.transport == "qemu":
+        from device_runners.qemu import QemuTransport
+        return QemuTransport(Path(opts["sandbox"]) if opts.get("sandbox") else None)
+    if profile.transport == "ssh":
+        if not profile.address:
+            hint = f"set {profile.address_env}=user@host[:port] or " if profile.address_env else ""
+            raise BadInput(f"device {profile.name} has no ssh address: {hint}pass --address user@host[:port]")
+        from device_runners.ssh import SshTransport
+        password = os.environ.get(opts["password_env"]) if opts.get("password_env") else None
+        return SshTransport(profile.address, key_file=opts.get("key_file"), password=password,
+                            workdir=profile.workdir, connect_timeout=float(opts.get("connect_timeout", 10)))
+    if profile.transport == "adb":
+        from device_runners.adb import AdbTransport
+        host = opts.get("adb_host") or os.environ.get("ANDROID_ADB_SERVER_HOST") or "127.0.0.1"
+        port = int(opts.get("adb_port") or os.environ.get("ANDROID_ADB_SERVER_PORT") or 5037)
+        return AdbTransport(serial=profile.serial, host=host, port=port, workdir=profile.workdir)
+    raise BadInput(f"device {profile.name}: unknown transport {profile.transport!r}")
+
+
+def reachable(profile: DeviceProfile, timeout: float = 10.0) -> tuple[bool, str]:
+    """Whether the device answers a trivial command right now, and why not when it does not."""
+    if profile.transport == "qemu" and shutil.which("qemu-aarch64") is None:
+        return False, "qemu-aarch64 not installed (apt-get install qemu-user)"
+    try:
+        transport = make_transport(profile)
+    except ImportError as e:
+        return False, f"transport not available: {e}"
+    except HarnessError as e:
+        return False, str(e)
+    try:
+        rc, out, err = transport.shell("echo ok", timeout=timeout)
+        if rc != 0 or out.strip() != "ok":
+            return False, f"`echo ok` gave exit code {rc}: {(err or out).strip()[:200]}"
+        return True, _where(profile, transport)
+    except TransportError as e:
+        return False, str(e)
+    except TimeoutError:
+        return False, f"no answer within {timeout:g} s"
+    finally:
+        transport.close()
+
+
+def _where(profile: DeviceProfile, transport: Transport) -> str:
+    serial = getattr(transport, "serial", None)
+    if profile.transport == "adb" and serial:
+        return f"adb device {serial} answers"
+    if profile.transport == "ssh":
+        return f"{profile.address} answers"
+    return "answers"

@@ -1,0 +1,242 @@
+"""A device reached over ssh (a Raspberry Pi, an ARM board): paramiko for commands, SFTP for files."""
+
+from __future__ import annotations
+
+import getpass
+import posixpath
+import re
+import select
+import shlex
+import socket
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import paramiko
+
+from device_runners.base import Transport, TransportError
+
+# The first stdout line of every command carries the pid of the shell running it: on a timeout we kill that
+# shell's whole process tree (and its process group), so nothing keeps running on the device.
+PID_MARK = "@@harness-pid:"
+_PID_LINE = re.compile(rb"^" + re.escape(PID_MARK.encode()) + rb"(\d+)\n", re.M)
+
+
+def with_pid_line(cmd: str) -> str:
+    """`cmd` as a POSIX sh script that first prints its shell's pid; `exit $?` keeps sh from exec-ing the last
+    command, so a command killed by a signal still reports 128+signal instead of no status at all."""
+    return f"echo {PID_MARK}$$\n{cmd}\nexit $?"
+
+
+def split_pid_line(out: bytes) -> tuple[int | None, bytes]:
+    """The pid printed by with_pid_line, and stdout without that line."""
+    m = _PID_LINE.search(out)
+    if not m:
+        return None, out
+    return int(m.group(1)), out[:m.start()] + out[m.end():]
+
+
+def kill_tree_command(pid: int) -> str:
+    """Kill a shell and every descendant, leaves first (so none is re-parented away), then its process group."""
+    return (f"k() {{ for c in $(pgrep -P $1 2>/dev/null); do k $c; done; kill -9 $1 2>/dev/null; }}; "
+            f"k {pid}; kill -9 -- -{pid} 2>/dev/null; true")
+
+
+def check_cleanup_path(remote_dir: str, workdir: str) -> str:
+    """Refuse to delete anything outside the harness workdir (a typo must never become `rm -rf /`)."""
+    path = posixpath.normpath(remote_dir)
+    root = posixpath.normpath(workdir)
+    if not path.startswith("/") or root in ("/", "") or not (path == root or path.startswith(root + "/")):
+        raise ValueError(f"cleanup({remote_dir!r}) is outside the harness workdir {workdir}")
+    return path
+
+
+def parse_address(address: str) -> tuple[str, str, int]:
+    """'user@host[:port]' (user optional, IPv6 in brackets) -> (user, host, port)."""
+    user, _, hostport = address.rpartition("@")
+    m = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?|([^:\[\]]+)(?::(\d+))?", hostport)
+    if not m or not hostport:
+        raise TransportError(f"ssh address {address!r} is not user@host[:port]")
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4) or 22)
+    return user or getpass.getuser(), host, port
+
+
+class SshTransport(Transport):
+    """Commands through paramiko, files through SFTP; one connection, opened on first use."""
+
+    kind = "ssh"
+
+    def __init__(self, address: str, key_file: str | Path | None = None, password: str | None = None,
+                 workdir: str = "/tmp/harness", connect_timeout: float = 10):
+        self.address = address
+        self.user, self.host, self.port = parse_address(address)
+        self.key_file = str(key_file) if key_file else None
+        self.password = password
+        self._workdir = workdir
+        self.connect_timeout = connect_timeout
+        self._client: paramiko.SSHClient | None = None
+
+    def workdir(self) -> str:
+        return self._workdir
+
+    def _connect(self) -> paramiko.SSHClient:
+        if self._client is not None and self._client.get_transport() and self._client.get_transport().is_active():
+            return self._client
+        self.close()
+        client = paramiko.SSHClient()
+        client.load_system_host_keys()  # a changed key of a known host still fails (BadHostKeyException)
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        explicit = bool(self.key_file or self.password)
+        try:
+            client.connect(self.host, port=self.port, username=self.user, key_filename=self.key_file,
+                           password=self.password, timeout=self.connect_timeout,
+                           banner_timeout=self.connect_timeout, auth_timeout=self.connect_timeout,
+                           look_for_keys=not explicit, allow_agent=not explicit)
+        except paramiko.AuthenticationException as e:
+            how = f"key {self.key_file}" if self.key_file else "password" if self.password else "agent/default keys"
+            raise TransportError(f"ssh {self.address}: authentication failed for user {self.user} ({how}): {e}") \
+                from None
+        except socket.gaierror as e:
+            raise TransportError(f"ssh {self.address}: unknown host {self.host} ({e.strerror})") from None
+        except (socket.timeout, TimeoutError):
+            raise TransportError(f"ssh {self.address}: no answer within {self.connect_timeout:g} s") from None
+        except paramiko.ssh_exception.NoValidConnectionsError as e:
+            raise TransportError(f"ssh {self.address}: connection refused ({e.strerror})") from None
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise TransportError(f"ssh {self.address}: cannot connect: {e}") from None
+        self._client = client
+        return client
+
+    def _dropped(self, e: BaseException | None = None) -> TransportError:
+        self.close()
+        why = f": {e}" if e else ""
+        return TransportError(f"ssh {self.address}: connection lost{why}")
+
+    def shell(self, cmd: str, timeout: float | None = None) -> tuple[int, str, str]:
+        client = self._connect()
+        transport = client.get_transport()
+        try:
+            chan = transport.open_session(timeout=self.connect_timeout)
+            chan.exec_command("exec sh -c " + shlex.quote(with_pid_line(cmd)))
+            chan.shutdown_write()
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise self._dropped(e) from None
+        out, err = bytearray(), bytearray()
+        pid = None
+        deadline = time.monotonic() + timeout if timeout is not None else None
+        while True:
+            done = chan.closed or (chan.eof_received and chan.status_event.is_set())
+            while chan.recv_ready():
+                out += chan.recv(1 << 16)
+            while chan.recv_stderr_ready():
+                err += chan.recv_stderr(1 << 16)
+            if pid is None:
+                pid, _ = split_pid_line(bytes(out[:200]))
+            if done:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                chan.close()
+                if pid is not None:
+                    self._kill(pid)
+                raise TimeoutError(f"ssh {self.address}: `{cmd[:80]}` still running after {timeout:g} s (killed)")
+            select.select([chan], [], [], 0.05)
+        status = chan.recv_exit_status()
+        if status == -1:
+            # Channels close before the transport is marked inactive: give it a moment to tell a drop apart.
+            for _ in range(20):
+                if not transport.is_active():
+                    raise self._dropped(transport.get_exception()) from None
+                time.sleep(0.05)
+        _, out_b = split_pid_line(bytes(out))
+        return status, out_b.decode(errors="replace"), err.decode(errors="replace")
+
+    def _kill(self, pid: int) -> None:
+        try:
+            chan = self._connect().get_transport().open_session(timeout=self.connect_timeout)
+            chan.exec_command(kill_tree_command(pid))
+            chan.recv_exit_status()
+        except (paramiko.SSHException, OSError, EOFError, TransportError):
+            pass  # the connection went away; the command's fate is beyond reach
+
+    def _sftp(self) -> paramiko.SFTPClient:
+        try:
+            return self._connect().open_sftp()
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise self._dropped(e) from None
+
+    @staticmethod
+    def _mkdir_p(sftp: paramiko.SFTPClient, path: str) -> None:
+        parts = [p for p in path.split("/") if p]
+        current = "/" if path.startswith("/") else ""
+        for part in parts:
+            current = posixpath.join(current, part) if current else part
+            try:
+                sftp.stat(current)
+            except FileNotFoundError:
+                sftp.mkdir(current)
+
+    def push(self, local: Path, remote: str) -> None:
+        """Copy a file or a directory tree (keeping permission bits) to `remote`, creating parents."""
+        local = Path(local)
+        if not local.exists():
+            raise FileNotFoundError(f"{local}: no such file to push to {self.address}")
+        sftp = self._sftp()
+        try:
+            if local.is_dir():
+                for path in sorted([local, *local.rglob("*")]):
+                    rel = path.relative_to(local).as_posix()
+                    target = remote if rel == "." else posixpath.join(remote, rel)
+                    if path.is_dir():
+                        self._mkdir_p(sftp, target)
+                    else:
+                        sftp.put(str(path), target)
+                        sftp.chmod(target, stat.S_IMODE(path.stat().st_mode))
+            else:
+                self._mkdir_p(sftp, posixpath.dirname(remote))
+                sftp.put(str(local), remote)
+                sftp.chmod(remote, stat.S_IMODE(local.stat().st_mode))
+        except (paramiko.SSHException, EOFError, socket.error) as e:
+            if isinstance(e, (FileNotFoundError, PermissionError)):
+                raise
+            raise self._dropped(e) from None
+        finally:
+            sftp.close()
+
+    def pull(self, remote: str, local: Path) -> None:
+        """Copy one file back; a missing remote file raises FileNotFoundError naming it."""
+        sftp = self._sftp()
+        try:
+            try:
+                sftp.stat(remote)
+            except FileNotFoundError:
+                raise FileNotFoundError(f"{remote}: no such file on {self.address}") from None
+            Path(local).parent.mkdir(parents=True, exist_ok=True)
+            sftp.get(remote, str(local))
+        except (paramiko.SSHException, EOFError) as e:
+            raise self._dropped(e) from None
+        finally:
+            sftp.close()
+
+    def cleanup(self, remote_dir: str) -> None:
+        """Delete a scratch directory under the workdir."""
+        path = check_cleanup_path(remote_dir, self._workdir)
+        rc, _, err = self.shell(f"rm -rf -- {shlex.quote(path)}", timeout=60)
+        if rc != 0:
+            raise TransportError(f"ssh {self.address}: cannot remove {path}: {err.strip()}")
+
+    def info(self) -> dict[str, Any]:
+        from device_runners.devinfo import DEVINFO_SCRIPT, parse_devinfo
+        rc, out, err = self.shell(DEVINFO_SCRIPT, timeout=60)
+        info = parse_devinfo(out)
+        info.update(transport="ssh", address=self.address)
+        return info
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # closing a dead connection may raise anything paramiko has
+                pass
+            self._client = None

@@ -1,0 +1,485 @@
+"""A loopback adb server for tests: it speaks the adb server protocol (host services, shell v1/v2, sync) well
+enough for adbutils 2.12 and Debian's adb 29, and plays one arm64 "phone" whose /data/local/tmp is a sandbox.
+
+How the phone is faked:
+- Paths: every "/data/local/tmp" in a command or a sync path is rewritten to the sandbox, and back in output.
+- Commands run with `sh -c` in their own session (like adbd), cwd = the sandbox; `getprop` and `dumpsys` are
+  shims on PATH that answer the model, ABI, Android release and battery temperature.
+- arm64 programs: binfmt_misc is not mounted here, so in each simple command (split at ; & | && || newlines)
+  the first word naming an aarch64 ELF file gets `qemu-aarch64 -cpu cortex-a76 -L <root>` put before it
+  (never QEMU's default -cpu max: it advertises SME and XNNPACK then gives wrong int8 outputs). <root> holds
+  data/local/tmp -> sandbox, so a program whose interpreter or files are at /data/local/tmp paths finds them.
+  A relative path is resolved against the last `cd DIR` in the command. Words inside a nested quoted
+  `sh -c '...'` are not rewritten.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import socketserver
+import struct
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+DEVICE_ROOT = "/data/local/tmp"
+FEATURES = "shell_v2,cmd,fixed_push_mkdir"  # no stat_v2/ls_v2/sendrecv_v2: the v1 sync protocol is all we speak
+QEMU = ["qemu-aarch64", "-cpu", "cortex-a76"]
+_SEPARATORS = ";&|\n()"
+
+
+def _is_aarch64_elf(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return False
+    return len(head) == 20 and head[:4] == b"\x7fELF" and struct.unpack("<H", head[18:20])[0] == 183
+
+
+def _words(cmd: str):
+    """(start offset, unquoted text, separator-before) for each shell word; enough quoting for our rewrites."""
+    i, n, new_segment = 0, len(cmd), True
+    while i < n:
+        c = cmd[i]
+        if c in " \t":
+            i += 1
+            continue
+        if c in _SEPARATORS:
+            new_segment = True
+            i += 1
+            continue
+        start, text = i, []
+        while i < n and cmd[i] not in " \t" + _SEPARATORS:
+            c = cmd[i]
+            if c == "'":
+                j = cmd.find("'", i + 1)
+                j = n if j < 0 else j
+                text.append(cmd[i + 1:j])
+                i = j + 1
+            elif c == '"':
+                j = i + 1
+                while j < n and cmd[j] != '"':
+                    j += 2 if cmd[j] == "\\" else 1
+                text.append(cmd[i + 1:j])
+                i = j + 1
+            elif c == "\\" and i + 1 < n:
+                text.append(cmd[i + 1])
+                i += 2
+            else:
+                text.append(c)
+                i += 1
+        yield start, "".join(text), new_segment
+        new_segment = False
+
+
+def rewrite_for_qemu(cmd: str, cwd: Path, qemu_root: Path) -> str:
+    """Put qemu-aarch64 before the first aarch64 ELF word of each simple command."""
+    inserts, cur_dir = [], cwd
+    first = None  # first word of the current simple command
+    done = False
+    for start, word, new_segment in _words(cmd):
+        if new_segment:
+            first, position, done = word, 0, False
+        else:
+            position += 1
+        if first == "cd" and position == 1:
+            cur_dir = cur_dir / word
+            continue
+        if done or "/" not in word:
+            continue
+        if _is_aarch64_elf(cur_dir / word):
+            inserts.append(start)
+            done = True
+    prefix = " ".join(QEMU + ["-L", str(qemu_root)]) + " "
+    for start in reversed(inserts):
+        cmd = cmd[:start] + prefix + cmd[start:]
+    return cmd
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.server.standin._serve(self.request)
+
+
+class _Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class AdbStandin:
+    """`with AdbStandin(tmp) as adb:` an adb server on adb.host:adb.port with one device, adb.serial."""
+
+    def __init__(self, sandbox: Path, serial: str = "emulator-standin", model: str = "Pixel 7 (stand-in)",
+                 extra_serials: tuple[str, ...] = (), abi: str = "arm64-v8a", release: str = "14",
+                 battery_temp_decicelsius: int = 312):
+        self.sandbox = Path(sandbox).resolve()
+        self.serial = serial
+        self.serials = [serial, *extra_serials]
+        self.props = {"ro.product.model": model, "ro.product.cpu.abi": abi,
+                      "ro.build.version.release": release, "ro.serialno": serial}
+        self.battery_temp = battery_temp_decicelsius
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._server: _Server | None = None
+        self._socks: set[socket.socket] = set()
+        self._procs: set[subprocess.Popen] = set()
+        self._lock = threading.Lock()
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self.requests: list[str] = []  # every service asked for, for tests that check what a client sent
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    def __enter__(self) -> "AdbStandin":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self.sandbox.mkdir(parents=True, exist_ok=True)
+        self._tmp = tempfile.TemporaryDirectory(prefix="adb-standin-")
+        tmp = Path(self._tmp.name)
+        self.bin = tmp / "bin"
+        self.bin.mkdir()
+        self.qemu_root = tmp / "root"
+        (self.qemu_root / "data" / "local").mkdir(parents=True)
+        (self.qemu_root / "data" / "local" / "tmp").symlink_to(self.sandbox)
+        self._write_shims()
+        self._server = _Server((self.host, 0), _Handler)
+        self._server.standin = self
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        """The phone vanishes: stop listening, drop every connection mid-whatever, kill running commands."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        with self._lock:
+            socks, procs = list(self._socks), list(self._procs)
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        for p in procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            p.wait()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def _write_shims(self) -> None:
+        cases = "".join(f"  {k}) echo '{v}' ;;\n" for k, v in self.props.items())
+        listing = "".join(f"echo '[{k}]: [{v}]'\n" for k, v in self.props.items())
+        (self.bin / "getprop").write_text(
+            f"#!/bin/sh\nif [ $# -eq 0 ]; then\n{listing}exit 0\nfi\ncase \"$1\" in\n{cases}  *) echo ;;\nesac\n")
+        (self.bin / "dumpsys").write_text(
+            "#!/bin/sh\n[ \"$1\" = battery ] || { echo \"Can't find service: $1\"; exit 0; }\n"
+            "cat <<EOF\nCurrent Battery Service state:\n  AC powered: false\n  USB powered: true\n"
+            f"  status: 2\n  health: 2\n  present: true\n  level: 87\n  scale: 100\n  voltage: 4213\n"
+            f"  temperature: {self.battery_temp}\n  technology: Li-ion\nEOF\n")
+        for f in self.bin.iterdir():
+            f.chmod(0o755)
+
+    # --- device side -----------------------------------------------------------------------------------------
+
+    def to_host(self, text: str) -> str:
+        return text.replace(DEVICE_ROOT, str(self.sandbox))
+
+    def to_device(self, data: bytes) -> bytes:
+        return data.replace(str(self.sandbox).encode(), DEVICE_ROOT.encode())
+
+    def _host_path(self, device_path: str) -> Path | None:
+        if device_path == DEVICE_ROOT or device_path.startswith(DEVICE_ROOT + "/"):
+            return Path(self.to_host(device_path))
+        return None
+
+    def _spawn(self, cmd: str) -> subprocess.Popen:
+        cmd = rewrite_for_qemu(self.to_host(cmd), self.sandbox, self.qemu_root)
+        env = dict(os.environ, PATH=f"{self.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                   ANDROID_SERIAL=self.serial)
+        p = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=self.sandbox, env=env, start_new_session=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        with self._lock:
+            self._procs.add(p)
+        return p
+
+    def _reap(self, p: subprocess.Popen) -> int:
+        rc = p.wait()
+        with self._lock:
+            self._procs.discard(p)
+        return rc if rc >= 0 else 128 - rc  # a signal death reads like sh reports it: 128 + signal
+
+    # --- protocol ----------------------------------------------------------------------------------------------
+
+    def _serve(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # else ~40 ms stalls per small packet
+        with self._lock:
+            self._socks.add(sock)
+        try:
+            self._session(_Conn(sock))
+        except (OSError, EOFError):
+            pass  # client went away or stop() dropped us
+        finally:
+            with self._lock:
+                self._socks.discard(sock)
+            try:
+                sock.close()
+            except OSError:
+                pass
+
+    def _session(self, c: "_Conn") -> None:
+        device = None
+        while True:
+            req = c.request()
+            if req is None:
+                return
+            self.requests.append(req)
+            if device is not None:
+                return self._device_service(c, req)
+            device = self._host_service(c, req)
+            if device is None:
+                return
+
+    def _pick(self, c: "_Conn", serial: str | None) -> str | None:
+        if serial is None:
+            if len(self.serials) > 1:
+                c.fail("more than one device/emulator")
+                return None
+            return self.serials[0]
+        if serial not in self.serials:
+            c.fail(f"device '{serial}' not found")
+            return None
+        return serial
+
+    def _host_service(self, c: "_Conn", req: str) -> str | None:
+        """Answer a host request; returns the serial when the connection now talks to a device."""
+        if req == "host:version":
+            c.okay_block("0029")  # adb 1.0.41; any other answer makes Debian's adb kill us and start its own
+        elif req in ("host:devices", "host:devices-l"):
+            long = req.endswith("-l")
+            c.okay_block("".join(
+                f"{s}\tdevice" + (f" product:standin model:{self.props['ro.product.model'].replace(' ', '_')}"
+                                   f" device:standin transport_id:{i + 1}" if long else "") + "\n"
+                for i, s in enumerate(self.serials)))
+        elif req in ("host:features", "host:host-features"):
+            c.okay_block(FEATURES)
+        elif req == "host:kill":
+            c.okay()
+        elif req.startswith(("host:tport:", "host:transport")):
+            rest = req.split(":", 1)[1]
+            serial = {"tport:any": None, "transport-any": None, "tport:usb": None, "tport:local": None,
+                      "transport-usb": None, "transport-local": None}.get(rest, "?")
+            if serial == "?":
+                for head in ("tport:serial:", "transport:"):
+                    if rest.startswith(head):
+                        serial = rest[len(head):]
+                if serial == "?":
+                    serial = self._by_id(rest.rsplit(":", 1)[-1])
+            serial = self._pick(c, serial)
+            if serial is None:
+                return None
+            c.okay()
+            if req.startswith("host:tport:"):
+                c.send(struct.pack("<Q", self.serials.index(serial) + 1))
+            return serial
+        elif req.startswith(("host-serial:", "host-transport-id:", "host-usb:", "host-local:")):
+            head, _, what = req.rpartition(":")
+            kind, _, target = head.partition(":")
+            serial = target if kind == "host-serial" else (
+                self._by_id(target) if kind == "host-transport-id" else None)
+            if self._pick(c, serial) is None:
+                return None
+            answers = {"features": FEATURES, "get-state": "device", "get-serialno": serial or self.serial,
+                       "get-devpath": "usb:standin"}
+            if what in answers:
+                c.okay_block(answers[what])
+            else:
+                c.fail(f"unsupported host service {what}")
+        else:
+            c.fail(f"unsupported service {req}")
+        return None
+
+    def _by_id(self, tid: str) -> str:
+        try:
+            return self.serials[int(tid) - 1]
+        except (ValueError, IndexError):
+            return f"transport-id {tid}"
+
+    def _device_service(self, c: "_Conn", req: str) -> None:
+        service, _, arg = req.partition(":")
+        if service == "sync":
+            c.okay()
+            return self._sync(c)
+        name, *opts = service.split(",")
+        if name in ("shell", "exec") and arg:
+            c.okay()
+            return self._shell(c, arg, v2="v2" in opts)
+        c.fail(f"unsupported device service {req}")
+
+    def _shell(self, c: "_Conn", cmd: str, v2: bool) -> None:
+        p = self._spawn(cmd)
+        send_lock = threading.Lock()
+        gone = threading.Event()
+
+        def forward(stream, packet_id):
+            for chunk in iter(lambda: stream.read1(1 << 16), b""):
+                if gone.is_set():
+                    continue  # adbd stops forwarding too; the program runs on until it writes to a dead pipe
+                data = self.to_device(chunk)
+                try:
+                    with send_lock:
+                        c.send(struct.pack("<BI", packet_id, len(data)) + data if v2 else data)
+                except OSError:
+                    gone.set()
+
+        def stdin_pump():
+            try:
+                while True:
+                    if not v2:
+                        if not c.sock.recv(1 << 16):
+                            break
+                        continue
+                    head = c.recv_exact(5)
+                    pid, n = struct.unpack("<BI", head)
+                    data = c.recv_exact(n) if n else b""
+                    if pid == 0 and p.stdin:
+                        p.stdin.write(data)
+                        p.stdin.flush()
+                    elif pid == 4:
+                        break
+            except (OSError, EOFError, ValueError):
+                pass
+            try:
+                p.stdin.close()
+            except OSError:
+                pass
+
+        threading.Thread(target=stdin_pump, daemon=True).start()
+        readers = [threading.Thread(target=forward, args=(p.stdout, 1), daemon=True),
+                   threading.Thread(target=forward, args=(p.stderr, 2), daemon=True)]
+        for t in readers:
+            t.start()
+        rc = self._reap(p)
+        for t in readers:
+            t.join()
+        if v2 and not gone.is_set():
+            with send_lock:
+                c.send(struct.pack("<BIB", 3, 1, rc & 0xFF))
+
+    def _sync(self, c: "_Conn") -> None:
+        while True:
+            head = c.recv_exact(8, eof_ok=True)
+            if head is None:
+                return
+            cmd, n = head[:4], struct.unpack("<I", head[4:])[0]
+            arg = c.recv_exact(n).decode() if cmd != b"QUIT" else ""
+            if cmd == b"QUIT":
+                return
+            if cmd == b"STAT":
+                path = self._host_path(arg)
+                try:
+                    st = os.stat(path) if path else None
+                except OSError:
+                    st = None
+                mode, size, mtime = (st.st_mode, st.st_size, int(st.st_mtime)) if st else (0, 0, 0)
+                c.send(b"STAT" + struct.pack("<III", mode, size & 0xFFFFFFFF, mtime))
+            elif cmd == b"LIST":
+                path = self._host_path(arg)
+                if path and path.is_dir():
+                    for e in sorted(path.iterdir()):
+                        st = e.lstat()
+                        name = e.name.encode()
+                        c.send(b"DENT" + struct.pack("<IIII", st.st_mode, st.st_size & 0xFFFFFFFF,
+                                                     int(st.st_mtime), len(name)) + name)
+                c.send(b"DONE" + bytes(16))
+            elif cmd == b"SEND":
+                self._recv_file(c, arg)
+            elif cmd == b"RECV":
+                path = self._host_path(arg)
+                if not path or not path.is_file():
+                    c.sync_fail(f"remote object '{arg}' does not exist")
+                    return
+                with open(path, "rb") as f:
+                    for chunk in iter(lambda: f.read(64 * 1024), b""):
+                        c.send(b"DATA" + struct.pack("<I", len(chunk)) + chunk)
+                c.send(b"DONE" + bytes(4))
+            else:
+                c.sync_fail(f"unknown sync command {cmd!r}")
+                return
+
+    def _recv_file(self, c: "_Conn", spec: str) -> None:
+        device_path, _, mode = spec.rpartition(",")
+        path = self._host_path(device_path)
+        data = bytearray()
+        while True:
+            head = c.recv_exact(8)
+            kind, n = head[:4], struct.unpack("<I", head[4:])[0]
+            if kind == b"DATA":
+                data += c.recv_exact(n)
+            elif kind == b"DONE":
+                break
+            else:
+                return c.sync_fail(f"unexpected {kind!r} during SEND")
+        if path is None:
+            return c.sync_fail(f"couldn't create file {device_path}: Read-only file system")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)  # adbd makes missing parents too
+            path.write_bytes(bytes(data))
+            path.chmod(int(mode) & 0o777 if mode.isdigit() else 0o644)
+        except OSError as e:
+            return c.sync_fail(f"couldn't create file {device_path}: {e.strerror}")
+        c.send(b"OKAY" + bytes(4))
+
+
+class _Conn:
+    """Framing helpers over one client socket."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+
+    def recv_exact(self, n: int, eof_ok: bool = False) -> bytes | None:
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self.sock.recv(n - len(buf))
+            if not chunk:
+                if eof_ok and not buf:
+                    return None
+                raise EOFError
+            buf += chunk
+        return bytes(buf)
+
+    def request(self) -> str | None:
+        head = self.recv_exact(4, eof_ok=True)
+        if head is None:
+            return None
+        return self.recv_exact(int(head, 16)).decode()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def okay(self) -> None:
+        self.send(b"OKAY")
+
+    def okay_block(self, text: str) -> None:
+        data = text.encode()
+        self.send(b"OKAY" + f"{len(data):04x}".encode() + data)
+
+    def fail(self, msg: str) -> None:
+        data = msg.encode()
+        self.send(b"FAIL" + f"{len(data):04x}".encode() + data)
+
+    def sync_fail(self, msg: str) -> None:
+        data = msg.encode()
+        self.send(b"FAIL" + struct.pack("<I", len(data)) + data)
