@@ -1,0 +1,101 @@
+"""`harness distill` and `harness train`: parse, call the trainer, print where the checkpoint went."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from harness.errors import BadInput
+
+
+def _results(ctx: click.Context) -> Path:
+    return Path((ctx.obj or {}).get("results", "results"))
+
+
+def _loop_config(steps, batch_size, lr, optimizer, grad_accum, seed, save_every, **extra):
+    from model.distill.loop import LoopConfig
+
+    return LoopConfig(steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, grad_accum=grad_accum,
+                      seed=seed, save_every=save_every, **extra)
+
+
+def _common(f):
+    """Options every training command shares."""
+    opts = [
+        click.option("--steps", type=int, required=True, help="Optimizer steps (per stage for staged strategies)."),
+        click.option("--batch-size", type=int, default=32, show_default=True),
+        click.option("--grad-accum", type=int, default=1, show_default=True, help="Micro-batches per step."),
+        click.option("--lr", type=float, default=1e-4, show_default=True),
+        click.option("--optimizer", type=click.Choice(["adamw", "lamb"]), default="adamw", show_default=True),
+        click.option("--seq-len", type=int, default=128, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--save-every", type=int, default=200, show_default=True, help="Checkpoint interval (steps)."),
+        click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)."),
+        click.option("--out", type=click.Path(path_type=Path), default=None,
+                     help="Checkpoint dir (default RESULTS/checkpoints/NAME); rerun the same command to resume."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _threads(n):
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+@click.command("train")
+@click.option("--task", default="rotten_tomatoes", show_default=True, help="Task name or a local data file.")
+@click.option("--model", "model_spec", required=True, help="Preset, checkpoint dir, or 'minilm' (shipped teacher).")
+@click.option("--teacher", default=None, help="Fine-tuned checkpoint dir whose logits are distilled (KD).")
+@click.option("--alpha", type=float, default=0.5, show_default=True, help="Weight of the label loss vs KD.")
+@click.option("--temperature", type=float, default=2.0, show_default=True)
+@click.option("--transfer-corpus", default=None, help="Unlabelled text file the teacher labels for KD.")
+@click.option("--transfer-limit", type=int, default=20000, show_default=True)
+@click.option("--init-embeddings-from", default=None,
+              help="Checkpoint whose word embeddings initialise the student's (PCA to its width).")
+@click.option("--layers", type=int, default=None, help="Override the preset's num_hidden_layers (say so when reporting).")
+@_common
+@click.pass_context
+def train_command(ctx, task, model_spec, teacher, alpha, temperature, transfer_corpus, transfer_limit,
+                  init_embeddings_from, layers, steps, batch_size, grad_accum, lr, optimizer, seq_len, seed,
+                  save_every, threads, out):
+    """Fine-tune a classification head on a task, optionally distilling a teacher's logits.
+
+    \b
+    Example:
+      harness train --task rotten_tomatoes --model minilm --steps 300 --seq-len 64
+      harness train --model mobilebert --layers 6 --teacher results/checkpoints/minilm-rt --steps 1000
+    """
+    import torch
+
+    from harness.data import get_tokenizer, load_task
+    from model.distill import models
+    from model.distill.corpus import read_corpus
+    from model.tasks import finetune
+
+    _threads(threads)
+    torch.manual_seed(seed)
+    num_labels = load_task(task, "dev").num_labels
+    overrides = {"num_hidden_layers": layers} if layers else {}
+    if layers and models.resolve(model_spec)[0] != "preset":
+        raise BadInput("--layers only applies to a preset --model")
+    model = models.load(model_spec, "classification", num_labels, **overrides)
+    kind, path = models.resolve(model_spec)
+    tok = get_tokenizer(path)
+    teacher_model = models.load(teacher, "classification", num_labels) if teacher else None
+    if init_embeddings_from:
+        from model.distill.init import init_word_embeddings
+
+        init_word_embeddings(model, models.load(init_embeddings_from, "base"))
+    transfer = read_corpus(transfer_corpus, limit=transfer_limit) if transfer_corpus else None
+    name = f"{Path(model_spec).name}-{Path(task).stem}"
+    out = out or _results(ctx) / "checkpoints" / name
+    cfg = _loop_config(steps, batch_size, lr, optimizer, grad_accum, seed, save_every)
+    args = {"model": model_spec, "layers": layers, "teacher": teacher, "transfer_corpus": transfer_corpus,
+            "transfer_limit": transfer_limit, "init_embeddings_from": init_embeddings_from}
+    result = finetune(model, tok, task, out, cfg, seq_len, teacher_model, alpha, temperature, transfer, args=args)
+    click.echo(f"{out}: {result['split']} accuracy {result['accuracy']:.4f} on {result['n']} examples of {task}")

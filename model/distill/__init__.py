@@ -1,0 +1,1 @@
+"""Distillation: layer-wise transfer losses, training strategies and the trainer."""

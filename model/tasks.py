@@ -1,0 +1,105 @@
+"""Task fine-tuning: a classification head on any supported model, from labels and optionally a teacher's logits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.data import TaskData, encode, load_task
+from harness.errors import BadInput
+from model.distill import models
+from model.distill.loop import LoopConfig, batch_indices, pick_device, train_loop, write_atomic
+
+
+def trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Cut the padding every row of the batch shares: short snippets then cost what they are."""
+    width = int(batch["attention_mask"].sum(1).max())
+    return {k: (v[:, :width] if v.ndim == 2 and k in ("input_ids", "attention_mask", "token_type_ids") else v)
+            for k, v in batch.items()}
+
+
+@torch.no_grad()
+def predict_logits(model, enc: dict[str, np.ndarray], batch_size: int = 64, device=None) -> np.ndarray:
+    """Logits [N, num_labels] of `model` on encoded inputs, in eval mode."""
+    device = device or pick_device()
+    model.to(device).eval()
+    out = []
+    for i in range(0, len(enc["input_ids"]), batch_size):
+        batch = trim({k: torch.from_numpy(v[i:i + batch_size]).to(device) for k, v in enc.items()})
+        out.append(models.outputs(model, batch).logits.float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def evaluate(model, tok, data: TaskData, seq_len: int = 128, batch_size: int = 64) -> dict:
+    """Accuracy of `model` on one task split."""
+    logits = predict_logits(model, encode(tok, data.texts, seq_len), batch_size)
+    acc = float((logits.argmax(-1) == data.labels).mean())
+    return {"task": data.name, "n": len(data), "metric": data.metric, "accuracy": acc}
+
+
+def kd_loss(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
+    """Hinton's soft-target loss: KL(teacher || student) at temperature T, scaled by T^2 to keep gradients comparable."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student_logits / t, -1), F.log_softmax(teacher_logits / t, -1),
+                    log_target=True, reduction="batchmean") * t * t
+
+
+def finetune(model, tok, task: str, out_dir: Path, cfg: LoopConfig, seq_len: int = 128, teacher=None,
+             alpha: float = 0.5, temperature: float = 2.0, transfer_texts: list[str] | None = None,
+             eval_split: str = "dev", args: dict | None = None) -> dict:
+    """Train `model` on the task's train split, save it (Hugging Face format) in `out_dir`, return dev metrics.
+
+    With a `teacher`, loss = alpha * CE(labels) + (1 - alpha) * KD(teacher logits); `transfer_texts` (no labels)
+    add KD-only examples, the cheap way to give a small student more of the teacher's knowledge.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise BadInput(f"--alpha must be in [0, 1] (got {alpha})")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train = load_task(task, "train")
+    texts, labels = list(train.texts), train.labels
+    if transfer_texts:
+        if teacher is None:
+            raise BadInput("--transfer-corpus needs a --teacher to label it")
+        texts += list(transfer_texts)
+        labels = np.concatenate([labels, np.full(len(transfer_texts), -1, np.int64)])
+    enc = encode(tok, texts, seq_len)
+    tensors = {k: torch.from_numpy(v) for k, v in enc.items()}
+    tensors["labels"] = torch.from_numpy(labels)
+    if teacher is not None:
+        cache = out_dir / "teacher_logits.npy"  # the teacher is frozen: score the set once, survive a resume
+        if cache.is_file() and np.load(cache).shape[0] == len(texts):
+            t_logits = np.load(cache)
+        else:
+            t_logits = predict_logits(teacher, enc)
+            write_atomic(cache, lambda p: np.save(open(p, "wb"), t_logits))
+        tensors["teacher_logits"] = torch.from_numpy(t_logits)
+        teacher_dev = evaluate(teacher, tok, load_task(task, eval_split), seq_len)
+        print(f"teacher {eval_split} accuracy {teacher_dev['accuracy']:.4f}")
+    n = len(texts)
+
+    def sample(draw: int) -> dict:
+        return trim({k: v[batch_indices(n, cfg.batch_size, cfg.seed, draw)] for k, v in tensors.items()})
+
+    def loss_fn(m, batch):
+        logits = models.outputs(m, batch).logits
+        has_label = batch["labels"] >= 0
+        ce = F.cross_entropy(logits[has_label], batch["labels"][has_label]) if has_label.any() else logits.sum() * 0
+        if teacher is None:
+            return ce, {"loss": ce.item(), "ce": ce.item()}
+        kd = kd_loss(logits, batch["teacher_logits"], temperature)
+        loss = alpha * ce + (1 - alpha) * kd
+        return loss, {"loss": loss.item(), "ce": ce.item(), "kd": kd.item()}
+
+    run_args = {"task": task, "seq_len": seq_len, "alpha": alpha, "temperature": temperature,
+                "n_train": n, "teacher": teacher is not None, **(args or {})}
+    last = train_loop(model, loss_fn, sample, cfg, out_dir, lambda m, d: models.save(m, d, tok),
+                      desc=f"finetune-{task}", args=run_args)
+    result = evaluate(model, tok, load_task(task, eval_split), seq_len)
+    result.update(split=eval_split, train_steps=cfg.steps, last=last)
+    write_atomic(out_dir / f"eval_{eval_split}.json", lambda p: p.write_text(json.dumps(result, indent=2)))
+    return result
