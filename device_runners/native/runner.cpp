@@ -1,0 +1,358 @@
+// harness_runner: load an ExecuTorch program, time it on a file of real inputs, write a JSON result.
+//
+//   harness_runner --program P.pte --inputs IN.bin --result R.json [--outputs OUT.bin] [--warmup W]
+//                  [--iterations N] [--min-seconds S] [--threads T] [--affinity 0,1|4-7] [--etdump D.etdp]
+//                  [--method forward]
+//
+// Any failure writes {"error": ...} to R.json (even on a crash signal), says why on stderr and exits non-zero.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <executorch/devtools/etdump/etdump_flatcc.h>
+#include <executorch/extension/data_loader/mmap_data_loader.h>
+#include <executorch/extension/memory_allocator/malloc_memory_allocator.h>
+#include <executorch/runtime/backend/interface.h>
+#include <executorch/runtime/executor/method.h>
+#include <executorch/runtime/executor/program.h>
+#include <executorch/runtime/platform/runtime.h>
+
+#include "json.h"
+#include "process.h"
+#include "tensorfile.h"
+#include "threadpool_api.h"
+
+#ifndef HARNESS_ET_VERSION
+#define HARNESS_ET_VERSION "unknown"
+#endif
+#ifndef HARNESS_RUNNER_HASH
+#define HARNESS_RUNNER_HASH "dev"
+#endif
+#if defined(__aarch64__)
+#define HARNESS_ABI "arm64-v8a"
+#elif defined(__x86_64__)
+#define HARNESS_ABI "x86_64"
+#else
+#define HARNESS_ABI "unknown"
+#endif
+
+using executorch::aten::ScalarType;
+using executorch::aten::Tensor;
+using executorch::aten::TensorImpl;
+using executorch::extension::MallocMemoryAllocator;
+using executorch::extension::MmapDataLoader;
+using executorch::runtime::Error;
+using executorch::runtime::EValue;
+using executorch::runtime::HierarchicalAllocator;
+using executorch::runtime::MemoryManager;
+using executorch::runtime::Method;
+using executorch::runtime::MethodMeta;
+using executorch::runtime::Program;
+using executorch::runtime::Span;
+using harness::JsonObject;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char* g_result = nullptr;          // where an error (or a crash) is reported
+const char* g_stage = "parsing flags";  // what the runner was doing, for that report
+
+[[noreturn]] void fail(const std::string& msg) {
+  std::fprintf(stderr, "harness_runner: error: %s\n", msg.c_str());
+  if (g_result)
+    harness::write_text_file(g_result, JsonObject().str("runner", "native").str("error", msg)
+                                           .str("stage", g_stage).text() + "\n");
+  std::exit(1);
+}
+
+// A damaged program can crash inside the runtime or a delegate: still leave an error JSON behind.
+void on_crash(int sig) {
+  if (g_result) {
+    int fd = open(g_result, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd >= 0) {
+      const char* parts[] = {"{\"runner\": \"native\", \"error\": \"runner crashed (", strsignal(sig),
+                             ") while ", g_stage, "\", \"stage\": \"", g_stage, "\"}\n"};
+      for (const char* p : parts) (void)!write(fd, p, std::strlen(p));
+      close(fd);
+    }
+  }
+  const char* msg = "harness_runner: error: crashed with a fatal signal\n";
+  (void)!write(2, msg, std::strlen(msg));
+  _exit(128 + sig);
+}
+
+struct Args {
+  std::string program, inputs, result, outputs, affinity, etdump, method = "forward";
+  long warmup = 10, iterations = 50, threads = 0;
+  double min_seconds = 0.0;
+};
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    if (i + 1 >= argc) fail("flag " + flag + " needs a value");
+    std::string v = argv[++i];
+    char* end = nullptr;
+    auto integer = [&](long lo) {
+      long x = std::strtol(v.c_str(), &end, 10);
+      if (*end != '\0' || end == v.c_str() || x < lo) fail("bad value for " + flag + ": " + v);
+      return x;
+    };
+    if (flag == "--program") a.program = v;
+    else if (flag == "--inputs") a.inputs = v;
+    else if (flag == "--result") { a.result = v; g_result = argv[i]; }
+    else if (flag == "--outputs") a.outputs = v;
+    else if (flag == "--affinity") a.affinity = v;
+    else if (flag == "--etdump") a.etdump = v;
+    else if (flag == "--method") a.method = v;
+    else if (flag == "--warmup") a.warmup = integer(0);
+    else if (flag == "--iterations") a.iterations = integer(0);
+    else if (flag == "--threads") a.threads = integer(1);
+    else if (flag == "--min-seconds") {
+      a.min_seconds = std::strtod(v.c_str(), &end);
+      if (*end != '\0' || end == v.c_str() || a.min_seconds < 0) fail("bad value for --min-seconds: " + v);
+    } else fail("unknown flag " + flag);
+  }
+  if (a.program.empty() || a.inputs.empty() || a.result.empty())
+    fail("usage: harness_runner --program P.pte --inputs IN.bin --result R.json [--outputs OUT.bin] ...");
+  return a;
+}
+
+// tensorfile.py dtype codes <-> ExecuTorch scalar types.
+const ScalarType kTypes[] = {ScalarType::Float, ScalarType::Long, ScalarType::Int,  ScalarType::Half,
+                             ScalarType::Bool,  ScalarType::Byte, ScalarType::Char, ScalarType::Double};
+int code_of(ScalarType t) {
+  for (int c = 0; c < 8; ++c)
+    if (kTypes[c] == t) return c;
+  return -1;
+}
+
+std::string spec_text(uint32_t code, const std::vector<int64_t>& dims) {
+  std::string s = std::string(harness::dtype_name(code)) + "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? "," : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+std::string spec_json(const harness::TensorSpec& s) {
+  return JsonObject().str("dtype", harness::dtype_name(s.dtype))
+      .raw("shape", harness::json_list(s.dims, [](int64_t d) { return std::to_string(d); })).text();
+}
+
+void check(Error e, const std::string& what) {
+  if (e != Error::Ok) fail(what + " failed: " + executorch::runtime::to_string(e) + " (0x" +
+                           std::to_string(static_cast<int>(e)) + ")");
+}
+
+double ms_since(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+// One tensor per (example, input), owning the size/stride arrays that TensorImpl only points at.
+struct InputTensor {
+  std::vector<int32_t> sizes, strides;
+  std::vector<uint8_t> dim_order;
+  std::unique_ptr<TensorImpl> impl;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, on_crash);
+  executorch::runtime::runtime_init();
+  Args args = parse_args(argc, argv);
+  long rss_start_kb = harness::proc_kb("/proc/self/status", "VmRSS");
+  JsonObject r;
+  r.str("runner", "native");
+
+  g_stage = "setting affinity and threads";
+  if (!args.affinity.empty()) {
+    std::vector<int> cpus = harness::parse_cpu_list(args.affinity);
+    if (cpus.empty()) fail("bad value for --affinity: " + args.affinity + " (expected e.g. 0,1 or 4-7)");
+    std::string err = harness::set_affinity(cpus);
+    if (!err.empty()) fail(err + " for --affinity " + args.affinity);
+  }
+  // Before the program loads: XNNPACK takes the pool when the delegate initialises.
+  auto* pool = executorch::extension::threadpool::get_threadpool();
+  if (!pool) fail("the ExecuTorch threadpool could not be created: cpuinfo failed to initialise "
+                  "(the device must expose /proc/cpuinfo and /sys/devices/system/cpu)");
+  if (args.threads > 0 && !pool->_unsafe_reset_threadpool(static_cast<uint32_t>(args.threads)))
+    fail("could not resize the threadpool to " + std::to_string(args.threads) + " threads");
+
+  g_stage = "reading inputs";
+  harness::TensorFile in;
+  std::string err = harness::read_tensor_file(args.inputs, &in);
+  if (!err.empty()) fail(err);
+
+  g_stage = "loading program";
+  auto t_load = Clock::now();
+  auto loader = MmapDataLoader::from(args.program.c_str(), MmapDataLoader::MlockConfig::NoMlock);
+  if (!loader.ok()) fail("cannot open program " + args.program);
+  auto program = Program::load(&loader.get(), Program::Verification::InternalConsistency);
+  if (!program.ok()) fail("program " + args.program + " is not a valid ExecuTorch program (" +
+                          executorch::runtime::to_string(program.error()) + ")");
+  auto meta_r = program->method_meta(args.method.c_str());
+  if (!meta_r.ok()) fail("program " + args.program + " has no method '" + args.method + "'");
+  MethodMeta meta = meta_r.get();
+
+  std::vector<std::string> backend_names;
+  for (size_t i = 0; i < meta.num_backends(); ++i) {
+    const char* name = meta.get_backend_name(i).ok() ? meta.get_backend_name(i).get() : "?";
+    if (std::find(backend_names.begin(), backend_names.end(), name) != backend_names.end()) continue;
+    backend_names.push_back(name);
+    auto* backend = executorch::runtime::get_backend_class(name);
+    if (!backend) fail(std::string("backend ") + name + " is not registered in this runner (linked --as-needed?)");
+    // Without /proc/cpuinfo and /sys/devices/system/cpu XNNPACK cannot initialise and would crash later.
+    if (!backend->is_available())
+      fail(std::string("backend ") + name + " failed to initialise on this device "
+           "(XNNPACK needs readable /proc/cpuinfo and /sys/devices/system/cpu)");
+  }
+
+  std::vector<std::vector<uint8_t>> planned;
+  std::vector<Span<uint8_t>> planned_spans;
+  std::string planned_json = "[";
+  for (size_t i = 0; i < meta.num_memory_planned_buffers(); ++i) {
+    int64_t n = meta.memory_planned_buffer_size(i).get();
+    planned.emplace_back(static_cast<size_t>(n));
+    planned_spans.emplace_back(planned.back().data(), planned.back().size());
+    planned_json += (i ? ", " : "") + std::to_string(n);
+  }
+  planned_json += "]";
+  HierarchicalAllocator planned_memory({planned_spans.data(), planned_spans.size()});
+  MallocMemoryAllocator method_allocator, temp_allocator;
+  MemoryManager memory_manager(&method_allocator, &planned_memory, &temp_allocator);
+  std::unique_ptr<executorch::etdump::ETDumpGen> etdump;
+  if (!args.etdump.empty()) etdump = std::make_unique<executorch::etdump::ETDumpGen>();
+  auto method = program->load_method(args.method.c_str(), &memory_manager, etdump.get());
+  if (!method.ok()) fail("loading method '" + args.method + "' of " + args.program + " failed: " +
+                         executorch::runtime::to_string(method.error()));
+  double load_ms = ms_since(t_load);
+
+  g_stage = "checking inputs against the program";
+  if (meta.num_inputs() != in.specs.size())
+    fail("inputs file " + args.inputs + " has " + std::to_string(in.specs.size()) + " tensors per example, program " +
+         args.program + " takes " + std::to_string(meta.num_inputs()));
+  std::vector<std::vector<InputTensor>> tensors(in.num_examples);
+  for (size_t k = 0; k < in.specs.size(); ++k) {
+    const auto& s = in.specs[k];
+    auto tm = meta.input_tensor_meta(k);
+    if (!tm.ok()) fail("program input " + std::to_string(k) + " is not a tensor");
+    std::vector<int64_t> want(tm->sizes().begin(), tm->sizes().end());
+    int want_code = code_of(tm->scalar_type());
+    if (want != s.dims || want_code != static_cast<int>(s.dtype))
+      fail("inputs file " + args.inputs + " tensor " + std::to_string(k) + " is " + spec_text(s.dtype, s.dims) +
+           ", program input " + std::to_string(k) + " expects " + spec_text(want_code, want));
+    for (size_t e = 0; e < in.num_examples; ++e) {
+      InputTensor& t = tensors[e].emplace_back();
+      t.sizes.assign(s.dims.begin(), s.dims.end());
+      t.strides.resize(s.dims.size());
+      t.dim_order.resize(s.dims.size());
+      for (int d = static_cast<int>(s.dims.size()) - 1, stride = 1; d >= 0; --d) {
+        t.strides[d] = stride;
+        t.dim_order[d] = static_cast<uint8_t>(d);
+        stride *= t.sizes[d];
+      }
+      t.impl = std::make_unique<TensorImpl>(tm->scalar_type(), s.dims.size(), t.sizes.data(), in.ptrs[e][k],
+                                            t.dim_order.data(), t.strides.data());
+    }
+  }
+  auto set_inputs = [&](size_t e) {
+    for (size_t k = 0; k < tensors[e].size(); ++k)
+      check(method->set_input(EValue(Tensor(tensors[e][k].impl.get())), k), "set_input " + std::to_string(k));
+  };
+
+  g_stage = "running the first inference";
+  set_inputs(0);
+  auto t_first = Clock::now();
+  check(method->execute(), "first inference");
+  double first_ms = ms_since(t_first);
+
+  g_stage = "warming up";
+  for (long i = 0; i < args.warmup; ++i) {
+    set_inputs(i % in.num_examples);
+    check(method->execute(), "warmup run " + std::to_string(i));
+  }
+
+  g_stage = "timing";
+  std::vector<double> lat;
+  auto t_timed = Clock::now();
+  for (size_t i = 0; static_cast<long>(i) < args.iterations || ms_since(t_timed) < args.min_seconds * 1000; ++i) {
+    set_inputs(i % in.num_examples);
+    auto t0 = Clock::now();  // only execute() is timed: the input copy is the harness's, not the model's
+    check(method->execute(), "timed run " + std::to_string(i));
+    lat.push_back(ms_since(t0));
+  }
+  double timed_s = ms_since(t_timed) / 1000.0;
+
+  std::vector<harness::TensorSpec> out_specs;
+  for (size_t o = 0; o < method->outputs_size(); ++o) {
+    const EValue& v = method->get_output(o);
+    if (!v.isTensor()) continue;
+    harness::TensorSpec s;
+    s.dtype = static_cast<uint32_t>(code_of(v.toTensor().scalar_type()));
+    s.dims.assign(v.toTensor().sizes().begin(), v.toTensor().sizes().end());
+    out_specs.push_back(s);
+  }
+  if (!args.outputs.empty()) {
+    g_stage = "writing outputs";
+    std::vector<std::vector<std::vector<uint8_t>>> outs(in.num_examples);
+    for (size_t e = 0; e < in.num_examples; ++e) {
+      set_inputs(e);
+      check(method->execute(), "output run for example " + std::to_string(e));
+      for (size_t o = 0; o < method->outputs_size(); ++o) {
+        const EValue& v = method->get_output(o);
+        if (!v.isTensor()) fail("output " + std::to_string(o) + " is not a tensor");
+        if (code_of(v.toTensor().scalar_type()) < 0) fail("output " + std::to_string(o) + " has an unsupported dtype");
+        auto* p = v.toTensor().const_data_ptr<uint8_t>();
+        outs[e].emplace_back(p, p + v.toTensor().nbytes());
+      }
+    }
+    err = harness::write_tensor_file(args.outputs, out_specs, outs);
+    if (!err.empty()) fail(err);
+  }
+
+  if (etdump) {
+    g_stage = "writing the etdump";
+    auto dump = etdump->get_etdump_data();
+    if (dump.buf == nullptr || dump.size == 0) fail("ETDump is empty (runtime built without event tracing?)");
+    std::string bytes(static_cast<const char*>(dump.buf), dump.size);
+    std::free(dump.buf);
+    if (!harness::write_text_file(args.etdump, bytes)) fail("cannot write etdump " + args.etdump);
+    r.integer("etdump_bytes", static_cast<long long>(dump.size));
+  }
+
+  g_stage = "writing the result";
+  long pss = harness::proc_kb("/proc/self/smaps_rollup", "Pss");
+  long hwm = harness::proc_kb("/proc/self/status", "VmHWM");
+  r.num("load_ms", load_ms).num("first_inference_ms", first_ms)
+      .raw("latencies_ms", harness::json_list(lat, harness::json_num))
+      .integer("peak_rss_kb", harness::peak_rss_kb_getrusage()).str("peak_rss_method", "getrusage ru_maxrss");
+  pss >= 0 ? r.integer("pss_kb", pss) : r.null("pss_kb");
+  pss >= 0 ? r.str("pss_method", "/proc/self/smaps_rollup Pss") : r.null("pss_method");
+  hwm >= 0 ? r.integer("vmhwm_kb", hwm) : r.null("vmhwm_kb");
+  rss_start_kb >= 0 ? r.integer("startup_rss_kb", rss_start_kb) : r.null("startup_rss_kb");
+  r.integer("num_examples", static_cast<long long>(in.num_examples))
+      .integer("threads", static_cast<long long>(pool->get_thread_count()))
+      .raw("runner_version", JsonObject().str("executorch", HARNESS_ET_VERSION).str("abi", HARNESS_ABI)
+                                 .str("compiler", __VERSION__).str("source", HARNESS_RUNNER_HASH).text())
+      .str("method", args.method).str("affinity", args.affinity).integer("warmup", args.warmup)
+      .integer("iterations", static_cast<long long>(lat.size())).num("timed_seconds", timed_s)
+      .str("timed", "Method::execute").str("data_loader", "mmap")
+      .raw("input_specs", harness::json_list(in.specs, spec_json))
+      .raw("output_specs", harness::json_list(out_specs, spec_json))
+      .raw("planned_buffer_bytes", planned_json).raw("backends", harness::json_list(backend_names, harness::json_str))
+      .integer("program_bytes", static_cast<long long>(loader->size().get()));
+  if (!harness::write_text_file(args.result, r.text() + "\n")) {
+    g_result = nullptr;
+    fail("cannot write result " + args.result);
+  }
+  return 0;
+}

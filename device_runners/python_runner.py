@@ -1,0 +1,199 @@
+"""The Python runner: the native runner's flags and JSON, through executorch.runtime (a reference, and a fallback
+where no native bundle exists). It imports torch, so its memory figures include ~370 MB of interpreter + torch.
+
+    python -m device_runners.python_runner --program P.pte --inputs IN.bin --result R.json [--outputs OUT.bin]
+        [--warmup W] [--iterations N] [--min-seconds S] [--threads T] [--affinity 0,1|4-7] [--etdump D.etdp]
+        [--method forward]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+from device_runners.tensorfile import TensorFileError, read_tensors, write_tensors
+
+
+class RunFailed(Exception):
+    pass
+
+
+def _proc_kb(path: str, field: str) -> int | None:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """'0,1', '4-7' or '0-1,6' -> core ids; RunFailed on anything else."""
+    cpus: list[int] = []
+    try:
+        for item in text.split(","):
+            lo, _, hi = item.partition("-")
+            lo_i, hi_i = int(lo), int(hi or lo)
+            if lo_i < 0 or hi_i < lo_i:
+                raise ValueError
+            cpus.extend(range(lo_i, hi_i + 1))
+    except ValueError:
+        raise RunFailed(f"bad value for --affinity: {text} (expected e.g. 0,1 or 4-7)") from None
+    return cpus
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m device_runners.python_runner", description=__doc__.split("\n")[0])
+    p.add_argument("--program", required=True)
+    p.add_argument("--inputs", required=True)
+    p.add_argument("--result", required=True)
+    p.add_argument("--outputs")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--iterations", type=int, default=50)
+    p.add_argument("--min-seconds", type=float, default=0.0)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--affinity")
+    p.add_argument("--etdump")
+    p.add_argument("--method", default="forward")
+    return p
+
+
+_DTYPES = {"float32": 0, "int64": 1, "int32": 2, "float16": 3, "bool": 4, "uint8": 5, "int8": 6, "float64": 7}
+
+
+def run(a: argparse.Namespace) -> dict:
+    if a.affinity:
+        try:
+            os.sched_setaffinity(0, parse_cpu_list(a.affinity))  # before torch starts its threads
+        except OSError as e:
+            raise RunFailed(f"sched_setaffinity failed for --affinity {a.affinity}: {e}") from None
+    import torch
+
+    torch.set_num_threads(1)  # torch's intra-op pool would compete with ExecuTorch's on the same cores
+    from executorch.extension.pybindings import portable_lib
+    from executorch.runtime import Runtime, Verification
+
+    if a.threads > 0:
+        portable_lib._unsafe_reset_threadpool(a.threads)
+    startup_rss_kb = _proc_kb("/proc/self/status", "VmRSS")
+    try:
+        examples = read_tensors(Path(a.inputs))
+    except FileNotFoundError:
+        raise RunFailed(f"cannot open inputs file {a.inputs}") from None
+    except TensorFileError as e:
+        raise RunFailed(f"inputs file {a.inputs}: {e}") from None
+    if not examples:
+        raise RunFailed(f"inputs file {a.inputs} holds no examples")
+    if not Path(a.program).is_file():
+        raise RunFailed(f"cannot open program {a.program}")
+
+    t0 = time.perf_counter()
+    try:
+        program = Runtime.get().load_program(Path(a.program), verification=Verification.InternalConsistency,
+                                             enable_etdump=bool(a.etdump))
+    except Exception as e:  # the pybinding raises RuntimeError/ValueError with the runtime's error code
+        raise RunFailed(f"program {a.program} is not a valid ExecuTorch program ({e})") from None
+    if a.method not in program.method_names:
+        raise RunFailed(f"program {a.program} has no method '{a.method}'")
+    meta = program.metadata(a.method)
+    try:
+        method = program.load_method(a.method)
+    except Exception as e:
+        raise RunFailed(f"loading method '{a.method}' of {a.program} failed: {e}") from None
+    load_ms = (time.perf_counter() - t0) * 1000
+
+    if meta.num_inputs() != len(examples[0]):
+        raise RunFailed(f"inputs file {a.inputs} has {len(examples[0])} tensors per example, program "
+                        f"{a.program} takes {meta.num_inputs()}")
+    for k, arr in enumerate(examples[0]):
+        info = meta.input_tensor_meta(k)
+        want = list(info.sizes())
+        want_dtype = str(torch.empty(0, dtype=_torch_dtype(info.dtype())).numpy().dtype)
+        if want != list(arr.shape) or want_dtype != str(arr.dtype):
+            raise RunFailed(f"inputs file {a.inputs} tensor {k} is {arr.dtype}{list(arr.shape)}, program input "
+                            f"{k} expects {want_dtype}{want}")
+    tensors = [[torch.from_numpy(x) for x in ex] for ex in examples]
+
+    def execute(i: int):
+        try:
+            return method.execute(tensors[i % len(tensors)])
+        except Exception as e:
+            raise RunFailed(f"execute failed: {e}") from None
+
+    t = time.perf_counter()
+    execute(0)
+    first_ms = (time.perf_counter() - t) * 1000
+    for i in range(a.warmup):
+        execute(i)
+    lat: list[float] = []
+    t_timed = time.perf_counter()
+    i = 0
+    while i < a.iterations or time.perf_counter() - t_timed < a.min_seconds:
+        t = time.perf_counter()
+        execute(i)
+        lat.append((time.perf_counter() - t) * 1000)
+        i += 1
+    timed_s = time.perf_counter() - t_timed
+
+    last = execute(0)
+    out_specs = [{"dtype": str(o.numpy().dtype), "shape": list(o.shape)} for o in last if torch.is_tensor(o)]
+    if a.outputs:
+        outs = [[o.detach().numpy().copy() for o in execute(e) if torch.is_tensor(o)] for e in range(len(tensors))]
+        write_tensors(Path(a.outputs), outs)
+    extra = {}
+    if a.etdump:
+        program.write_etdump_result_to_file(a.etdump, a.etdump + ".debug")
+        extra["etdump_bytes"] = Path(a.etdump).stat().st_size if Path(a.etdump).exists() else 0
+
+    import executorch.version
+
+    pss = _proc_kb("/proc/self/smaps_rollup", "Pss")
+    return {
+        "runner": "python", "load_ms": load_ms, "first_inference_ms": first_ms, "latencies_ms": lat,
+        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "peak_rss_method": "getrusage ru_maxrss",
+        "pss_kb": pss, "pss_method": "/proc/self/smaps_rollup Pss" if pss is not None else None,
+        "vmhwm_kb": _proc_kb("/proc/self/status", "VmHWM"), "startup_rss_kb": startup_rss_kb,
+        "num_examples": len(tensors), "threads": portable_lib._threadpool_get_thread_count(),
+        "runner_version": {"executorch": executorch.version.__version__, "torch": torch.__version__,
+                           "python": sys.version.split()[0], "abi": os.uname().machine},
+        "method": a.method, "affinity": a.affinity or "", "warmup": a.warmup, "iterations": len(lat),
+        "timed_seconds": timed_s, "timed": "Method.execute through pybind (includes tensor conversion)",
+        "data_loader": "python runtime default",
+        "input_specs": [{"dtype": str(x.dtype), "shape": list(x.shape)} for x in examples[0]],
+        "output_specs": out_specs,
+        "planned_buffer_bytes": None,  # the pybinding does not expose memory_planned_buffer_size
+        "program_bytes": Path(a.program).stat().st_size, **extra,
+    }
+
+
+def _torch_dtype(scalar_type):
+    """MethodMeta reports an ExecuTorch ScalarType code; torch shares the numbering."""
+    import torch
+
+    codes = {0: torch.uint8, 1: torch.int8, 3: torch.int32, 4: torch.int64, 5: torch.float16, 6: torch.float32,
+             7: torch.float64, 11: torch.bool}
+    return codes.get(int(scalar_type), torch.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    try:
+        result = run(a)
+        rc = 0
+    except RunFailed as e:
+        print(f"python_runner: error: {e}", file=sys.stderr)
+        result, rc = {"runner": "python", "error": str(e)}, 1
+    tmp = Path(a.result + ".tmp")
+    tmp.write_text(json.dumps(result) + "\n")
+    tmp.replace(a.result)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

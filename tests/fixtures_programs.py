@@ -1,0 +1,58 @@
+"""Tiny real ExecuTorch programs for tests: token ids -> embedding -> linear, lowered to XNNPACK in a few seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from device_runners.tensorfile import write_tensors
+
+
+class TinyTokenModel(torch.nn.Module):
+    """The shape of a classifier over token ids (int64 in, float32 logits out), small enough to export in seconds."""
+
+    def __init__(self, vocab: int = 64, dim: int = 16, labels: int = 3):
+        super().__init__()
+        self.embed = torch.nn.Embedding(vocab, dim)
+        self.proj = torch.nn.Linear(dim, dim)
+        self.head = torch.nn.Linear(dim, labels)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.proj(self.embed(input_ids)))
+        return self.head(h.mean(dim=1))
+
+
+def build_tiny_program(out_dir: Path, seq_len: int = 8, vocab: int = 64, seed: int = 0,
+                       name: str = "tiny") -> tuple[Path, torch.nn.Module]:
+    """Export TinyTokenModel for input shape [1, seq_len] to out_dir/NAME.pte; returns (path, eager model)."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    torch.manual_seed(seed)
+    model = TinyTokenModel(vocab=vocab).eval()
+    example = (torch.zeros(1, seq_len, dtype=torch.int64),)
+    exported = torch.export.export(model, example)
+    program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.pte"
+    path.write_bytes(program.buffer)
+    return path, model
+
+
+def token_examples(n: int, seq_len: int = 8, vocab: int = 64, seed: int = 1) -> list[list[np.ndarray]]:
+    """n examples of one int64 [1, seq_len] tensor of random token ids."""
+    rng = np.random.default_rng(seed)
+    return [[rng.integers(0, vocab, size=(1, seq_len), dtype=np.int64)] for _ in range(n)]
+
+
+def write_token_inputs(path: Path, n: int, seq_len: int = 8, vocab: int = 64, seed: int = 1) -> list[list[np.ndarray]]:
+    examples = token_examples(n, seq_len, vocab, seed)
+    write_tensors(path, examples)
+    return examples
+
+
+def eager_outputs(model: torch.nn.Module, examples: list[list[np.ndarray]]) -> list[np.ndarray]:
+    with torch.no_grad():
+        return [model(*[torch.from_numpy(a) for a in ex]).numpy() for ex in examples]
