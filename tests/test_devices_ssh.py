@@ -11,19 +11,7 @@ import pytest
 
 from device_runners.base import TransportError
 from device_runners.ssh import SshTransport, parse_address
-from sshd_fixture import Sshd, free_port, require_sshd, write_key
-
-
-def _procs_with(marker: str) -> list[int]:
-    """Pids on this machine whose command line contains `marker`."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
-                found.append(int(entry.name))
-        except OSError:
-            pass
-    return found
+from sshd_fixture import Sshd, free_port, procs_with, require_sshd, write_key
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +89,9 @@ def test_timeout_kills_the_remote_command_and_its_children(board):
         board.shell(f"{marker} & sh -c '{marker}'; wait", timeout=2)
     assert time.monotonic() - start < 15
     deadline = time.monotonic() + 5
-    while _procs_with(marker) and time.monotonic() < deadline:
+    while procs_with(marker) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _procs_with(marker) == []
+    assert procs_with(marker) == []
     assert board.shell("echo still usable") == (0, "still usable\n", "")
 
 
