@@ -167,11 +167,18 @@ def get_tokenizer(path: str | Path | None = None):
 
 
 def save_tokenizer(tok, directory: str | Path) -> None:
-    """Write tokenizer.json and vocab.txt so both `get_tokenizer` and transformers can load the directory."""
+    """Write tokenizer.json and vocab.txt (each via a temp file + rename) so get_tokenizer and transformers load them."""
+    import os
+
     directory = Path(directory)
-    tok.save(str(directory / "tokenizer.json"))
+    tok.no_padding()  # encode() sets fixed-length padding; a saved tokenizer should not impose it on other readers
+    tok.no_truncation()
     vocab = sorted(tok.get_vocab().items(), key=lambda kv: kv[1])
-    (directory / "vocab.txt").write_text("".join(f"{w}\n" for w, _ in vocab), encoding="utf-8")
+    for name, write in (("tokenizer.json", lambda p: tok.save(str(p))),
+                        ("vocab.txt", lambda p: p.write_text("".join(f"{w}\n" for w, _ in vocab), encoding="utf-8"))):
+        tmp = directory / f".{name}.tmp-{os.getpid()}"
+        write(tmp)
+        os.replace(tmp, directory / name)
 
 
 def encode(tok, texts: list[str], seq_len: int = 128, pairs: list[str] | None = None) -> dict[str, np.ndarray]:

