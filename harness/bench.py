@@ -178,17 +178,11 @@ def _info(transport: Transport) -> dict:
 
 
 def _runner_command(req: RunRequest, transport: Transport, profile, job: RunJob, progress) -> str:
-    args = ["--program", job.program, "--inputs", job.inputs, "--result", job.result, "--outputs", job.outputs,
-            "--warmup", str(job.warmup), "--iterations", str(job.iterations), "--min-seconds", str(job.min_seconds),
-            "--threads", str(job.threads)]
-    if job.affinity:
-        args += ["--affinity", job.affinity]
-    if job.etdump:
-        args += ["--etdump", job.etdump]
+    from device_runners.launch import bundle_command, python_runner_command, runner_args
+
     if req.runner == "python":
-        return shlex.join([sys.executable, "-m", "device_runners.python_runner", *args])
+        return python_runner_command(runner_args(job), python=sys.executable)
     from device_runners.build import build_bundle
-    from device_runners.launch import bundle_command
 
     progress(f"preparing the {profile.abi} runner bundle")
     bundle = build_bundle(profile.abi)
@@ -200,7 +194,8 @@ def _runner_command(req: RunRequest, transport: Transport, profile, job: RunJob,
             transport.push(f, f"{remote}/{f.relative_to(bundle).as_posix()}")
         _shell(transport, f"chmod -R u+x {shlex.quote(remote)}/bin {shlex.quote(remote)}/lib && "
                           f"touch {shlex.quote(remote)}/.complete", 60, profile.name)
-    return bundle_command(remote, profile.abi, args, qemu=bool(getattr(transport, "emulated", False)))
+    return bundle_command(remote, profile.abi, runner_args(job), qemu=bool(getattr(transport, "emulated", False)),
+                          sysroot=getattr(transport, "sysroot", None))
 
 
 def _pull_text(transport: Transport, remote: str, local: Path) -> str | None:
@@ -237,7 +232,7 @@ def _cool_down(transport: Transport, limit_s: float, progress) -> None:
     """Wait until the hottest thermal zone changes by less than 0.5 C over 5 s, or until limit_s."""
     start, last = time.monotonic(), None
     while time.monotonic() - start < limit_s:
-        temps = _info(transport).get("thermal") or {}
+        temps = _info(transport).get("temperatures_c") or {}
         hottest = max(temps.values()) if temps else None
         if hottest is None or (last is not None and abs(hottest - last) < 0.5):
             return
@@ -254,7 +249,8 @@ def _fill_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest
     rec.latencies_ms = [float(x) for x in raw.latencies_ms]
     rec.latency = stats.summarize(rec.latencies_ms)
     program_bytes = manifest.program_bytes if manifest else path.stat().st_size
-    arena = raw.extra.get("planned_memory_bytes") or raw.extra.get("arena_bytes")
+    planned = raw.extra.get("planned_buffer_bytes")  # one size per memory-planned buffer of the method
+    arena = sum(planned) if isinstance(planned, list) and planned else None
     rec.memory = {
         "peak_rss_mb": round(raw.peak_rss_kb / 1024, 2) if raw.peak_rss_kb else None,
         "peak_rss_method": f"{raw.runner} runner process, {raw.peak_rss_method}".strip(", "),
