@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
+from matplotlib import __version__ as mpl_version
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
@@ -20,6 +21,8 @@ from harness.report import Group, random_weights
 RANDOM_TITLE = "untrained (random) weights"
 BACKEND_COLORS = {"XNNPACK": "#2b7bba", "portable": "#e07b39"}
 TOP_OPS = 15
+# matplotlib 3.10 renamed vert=False (deprecated since) to orientation=; pyproject allows >= 3.8
+HORIZONTAL = {"orientation": "horizontal"} if tuple(map(int, mpl_version.split(".")[:2])) >= (3, 10) else {"vert": False}
 
 
 @dataclass
@@ -53,7 +56,7 @@ def latency_distribution(groups: list[Group], section: str) -> Plot | None:
     random = any(g.random_weights for g in groups)
     fig = Figure(figsize=(9, 1.2 + 0.45 * len(groups)))
     ax = fig.add_subplot()
-    ax.boxplot([g.samples for g in groups], vert=False, showfliers=True, flierprops={"markersize": 2})
+    ax.boxplot([g.samples for g in groups], showfliers=True, flierprops={"markersize": 2}, **HORIZONTAL)
     ax.set_yticks(range(1, len(groups) + 1), [g.label for g in groups], fontsize=8)
     ax.set_xlabel("latency per inference (ms)")
     title = _title(f"Latency distribution, {section}", random)
@@ -96,7 +99,7 @@ def accuracy_vs_latency(df: pd.DataFrame, device: str) -> Plot | None:
                 _png(fig))
 
 
-def size_vs_latency(df: pd.DataFrame) -> Plot | None:
+def size_vs_latency(df: pd.DataFrame, section: str) -> Plot | None:
     part = df[df["program_mb"].notna() & df["p50_ms"].notna()]
     if part.empty:
         return None
@@ -112,9 +115,9 @@ def size_vs_latency(df: pd.DataFrame) -> Plot | None:
     ax.set_ylabel("p50 latency (ms)")
     ax.set_yscale("log")
     ax.legend(fontsize=8)
-    title = _title("Program size vs latency", random)
+    title = _title(f"Program size vs latency, {section}", random)
     ax.set_title(title, fontsize=10)
-    return Plot(title, "One point per group; latency axis is logarithmic (emulated devices are far slower).", _png(fig))
+    return Plot(title, "One point per group; the latency axis is logarithmic.", _png(fig))
 
 
 def op_breakdown(record: RunRecord) -> Plot | None:

@@ -66,10 +66,9 @@ def render_html(df: pd.DataFrame, records: list[RunRecord]) -> str:
             plot = plots.accuracy_vs_latency(part, device)
             if plot:
                 body.append(plot.html())
-    live = df[df["status"] != "failed"]
-    size_plot = plots.size_vs_latency(live)
-    if size_plot:
-        body += ["<h2>Size</h2>", size_plot.html()]
+        plot = plots.size_vs_latency(part, section)
+        if plot:
+            body.append(plot.html())
     profiled = {}
     for r in records:  # the latest profiled run of each group
         if r.status != "failed" and (r.profile or {}).get("ops"):

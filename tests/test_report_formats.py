@@ -1,0 +1,143 @@
+"""render() in md/csv/json (with ExecuTorch benchmark v3 rows), its errors, and the report/compare commands."""
+
+import io
+import re
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from harness.commands.report import compare_command, report_command
+from harness.errors import BadInput, HarnessError
+from harness.records import RunRecord
+from harness.report import NO_RUNS, render
+from harness.store import ResultsStore
+from test_report_table import run
+
+
+@pytest.fixture
+def records():
+    return [
+        run("fp32", median_ms=12.0, seed=1, accuracy={"metric": "accuracy", "value": 0.9}),
+        run("int8", median_ms=4.0, seed=2, accuracy={"metric": "accuracy", "value": 0.89,
+                                                      "gate": {"ratio": 0.99, "passed": True}}),
+        run("int8", device="emu-arm64", median_ms=3000.0, seed=3, emulated=True),
+        run("int4", status="failed", error="runner failed on pixel8pro: exit code 1"),
+    ]
+
+
+def test_markdown_sections_rows_and_notes(records):
+    md = render(records, "md")
+    hw, rest = md.split("## Emulated")
+    emu, failed = rest.split("## Failed runs")
+    assert "| mobilebert | int8   | pixel8pro |" in hw and "-0.0100" in hw and "pass" in hw
+    assert re.search(r"\| (2\.9\d|3\.0\d)x ", hw)  # int8 drawn at a third of fp32's median
+    assert "emu-arm64" not in hw and "emu-arm64" in emu and "never ranked" in emu
+    assert "int4" in failed and "exit code 1" in failed
+    assert "untrained (random) weights" in md
+    lines = [ln for ln in hw.splitlines() if ln.startswith("|")]
+    assert len({len(ln) for ln in lines}) == 1  # columns padded: it reads in a terminal
+
+
+def test_csv_is_the_table(records):
+    df = pd.read_csv(io.StringIO(render(records, "csv")))
+    assert len(df) == 4
+    assert set(df["status"]) == {"ok", "failed"}
+    r8 = df[(df.recipe == "int8") & (df.section == "hardware")].iloc[0]
+    assert r8["speedup_vs_fp32"] == pytest.approx(3.0, rel=0.05)
+
+
+def test_json_holds_table_records_and_v3_rows(records):
+    doc = json.loads(render(records, "json"))
+    assert len(doc["table"]) == 4
+    assert [RunRecord.from_dict(d) for d in doc["records"]] == records
+    v3 = doc["executorch_benchmark_v3"]
+    for row in v3:
+        assert set(row) == {"benchmark", "model", "metric", "runners"}
+        assert row["benchmark"]["name"] == "ExecuTorch" and row["benchmark"]["mode"] == "inference"
+        assert set(row["model"]) == {"name", "type", "backend"}
+        assert {"name", "benchmark_values", "target_value", "extra_info"} <= set(row["metric"])
+        assert isinstance(row["metric"]["benchmark_values"], list)
+        assert row["runners"][0]["name"] in {"pixel8pro", "emu-arm64"}
+    by = {(r["benchmark"]["extra_info"]["run_id"], r["metric"]["name"]): r for r in v3}
+    int8 = records[1]
+    avg = by[(int8.run_id, "avg_inference_latency(ms)")]["metric"]["benchmark_values"][0]
+    assert avg == pytest.approx(np.mean(int8.latencies_ms))
+    assert by[(int8.run_id, "model_load_time(ms)")]["metric"]["benchmark_values"] == [int8.load_ms]
+    assert by[(int8.run_id, "accuracy")]["metric"]["benchmark_values"] == [0.89]
+    assert by[(int8.run_id, "avg_inference_latency(ms)")]["model"]["backend"] == "int8"
+    assert (records[3].run_id, "FAILURE_REPORT") in by
+    assert by[(records[2].run_id, "p50_inference_latency(ms)")]["runners"][0]["extra_info"]["emulated"] is True
+
+
+def test_no_runs_yet():
+    assert render([], "md").strip() == NO_RUNS
+    assert render([], "csv").strip() == NO_RUNS
+    assert json.loads(render([], "json"))["message"] == NO_RUNS
+    assert NO_RUNS in render([], "html")
+
+
+def test_output_file_and_errors(records, tmp_path):
+    out = tmp_path / "sub" / "r.md"
+    assert render(records, "md", out) == out.read_text()
+    assert not list(out.parent.glob(".*tmp"))
+    with pytest.raises(BadInput, match="unknown report format 'xml': choose one of md, csv, json, html"):
+        render(records, "xml")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(BadInput, match=r"cannot write the report to .*afile/r\.csv"):
+        render(records, "csv", tmp_path / "afile" / "r.csv")
+
+
+@click.group()
+@click.option("--results", type=click.Path(path_type=Path))
+@click.pass_context
+def cli(ctx, results):
+    ctx.obj = {"results": results}
+
+
+cli.add_command(report_command)
+cli.add_command(compare_command)
+
+
+def _invoke(*args):
+    res = CliRunner().invoke(cli, list(args), catch_exceptions=True)
+    if isinstance(res.exception, HarnessError):
+        return res, str(res.exception)
+    assert res.exit_code == 0, (res.output, res.exception)
+    return res, None
+
+
+def test_report_command_filters_and_writes(records, tmp_path):
+    store = ResultsStore(tmp_path)
+    for r in records:
+        store.add(r)
+    res, _ = _invoke("--results", str(tmp_path), "report", "--device", "pixel8pro", "--recipe", "int8")
+    rows = [ln for ln in res.output.splitlines() if ln.startswith("| mobilebert")]
+    assert len(rows) == 1 and "| int8 " in rows[0] and "pixel8pro" in rows[0] and "emu-arm64" not in res.output
+    res, _ = _invoke("--results", str(tmp_path), "report", "--format", "html")
+    written = list((tmp_path / "reports").glob("report-*.html"))
+    assert len(written) == 1 and f"wrote {written[0]}" in res.output
+    res, _ = _invoke("--results", str(tmp_path), "report", "--format", "csv", "--output", str(tmp_path / "t.csv"))
+    assert len(pd.read_csv(tmp_path / "t.csv")) == 4
+    res, _ = _invoke("--results", str(tmp_path / "empty"), "report")
+    assert res.output.strip() == NO_RUNS
+    res = CliRunner().invoke(cli, ["--results", str(tmp_path), "report", "--format", "xml"])
+    assert res.exit_code == 2 and "xml" in res.output
+
+
+def test_compare_command(records, tmp_path):
+    store = ResultsStore(tmp_path)
+    for r in records:
+        store.add(r)
+    res, _ = _invoke("--results", str(tmp_path), "compare", records[0].run_id, records[1].run_id)
+    assert re.search(r"B is faster: (2\.9\d|3\.0\d)x the speed of A", res.output)
+    res, _ = _invoke("--results", str(tmp_path), "compare", records[0].run_id, records[1].run_id, "--format", "json")
+    assert json.loads(res.output)["latency"]["verdict"] == "faster"
+    _, err = _invoke("--results", str(tmp_path), "compare", records[0].run_id, records[2].run_id)
+    assert "is emulated" in err
+    _, err = _invoke("--results", str(tmp_path), "compare", records[0].run_id, "nope")
+    assert "no run 'nope'" in err
