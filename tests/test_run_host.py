@@ -1,0 +1,88 @@
+"""harness run, as a user runs it: a real program on the host (native and Python runners) and on the emulated
+arm64 device; one RunRecord stored per run, failures stored with their reason, earlier runs kept."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from harness import bench
+from harness.store import ResultsStore
+from tests.conftest import require_tool
+
+
+def _run(program, results, **kw):
+    kw.setdefault("iterations", 12)
+    kw.setdefault("warmup", 2)
+    return bench.run(bench.RunRequest(program=program, **kw), results)
+
+
+@pytest.fixture(scope="module")
+def host_runs(tiny_export):
+    results, res = tiny_export
+    native = _run(res.program, results, runner="native", task="rotten_tomatoes", samples=12)
+    python = _run(res.program, results, runner="python", task="rotten_tomatoes", samples=12)
+    return results, res, native, python
+
+
+def test_native_run_is_stored_with_measurements(host_runs):
+    results, res, native, _ = host_runs
+    assert native.status == "ok", native.error
+    stored = ResultsStore(results).get(native.run_id)
+    assert stored.program_sha256 == res.manifest.program_sha256
+    assert stored.runner == "native" and stored.device == "host" and not stored.emulated
+    assert len(stored.latencies_ms) >= 12 and stored.latency["n"] == len(stored.latencies_ms)
+    assert stored.latency["ci95_median"][0] <= stored.latency["median"] <= stored.latency["ci95_median"][1]
+    assert stored.load_ms > 0 and stored.first_inference_ms > 0
+    assert 0 < stored.memory["peak_rss_mb"] < 100  # the native runner starts at a few MB, no interpreter
+    assert stored.device_info_before.get("cores") and stored.harness_version
+
+
+def test_device_outputs_agree_with_fp32_eager(host_runs):
+    _, _, native, python = host_runs
+    for rec in (native, python):
+        assert rec.accuracy["n"] == 12
+        assert rec.accuracy["agreement_fp32"] == 1.0
+        assert rec.accuracy["max_rel_logit_error"] < 1e-4
+        assert "random" in rec.accuracy["note"]  # untrained weights say so
+
+
+def test_python_runner_memory_is_the_interpreter(host_runs):
+    _, _, native, python = host_runs
+    assert python.runner == "python"
+    assert python.memory["peak_rss_mb"] > 3 * native.memory["peak_rss_mb"]
+
+
+def test_foreign_program_without_manifest_runs_on_synthetic_inputs(tiny_export, tmp_path):
+    results, res = tiny_export
+    foreign = tmp_path / "foreign.pte"
+    shutil.copyfile(res.program, foreign)  # no foreign.json beside it
+    rec = _run(foreign, results, runner="native")
+    assert rec.status == "ok", rec.error
+    assert rec.manifest is None and rec.seq_len == 16
+    assert rec.accuracy is None or "agreement_fp32" not in rec.accuracy
+
+
+def test_timeout_is_stored_as_failed_and_next_run_works(tiny_export):
+    results, res = tiny_export
+    before = {r.run_id for r in ResultsStore(results).runs()}
+    rec = _run(res.program, results, runner="native", iterations=10**9, min_seconds=600, timeout=3)
+    assert rec.status == "failed" and "imeout" in rec.error
+    stored = {r.run_id for r in ResultsStore(results).runs()}
+    assert before <= stored and rec.run_id in stored
+    again = _run(res.program, results, runner="native")
+    assert again.status == "ok", again.error
+
+
+def test_emulated_arm64_agrees_with_host(tiny_export):
+    require_tool("qemu-aarch64", "aarch64-linux-gnu-g++")
+    results, res = tiny_export
+    host = _run(res.program, results, device="host", task="rotten_tomatoes", samples=8)
+    emu = _run(res.program, results, device="emu-arm64", task="rotten_tomatoes", samples=8, iterations=10, warmup=1)
+    assert emu.status in ("ok", "invalid"), emu.error
+    assert emu.emulated and "emulated" in emu.flags
+    assert emu.accuracy["agreement_fp32"] == 1.0
+    assert host.accuracy["agreement_fp32"] == 1.0
+    assert np.isclose(emu.accuracy["max_rel_logit_error"], host.accuracy["max_rel_logit_error"], atol=1e-4)
