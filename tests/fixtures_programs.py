@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -24,14 +26,18 @@ class TinyTokenModel(torch.nn.Module):
         return self.head(h.mean(dim=1))
 
 
+def tiny_model(vocab: int = 64, seed: int = 0) -> TinyTokenModel:
+    torch.manual_seed(seed)
+    return TinyTokenModel(vocab=vocab).eval()
+
+
 def build_tiny_program(out_dir: Path, seq_len: int = 8, vocab: int = 64, seed: int = 0,
                        name: str = "tiny") -> tuple[Path, torch.nn.Module]:
     """Export TinyTokenModel for input shape [1, seq_len] to out_dir/NAME.pte; returns (path, eager model)."""
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
 
-    torch.manual_seed(seed)
-    model = TinyTokenModel(vocab=vocab).eval()
+    model = tiny_model(vocab, seed)
     example = (torch.zeros(1, seq_len, dtype=torch.int64),)
     exported = torch.export.export(model, example)
     program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
@@ -39,6 +45,21 @@ def build_tiny_program(out_dir: Path, seq_len: int = 8, vocab: int = 64, seed: i
     path = out_dir / f"{name}.pte"
     path.write_bytes(program.buffer)
     return path, model
+
+
+def cached_tiny_program(seq_len: int = 8, vocab: int = 64, seed: int = 0) -> tuple[Path, torch.nn.Module]:
+    """build_tiny_program, exported once per machine (export costs ~10-30 s here) and reused by every test run."""
+    import executorch.version
+
+    key = f"tiny-s{seq_len}-v{vocab}-r{seed}-et{executorch.version.__version__}-torch{torch.__version__}"
+    root = Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness") / "test-programs"
+    path = root / f"{key}.pte"
+    if not path.is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=root) as tmp:
+            built, _ = build_tiny_program(Path(tmp), seq_len, vocab, seed, name=key)
+            built.replace(path)
+    return path, tiny_model(vocab, seed)
 
 
 def token_examples(n: int, seq_len: int = 8, vocab: int = 64, seed: int = 1) -> list[list[np.ndarray]]:

@@ -209,7 +209,7 @@ int main(int argc, char** argv) {
     if (std::find(backend_names.begin(), backend_names.end(), name) != backend_names.end()) continue;
     backend_names.push_back(name);
     auto* backend = executorch::runtime::get_backend_class(name);
-    if (!backend) fail(std::string("backend ") + name + " is not registered in this runner (linked --as-needed?)");
+    if (!backend) fail(std::string("program asks for backend ") + name + ", which this runner does not register");
     // Without /proc/cpuinfo and /sys/devices/system/cpu XNNPACK cannot initialise and would crash later.
     if (!backend->is_available())
       fail(std::string("backend ") + name + " failed to initialise on this device "

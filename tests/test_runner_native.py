@@ -1,0 +1,172 @@
+"""The native x86_64 runner on a real XNNPACK program: numbers vs the Python runtime and eager torch, JSON fields,
+iterations/min-seconds, and clear errors (never a hang) on damaged programs and wrong inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from device_runners.base import RawResult
+from device_runners.build import build_bundle
+from device_runners.launch import bundle_command
+from device_runners.tensorfile import read_tensors, write_tensors
+from tests.fixtures_programs import cached_tiny_program, eager_outputs, write_token_inputs
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Path:
+    return build_bundle("x86_64")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return cached_tiny_program(seq_len=8)
+
+
+def run_native(bundle: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    cmd = bundle_command(str(bundle), "x86_64", [str(a) for a in args])
+    return subprocess.run(cmd, shell=True, capture_output=True, encoding="utf-8", errors="replace", timeout=timeout)
+
+
+def test_outputs_match_python_runtime_and_eager(bundle, tiny, tmp_path):
+    from executorch.runtime import Runtime
+    import torch
+
+    pte, model = tiny
+    examples = write_token_inputs(tmp_path / "in.bin", 6)
+    p = run_native(bundle, "--program", pte, "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
+                   "--outputs", tmp_path / "out.bin", "--warmup", 1, "--iterations", 3, "--threads", 1)
+    assert p.returncode == 0, p.stderr
+    native = [ex[0] for ex in read_tensors(tmp_path / "out.bin")]
+    method = Runtime.get().load_program(pte).load_method("forward")
+    python = [method.execute([torch.from_numpy(ex[0])])[0].numpy() for ex in examples]
+    eager = eager_outputs(model, examples)
+    assert len(native) == 6 and native[0].shape == (1, 3) and native[0].dtype == np.float32
+    for n, py, ea in zip(native, python, eager):
+        np.testing.assert_allclose(n, py, atol=1e-5, rtol=0)
+        np.testing.assert_allclose(n, ea, atol=1e-5, rtol=0)
+    assert not np.allclose(native[0], native[1]), "different inputs must give different logits"
+
+
+def test_result_json_fields(bundle, tiny, tmp_path):
+    write_token_inputs(tmp_path / "in.bin", 4)
+    p = run_native(bundle, "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
+                   "--warmup", 2, "--iterations", 7, "--threads", 1, "--affinity", "0")
+    assert p.returncode == 0, p.stderr
+    raw = RawResult.from_json((tmp_path / "r.json").read_text())
+    assert raw.runner == "native" and raw.num_examples == 4 and raw.threads == 1
+    assert len(raw.latencies_ms) == 7 and all(0 < x < 1000 for x in raw.latencies_ms)
+    assert 0 < raw.load_ms < 10_000 and 0 < raw.first_inference_ms < 10_000
+    assert 1000 < raw.peak_rss_kb < 200_000 and raw.peak_rss_method == "getrusage ru_maxrss"
+    assert raw.pss_kb is None or 0 < raw.pss_kb <= raw.peak_rss_kb
+    assert raw.runner_version["executorch"] == "1.5.1" and raw.runner_version["abi"] == "x86_64"
+    assert raw.extra["input_specs"] == [{"dtype": "int64", "shape": [1, 8]}]
+    assert raw.extra["output_specs"] == [{"dtype": "float32", "shape": [1, 3]}]
+    assert raw.extra["backends"] == ["XnnpackBackend"] and sum(raw.extra["planned_buffer_bytes"]) > 0
+    assert raw.extra["affinity"] == "0" and raw.extra["program_bytes"] == tiny[0].stat().st_size
+
+
+def test_min_seconds_keeps_running_past_iterations(bundle, tiny, tmp_path):
+    write_token_inputs(tmp_path / "in.bin", 2)
+    p = run_native(bundle, "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
+                   "--warmup", 0, "--iterations", 3, "--min-seconds", 0.3, "--threads", 1)
+    assert p.returncode == 0, p.stderr
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["timed_seconds"] >= 0.3 and len(r["latencies_ms"]) > 3 and r["iterations"] == len(r["latencies_ms"])
+
+
+def damaged_programs(pte: Path, out: Path) -> dict[str, Path]:
+    data = pte.read_bytes()
+    rng = np.random.default_rng(0)
+    flipped = bytearray(data)
+    for pos in rng.integers(8, min(len(data), 2048), size=40):  # inside the flatbuffer header and tables
+        flipped[pos] ^= 0xFF
+    variants = {"empty": b"", "truncated": data[: len(data) // 3], "random": rng.bytes(len(data)),
+                "bitflipped": bytes(flipped), "text": b"not a program\n"}
+    paths = {}
+    for name, blob in variants.items():
+        paths[name] = out / f"{name}.pte"
+        paths[name].write_bytes(blob)
+    return paths
+
+
+def test_damaged_programs_fail_cleanly(bundle, tiny, tmp_path):
+    write_token_inputs(tmp_path / "in.bin", 2)
+    for name, bad in damaged_programs(tiny[0], tmp_path).items():
+        result = tmp_path / f"{name}.json"
+        p = run_native(bundle, "--program", bad, "--inputs", tmp_path / "in.bin", "--result", result,
+                       "--warmup", 0, "--iterations", 1, timeout=30)
+        assert p.returncode != 0, f"{name}: a damaged program must not succeed"
+        assert "error" in p.stderr, name
+        err = json.loads(result.read_text())["error"]
+        assert str(bad) in err or "crashed" in err, f"{name}: {err}"
+
+
+def test_missing_program_and_unknown_method(bundle, tiny, tmp_path):
+    write_token_inputs(tmp_path / "in.bin", 1)
+    p = run_native(bundle, "--program", tmp_path / "nope.pte", "--inputs", tmp_path / "in.bin",
+                   "--result", tmp_path / "r.json")
+    assert p.returncode != 0 and "nope.pte" in json.loads((tmp_path / "r.json").read_text())["error"]
+    p = run_native(bundle, "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
+                   "--method", "backward")
+    assert p.returncode != 0 and "no method 'backward'" in json.loads((tmp_path / "r.json").read_text())["error"]
+
+
+@pytest.mark.parametrize("case", ["wrong_dtype", "wrong_shape", "two_tensors", "truncated", "not_a_tensor_file",
+                                  "missing"])
+def test_wrong_inputs_file_names_the_problem(bundle, tiny, tmp_path, case):
+    f = tmp_path / "in.bin"
+    if case == "wrong_dtype":
+        write_tensors(f, [[np.zeros((1, 8), dtype=np.int32)]])
+        expect = "expects int64[1,8]"
+    elif case == "wrong_shape":
+        write_tensors(f, [[np.zeros((1, 16), dtype=np.int64)]])
+        expect = "expects int64[1,8]"
+    elif case == "two_tensors":
+        write_tensors(f, [[np.zeros((1, 8), dtype=np.int64)] * 2])
+        expect = "has 2 tensors per example"
+    elif case == "truncated":
+        write_token_inputs(f, 3)
+        f.write_bytes(f.read_bytes()[:-5])
+        expect = "truncated"
+    elif case == "not_a_tensor_file":
+        f.write_bytes(b"\x00" * 100)
+        expect = "bad magic"
+    else:
+        expect = "cannot open inputs file"
+    p = run_native(bundle, "--program", tiny[0], "--inputs", f, "--result", tmp_path / "r.json")
+    assert p.returncode == 1
+    err = json.loads((tmp_path / "r.json").read_text())["error"]
+    assert expect in err and str(f) in err, err
+
+
+@pytest.mark.parametrize("flags,expect", [(["--iterations", "-1"], "--iterations"), (["--threads", "0"], "--threads"),
+                                          (["--affinity", "3-1"], "--affinity"), (["--bogus", "1"], "--bogus"),
+                                          (["--affinity", "1000"], "sched_setaffinity")])
+def test_bad_flags(bundle, tiny, tmp_path, flags, expect):
+    write_token_inputs(tmp_path / "in.bin", 1)
+    p = run_native(bundle, "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
+                   *flags)
+    assert p.returncode == 1 and expect in p.stderr
+
+
+def test_threads_flag_sets_the_pool(bundle, tiny, tmp_path):
+    write_token_inputs(tmp_path / "in.bin", 1)
+    p = run_native(bundle, "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
+                   "--threads", 2, "--iterations", 2, "--warmup", 0)
+    assert p.returncode == 0, p.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["threads"] == 2
+
+
+def test_etdump_is_written(bundle, tiny, tmp_path):
+    write_token_inputs(tmp_path / "in.bin", 1)
+    p = run_native(bundle, "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
+                   "--iterations", 2, "--warmup", 0, "--etdump", tmp_path / "d.etdp")
+    assert p.returncode == 0, p.stderr
+    size = os.path.getsize(tmp_path / "d.etdp")
+    assert size > 0 and json.loads((tmp_path / "r.json").read_text())["etdump_bytes"] == size
