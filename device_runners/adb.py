@@ -19,7 +19,8 @@ import adbutils
 from adbutils.errors import AdbError
 
 from device_runners.base import Transport, TransportError
-from device_runners.ssh import check_cleanup_path, kill_tree_command, split_pid_line, with_pid_line
+from device_runners.ssh import (RemoteFileMissing, check_cleanup_path, kill_tree_command, split_pid_line,
+                                 with_pid_line)
 
 PROPS = ("ro.product.model", "ro.product.manufacturer", "ro.product.cpu.abi", "ro.build.version.release",
          "ro.build.version.sdk", "ro.soc.model")
@@ -152,15 +153,15 @@ class AdbTransport(Transport):
             self.shell(f"mkdir -p {shlex.quote(remote)}", timeout=30)
 
     def pull(self, remote: str, local: Path) -> None:
-        """Copy a file (or a directory) back; a missing one raises FileNotFoundError (adbutils would not)."""
+        """Copy a file (or a directory) back; a missing one raises RemoteFileMissing (adbutils would not)."""
         sync = adbutils.Sync(self._dev())
         try:
             st = sync.stat(remote)
             if st.mode == 0:
-                raise FileNotFoundError(f"{remote}: no such file on {self._name()}")
+                raise RemoteFileMissing(f"{remote}: no such file on {self._name()}")
             Path(local).parent.mkdir(parents=True, exist_ok=True)
             sync.pull(remote, Path(local), exist_ok=True)
-        except FileNotFoundError:
+        except RemoteFileMissing:
             raise
         except _ERRORS as e:
             raise self._gone(f"pull {remote} failed: {e}") from None

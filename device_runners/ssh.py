@@ -23,6 +23,10 @@ PID_MARK = "@@harness-pid:"
 _PID_LINE = re.compile(rb"^" + re.escape(PID_MARK.encode()) + rb"(\d+)\n", re.M)
 
 
+class RemoteFileMissing(TransportError, FileNotFoundError):
+    """A file to pull is not on the device: catchable as either, like LocalTransport's TransportError."""
+
+
 def with_pid_line(cmd: str) -> str:
     """`cmd` as a POSIX sh script that first prints its shell's pid; `exit $?` keeps sh from exec-ing the last
     command, so a command killed by a signal still reports 128+signal instead of no status at all."""
@@ -205,13 +209,13 @@ class SshTransport(Transport):
             sftp.close()
 
     def pull(self, remote: str, local: Path) -> None:
-        """Copy one file back; a missing remote file raises FileNotFoundError naming it."""
+        """Copy one file back; a missing remote file raises RemoteFileMissing naming it."""
         sftp = self._sftp()
         try:
             try:
                 sftp.stat(remote)
             except FileNotFoundError:
-                raise FileNotFoundError(f"{remote}: no such file on {self.address}") from None
+                raise RemoteFileMissing(f"{remote}: no such file on {self.address}") from None
             Path(local).parent.mkdir(parents=True, exist_ok=True)
             sftp.get(remote, str(local))
         except (paramiko.SSHException, EOFError) as e:

@@ -130,6 +130,7 @@ class AdbStandin:
         self._lock = threading.Lock()
         self._tmp: tempfile.TemporaryDirectory | None = None
         self.requests: list[str] = []  # every service asked for, for tests that check what a client sent
+        self.commands: list[str] = []  # every shell command as it ran on this machine (after the rewrites)
 
     # --- lifecycle -------------------------------------------------------------------------------------------
 
@@ -207,6 +208,7 @@ class AdbStandin:
 
     def _spawn(self, cmd: str) -> subprocess.Popen:
         cmd = rewrite_for_qemu(self.to_host(cmd), self.sandbox, self.qemu_root)
+        self.commands.append(cmd)
         env = dict(os.environ, PATH=f"{self.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
                    ANDROID_SERIAL=self.serial)
         p = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=self.sandbox, env=env, start_new_session=True,

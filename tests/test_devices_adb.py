@@ -14,6 +14,7 @@ from adb_standin import AdbStandin
 from conftest import require_tool
 from device_runners.adb import AdbTransport
 from device_runners.base import TransportError
+from device_runners.ssh import RemoteFileMissing
 from sshd_fixture import free_port, procs_with
 
 WORK = "/data/local/tmp/harness"
@@ -55,8 +56,9 @@ def test_exit_code_of_a_crashing_command(phone):
 
 def test_missing_remote_file_is_file_not_found(phone, tmp_path):
     t = AdbTransport(port=phone.port)
-    with pytest.raises(FileNotFoundError, match=rf"{WORK}/result.json: no such file on adb device {phone.serial}"):
+    with pytest.raises(RemoteFileMissing, match=rf"{WORK}/result.json: no such file on adb device {phone.serial}") as e:
         t.pull(f"{WORK}/result.json", tmp_path / "r.json")
+    assert isinstance(e.value, TransportError) and isinstance(e.value, FileNotFoundError)
     assert not (tmp_path / "r.json").exists()
 
 
@@ -75,7 +77,8 @@ def test_two_phones_and_no_serial_asks_for_one(tmp_path):
 
 def test_unreachable_server_names_serial_and_server():
     port = free_port()
-    with pytest.raises(TransportError, match=rf"adb device PIXEL7 \(server 127.0.0.1:{port}\): adb server not reachable"):
+    with pytest.raises(TransportError,
+                       match=rf"adb device PIXEL7 \(server 127.0.0.1:{port}\): adb server not reachable"):
         AdbTransport(serial="PIXEL7", port=port).shell("true")
 
 

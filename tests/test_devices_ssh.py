@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from device_runners.base import TransportError
+from device_runners.ssh import RemoteFileMissing
 from device_runners.ssh import SshTransport, parse_address
 from sshd_fixture import Sshd, free_port, procs_with, require_sshd, write_key
 
@@ -54,7 +55,7 @@ def test_push_run_pull_round_trip(board, tmp_path):
 
 
 def test_missing_remote_file_is_file_not_found(board, tmp_path):
-    with pytest.raises(FileNotFoundError, match="nothing.json: no such file on"):
+    with pytest.raises(RemoteFileMissing, match="nothing.json: no such file on"):
         board.pull(f"{board.workdir()}/nothing.json", tmp_path / "x")
 
 
