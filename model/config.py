@@ -75,6 +75,9 @@ class MobileBertConfig:
                 and self.intra_bottleneck_size != self.hidden_size):
             raise BadInput("use_bottleneck without use_bottleneck_attention or key_query_shared_bottleneck needs "
                            "intra_bottleneck_size == hidden_size")
+        if self.embedding_size > self.hidden_size:
+            raise BadInput(f"embedding_size={self.embedding_size} exceeds hidden_size={self.hidden_size}: the "
+                           "masked-LM head reuses the embeddings as the first embedding_size output dimensions")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
             raise BadInput(f"pad_token_id={self.pad_token_id} is outside the vocabulary (vocab_size={self.vocab_size})")
         if self.id2label is not None and len(self.id2label) != self.num_labels:

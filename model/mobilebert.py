@@ -255,12 +255,18 @@ class MaskedLMHead(nn.Module):
         if self.tied:
             self.word_embeddings = [word_embeddings]  # a list, so the shared table is not registered twice
         else:
+            # Untied, transformers scores with its decoder's own weight and bias and leaves `bias` unused;
+            # all three are kept so checkpoints and parameter counts match.
             self.decoder_weight = nn.Parameter(torch.empty(config.vocab_size, config.embedding_size))
+            self.decoder_bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.act(self.transform(x)))
-        decoder = self.word_embeddings[0].weight if self.tied else self.decoder_weight
-        return torch.matmul(x, torch.cat([decoder.t(), self.extra.weight], dim=0)) + self.bias
+        if self.tied:
+            decoder, bias = self.word_embeddings[0].weight, self.bias
+        else:
+            decoder, bias = self.decoder_weight, self.decoder_bias
+        return torch.matmul(x, torch.cat([decoder.t(), self.extra.weight], dim=0)) + bias
 
 
 class _WithHead(nn.Module):
@@ -392,3 +398,4 @@ def init_weights(model: nn.Module) -> None:
             m.bias.zero_()
             if not m.tied:
                 m.decoder_weight.normal_(0.0, std)
+                m.decoder_bias.zero_()

@@ -36,6 +36,7 @@ _RULES = [  # (our name pattern, transformers' name), applied in order to each k
     (r"^mlm\.extra\.", "cls.predictions.dense."),
     (r"^mlm\.bias$", "cls.predictions.bias"),
     (r"^mlm\.decoder_weight$", "cls.predictions.decoder.weight"),
+    (r"^mlm\.decoder_bias$", "cls.predictions.decoder.bias"),
     (r"^nsp\.", "cls.seq_relationship."),
     (r"\bpooler\.", "pooler.dense."),
     (r"\bembeddings\.word\.", "embeddings.word_embeddings."),
@@ -82,14 +83,15 @@ def to_hf_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _ignorable(key: str, config: MobileBertConfig) -> bool:
     """Keys some checkpoints carry that hold nothing of their own (buffers, copies of tied weights)."""
-    return (key.endswith("embeddings.position_ids") or key == "cls.predictions.decoder.bias"
-            or (key == "cls.predictions.decoder.weight" and config.tie_word_embeddings))
+    tied_copies = ("cls.predictions.decoder.weight", "cls.predictions.decoder.bias")
+    return key.endswith("embeddings.position_ids") or (key in tied_copies and config.tie_word_embeddings)
 
 
 def load_hf_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Copy transformers-named weights into `model`; every unknown, missing or mis-shaped key is named."""
     state_dict = dict(state_dict)
-    if "cls.predictions.bias" not in state_dict and "cls.predictions.decoder.bias" in state_dict:
+    if (model.config.tie_word_embeddings and "cls.predictions.bias" not in state_dict
+            and "cls.predictions.decoder.bias" in state_dict):
         state_dict["cls.predictions.bias"] = state_dict["cls.predictions.decoder.bias"]  # older exports
     if isinstance(model, MobileBertModel) and any(k.startswith("mobilebert.") for k in state_dict):
         state_dict = {k.removeprefix("mobilebert."): v for k, v in state_dict.items()}  # a head checkpoint's body

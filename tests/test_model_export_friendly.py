@@ -1,0 +1,64 @@
+"""The model lowers to XNNPACK as a whole: no matmul, linear or softmax left on portable kernels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+from executorch.backends.xnnpack.utils.configs import get_transform_passes, get_xnnpack_edge_compile_config
+from executorch.exir import to_edge_transform_and_lower
+
+from harness.delegation import heavy_ops_outside, summarize
+from model.config import get_preset
+from model.mobilebert import MobileBertForSequenceClassification
+
+# Left outside by design: the embedding lookups, the positions, the mask cast and the pooled-token select.
+GLUE = {"aten_embedding_default", "aten_arange_start_step", "aten_unsqueeze_copy_default", "aten_select_copy_int",
+        "dim_order_ops__to_dim_order_copy_default", "getitem"}
+
+
+@pytest.fixture(scope="module")
+def lowered():
+    torch.manual_seed(0)
+    model = MobileBertForSequenceClassification(get_preset("test-tiny")).eval()
+    ids = torch.randint(0, 128, (1, 16))
+    mask = torch.ones_like(ids)
+    mask[0, 12:] = 0
+    example = (ids, mask, torch.zeros_like(ids))
+    ep = torch.export.export(model, example)  # the model itself, its dataclass output included
+    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()],
+                                       compile_config=get_xnnpack_edge_compile_config(),
+                                       transform_passes=get_transform_passes())
+    return model, example, edge
+
+
+def test_only_glue_outside_xnnpack(lowered):
+    _, _, edge = lowered
+    summary = summarize(edge.exported_program().graph_module)
+    assert heavy_ops_outside(summary) == {}, summary
+    assert set(summary["outside_by_op"]) <= GLUE, summary["outside_by_op"]
+    assert summary["pieces"] <= 2, summary
+    assert summary["delegated_by_op"]["aten_linear_default"] > 0
+
+
+def test_no_sdpa_or_inplace_in_exported_graph(lowered):
+    model, example, _ = lowered
+    graph = torch.export.export(model, example).graph
+    targets = {str(n.target) for n in graph.nodes if n.op == "call_function"}
+    assert not any("scaled_dot_product" in t for t in targets), targets
+    assert not any(t.split(".")[-2].endswith("_") for t in targets if t.startswith("aten.")), targets
+
+
+def test_lowered_program_matches_eager(lowered):
+    model, example, edge = lowered
+    from executorch.runtime import Runtime
+
+    program = edge.to_executorch()
+    method = Runtime.get().load_program(program.buffer).load_method("forward")
+    got = method.execute(list(example))
+    with torch.no_grad():
+        out = model(*example)
+    want = [out.last_hidden_state, out.pooled_output, out.logits]  # the output dataclass, flattened, Nones dropped
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert torch.allclose(g, w, atol=1e-4), (g, w)
