@@ -25,6 +25,7 @@
 #include <executorch/runtime/executor/program.h>
 #include <executorch/runtime/platform/runtime.h>
 
+#include "args.h"
 #include "json.h"
 #include "process.h"
 #include "tensorfile.h"
@@ -89,44 +90,6 @@ void on_crash(int sig) {
   _exit(128 + sig);
 }
 
-struct Args {
-  std::string program, inputs, result, outputs, affinity, etdump, method = "forward";
-  long warmup = 10, iterations = 50, threads = 0;
-  double min_seconds = 0.0;
-};
-
-Args parse_args(int argc, char** argv) {
-  Args a;
-  for (int i = 1; i < argc; ++i) {
-    std::string flag = argv[i];
-    if (i + 1 >= argc) fail("flag " + flag + " needs a value");
-    std::string v = argv[++i];
-    char* end = nullptr;
-    auto integer = [&](long lo) {
-      long x = std::strtol(v.c_str(), &end, 10);
-      if (*end != '\0' || end == v.c_str() || x < lo) fail("bad value for " + flag + ": " + v);
-      return x;
-    };
-    if (flag == "--program") a.program = v;
-    else if (flag == "--inputs") a.inputs = v;
-    else if (flag == "--result") { a.result = v; g_result = argv[i]; }
-    else if (flag == "--outputs") a.outputs = v;
-    else if (flag == "--affinity") a.affinity = v;
-    else if (flag == "--etdump") a.etdump = v;
-    else if (flag == "--method") a.method = v;
-    else if (flag == "--warmup") a.warmup = integer(0);
-    else if (flag == "--iterations") a.iterations = integer(0);
-    else if (flag == "--threads") a.threads = integer(1);
-    else if (flag == "--min-seconds") {
-      a.min_seconds = std::strtod(v.c_str(), &end);
-      if (*end != '\0' || end == v.c_str() || a.min_seconds < 0) fail("bad value for --min-seconds: " + v);
-    } else fail("unknown flag " + flag);
-  }
-  if (a.program.empty() || a.inputs.empty() || a.result.empty())
-    fail("usage: harness_runner --program P.pte --inputs IN.bin --result R.json [--outputs OUT.bin] ...");
-  return a;
-}
-
 // tensorfile.py dtype codes <-> ExecuTorch scalar types.
 const ScalarType kTypes[] = {ScalarType::Float, ScalarType::Long, ScalarType::Int,  ScalarType::Half,
                              ScalarType::Bool,  ScalarType::Byte, ScalarType::Char, ScalarType::Double};
@@ -167,8 +130,19 @@ struct InputTensor {
 
 int main(int argc, char** argv) {
   for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, on_crash);
+  for (int i = 1; i + 1 < argc; ++i)  // known before parsing, so even a bad flag leaves an error JSON
+    if (std::strcmp(argv[i], "--result") == 0) g_result = argv[i + 1];
+  if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+    std::fputs(harness::kUsage, stdout);
+    return 0;
+  }
+  harness::Args args;
+  std::string err = harness::parse_args(argc, argv, &args);
+  if (!err.empty()) {
+    std::fputs(harness::kUsage, stderr);
+    fail(err);
+  }
   executorch::runtime::runtime_init();
-  Args args = parse_args(argc, argv);
   long rss_start_kb = harness::proc_kb("/proc/self/status", "VmRSS");
   JsonObject r;
   r.str("runner", "native");
@@ -189,7 +163,7 @@ int main(int argc, char** argv) {
 
   g_stage = "reading inputs";
   harness::TensorFile in;
-  std::string err = harness::read_tensor_file(args.inputs, &in);
+  err = harness::read_tensor_file(args.inputs, &in);
   if (!err.empty()) fail(err);
 
   g_stage = "loading program";

@@ -1,0 +1,54 @@
+// The runner's command line (the contract shared with device_runners/python_runner.py and launch.py).
+#pragma once
+
+#include <cstdlib>
+#include <string>
+
+namespace harness {
+
+constexpr const char* kUsage =
+    "usage: harness_runner --program P.pte --inputs IN.bin --result R.json [--outputs OUT.bin] [--warmup W]\n"
+    "                      [--iterations N] [--min-seconds S] [--threads T] [--affinity 0,1|4-7] [--etdump D.etdp]\n"
+    "                      [--method forward]\n";
+
+struct Args {
+  std::string program, inputs, result, outputs, affinity, etdump, method = "forward";
+  long warmup = 10, iterations = 50, threads = 0;  // threads 0: keep the pool's default size
+  double min_seconds = 0.0;
+};
+
+// "" on success, else a one-line reason naming the flag.
+inline std::string parse_args(int argc, char** argv, Args* a) {
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    if (i + 1 >= argc) return "flag " + flag + " needs a value";
+    std::string v = argv[++i];
+    char* end = nullptr;
+    long x = 0;
+    auto integer = [&](long lo) {
+      x = std::strtol(v.c_str(), &end, 10);
+      return *end == '\0' && end != v.c_str() && x >= lo;
+    };
+    if (flag == "--program") a->program = v;
+    else if (flag == "--inputs") a->inputs = v;
+    else if (flag == "--result") a->result = v;
+    else if (flag == "--outputs") a->outputs = v;
+    else if (flag == "--affinity") a->affinity = v;
+    else if (flag == "--etdump") a->etdump = v;
+    else if (flag == "--method") a->method = v;
+    else if (flag == "--warmup" || flag == "--iterations" || flag == "--threads") {
+      if (!integer(flag == "--threads" ? 1 : 0)) return "bad value for " + flag + ": " + v;
+      (flag == "--warmup" ? a->warmup : flag == "--iterations" ? a->iterations : a->threads) = x;
+    } else if (flag == "--min-seconds") {
+      a->min_seconds = std::strtod(v.c_str(), &end);
+      if (*end != '\0' || end == v.c_str() || !(a->min_seconds >= 0)) return "bad value for --min-seconds: " + v;
+    } else {
+      return "unknown flag " + flag;
+    }
+  }
+  if (a->program.empty() || a->inputs.empty() || a->result.empty())
+    return "--program, --inputs and --result are required";
+  return "";
+}
+
+}  // namespace harness
