@@ -14,11 +14,13 @@ from harness.errors import BadInput
 from model.distill import models
 from model.distill.loop import LoopConfig, batch_indices, pick_device, train_loop, write_atomic
 
+_SEQ_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mlm_labels")
+
 
 def trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Cut the padding every row of the batch shares: short snippets then cost what they are."""
     width = int(batch["attention_mask"].sum(1).max())
-    return {k: (v[:, :width] if v.ndim == 2 and k in ("input_ids", "attention_mask", "token_type_ids") else v)
+    return {k: (v[:, :width] if v.ndim == 2 and k in _SEQ_KEYS else v)
             for k, v in batch.items()}
 
 

@@ -115,11 +115,11 @@ def train_loop(model: torch.nn.Module, loss_fn: Callable, sample: Callable[[int]
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step = state["step"]
-    elif state is not None:
-        model.load_state_dict(state["model"])  # an earlier stage of the same run finished: start from its weights
         if step >= cfg.steps:
             return state.get("last", {})
         print(f"[{desc}] resuming {out_dir} at step {step}/{cfg.steps}", file=sys.stderr)
+    elif state is not None:
+        model.load_state_dict(state["model"])  # an earlier stage of the same run finished: start from its weights
 
     def save(done: bool, last: dict) -> None:
         # Weights first, then the state that says how far they got: a kill in between replays a few steps at most.

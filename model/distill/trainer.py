@@ -74,6 +74,7 @@ def distill(teacher_spec: str, student_spec: str, strategy: str, texts: list[str
 
     device = device or pick_device()
     out_dir = Path(out_dir)
+    torch.manual_seed(cfg.seed)  # preset weights come from the run's seed, not from the caller's RNG state
     teacher = models.load(teacher_spec, "pretraining").to(device).eval()
     student = models.load(student_spec, "pretraining")
     if models.resolve(student_spec)[0] == "hf":
