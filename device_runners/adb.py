@@ -52,7 +52,8 @@ class AdbTransport(Transport):
         try:
             infos = self._client.list()
         except _ERRORS as e:
-            raise TransportError(f"{self._name()}: adb server not reachable: {e}") from None
+            raise TransportError(f"{self._name()}: adb server not reachable ({e}); "
+                                 "start one with `adb start-server`") from None
         ready = [i.serial for i in infos if i.state == "device"]
         if self.serial is None:
             if len(ready) != 1:

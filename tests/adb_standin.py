@@ -5,12 +5,9 @@ How the phone is faked:
 - Paths: every "/data/local/tmp" in a command or a sync path is rewritten to the sandbox, and back in output.
 - Commands run with `sh -c` in their own session (like adbd), cwd = the sandbox; `getprop` and `dumpsys` are
   shims on PATH that answer the model, ABI, Android release and battery temperature.
-- arm64 programs: binfmt_misc is not mounted here, so in each simple command (split at ; & | && || newlines)
-  the first word naming an aarch64 ELF file gets `qemu-aarch64 -cpu cortex-a76 -L <root>` put before it
-  (never QEMU's default -cpu max: it advertises SME and XNNPACK then gives wrong int8 outputs). <root> holds
-  data/local/tmp -> sandbox, so a program whose interpreter or files are at /data/local/tmp paths finds them.
-  A relative path is resolved against the last `cd DIR` in the command. Words inside a nested quoted
-  `sh -c '...'` are not rewritten.
+- arm64 programs: binfmt_misc is not mounted here, so tests/arm64_rewrite.py puts `qemu-aarch64 -cpu cortex-a76
+  -L <root>` before each aarch64 program a command starts; <root> holds data/local/tmp -> sandbox, so a program
+  whose interpreter or files are at /data/local/tmp paths finds them.
 """
 
 from __future__ import annotations
@@ -25,79 +22,10 @@ import tempfile
 import threading
 from pathlib import Path
 
+from arm64_rewrite import rewrite_for_qemu
+
 DEVICE_ROOT = "/data/local/tmp"
 FEATURES = "shell_v2,cmd,fixed_push_mkdir"  # no stat_v2/ls_v2/sendrecv_v2: the v1 sync protocol is all we speak
-QEMU = ["qemu-aarch64", "-cpu", "cortex-a76"]
-_SEPARATORS = ";&|\n()"
-
-
-def _is_aarch64_elf(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(20)
-    except OSError:
-        return False
-    return len(head) == 20 and head[:4] == b"\x7fELF" and struct.unpack("<H", head[18:20])[0] == 183
-
-
-def _words(cmd: str):
-    """(start offset, unquoted text, separator-before) for each shell word; enough quoting for our rewrites."""
-    i, n, new_segment = 0, len(cmd), True
-    while i < n:
-        c = cmd[i]
-        if c in " \t":
-            i += 1
-            continue
-        if c in _SEPARATORS:
-            new_segment = True
-            i += 1
-            continue
-        start, text = i, []
-        while i < n and cmd[i] not in " \t" + _SEPARATORS:
-            c = cmd[i]
-            if c == "'":
-                j = cmd.find("'", i + 1)
-                j = n if j < 0 else j
-                text.append(cmd[i + 1:j])
-                i = j + 1
-            elif c == '"':
-                j = i + 1
-                while j < n and cmd[j] != '"':
-                    j += 2 if cmd[j] == "\\" else 1
-                text.append(cmd[i + 1:j])
-                i = j + 1
-            elif c == "\\" and i + 1 < n:
-                text.append(cmd[i + 1])
-                i += 2
-            else:
-                text.append(c)
-                i += 1
-        yield start, "".join(text), new_segment
-        new_segment = False
-
-
-def rewrite_for_qemu(cmd: str, cwd: Path, qemu_root: Path) -> str:
-    """Put qemu-aarch64 before the first aarch64 ELF word of each simple command."""
-    inserts, cur_dir = [], cwd
-    first = None  # first word of the current simple command
-    done = False
-    for start, word, new_segment in _words(cmd):
-        if new_segment:
-            first, position, done = word, 0, False
-        else:
-            position += 1
-        if first == "cd" and position == 1:
-            cur_dir = cur_dir / word
-            continue
-        if done or "/" not in word:
-            continue
-        if _is_aarch64_elf(cur_dir / word):
-            inserts.append(start)
-            done = True
-    prefix = " ".join(QEMU + ["-L", str(qemu_root)]) + " "
-    for start in reversed(inserts):
-        cmd = cmd[:start] + prefix + cmd[start:]
-    return cmd
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -280,38 +208,33 @@ class AdbStandin:
         elif req == "host:kill":
             c.okay()
         elif req.startswith(("host:tport:", "host:transport")):
-            rest = req.split(":", 1)[1]
-            serial = {"tport:any": None, "transport-any": None, "tport:usb": None, "tport:local": None,
-                      "transport-usb": None, "transport-local": None}.get(rest, "?")
-            if serial == "?":
-                for head in ("tport:serial:", "transport:"):
-                    if rest.startswith(head):
-                        serial = rest[len(head):]
-                if serial == "?":
-                    serial = self._by_id(rest.rsplit(":", 1)[-1])
-            serial = self._pick(c, serial)
+            serial = self._pick(c, self._target(req.split(":", 1)[1]))
             if serial is None:
                 return None
             c.okay()
             if req.startswith("host:tport:"):
-                c.send(struct.pack("<Q", self.serials.index(serial) + 1))
+                c.send(struct.pack("<Q", self.serials.index(serial) + 1))  # the transport id
             return serial
         elif req.startswith(("host-serial:", "host-transport-id:", "host-usb:", "host-local:")):
             head, _, what = req.rpartition(":")
             kind, _, target = head.partition(":")
-            serial = target if kind == "host-serial" else (
-                self._by_id(target) if kind == "host-transport-id" else None)
-            if self._pick(c, serial) is None:
-                return None
-            answers = {"features": FEATURES, "get-state": "device", "get-serialno": serial or self.serial,
-                       "get-devpath": "usb:standin"}
-            if what in answers:
-                c.okay_block(answers[what])
-            else:
-                c.fail(f"unsupported host service {what}")
+            serial = self._pick(c, target if kind == "host-serial" else
+                                self._by_id(target) if kind == "host-transport-id" else None)
+            answers = {"features": FEATURES, "get-state": "device", "get-serialno": serial, "get-devpath": "usb:1"}
+            if serial is not None:
+                c.okay_block(answers[what]) if what in answers else c.fail(f"unsupported host service {what}")
         else:
             c.fail(f"unsupported service {req}")
         return None
+
+    def _target(self, rest: str) -> str | None:
+        """The serial a `host:tport:...` / `host:transport...` request names; None for "any"."""
+        for head in ("tport:serial:", "transport:"):
+            if rest.startswith(head):
+                return rest[len(head):]
+        if "id:" in rest:
+            return self._by_id(rest.rsplit(":", 1)[-1])
+        return None  # tport:any, transport-any, -usb, -local: the one device there is
 
     def _by_id(self, tid: str) -> str:
         try:
