@@ -7,7 +7,7 @@ from typing import Any
 from harness.errors import BadInput
 from harness.records import RunRecord
 from harness.report import gate_result, random_weights
-from harness.report_md import md_table
+from harness.report_md import fmt_ms, md_table
 from harness.stats import compare_samples
 
 SAME = ("model", "device", "seq_len", "runner", "threads")
@@ -74,12 +74,12 @@ def render_comparison(result: dict[str, Any]) -> str:
         f"median latency B/A = {lat['ratio']:.3f}, {lat['ci_level']:.0%} bootstrap CI [{lo:.3f}, {hi:.3f}];"
         f" {lat['test']} on {lat['n_a']} vs {lat['n_b']} samples", "",
     ]
-    rows = [["p50 latency ms", _fmt(lat["median_a"]), _fmt(lat["median_b"]), _fmt(lat["ratio"])]]
+    rows = [["p50 latency ms", fmt_ms(lat["median_a"]), fmt_ms(lat["median_b"]), _fmt(lat["ratio"])]]
     for key, label in (("load_ms", "load ms"), ("first_inference_ms", "first inference ms"),
                        ("peak_rss_mb", "peak RSS MB")):
         d = result[key]
         if d:
-            rows.append([label, _fmt(d["a"]), _fmt(d["b"]), _fmt(d["ratio"])])
+            rows.append([label, fmt_ms(d["a"]), fmt_ms(d["b"]), _fmt(d["ratio"])])
     if result["accuracy"]:
         acc = result["accuracy"]
         rows.append([f"{acc['metric']}", _fmt(acc["a"], 4), _fmt(acc["b"], 4), f"{acc['diff']:+.4f} (diff)"])

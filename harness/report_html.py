@@ -9,7 +9,7 @@ import pandas as pd
 
 from harness.records import RunRecord
 from harness.report import NO_RUNS, group_runs
-from harness.report_md import COLUMNS, EMULATED_NOTE, RANDOM_NOTE
+from harness.report_md import COLUMNS, EMULATED_NOTE, RANDOM_NOTE, fmt_ms
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px; color: #1d1d1f; background: #fff; }
@@ -84,7 +84,7 @@ def render_html(df: pd.DataFrame, records: list[RunRecord]) -> str:
     if records:
         body.append("<h2>All runs</h2>")
         rows = [[r.run_id, r.created_at, r.status, r.device or "", r.model or "", r.recipe or "",
-                 f"{r.latency['p50']:.3f}" if (r.latency or {}).get("p50") is not None else "",
+                 fmt_ms((r.latency or {}).get("p50")),
                  ", ".join(r.flags)] for r in records]
         body.append(_table(["run", "created", "status", "device", "model", "recipe", "p50 ms", "flags"], rows,
                            [r.status for r in records]))

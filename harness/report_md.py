@@ -19,11 +19,19 @@ def _num(v: Any, digits: int = 2) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def fmt_ms(v: Any) -> str:
+    """A latency with about 4 significant digits: 0.02571, 6.300, 12.04, 2991.4."""
+    if _num(v) == "":
+        return ""
+    decimals = min(6, max(1, 3 - math.floor(math.log10(abs(v))))) if v else 1
+    return f"{v:.{decimals}f}"
+
+
 def _p50(r: pd.Series) -> str:
     if _num(r["p50_ms"]) == "":
         return ""
-    ci = f" [{_num(r['p50_ci_low'])}-{_num(r['p50_ci_high'])}]" if _num(r["p50_ci_low"]) else ""
-    return _num(r["p50_ms"]) + ci
+    ci = f" [{fmt_ms(r['p50_ci_low'])}-{fmt_ms(r['p50_ci_high'])}]" if _num(r["p50_ci_low"]) else ""
+    return fmt_ms(r["p50_ms"]) + ci
 
 
 def _acc(r: pd.Series) -> str:
@@ -52,13 +60,13 @@ COLUMNS: list[tuple[str, Callable[[pd.Series], str]]] = [
     ("thr", lambda r: _num(r["threads"])),
     ("weights", lambda r: r["weights"]),
     ("p50 ms [95% CI]", _p50),
-    ("p90 ms", lambda r: _num(r["p90_ms"])),
+    ("p90 ms", lambda r: fmt_ms(r["p90_ms"])),
     ("speed-up vs fp32", _speedup),
     ("rank", lambda r: _num(r["rank"])),
-    ("program MB", lambda r: _num(r["program_mb"])),
+    ("program MB", lambda r: _num(r["program_mb"], 3)),
     ("peak RSS MB", lambda r: _num(r["peak_rss_mb"], 1)),
-    ("load ms", lambda r: _num(r["load_ms"], 1)),
-    ("1st inf ms", lambda r: _num(r["first_inference_ms"], 1)),
+    ("load ms", lambda r: fmt_ms(r["load_ms"])),
+    ("1st inf ms", lambda r: fmt_ms(r["first_inference_ms"])),
     ("accuracy", _acc),
     ("Δ vs fp32", _delta),
     ("agree fp32", lambda r: _num(r["agreement_fp32"], 3)),
