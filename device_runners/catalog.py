@@ -43,9 +43,11 @@ def _check_fields(path: Path, name: str, table: object) -> dict:
                        f"known: {', '.join(sorted(_FIELDS))}")
     if "options" in table and not isinstance(table["options"], dict):
         raise BadInput(f"{path}: [{name}] options must be a table")
-    for key in ("threads",):
-        if key in table and (not isinstance(table[key], int) or table[key] < 1):
-            raise BadInput(f"{path}: [{name}] {key} must be a positive integer, got {table[key]!r}")
+    if "threads" in table and (type(table["threads"]) is not int or table["threads"] < 1):
+        raise BadInput(f"{path}: [{name}] threads must be a positive integer, got {table['threads']!r}")
+    for key in ("abi", "transport", "description", "affinity", "serial", "address", "address_env", "workdir"):
+        if key in table and not isinstance(table[key], str):
+            raise BadInput(f"{path}: [{name}] {key} must be a string (in quotes), got {table[key]!r}")
     return {k: v for k, v in table.items() if k != "name"}
 
 

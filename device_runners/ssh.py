@@ -110,6 +110,7 @@ class SshTransport(Transport):
             raise TransportError(f"ssh {self.address}: connection refused ({e.strerror})") from None
         except (paramiko.SSHException, OSError, EOFError) as e:
             raise TransportError(f"ssh {self.address}: cannot connect: {e}") from None
+        client.get_transport().set_keepalive(30)  # long runs: keep NATs and idle timeouts from dropping us
         self._client = client
         return client
 

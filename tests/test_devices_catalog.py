@@ -55,6 +55,7 @@ def test_bad_toml_names_the_file_and_line(isolated_home):
     ('[x]\nabi = "x86_64"\n', r"new device \[x\] needs transport"),
     ('[pixel7]\nthread = 4\n', r"\[pixel7\] has unknown field\(s\) thread"),
     ('[pixel7]\nthreads = 0\n', "threads must be a positive integer"),
+    ('[pixel7]\naffinity = 6\n', r"affinity must be a string \(in quotes\), got 6"),
 ])
 def test_bad_profiles_are_named(tmp_path, body, match):
     extra = tmp_path / "lab.toml"
