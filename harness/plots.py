@@ -59,6 +59,10 @@ def latency_distribution(groups: list[Group], section: str) -> Plot | None:
     ax.boxplot([g.samples for g in groups], showfliers=True, flierprops={"markersize": 2}, **HORIZONTAL)
     ax.set_yticks(range(1, len(groups) + 1), [g.label for g in groups], fontsize=8)
     ax.set_xlabel("latency per inference (ms)")
+    lo, hi = min(min(g.samples) for g in groups), max(max(g.samples) for g in groups)
+    if lo > 0 and hi / lo > 20:  # one stall or a 10x recipe gap would squash every box into a line
+        ax.set_xscale("log")
+        ax.set_xlabel("latency per inference (ms, log scale)")
     title = _title(f"Latency distribution, {section}", random)
     ax.set_title(title, fontsize=10)
     caption = "Boxes: quartiles and median of every timed iteration of the group's valid runs; whiskers 1.5 IQR."
@@ -78,24 +82,30 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 
 
 def accuracy_vs_latency(df: pd.DataFrame, device: str) -> Plot | None:
-    part = df[(df["device"] == device) & df["accuracy"].notna() & df["p50_ms"].notna()]
+    """Task accuracy vs p50 on one device; top-1 agreement with fp32 eager when no group has a task accuracy."""
+    part = df[(df["device"] == device) & df["p50_ms"].notna()]
+    y, label = "accuracy", None
+    if part["accuracy"].isna().all():
+        y, label = "agreement_fp32", "top-1 agreement with fp32 eager"
+    part = part[part[y].notna()]
     if part.empty:
         return None
     random = (part["weights"] == "random").any()
     fig = Figure(figsize=(7, 4.5))
     ax = fig.add_subplot()
-    ax.scatter(part["p50_ms"], part["accuracy"], color="#2b7bba", zorder=3)
+    ax.scatter(part["p50_ms"], part[y], color="#2b7bba", zorder=3)
     for _, r in part.iterrows():
-        ax.annotate(f"{r['recipe']} s{r['seq_len']}", (r["p50_ms"], r["accuracy"]), fontsize=7,
+        ax.annotate(f"{r['recipe']} s{r['seq_len']} {r['runner']}", (r["p50_ms"], r[y]), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
-    front = pareto_front(list(zip(part["p50_ms"], part["accuracy"])))
+    front = pareto_front(list(zip(part["p50_ms"], part[y])))
     ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="#d62728", label="Pareto front")
+    ax.scatter([p[0] for p in front], [p[1] for p in front], s=90, facecolors="none", edgecolors="#d62728")
     ax.set_xlabel("p50 latency (ms)")
-    ax.set_ylabel(str(part["accuracy_metric"].iloc[0]) or "accuracy")
+    ax.set_ylabel(label or str(part["accuracy_metric"].iloc[0]) or "accuracy")
     ax.legend(fontsize=8)
-    title = _title(f"Accuracy vs latency on {device}", random)
+    title = _title(f"{'Agreement' if label else 'Accuracy'} vs latency on {device}", random)
     ax.set_title(title, fontsize=10)
-    return Plot(title, "Up and to the left is better; the red steps join the programs nothing else beats on both.",
+    return Plot(title, "Up and to the left is better; red marks the programs nothing else beats on both.",
                 _png(fig))
 
 
@@ -109,15 +119,17 @@ def size_vs_latency(df: pd.DataFrame, section: str) -> Plot | None:
     for device, sub in part.groupby("device"):
         ax.scatter(sub["program_mb"], sub["p50_ms"], label=str(device), zorder=3)
         for _, r in sub.iterrows():
-            ax.annotate(str(r["recipe"]), (r["program_mb"], r["p50_ms"]), fontsize=7,
+            ax.annotate(f"{r['recipe']} {r['runner']}", (r["program_mb"], r["p50_ms"]), fontsize=7,
                         xytext=(4, 4), textcoords="offset points")
     ax.set_xlabel("program size (MB, 10^6 bytes)")
     ax.set_ylabel("p50 latency (ms)")
-    ax.set_yscale("log")
+    log = part["p50_ms"].max() / part["p50_ms"].min() > 20
+    if log:
+        ax.set_yscale("log")
     ax.legend(fontsize=8)
     title = _title(f"Program size vs latency, {section}", random)
     ax.set_title(title, fontsize=10)
-    return Plot(title, "One point per group; the latency axis is logarithmic.", _png(fig))
+    return Plot(title, "One point per group" + ("; the latency axis is logarithmic." if log else "."), _png(fig))
 
 
 def op_breakdown(record: RunRecord) -> Plot | None:
