@@ -81,3 +81,11 @@ def test_html_renders_in_headless_chromium(records, tmp_path):
     # the op-breakdown bars and scatter points are #2b7bba: seen only if the inline PNGs were decoded and drawn
     blue = np.abs(img - np.array([0x2B, 0x7B, 0xBA]) / 255.0).max(axis=2) < 0.04
     assert blue.sum() > 500
+
+
+def test_random_weight_runs_plot_agreement_instead_of_accuracy():
+    """Random-weight programs have no task accuracy, only top-1 agreement with fp32 eager: plot that."""
+    recs = [run("fp32", seed=1, accuracy={"metric": "accuracy", "agreement_fp32": 1.0}),
+            run("int8", median_ms=5.0, seed=2, accuracy={"metric": "accuracy", "agreement_fp32": 0.97})]
+    titles = [t for t, _ in _images(render(recs, "html"))]
+    assert "Agreement vs latency on pixel8pro (untrained (random) weights)" in titles
