@@ -87,6 +87,9 @@ class ResultsStore:
         con.execute("PRAGMA journal_mode = WAL")
         con.execute("BEGIN IMMEDIATE")
         try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "meta" not in tables:
+                raise self._bad_file(ValueError(f"an SQLite file of other tables: {', '.join(sorted(tables))}"))
             # executescript would commit this transaction: run the statements one by one instead
             for stmt in filter(str.strip, _SCHEMA.split(";")):
                 con.execute(stmt)
@@ -94,6 +97,8 @@ class ResultsStore:
             if row is None:
                 con.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
                 found = SCHEMA_VERSION
+            elif not str(row[0]).isdigit():
+                raise self._bad_file(ValueError(f"schema_version {row[0]!r}"))
             else:
                 found = int(row[0])
             con.execute("COMMIT")

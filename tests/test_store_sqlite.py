@@ -128,6 +128,15 @@ def test_a_damaged_file_is_named(tmp_path, content):
         ResultsStore(tmp_path).add(make_record("r1"))
 
 
+def test_another_programs_sqlite_file_is_not_written_into(tmp_path):
+    con = sqlite3.connect(tmp_path / "runs.sqlite")
+    con.execute("CREATE TABLE runs (id INTEGER, name TEXT)")
+    con.commit()
+    con.close()
+    with pytest.raises(BadInput, match=r"runs.sqlite is not a readable harness results database \(an SQLite file of"):
+        ResultsStore(tmp_path).add(make_record("r1"))
+
+
 def test_results_path_that_is_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(BadInput, match="cannot create the results directory|is a file"):
