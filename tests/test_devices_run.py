@@ -1,0 +1,49 @@
+"""`harness run --device ...` as a user runs it, through the catalog and the remote transports: a phone profile via
+the adb stand-in, and a board from the user's own catalog file via a real sshd. One stored RunRecord each."""
+
+from __future__ import annotations
+
+import pytest
+
+from adb_standin import AdbStandin
+from conftest import require_tool
+from harness import bench
+from harness.store import ResultsStore
+from sshd_fixture import Sshd, require_sshd
+
+
+def test_run_on_pixel7_profile_through_adb(tiny_export, tmp_path, monkeypatch):
+    require_tool("qemu-aarch64", "aarch64-linux-gnu-g++")
+    results, res = tiny_export
+    monkeypatch.setenv("ADBUTILS_ADB_PATH", "/bin/false")
+    with AdbStandin(tmp_path / "phone", serial="28121FDH2000AB") as phone:
+        monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(phone.port))
+        monkeypatch.setenv("HARNESS_PIXEL7_SERIAL", phone.serial)
+        # The profile pins cores 6-7, which this 2-core machine lacks: pin core 0 like a user would override.
+        rec = bench.run(bench.RunRequest(program=res.program, device="pixel7", threads=1, affinity="0", warmup=1,
+                                         iterations=3, task="rotten_tomatoes", samples=4, timeout=600), results)
+        left = sorted(p.relative_to(phone.sandbox).as_posix() for p in (phone.sandbox / "harness/runs").rglob("*"))
+    assert rec.error is None and rec.status in ("ok", "invalid"), rec.error
+    assert rec.transport == "adb" and rec.device_abi == "arm64-v8a" and rec.affinity == "0"
+    info = rec.device_info_before
+    assert (info["model"], info["os"], info["serial"]) == ("Pixel 7 (stand-in)", "Android 14", phone.serial)
+    assert info["battery_temp_c"] == pytest.approx(31.2)
+    assert rec.accuracy["n"] == 4 and rec.accuracy["agreement_fp32"] == 1.0
+    assert ResultsStore(results).get(rec.run_id).device == "pixel7"
+    assert left == []  # the run's scratch files were removed from the phone
+
+
+def test_run_on_a_user_defined_ssh_board(tiny_export, tmp_path, monkeypatch):
+    require_sshd()
+    results, res = tiny_export
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    with Sshd(tmp_path / "sshd") as sshd:
+        catalog = tmp_path / "lab.toml"
+        catalog.write_text(f'[board]\nabi = "x86_64"\ntransport = "ssh"\naddress = "{sshd.address}"\nthreads = 1\n'
+                           f'workdir = "{tmp_path / "board"}"\noptions = {{ key_file = "{sshd.key}" }}\n')
+        rec = bench.run(bench.RunRequest(program=res.program, device="board", devices_file=catalog, warmup=1,
+                                         iterations=5, task="rotten_tomatoes", samples=4), results)
+    assert rec.error is None and rec.status in ("ok", "invalid"), rec.error
+    assert rec.transport == "ssh" and rec.device_info_before["address"] == sshd.address
+    assert len(rec.latencies_ms) >= 5 and rec.accuracy["agreement_fp32"] == 1.0
+    assert not (tmp_path / "board" / "runs" / rec.run_id).exists()
