@@ -170,3 +170,12 @@ def test_etdump_is_written(bundle, tiny, tmp_path):
     assert p.returncode == 0, p.stderr
     size = os.path.getsize(tmp_path / "d.etdp")
     assert size > 0 and json.loads((tmp_path / "r.json").read_text())["etdump_bytes"] == size
+
+
+def test_runtime_error_reaches_the_result(bundle, tiny, tmp_path):
+    """A token id past the vocabulary: the error must carry the runtime's own reason, not just InvalidArgument."""
+    write_tensors(tmp_path / "in.bin", [[np.full((1, 8), 1000, dtype=np.int64)]])
+    p = run_native(bundle, "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json")
+    assert p.returncode == 1
+    err = json.loads((tmp_path / "r.json").read_text())["error"]
+    assert "first inference failed" in err and "1000 >= weight.size(0) 64" in err, err

@@ -8,18 +8,37 @@
 
 namespace harness {
 
+// Length of the valid UTF-8 sequence at s[i], or 0: runtime messages can quote raw bytes of a damaged program.
+inline size_t utf8_len(const std::string& s, size_t i) {
+  unsigned char c = static_cast<unsigned char>(s[i]);
+  size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k)
+    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
+  unsigned char c1 = static_cast<unsigned char>(s[i + 1]);  // no overlongs, surrogates or > U+10FFFF
+  if ((c == 0xE0 && c1 < 0xA0) || (c == 0xED && c1 >= 0xA0) || (c == 0xF0 && c1 < 0x90) || (c == 0xF4 && c1 >= 0x90))
+    return 0;
+  return n;
+}
+
 inline std::string json_str(const std::string& s) {
   std::string out = "\"";
-  for (unsigned char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
     if (c == '"' || c == '\\') {
       out += '\\';
       out += static_cast<char>(c);
-    } else if (c < 0x20) {
+    } else if (c < 0x20 || c == 0x7F) {
       char buf[8];
       std::snprintf(buf, sizeof(buf), "\\u%04x", c);
       out += buf;
-    } else {
+    } else if (c < 0x80) {
       out += static_cast<char>(c);
+    } else if (size_t n = utf8_len(s, i)) {
+      out.append(s, i, n);
+      i += n - 1;
+    } else {
+      out += "\\ufffd";  // not UTF-8: keep the JSON valid
     }
   }
   return out + "\"";

@@ -23,6 +23,7 @@
 #include <executorch/runtime/backend/interface.h>
 #include <executorch/runtime/executor/method.h>
 #include <executorch/runtime/executor/program.h>
+#include <executorch/runtime/platform/platform.h>
 #include <executorch/runtime/platform/runtime.h>
 
 #include "args.h"
@@ -66,7 +67,29 @@ namespace {
 const char* g_result = nullptr;          // where an error (or a crash) is reported
 const char* g_stage = "parsing flags";  // what the runner was doing, for that report
 
-[[noreturn]] void fail(const std::string& msg) {
+std::string g_runtime_error;  // the runtime's first error lines in this stage: they say what "InvalidArgument" meant
+int g_runtime_errors = 0;
+
+void stage(const char* what) {
+  g_stage = what;
+  g_runtime_error.clear();
+  g_runtime_errors = 0;
+}
+
+// The runtime's log goes to stderr as usual; its errors are also kept for the error JSON.
+void emit_log(et_timestamp_t, et_pal_log_level_t level, const char* file, const char*, size_t line,
+              const char* msg, size_t len) {
+  const char* base = std::strrchr(file, '/');
+  while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r')) --len;
+  std::fprintf(stderr, "%c executorch:%s:%zu] %.*s\n", static_cast<char>(level), base ? base + 1 : file, line,
+               static_cast<int>(len), msg);
+  if ((level == kError || level == kFatal) && g_runtime_errors++ < 2)  // the root cause, then its context
+    g_runtime_error += (g_runtime_error.empty() ? "" : "; ") + std::string(msg, len);
+}
+
+[[noreturn]] void fail(std::string msg) {
+  if (!g_runtime_error.empty() && msg.find(g_runtime_error) == std::string::npos)
+    msg += " [runtime: " + g_runtime_error + "]";
   std::fprintf(stderr, "harness_runner: error: %s\n", msg.c_str());
   if (g_result)
     harness::write_text_file(g_result, JsonObject().str("runner", "native").str("error", msg)
@@ -142,12 +165,13 @@ int main(int argc, char** argv) {
     std::fputs(harness::kUsage, stderr);
     fail(err);
   }
+  executorch::runtime::register_pal(executorch::runtime::PalImpl::create(emit_log, __FILE__));
   executorch::runtime::runtime_init();
   long rss_start_kb = harness::proc_kb("/proc/self/status", "VmRSS");
   JsonObject r;
   r.str("runner", "native");
 
-  g_stage = "setting affinity and threads";
+  stage("setting affinity and threads");
   if (!args.affinity.empty()) {
     std::vector<int> cpus = harness::parse_cpu_list(args.affinity);
     if (cpus.empty()) fail("bad value for --affinity: " + args.affinity + " (expected e.g. 0,1 or 4-7)");
@@ -161,12 +185,12 @@ int main(int argc, char** argv) {
   if (args.threads > 0 && !pool->_unsafe_reset_threadpool(static_cast<uint32_t>(args.threads)))
     fail("could not resize the threadpool to " + std::to_string(args.threads) + " threads");
 
-  g_stage = "reading inputs";
+  stage("reading inputs");
   harness::TensorFile in;
   err = harness::read_tensor_file(args.inputs, &in);
   if (!err.empty()) fail(err);
 
-  g_stage = "loading program";
+  stage("loading program");
   auto t_load = Clock::now();
   auto loader = MmapDataLoader::from(args.program.c_str(), MmapDataLoader::MlockConfig::NoMlock);
   if (!loader.ok()) fail("cannot open program " + args.program);
@@ -210,7 +234,7 @@ int main(int argc, char** argv) {
                          executorch::runtime::to_string(method.error()));
   double load_ms = ms_since(t_load);
 
-  g_stage = "checking inputs against the program";
+  stage("checking inputs against the program");
   if (meta.num_inputs() != in.specs.size())
     fail("inputs file " + args.inputs + " has " + std::to_string(in.specs.size()) + " tensors per example, program " +
          args.program + " takes " + std::to_string(meta.num_inputs()));
@@ -243,19 +267,19 @@ int main(int argc, char** argv) {
       check(method->set_input(EValue(Tensor(tensors[e][k].impl.get())), k), "set_input " + std::to_string(k));
   };
 
-  g_stage = "running the first inference";
+  stage("running the first inference");
   set_inputs(0);
   auto t_first = Clock::now();
   check(method->execute(), "first inference");
   double first_ms = ms_since(t_first);
 
-  g_stage = "warming up";
+  stage("warming up");
   for (long i = 0; i < args.warmup; ++i) {
     set_inputs(i % in.num_examples);
     check(method->execute(), "warmup run " + std::to_string(i));
   }
 
-  g_stage = "timing";
+  stage("timing");
   std::vector<double> lat;
   auto t_timed = Clock::now();
   for (size_t i = 0; static_cast<long>(i) < args.iterations || ms_since(t_timed) < args.min_seconds * 1000; ++i) {
@@ -276,7 +300,7 @@ int main(int argc, char** argv) {
     out_specs.push_back(s);
   }
   if (!args.outputs.empty()) {
-    g_stage = "writing outputs";
+    stage("writing outputs");
     std::vector<std::vector<std::vector<uint8_t>>> outs(in.num_examples);
     for (size_t e = 0; e < in.num_examples; ++e) {
       set_inputs(e);
@@ -294,7 +318,7 @@ int main(int argc, char** argv) {
   }
 
   if (etdump) {
-    g_stage = "writing the etdump";
+    stage("writing the etdump");
     auto dump = etdump->get_etdump_data();
     if (dump.buf == nullptr || dump.size == 0) fail("ETDump is empty (runtime built without event tracing?)");
     std::string bytes(static_cast<const char*>(dump.buf), dump.size);
@@ -303,7 +327,7 @@ int main(int argc, char** argv) {
     r.integer("etdump_bytes", static_cast<long long>(dump.size));
   }
 
-  g_stage = "writing the result";
+  stage("writing the result");
   long pss = harness::proc_kb("/proc/self/smaps_rollup", "Pss");
   long hwm = harness::proc_kb("/proc/self/status", "VmHWM");
   r.num("load_ms", load_ms).num("first_inference_ms", first_ms)
