@@ -4,7 +4,7 @@ Shape as pytorch/executorch .github/scripts/extract_benchmark_results.py writes 
 {benchmark: {name, mode, extra_info}, model: {name, type, backend}, metric: {name, benchmark_values, target_value,
 extra_info}, runners: [{name, type, avail_mem_in_gb, total_mem_in_gb}]}. Metric names follow the ExecuTorch
 benchmark apps' ("avg_inference_latency(ms)", "model_load_time(ms)", "peak_inference_mem_usage(mb)"); the p50/p90,
-first-inference and accuracy metrics are this harness's additions in the same naming style. A failed run becomes
+first-inference, accuracy and "top1_agreement_fp32" metrics are this harness's additions in the same naming style. A failed run becomes
 one "FAILURE_REPORT" row, as in that script.
 """
 
@@ -44,6 +44,7 @@ def _metrics(r: RunRecord) -> list[tuple[str, float, str]]:
     acc = r.accuracy or {}
     if acc.get("value") is not None:
         rows.append((f"{acc.get('metric', 'accuracy')}", acc["value"], "accuracy"))
+    rows.append(("top1_agreement_fp32", acc.get("agreement_fp32"), "accuracy"))
     return [(name, float(v), method) for name, v, method in rows if isinstance(v, (int, float))]
 
 

@@ -69,6 +69,7 @@ def test_json_holds_table_records_and_v3_rows(records):
     assert avg == pytest.approx(np.mean(int8.latencies_ms))
     assert by[(int8.run_id, "model_load_time(ms)")]["metric"]["benchmark_values"] == [int8.load_ms]
     assert by[(int8.run_id, "accuracy")]["metric"]["benchmark_values"] == [0.89]
+    assert (int8.run_id, "top1_agreement_fp32") not in by  # not measured for this run
     assert by[(int8.run_id, "avg_inference_latency(ms)")]["model"]["backend"] == "int8"
     assert (records[3].run_id, "FAILURE_REPORT") in by
     assert by[(records[2].run_id, "p50_inference_latency(ms)")]["runners"][0]["extra_info"]["emulated"] is True
