@@ -19,6 +19,10 @@ def _num(v: Any, digits: int = 2) -> str:
     return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
 
+def _txt(v: Any) -> str:
+    return "" if _num(v) == "" else str(v)
+
+
 def fmt_ms(v: Any) -> str:
     """A latency with about 4 significant digits: 0.02571, 6.300, 12.04, 2991.4."""
     if _num(v) == "":
@@ -52,11 +56,11 @@ def _runs(r: pd.Series) -> str:
 
 
 COLUMNS: list[tuple[str, Callable[[pd.Series], str]]] = [
-    ("model", lambda r: str(r["model"])),
-    ("recipe", lambda r: str(r["recipe"])),
-    ("device", lambda r: str(r["device"])),
+    ("model", lambda r: _txt(r["model"])),
+    ("recipe", lambda r: _txt(r["recipe"])),
+    ("device", lambda r: _txt(r["device"])),
     ("seq", lambda r: _num(r["seq_len"])),
-    ("runner", lambda r: str(r["runner"] or "")),
+    ("runner", lambda r: _txt(r["runner"])),
     ("thr", lambda r: _num(r["threads"])),
     ("weights", lambda r: r["weights"]),
     ("p50 ms [95% CI]", _p50),
