@@ -173,3 +173,37 @@ def test_two_writer_processes_do_not_corrupt(tmp_path):
     assert {r.run_id.split("-")[0] for r in runs} == {"p1", "p2"}
     con = sqlite3.connect(tmp_path / "res" / "runs.sqlite")
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {repo!r})
+    from pathlib import Path
+    from harness.store import ResultsStore
+    store = ResultsStore(Path(sys.argv[1]))
+    with store._connect(write=True) as con:
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("INSERT INTO runs (run_id, created_at, status, device, emulated, record) "
+                    "VALUES ('half', 't', 'ok', 'host', 0, '{{}}')")
+        print("inside", flush=True)
+        time.sleep(60)
+    """
+)
+
+
+def test_a_writer_killed_mid_transaction_leaves_the_store_usable(tmp_path):
+    store = ResultsStore(tmp_path)
+    store.add(make_record("before"))
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_WRITER.format(repo=str(REPO)))
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "inside"
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    store.add(make_record("after"))  # the dead writer's lock is gone
+    assert {r.run_id for r in store.runs()} == {"before", "after"}  # and not the half-written one
+    con = sqlite3.connect(tmp_path / "runs.sqlite")
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
