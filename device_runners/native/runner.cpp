@@ -5,9 +5,7 @@
 //                  [--method forward]
 //
 // Any failure writes {"error": ...} to R.json (even on a crash signal), says why on stderr and exits non-zero.
-#include <fcntl.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -27,6 +25,7 @@
 #include <executorch/runtime/platform/runtime.h>
 
 #include "args.h"
+#include "failure.h"
 #include "json.h"
 #include "process.h"
 #include "tensorfile.h"
@@ -60,58 +59,11 @@ using executorch::runtime::MethodMeta;
 using executorch::runtime::Program;
 using executorch::runtime::Span;
 using harness::JsonObject;
+using harness::fail;
+using harness::stage;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-const char* g_result = nullptr;          // where an error (or a crash) is reported
-const char* g_stage = "parsing flags";  // what the runner was doing, for that report
-
-std::string g_runtime_error;  // the runtime's first error lines in this stage: they say what "InvalidArgument" meant
-int g_runtime_errors = 0;
-
-void stage(const char* what) {
-  g_stage = what;
-  g_runtime_error.clear();
-  g_runtime_errors = 0;
-}
-
-// The runtime's log goes to stderr as usual; its errors are also kept for the error JSON.
-void emit_log(et_timestamp_t, et_pal_log_level_t level, const char* file, const char*, size_t line,
-              const char* msg, size_t len) {
-  const char* base = std::strrchr(file, '/');
-  while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r')) --len;
-  std::fprintf(stderr, "%c executorch:%s:%zu] %.*s\n", static_cast<char>(level), base ? base + 1 : file, line,
-               static_cast<int>(len), msg);
-  if ((level == kError || level == kFatal) && g_runtime_errors++ < 2)  // the root cause, then its context
-    g_runtime_error += (g_runtime_error.empty() ? "" : "; ") + std::string(msg, len);
-}
-
-[[noreturn]] void fail(std::string msg) {
-  if (!g_runtime_error.empty() && msg.find(g_runtime_error) == std::string::npos)
-    msg += " [runtime: " + g_runtime_error + "]";
-  std::fprintf(stderr, "harness_runner: error: %s\n", msg.c_str());
-  if (g_result)
-    harness::write_text_file(g_result, JsonObject().str("runner", "native").str("error", msg)
-                                           .str("stage", g_stage).text() + "\n");
-  std::exit(1);
-}
-
-// A damaged program can crash inside the runtime or a delegate: still leave an error JSON behind.
-void on_crash(int sig) {
-  if (g_result) {
-    int fd = open(g_result, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd >= 0) {
-      const char* parts[] = {"{\"runner\": \"native\", \"error\": \"runner crashed (", strsignal(sig),
-                             ") while ", g_stage, "\", \"stage\": \"", g_stage, "\"}\n"};
-      for (const char* p : parts) (void)!write(fd, p, std::strlen(p));
-      close(fd);
-    }
-  }
-  const char* msg = "harness_runner: error: crashed with a fatal signal\n";
-  (void)!write(2, msg, std::strlen(msg));
-  _exit(128 + sig);
-}
 
 // tensorfile.py dtype codes <-> ExecuTorch scalar types.
 const ScalarType kTypes[] = {ScalarType::Float, ScalarType::Long, ScalarType::Int,  ScalarType::Half,
@@ -152,9 +104,9 @@ struct InputTensor {
 }  // namespace
 
 int main(int argc, char** argv) {
-  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, on_crash);
+  for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, harness::on_crash);
   for (int i = 1; i + 1 < argc; ++i)  // known before parsing, so even a bad flag leaves an error JSON
-    if (std::strcmp(argv[i], "--result") == 0) g_result = argv[i + 1];
+    if (std::strcmp(argv[i], "--result") == 0) harness::g_result = argv[i + 1];
   if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
     std::fputs(harness::kUsage, stdout);
     return 0;
@@ -165,7 +117,7 @@ int main(int argc, char** argv) {
     std::fputs(harness::kUsage, stderr);
     fail(err);
   }
-  executorch::runtime::register_pal(executorch::runtime::PalImpl::create(emit_log, __FILE__));
+  executorch::runtime::register_pal(executorch::runtime::PalImpl::create(harness::emit_log, __FILE__));
   executorch::runtime::runtime_init();
   long rss_start_kb = harness::proc_kb("/proc/self/status", "VmRSS");
   JsonObject r;
@@ -349,7 +301,7 @@ int main(int argc, char** argv) {
       .raw("planned_buffer_bytes", planned_json).raw("backends", harness::json_list(backend_names, harness::json_str))
       .integer("program_bytes", static_cast<long long>(loader->size().get()));
   if (!harness::write_text_file(args.result, r.text() + "\n")) {
-    g_result = nullptr;
+    harness::g_result = nullptr;
     fail("cannot write result " + args.result);
   }
   return 0;
