@@ -78,8 +78,11 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     if req.runner == "python" and profile.transport != "local":
         raise BadInput(f"--runner python runs only on the host; device {profile.name} needs --runner native")
     store = ResultsStore(Path(results))
-    specs = manifest.inputs if manifest else program.input_specs(program.inspect(path))
-    vocab = manifest.vocab_size if manifest else None
+    if manifest:
+        specs, vocab = manifest.inputs, manifest.vocab_size
+    else:
+        info = program.inspect(path)
+        specs, vocab = program.input_specs(info), info.get("vocab_size")
     if req.task:
         run_inputs = inputs.from_task(specs, req.task, req.samples, vocab,
                                       Path(manifest.checkpoint) if manifest and manifest.checkpoint else None)

@@ -88,7 +88,27 @@ def _inspect_here(path: str) -> dict:
             "inputs": [spec(meta.input_tensor_meta(i)) for i in range(meta.num_inputs())],
             "outputs": [spec(meta.output_tensor_meta(i)) for i in range(meta.num_outputs())],
         }
-    return {"methods": methods}
+    return {"methods": methods, "vocab_size": _vocab_size(path)}
+
+
+def _vocab_size(path: str) -> int | None:
+    """Rows of the embedding table that the first input indexes (the token-id vocabulary), from the flatbuffer."""
+    from executorch.exir._serialize._program import deserialize_pte_binary
+
+    try:
+        prog = deserialize_pte_binary(Path(path).read_bytes())
+        prog = getattr(prog, "program", prog)
+        plan = prog.execution_plan[0]
+        ops = [o.name for o in plan.operators]
+        first_input = plan.inputs[0]
+        for chain in plan.chains:
+            for ins in chain.instructions:
+                a = ins.instr_args
+                if hasattr(a, "op_index") and "embedding" in ops[a.op_index] and first_input in a.args:
+                    return int(plan.values[a.args[0]].val.sizes[0])
+    except Exception:  # an unusual program: fall back to ids every BERT-family vocabulary holds
+        return None
+    return None
 
 
 if __name__ == "__main__":
