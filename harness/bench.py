@@ -32,6 +32,7 @@ class RunRequest:
     program: Path
     device: str = "host"
     runner: str = "native"  # "native" | "python"
+    runner_bin: Path | None = None  # the user's own runner binary (e.g. runner.cpp built with the Android NDK)
     warmup: int = 10
     iterations: int = 50
     min_seconds: float = 0.0
@@ -61,6 +62,8 @@ def validate(req: RunRequest) -> None:
         raise BadInput(f"--samples {req.samples}: must be at least 1")
     if req.runner not in RUNNERS:
         raise BadInput(f"unknown --runner {req.runner!r}; known: {', '.join(RUNNERS)}")
+    if req.runner_bin is not None and not Path(req.runner_bin).is_file():
+        raise BadInput(f"--runner-bin {req.runner_bin}: no such file")
 
 
 def _now() -> str:
@@ -101,6 +104,8 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
         threads=req.threads or profile.threads, affinity=req.affinity or profile.affinity,
         warmup=req.warmup, iterations=req.iterations, min_seconds=req.min_seconds, tags=dict(req.tags),
     )
+    if req.runner_bin is not None:
+        rec.tags["runner_bin"] = str(Path(req.runner_bin).resolve())
     if rec.program_sha256 is None:
         rec.program_sha256 = program.sha256_file(path)
     transport: Transport | None = None
@@ -185,6 +190,14 @@ def _runner_command(req: RunRequest, transport: Transport, profile, job: RunJob,
 
     if req.runner == "python":
         return python_runner_command(runner_args(job), python=sys.executable)
+    if req.runner_bin is not None:
+        # A runner the user built (same flags and JSON as device_runners/native/runner.cpp), pushed as it is
+        remote = f"{transport.workdir().rstrip('/')}/bin/{program.sha256_file(req.runner_bin)[:12]}"
+        progress(f"pushing {req.runner_bin} to {profile.name}")
+        transport.push(Path(req.runner_bin), f"{remote}/{Path(req.runner_bin).name}")
+        exe = f"{remote}/{Path(req.runner_bin).name}"
+        _shell(transport, f"chmod u+x {shlex.quote(exe)}", 60, profile.name)
+        return shlex.join([exe, *runner_args(job)])
     from device_runners.build import build_bundle
 
     progress(f"preparing the {profile.abi} runner bundle")

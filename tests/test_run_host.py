@@ -86,3 +86,17 @@ def test_emulated_arm64_agrees_with_host(tiny_export):
     assert emu.accuracy["agreement_fp32"] == 1.0
     assert host.accuracy["agreement_fp32"] == 1.0
     assert np.isclose(emu.accuracy["max_rel_logit_error"], host.accuracy["max_rel_logit_error"], atol=1e-4)
+
+
+def test_users_own_runner_binary_is_pushed_and_used(tiny_export, tmp_path):
+    from device_runners.build import build_bundle
+
+    results, res = tiny_export
+    bundle = build_bundle("x86_64")
+    mine = tmp_path / "my_runner"  # stands for an NDK build of runner.cpp: same flags, same JSON
+    mine.write_text(f"#!/bin/sh\nexec {bundle}/bin/harness_runner \"$@\"\n")
+    rec = _run(res.program, results, runner_bin=mine)
+    assert rec.status == "ok", rec.error
+    assert rec.tags["runner_bin"] == str(mine.resolve())
+    with pytest.raises(Exception, match="--runner-bin"):
+        _run(res.program, results, runner_bin=tmp_path / "missing")
