@@ -39,6 +39,16 @@ class AdbTransport(Transport):
         self._workdir = workdir
         self._client = adbutils.AdbClient(host=host, port=self.port)
         self._device: adbutils.AdbDevice | None = None
+        self._emulated: bool | None = None
+
+    @property
+    def emulated(self) -> bool:
+        """True on an Android emulator (ro.kernel.qemu=1, ranchu/goldfish hardware): its timings are not a phone's."""
+        if self._emulated is None:
+            _, out, _ = self.shell("getprop ro.kernel.qemu; getprop ro.hardware", timeout=30)
+            qemu, _, hardware = out.partition("\n")
+            self._emulated = qemu.strip() == "1" or hardware.strip() in ("ranchu", "goldfish")
+        return self._emulated
 
     def workdir(self) -> str:
         return self._workdir
@@ -200,7 +210,7 @@ class AdbTransport(Transport):
         if "os" in info:
             info["os_build"] = info.pop("os")  # on Android the snippet reports ro.build.description
         info.update(self.android_info())
-        info.update(transport="adb", serial=self.serial)
+        info.update(transport="adb", serial=self.serial, emulated=self.emulated)
         return info
 
     def close(self) -> None:

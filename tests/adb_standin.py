@@ -43,12 +43,14 @@ class AdbStandin:
 
     def __init__(self, sandbox: Path, serial: str = "emulator-standin", model: str = "Pixel 7 (stand-in)",
                  extra_serials: tuple[str, ...] = (), abi: str = "arm64-v8a", release: str = "14",
-                 battery_temp_decicelsius: int = 312):
+                 battery_temp_decicelsius: int = 312, emulated: bool = True):
         self.sandbox = Path(sandbox).resolve()
         self.serial = serial
         self.serials = [serial, *extra_serials]
         self.props = {"ro.product.model": model, "ro.product.cpu.abi": abi,
-                      "ro.build.version.release": release, "ro.serialno": serial}
+                      "ro.build.version.release": release, "ro.serialno": serial,
+                      # Its programs run under QEMU, so it says what an Android emulator says: no hardware timings.
+                      "ro.kernel.qemu": "1" if emulated else "0", "ro.hardware": "ranchu" if emulated else "standin"}
         self.battery_temp = battery_temp_decicelsius
         self.host = "127.0.0.1"
         self.port = 0

@@ -2,7 +2,8 @@
 (split at ; & | && || newlines) the first word naming an aarch64 ELF file gets `qemu-aarch64 -cpu cortex-a76 -L
 <root>` put before it. Never QEMU's default -cpu max: it advertises SME, XNNPACK then picks SME kernels and int8
 programs give wrong outputs. A relative path is resolved against the last `cd DIR` in the command; words inside a
-nested quoted `sh -c '...'` are not rewritten (a limit of the stand-in, not of a phone)."""
+nested quoted `sh -c '...'` are not rewritten (a limit of the stand-in, not of a phone), nor commands that start
+with qemu-aarch64 themselves."""
 
 from __future__ import annotations
 
@@ -60,13 +61,14 @@ def _words(cmd: str):
 
 
 def rewrite_for_qemu(cmd: str, cwd: Path, qemu_root: Path) -> str:
-    """Put qemu-aarch64 before the first aarch64 ELF word of each simple command."""
+    """Put qemu-aarch64 before the first aarch64 ELF word of each simple command not already started by qemu."""
     inserts, cur_dir = [], cwd
     first = None  # first word of the current simple command
     done = False
     for start, word, new_segment in _words(cmd):
         if new_segment:
-            first, position, done = word, 0, False
+            first, position = word, 0
+            done = word.rsplit("/", 1)[-1] == QEMU[0]  # the caller already emulates this one
         else:
             position += 1
         if first == "cd" and position == 1:

@@ -128,7 +128,13 @@ def test_info_has_android_properties_and_battery(phone):
     assert (info["model"], info["abi"], info["os"]) == ("Pixel 7 (stand-in)", "arm64-v8a", "Android 14")
     assert info["battery_temp_c"] == pytest.approx(31.2) and info["battery_level"] == 87
     assert info["transport"] == "adb" and info["serial"] == phone.serial
+    assert info["emulated"] is True  # the stand-in runs programs under QEMU and says so, as an Android emulator does
     assert info["devinfo_complete"] is True and info["cores"] >= 1
+
+
+def test_a_phone_is_not_flagged_emulated(tmp_path):
+    with AdbStandin(tmp_path / "sb", emulated=False) as phone:
+        assert AdbTransport(port=phone.port).emulated is False
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +185,21 @@ def test_debian_adb_client_talks_to_the_standin(phone, tmp_path):
     assert adb("pull", f"{WORK}/f.txt", str(tmp_path / "g.txt")).returncode == 0
     assert (tmp_path / "g.txt").read_text() == "through adb push\n"
     assert "host:version" in phone.requests  # the client checked our version and kept us as its server
+
+
+def test_standin_rewrites_only_aarch64_programs(tmp_path):
+    from arm64_rewrite import rewrite_for_qemu
+
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "arm").write_bytes(b"\x7fELF" + bytes(14) + (183).to_bytes(2, "little") + bytes(40))
+    (tmp_path / "bin" / "x86").write_bytes(b"\x7fELF" + bytes(14) + (62).to_bytes(2, "little") + bytes(40))
+    root, q = tmp_path / "root", f"qemu-aarch64 -cpu cortex-a76 -L {tmp_path / 'root'} "
+    arm, x86 = tmp_path / "bin" / "arm", tmp_path / "bin" / "x86"
+    cases = {
+        f"{arm} --flag {arm}": f"{q}{arm} --flag {arm}",  # the loader runs the program: one qemu only
+        f"{x86} a; taskset 1 '{arm}' b && cd {tmp_path} && ./bin/arm": f"{x86} a; taskset 1 {q}'{arm}' b && "
+                                                                     f"cd {tmp_path} && {q}./bin/arm",
+        f"qemu-aarch64 -cpu cortex-a76 {arm}": f"qemu-aarch64 -cpu cortex-a76 {arm}",  # already emulated
+    }
+    for cmd, want in cases.items():
+        assert rewrite_for_qemu(cmd, tmp_path, root) == want, cmd

@@ -25,6 +25,7 @@ def test_run_on_pixel7_profile_through_adb(tiny_export, tmp_path, monkeypatch):
         left = sorted(p.relative_to(phone.sandbox).as_posix() for p in (phone.sandbox / "harness/runs").rglob("*"))
     assert rec.error is None and rec.status in ("ok", "invalid"), rec.error
     assert rec.transport == "adb" and rec.device_abi == "arm64-v8a" and rec.affinity == "0"
+    assert rec.emulated  # the stand-in runs the runner under QEMU: its timings must never pass for a phone's
     info = rec.device_info_before
     assert (info["model"], info["os"], info["serial"]) == ("Pixel 7 (stand-in)", "Android 14", phone.serial)
     assert info["battery_temp_c"] == pytest.approx(31.2)
