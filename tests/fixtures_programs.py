@@ -47,17 +47,47 @@ def build_tiny_program(out_dir: Path, seq_len: int = 8, vocab: int = 64, seed: i
     return path, model
 
 
-def cached_tiny_program(seq_len: int = 8, vocab: int = 64, seed: int = 0) -> tuple[Path, torch.nn.Module]:
-    """build_tiny_program, exported once per machine (export costs ~10-30 s here) and reused by every test run."""
+def build_tiny_int8_program(out_dir: Path, seq_len: int = 8, vocab: int = 64, seed: int = 0,
+                            name: str = "tiny-int8") -> tuple[Path, torch.nn.Module]:
+    """TinyTokenModel, static int8 (PT2E XNNPACKQuantizer, calibrated on random tokens), lowered to XNNPACK."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from executorch.exir import to_edge_transform_and_lower
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    model = tiny_model(vocab, seed)
+    example = (torch.zeros(1, seq_len, dtype=torch.int64),)
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    with torch.no_grad():
+        prepared = prepare_pt2e(torch.export.export(model, example).module(), quantizer)
+        for ex in token_examples(16, seq_len, vocab, seed=seed + 100):
+            prepared(torch.from_numpy(ex[0]))
+        quantized = convert_pt2e(prepared)
+    exported = torch.export.export(quantized, example)
+    program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.pte"
+    path.write_bytes(program.buffer)
+    return path, model
+
+
+def cached_tiny_program(seq_len: int = 8, vocab: int = 64, seed: int = 0,
+                        int8: bool = False) -> tuple[Path, torch.nn.Module]:
+    """build_tiny_program (or its int8 twin), exported once per machine (export costs ~10-30 s here) and reused."""
     import executorch.version
 
-    key = f"tiny-s{seq_len}-v{vocab}-r{seed}-et{executorch.version.__version__}-torch{torch.__version__}"
+    key = (f"tiny{'-int8' if int8 else ''}-s{seq_len}-v{vocab}-r{seed}-et{executorch.version.__version__}"
+           f"-torch{torch.__version__}")
     root = Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness") / "test-programs"
     path = root / f"{key}.pte"
     if not path.is_file():
         root.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=root) as tmp:
-            built, _ = build_tiny_program(Path(tmp), seq_len, vocab, seed, name=key)
+            build = build_tiny_int8_program if int8 else build_tiny_program
+            built, _ = build(Path(tmp), seq_len, vocab, seed, name=key)
             built.replace(path)
     return path, tiny_model(vocab, seed)
 

@@ -179,3 +179,20 @@ def test_runtime_error_reaches_the_result(bundle, tiny, tmp_path):
     assert p.returncode == 1
     err = json.loads((tmp_path / "r.json").read_text())["error"]
     assert "first inference failed" in err and "1000 >= weight.size(0) 64" in err, err
+
+
+def test_int8_program_matches_the_python_runtime(bundle, tmp_path):
+    from executorch.runtime import Runtime
+    import torch
+
+    pte, model = cached_tiny_program(seq_len=8, int8=True)
+    examples = write_token_inputs(tmp_path / "in.bin", 6)
+    p = run_native(bundle, "--program", pte, "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
+                   "--outputs", tmp_path / "out.bin", "--warmup", 0, "--iterations", 1)
+    assert p.returncode == 0, p.stderr
+    method = Runtime.get().load_program(pte).load_method("forward")
+    for ex, out in zip(examples, read_tensors(tmp_path / "out.bin")):
+        np.testing.assert_allclose(out[0], method.execute([torch.from_numpy(ex[0])])[0].numpy(), atol=1e-5, rtol=0)
+    # int8 is close to, not equal to, fp32 eager: the error stays within a few quantization steps
+    err = max(np.abs(o[0] - e).max() for o, e in zip(read_tensors(tmp_path / "out.bin"), eager_outputs(model, examples)))
+    assert err < 0.1
