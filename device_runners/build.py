@@ -97,9 +97,21 @@ def _aarch64_et_libs(cache_dir: Path) -> Path:
     with zipfile.ZipFile(sorted(wheels.glob(pattern))[-1]) as z:
         for name in ET_LIBS:
             (tmp / name).write_bytes(z.read(f"executorch/lib/{name}"))
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
+    _publish(tmp, dest, replace=dest.exists() and not all((dest / n).is_file() for n in ET_LIBS))
     return dest
+
+
+def _publish(tmp: Path, dest: Path, replace: bool) -> None:
+    """Move a finished directory into place. A concurrent build that got there first wins (its copy may be in use),
+    unless `replace` asks to swap it out."""
+    if replace:
+        shutil.rmtree(dest, ignore_errors=True)
+    try:
+        tmp.rename(dest)
+    except OSError:
+        if not dest.is_dir():
+            raise
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _compile(abi: str, compiler: str, key: str, lib_dir: Path, out: Path) -> None:
@@ -156,13 +168,7 @@ def build_bundle(abi: str, cache_dir: Path | None = None, force: bool = False) -
                 "start": "lib/ld-linux-aarch64.so.1 --library-path lib bin/harness_runner" if abi == "arm64-v8a"
                 else "bin/harness_runner"}
         (tmp / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if bundle.exists():  # force, or a concurrent build won the race
-            shutil.rmtree(bundle, ignore_errors=True)
-        try:
-            tmp.rename(bundle)
-        except OSError:
-            if not (bundle / "bundle.json").is_file():
-                raise
+        _publish(tmp, bundle, replace=force or not (bundle / "bundle.json").is_file())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return bundle
