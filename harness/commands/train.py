@@ -58,10 +58,11 @@ def _threads(n):
 @click.option("--init-embeddings-from", default=None,
               help="Checkpoint whose word embeddings initialise the student's (PCA to its width).")
 @click.option("--layers", type=int, default=None, help="Override the preset's num_hidden_layers (say so when reporting).")
+@click.option("--tokenizer", default=None, help="tokenizer.json / vocab.txt / dir (default: the model's, else bert-base-uncased).")
 @_common
 @click.pass_context
 def train_command(ctx, task, model_spec, teacher, alpha, temperature, transfer_corpus, transfer_limit,
-                  init_embeddings_from, layers, steps, batch_size, grad_accum, lr, optimizer, seq_len, seed,
+                  init_embeddings_from, layers, tokenizer, steps, batch_size, grad_accum, lr, optimizer, seq_len, seed,
                   save_every, threads, out):
     """Fine-tune a classification head on a task, optionally distilling a teacher's logits.
 
@@ -85,7 +86,7 @@ def train_command(ctx, task, model_spec, teacher, alpha, temperature, transfer_c
         raise BadInput("--layers only applies to a preset --model")
     model = models.load(model_spec, "classification", num_labels, **overrides)
     kind, path = models.resolve(model_spec)
-    tok = get_tokenizer(path)
+    tok = get_tokenizer(tokenizer or path)
     teacher_model = models.load(teacher, "classification", num_labels) if teacher else None
     if init_embeddings_from:
         from model.distill.init import init_word_embeddings

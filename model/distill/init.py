@@ -12,7 +12,7 @@ def word_embeddings(model: torch.nn.Module) -> torch.nn.Embedding:
     if hasattr(model, "get_input_embeddings") and model.get_input_embeddings() is not None:
         return model.get_input_embeddings()
     for name, mod in model.named_modules():
-        if name.endswith("word_embeddings") and isinstance(mod, torch.nn.Embedding):
+        if name.endswith(("word_embeddings", "embeddings.word")) and isinstance(mod, torch.nn.Embedding):
             return mod
     raise BadInput(f"{type(model).__name__} has no word embedding table")
 
