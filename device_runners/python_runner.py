@@ -132,14 +132,19 @@ def run(a: argparse.Namespace) -> dict:
     for i in range(a.warmup):
         execute(i)
     lat: list[float] = []
+    max_timed = max(a.iterations, 100_000)  # as the native runner: a bounded list, whatever --min-seconds says
     t_timed = time.perf_counter()
     i = 0
-    while i < a.iterations or time.perf_counter() - t_timed < a.min_seconds:
+    while i < a.iterations or (time.perf_counter() - t_timed < a.min_seconds and i < max_timed):
         t = time.perf_counter()
         execute(i)
         lat.append((time.perf_counter() - t) * 1000)
         i += 1
     timed_s = time.perf_counter() - t_timed
+    # memory before the outputs pass, as the native runner measures it
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    pss = _proc_kb("/proc/self/smaps_rollup", "Pss")
+    hwm = _proc_kb("/proc/self/status", "VmHWM")
 
     last = execute(0)
     out_specs = [{"dtype": str(o.numpy().dtype), "shape": list(o.shape)} for o in last if torch.is_tensor(o)]
@@ -153,17 +158,17 @@ def run(a: argparse.Namespace) -> dict:
 
     import executorch.version
 
-    pss = _proc_kb("/proc/self/smaps_rollup", "Pss")
     return {
         "runner": "python", "load_ms": load_ms, "first_inference_ms": first_ms, "latencies_ms": lat,
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "peak_rss_method": "getrusage ru_maxrss",
+        "peak_rss_kb": peak_rss, "peak_rss_method": "getrusage ru_maxrss",
         "pss_kb": pss, "pss_method": "/proc/self/smaps_rollup Pss" if pss is not None else None,
-        "vmhwm_kb": _proc_kb("/proc/self/status", "VmHWM"), "startup_rss_kb": startup_rss_kb,
+        "vmhwm_kb": hwm, "startup_rss_kb": startup_rss_kb,
         "num_examples": len(tensors), "threads": portable_lib._threadpool_get_thread_count(),
         "runner_version": {"executorch": executorch.version.__version__, "torch": torch.__version__,
                            "python": sys.version.split()[0], "abi": os.uname().machine},
         "method": a.method, "affinity": a.affinity or "", "warmup": a.warmup, "iterations": len(lat),
-        "timed_seconds": timed_s, "timed": "Method.execute through pybind (includes tensor conversion)",
+        "timed_seconds": timed_s, "min_seconds_cut_short": timed_s < a.min_seconds,
+        "timed": "Method.execute through pybind (includes tensor conversion)",
         "data_loader": "python runtime default",
         "input_specs": [{"dtype": str(x.dtype), "shape": list(x.shape)} for x in examples[0]],
         "output_specs": out_specs,
