@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import threading
@@ -46,6 +47,13 @@ def test_shell_push_pull_round_trip(phone, tmp_path):
     t.pull(f"{WORK}/result.json", tmp_path / "back" / "result.json")
     assert (tmp_path / "back" / "result.json").read_text() == '{"ok": true}\n'
     assert (phone.sandbox / "harness" / "result.json").is_file()  # the device path really maps to the sandbox
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(os.urandom(3_000_000))  # many sync DATA chunks, every byte value
+    t.push(blob, f"{WORK}/blob.bin")
+    t.pull(f"{WORK}/blob.bin", tmp_path / "blob.back")
+    assert (tmp_path / "blob.back").read_bytes() == blob.read_bytes()
+    rc, out, _ = t.shell(f"od -An -v -tx1 {WORK}/blob.bin | wc -l")  # ~190k lines of stdout in v2 packets
+    assert (rc, int(out)) == (0, 187_500)
 
 
 def test_exit_code_of_a_crashing_command(phone):

@@ -48,3 +48,23 @@ def test_run_on_a_user_defined_ssh_board(tiny_export, tmp_path, monkeypatch):
     assert rec.transport == "ssh" and rec.device_info_before["address"] == sshd.address
     assert len(rec.latencies_ms) >= 5 and rec.accuracy["agreement_fp32"] == 1.0
     assert not (tmp_path / "board" / "runs" / rec.run_id).exists()
+
+
+def test_devices_check_says_yes_for_live_devices(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from harness.commands.devices import devices_command
+
+    require_sshd()
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("ADBUTILS_ADB_PATH", "/bin/false")
+    with Sshd(tmp_path / "sshd") as sshd, AdbStandin(tmp_path / "phone", serial="28121FDH2000AB") as phone:
+        monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(phone.port))
+        catalog = tmp_path / "lab.toml"
+        catalog.write_text(f'[board]\nabi = "x86_64"\ntransport = "ssh"\naddress = "{sshd.address}"\n'
+                           f'options = {{ key_file = "{sshd.key}" }}\n')
+        result = CliRunner().invoke(devices_command, ["--check", "--devices-file", str(catalog), "--timeout", "20"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    assert f"yes: {sshd.address} answers" in rows["board"]
+    assert "yes: adb device 28121FDH2000AB answers" in rows["pixel7"]  # the only attached device

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -52,6 +53,13 @@ def test_push_run_pull_round_trip(board, tmp_path):
     board.shell(f"echo result > {remote}/out.json")
     board.pull(f"{remote}/out.json", tmp_path / "back" / "out.json")
     assert (tmp_path / "back" / "out.json").read_text() == "result\n"
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(os.urandom(3_000_000))
+    board.push(blob, f"{remote}/blob.bin")
+    board.pull(f"{remote}/blob.bin", tmp_path / "blob.back")
+    assert (tmp_path / "blob.back").read_bytes() == blob.read_bytes()
+    rc, out, _ = board.shell(f"od -An -v -tx1 {remote}/blob.bin | wc -l")  # a large stdout through the channel
+    assert (rc, int(out)) == (0, 187_500)
 
 
 def test_missing_remote_file_is_file_not_found(board, tmp_path):
