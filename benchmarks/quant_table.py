@@ -1,0 +1,158 @@
+"""Issue #3 table: every recipe on the full MobileBERT (seq 128, batch 1): export seconds and peak RSS, program size,
+XNNPACK pieces and ops left outside, latency (executorch.runtime, 2 threads), agreement with fp32 eager on real dev
+text; plus ONNX Runtime's quantize_dynamic int8 of the same model as the outside reference.
+
+    .venv/bin/python benchmarks/quant_table.py [--model mobilebert] [--recipes fp32,int8,...] [--samples 200]
+
+Each export runs in its own process so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import median, time_ms, write_table  # noqa: E402
+
+# (label, recipe, extra options)
+VARIANTS = {
+    "fp32": ("fp32", {}),
+    "fp16": ("fp16", {}),
+    "int8": ("int8", {}),
+    "int8+emb8w": ("int8", {"quant_embedding": "8w"}),
+    "int8-static": ("int8-static", {}),
+    "int4": ("int4", {}),
+    "int4+emb4w": ("int4", {"quant_embedding": "4w"}),
+}
+
+
+def export_one(a, label: str) -> dict:
+    """Child process: export one variant, print its manifest as JSON."""
+    import torch
+
+    torch.set_num_threads(2)
+    from harness.console import silence_libraries
+
+    silence_libraries()
+    from harness.export import ExportRequest, export
+    from harness.recipes import RecipeOptions
+
+    recipe, extra = VARIANTS[label]
+    req = ExportRequest(model=a.model, recipe=recipe, seq_len=a.seq_len, options=RecipeOptions(**extra),
+                        numerics_task="rotten_tomatoes", numerics_samples=a.samples, calibration_samples=a.calibration,
+                        min_agreement=0.99, name=f"{a.model}-{label}-s{a.seq_len}")
+    res = export(req, a.results)
+    return {"program": str(res.program), "cached": res.cached, **res.manifest.to_dict()}
+
+
+def latency_ms(program: str, inputs, iterations: int) -> float:
+    import executorch.kernels.quantized  # noqa: F401
+    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+    from executorch.runtime import Runtime
+
+    _unsafe_reset_threadpool(2)
+    method = Runtime.get().load_program(program).load_method("forward")
+    return median(time_ms(lambda: method.execute(list(inputs)), warmup=5, iterations=iterations))
+
+
+def ort_int8_ms(a, inputs) -> tuple[float, float]:
+    """ONNX Runtime quantize_dynamic (int8 weights, dynamic activations) of the same fp32 model: (ms, MB)."""
+    import onnxruntime as ort
+    import torch
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from harness.export import ExportRequest, ProgramModule, build_model
+
+    model, head, _, _ = build_model(ExportRequest(model=a.model, seq_len=a.seq_len))
+    wrapper = ProgramModule(model, head).eval()
+    with tempfile.TemporaryDirectory() as d:
+        f32, q8 = Path(d) / "m.onnx", Path(d) / "m.int8.onnx"
+        torch.onnx.export(wrapper, tuple(inputs), str(f32), input_names=["input_ids", "attention_mask", "token_type_ids"],
+                          opset_version=17, dynamo=False)
+        quantize_dynamic(str(f32), str(q8), weight_type=QuantType.QInt8)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = 2, 1
+        sess = ort.InferenceSession(str(q8), so, providers=["CPUExecutionProvider"])
+        feed = {n: t.numpy() for n, t in zip(["input_ids", "attention_mask", "token_type_ids"], inputs)}
+        return median(time_ms(lambda: sess.run(None, feed), warmup=5, iterations=a.iterations)), q8.stat().st_size / 1e6
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="mobilebert")
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--recipes", default=",".join(VARIANTS))
+    ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--calibration", type=int, default=64)
+    ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--results", type=Path, default=ROOT / "results")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.one:
+        print("MANIFEST " + json.dumps(export_one(a, a.one)))
+        return
+
+    import torch
+
+    torch.set_num_threads(1)  # executorch's own threadpool does the work; keep torch's threads out of the way
+    from harness.console import silence_libraries
+
+    silence_libraries()
+    from harness.export import example_inputs
+
+    rows, got, inputs = [], {}, None
+    for label in a.recipes.split(","):
+        cmd = [sys.executable, __file__, "--one", label, "--model", a.model, "--seq-len", str(a.seq_len),
+               "--samples", str(a.samples), "--calibration", str(a.calibration), "--results", str(a.results)]
+        p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        line = next((ln for ln in p.stdout.splitlines() if ln.startswith("MANIFEST ")), None)
+        if p.returncode or line is None:
+            err = (p.stderr.strip().splitlines() or ["?"])[-1]
+            rows.append([label, "failed: " + err[:120]] + [""] * 9)
+            print(label, "failed:", err, file=sys.stderr)
+            continue
+        m = json.loads(line.removeprefix("MANIFEST "))
+        inputs = example_inputs(a.seq_len, m["vocab_size"])
+        ms = latency_ms(m["program"], inputs, a.iterations)
+        got[label] = (ms, m["program_bytes"] / 1e6)
+        d, n = m["delegation"], m.get("numerics") or {}
+        outside = ", ".join(f"{k.removeprefix('aten_')} x{v}" for k, v in d["outside_by_op"].items()
+                            if k != "getitem")
+        rows.append([label, m["export_seconds"] if not m["cached"] else f"{m['export_seconds']} (cached)",
+                     m["export_peak_rss_mb"], m["program_bytes"] / 1e6, d["pieces"], d["ops_outside"], outside,
+                     ms, n.get("top1_agreement", ""), n.get("max_rel_logit_error", ""), m["status"]])
+        print(rows[-1], file=sys.stderr, flush=True)
+    notes = []
+    try:
+        if inputs is None:
+            raise RuntimeError("no program was exported")
+        ort_ms, ort_mb = ort_int8_ms(a, inputs)
+        rows.append(["onnxruntime quantize_dynamic int8", "", "", ort_mb, "", "", "", ort_ms, "", "", ""])
+        if "int8" in got:
+            notes.append(f"int8 latency / ORT int8 latency = {got['int8'][0] / ort_ms:.2f} (goal <= 0.6)")
+    except Exception as e:  # the outside reference is optional; say why it is missing
+        notes.append(f"ONNX Runtime reference not measured: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+    if "fp32" in got:
+        f_ms, f_mb = got["fp32"]
+        for label, (ms, mb) in got.items():
+            notes.append(f"{label}: latency {ms / f_ms:.2f}x fp32, size {mb / f_mb:.2f}x fp32")
+    notes += ["latency: executorch.runtime in-process, XNNPACK threadpool 2 threads, median of "
+              f"{a.iterations} iterations, batch 1, seq {a.seq_len}; export RSS is the export process's peak",
+              f"agreement: top-1 vs fp32 eager on {a.samples} rotten_tomatoes dev examples; weights are the preset's "
+              "random init (no trained MobileBERT offline), so agreement on near-tied logits is a stress test, "
+              "not task accuracy"]
+    write_table("quant_table", f"Quantization recipes, {a.model}, seq {a.seq_len}",
+                "python benchmarks/quant_table.py " + " ".join(sys.argv[1:]),
+                ["variant", "export s", "export peak RSS MB", "program MB", "pieces", "ops outside",
+                 "outside by op", "latency ms", "top-1 agreement", "max rel logit err", "status"], rows, notes)
+
+
+if __name__ == "__main__":
+    main()
