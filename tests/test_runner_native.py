@@ -68,6 +68,7 @@ def test_result_json_fields(bundle, tiny, tmp_path):
     assert raw.extra["input_specs"] == [{"dtype": "int64", "shape": [1, 8]}]
     assert raw.extra["output_specs"] == [{"dtype": "float32", "shape": [1, 3]}]
     assert raw.extra["backends"] == ["XnnpackBackend"] and sum(raw.extra["planned_buffer_bytes"]) > 0
+    assert raw.extra["backend_status"] == [{"backend": "XnnpackBackend", "status": "registered and initialised"}]
     assert raw.extra["affinity"] == "0" and raw.extra["program_bytes"] == tiny[0].stat().st_size
 
 

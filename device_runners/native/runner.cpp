@@ -308,6 +308,9 @@ int main(int argc, char** argv) {
       .raw("input_specs", harness::json_list(in.specs, spec_json))
       .raw("output_specs", harness::json_list(out_specs, spec_json))
       .raw("planned_buffer_bytes", planned_json).raw("backends", harness::json_list(backend_names, harness::json_str))
+      .raw("backend_status", harness::json_list(backend_names, [](const std::string& n) {
+        return JsonObject().str("backend", n).str("status", "registered and initialised").text();
+      }))
       .integer("program_bytes", static_cast<long long>(loader->size().get()));
   if (!harness::write_text_file(args.result, r.text() + "\n")) {
     harness::g_result = nullptr;
