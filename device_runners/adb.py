@@ -19,8 +19,8 @@ import adbutils
 from adbutils.errors import AdbError
 
 from device_runners.base import Transport, TransportError
-from device_runners.ssh import (RemoteFileMissing, check_cleanup_path, kill_tree_command, split_pid_line,
-                                 with_pid_line)
+from device_runners.remote_shell import (RemoteFileMissing, check_cleanup_path, kill_tree_command, split_pid_line,
+                                          with_pid_line)
 
 PROPS = ("ro.product.model", "ro.product.manufacturer", "ro.product.cpu.abi", "ro.build.version.release",
          "ro.build.version.sdk", "ro.soc.model")

@@ -15,7 +15,7 @@ from adb_standin import AdbStandin
 from conftest import require_tool
 from device_runners.adb import AdbTransport
 from device_runners.base import TransportError
-from device_runners.ssh import RemoteFileMissing
+from device_runners.remote_shell import RemoteFileMissing
 from sshd_fixture import free_port, procs_with
 
 WORK = "/data/local/tmp/harness"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from device_runners.base import TransportError
-from device_runners.ssh import RemoteFileMissing
+from device_runners.remote_shell import RemoteFileMissing
 from device_runners.ssh import SshTransport, parse_address
 from sshd_fixture import Sshd, free_port, procs_with, require_sshd, write_key
 
