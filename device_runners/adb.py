@@ -19,8 +19,8 @@ import adbutils
 from adbutils.errors import AdbError
 
 from device_runners.base import Transport, TransportError
-from device_runners.remote_shell import (RemoteFileMissing, check_cleanup_path, kill_tree_command, split_pid_line,
-                                          with_pid_line)
+from device_runners.remote_shell import (PID_GRACE_S, RemoteFileMissing, check_cleanup_path, kill_tree_command,
+                                          split_pid_line, with_pid_line)
 
 PROPS = ("ro.product.model", "ro.product.manufacturer", "ro.product.cpu.abi", "ro.build.version.release",
          "ro.build.version.sdk", "ro.soc.model")
@@ -111,12 +111,13 @@ class AdbTransport(Transport):
         pid = None
         deadline = time.monotonic() + timeout if timeout is not None else None
         while True:
-            wait = 1.0 if deadline is None else deadline - time.monotonic()
-            if wait <= 0:
+            now = time.monotonic()
+            if deadline is not None and now > deadline and (pid is not None or now > deadline + PID_GRACE_S):
                 if pid is not None:
                     self._kill(pid)
                 raise TimeoutError(f"{self._name()}: `{label[:80]}` still running after {timeout:g} s (killed)")
-            ready, _, _ = select.select([sock], [], [], min(wait, 1.0))
+            wait = 1.0 if deadline is None else min(1.0, max(deadline - now, 0.05))
+            ready, _, _ = select.select([sock], [], [], wait)
             if not ready:
                 continue
             try:

@@ -11,6 +11,9 @@ from device_runners.base import TransportError
 # The first stdout line of every command carries the pid of the shell running it: on a timeout we kill that
 # shell's whole process tree (and its process group), so nothing keeps running on the device.
 PID_MARK = "@@harness-pid:"
+# A command that times out before its pid line arrived (a slow session start) gets this long to send it, so it can
+# still be killed rather than left running.
+PID_GRACE_S = 10.0
 _PID_LINE = re.compile(rb"^" + re.escape(PID_MARK.encode()) + rb"(\d+)\n", re.M)
 
 

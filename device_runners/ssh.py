@@ -16,8 +16,8 @@ from typing import Any
 import paramiko
 
 from device_runners.base import Transport, TransportError
-from device_runners.remote_shell import (RemoteFileMissing, check_cleanup_path, kill_tree_command, split_pid_line,
-                                          with_pid_line)
+from device_runners.remote_shell import (PID_GRACE_S, RemoteFileMissing, check_cleanup_path, kill_tree_command,
+                                          split_pid_line, with_pid_line)
 
 def parse_address(address: str) -> tuple[str, str, int]:
     """'user@host[:port]' (user optional, IPv6 in brackets) -> (user, host, port)."""
@@ -104,7 +104,8 @@ class SshTransport(Transport):
                 pid, _ = split_pid_line(bytes(out[:200]))
             if done:
                 break
-            if deadline is not None and time.monotonic() > deadline:
+            now = time.monotonic()
+            if deadline is not None and now > deadline and (pid is not None or now > deadline + PID_GRACE_S):
                 chan.close()
                 if pid is not None:
                     self._kill(pid)
