@@ -43,10 +43,11 @@ class AdbStandin:
 
     def __init__(self, sandbox: Path, serial: str = "emulator-standin", model: str = "Pixel 7 (stand-in)",
                  extra_serials: tuple[str, ...] = (), abi: str = "arm64-v8a", release: str = "14",
-                 battery_temp_decicelsius: int = 312, emulated: bool = True):
+                 battery_temp_decicelsius: int = 312, emulated: bool = True, state: str = "device"):
         self.sandbox = Path(sandbox).resolve()
         self.serial = serial
         self.serials = [serial, *extra_serials]
+        self.state = state  # "unauthorized" or "offline" play a phone whose USB debugging prompt is pending
         self.props = {"ro.product.model": model, "ro.product.cpu.abi": abi,
                       "ro.build.version.release": release, "ro.serialno": serial,
                       # Its programs run under QEMU, so it says what an Android emulator says: no hardware timings.
@@ -193,6 +194,9 @@ class AdbStandin:
         if serial not in self.serials:
             c.fail(f"device '{serial}' not found")
             return None
+        if self.state != "device":
+            c.fail(f"device {self.state}")
+            return None
         return serial
 
     def _host_service(self, c: "_Conn", req: str) -> str | None:
@@ -202,7 +206,7 @@ class AdbStandin:
         elif req in ("host:devices", "host:devices-l"):
             long = req.endswith("-l")
             c.okay_block("".join(
-                f"{s}\tdevice" + (f" product:standin model:{self.props['ro.product.model'].replace(' ', '_')}"
+                f"{s}\t{self.state}" + (f" product:standin model:{self.props['ro.product.model'].replace(' ', '_')}"
                                    f" device:standin transport_id:{i + 1}" if long else "") + "\n"
                 for i, s in enumerate(self.serials)))
         elif req in ("host:features", "host:host-features"):

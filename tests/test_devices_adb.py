@@ -83,6 +83,15 @@ def test_two_phones_and_no_serial_asks_for_one(tmp_path):
         assert AdbTransport(serial="B2", port=two.port).shell("echo $ANDROID_SERIAL")[0] == 0
 
 
+def test_unauthorized_phone_says_to_accept_the_prompt(tmp_path):
+    with AdbStandin(tmp_path / "sb", serial="PIXEL7", state="unauthorized") as phone:
+        with pytest.raises(TransportError, match=r"adb device PIXEL7 .* is unauthorized \(accept the USB debugging "
+                                                 r"prompt on the phone\)"):
+            AdbTransport(serial="PIXEL7", port=phone.port).shell("true")
+        with pytest.raises(TransportError, match=r"found PIXEL7 \(unauthorized\)"):
+            AdbTransport(port=phone.port).shell("true")
+
+
 def test_unreachable_server_names_serial_and_server():
     port = free_port()
     with pytest.raises(TransportError,
