@@ -57,7 +57,8 @@ def run_remotely(t: Transport, bundle: Path, abi: str, program: Path, inputs: Pa
     t.cleanup(run)
     rc, out, _ = t.shell(f"test -e {run} && echo left || echo gone")
     assert out.strip() == "gone"
-    return RawResult.from_json((local / "result.json").read_text()), [ex[0] for ex in read_tensors(local / "outputs.bin")]
+    outputs = [ex[0] for ex in read_tensors(local / "outputs.bin")]
+    return RawResult.from_json((local / "result.json").read_text()), outputs
 
 
 def test_arm64_bundle_through_the_adb_standin_matches_host(tiny, host_outputs, tmp_path, monkeypatch):
