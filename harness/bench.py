@@ -210,7 +210,7 @@ def _runner_command(req: RunRequest, transport: Transport, profile, job: RunJob,
             transport.push(f, f"{remote}/{f.relative_to(bundle).as_posix()}")
         _shell(transport, f"chmod -R u+x {shlex.quote(remote)}/bin {shlex.quote(remote)}/lib && "
                           f"touch {shlex.quote(remote)}/.complete", 60, profile.name)
-    return bundle_command(remote, profile.abi, runner_args(job), qemu=bool(getattr(transport, "emulated", False)),
+    return bundle_command(remote, profile.abi, runner_args(job), qemu=bool(getattr(transport, "qemu", False)),
                           sysroot=getattr(transport, "sysroot", None))
 
 

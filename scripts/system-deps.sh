@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the device matrix and its tests need, if missing and if we are root.
 set -euo pipefail
-pkgs=(g++-aarch64-linux-gnu qemu-user openssh-server chromium)
+pkgs=(g++-aarch64-linux-gnu qemu-user openssh-server chromium adb)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] && exit 0
