@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
@@ -10,17 +12,26 @@ from executorch.exir import to_edge_transform_and_lower
 
 from harness.delegation import heavy_ops_outside, summarize
 from model.config import get_preset
-from model.mobilebert import MobileBertForSequenceClassification
+from model.mobilebert import HEADS
 
 # Left outside by design: the embedding lookups, the positions, the mask cast and the pooled-token select.
 GLUE = {"aten_embedding_default", "aten_arange_start_step", "aten_unsqueeze_copy_default", "aten_select_copy_int",
         "dim_order_ops__to_dim_order_copy_default", "getitem"}
 
 
-@pytest.fixture(scope="module")
-def lowered():
+CASES = {
+    # the student as benchmarked: transformers' own model lowers in 2 pieces, ours must do no worse
+    "student-classifier": ("test-tiny", "sequence_classification", 2),
+    # the teacher with both pre-training heads: LayerNorm, GELU and the vocabulary matmul
+    "teacher-pretraining": ("test-tiny-teacher", "pretraining", 3),
+}
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def lowered(request):
+    preset, head, max_pieces = CASES[request.param]
     torch.manual_seed(0)
-    model = MobileBertForSequenceClassification(get_preset("test-tiny")).eval()
+    model = HEADS[head](get_preset(preset)).eval()
     ids = torch.randint(0, 128, (1, 16))
     mask = torch.ones_like(ids)
     mask[0, 12:] = 0
@@ -29,20 +40,20 @@ def lowered():
     edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()],
                                        compile_config=get_xnnpack_edge_compile_config(),
                                        transform_passes=get_transform_passes())
-    return model, example, edge
+    return model, example, edge, max_pieces
 
 
 def test_only_glue_outside_xnnpack(lowered):
-    _, _, edge = lowered
+    _, _, edge, max_pieces = lowered
     summary = summarize(edge.exported_program().graph_module)
     assert heavy_ops_outside(summary) == {}, summary
     assert set(summary["outside_by_op"]) <= GLUE, summary["outside_by_op"]
-    assert summary["pieces"] <= 2, summary
+    assert summary["pieces"] <= max_pieces, summary
     assert summary["delegated_by_op"]["aten_linear_default"] > 0
 
 
 def test_no_sdpa_or_inplace_in_exported_graph(lowered):
-    model, example, _ = lowered
+    model, example, _, _ = lowered
     graph = torch.export.export(model, example).graph
     targets = {str(n.target) for n in graph.nodes if n.op == "call_function"}
     assert not any("scaled_dot_product" in t for t in targets), targets
@@ -50,7 +61,7 @@ def test_no_sdpa_or_inplace_in_exported_graph(lowered):
 
 
 def test_lowered_program_matches_eager(lowered):
-    model, example, edge = lowered
+    model, example, edge, _ = lowered
     from executorch.runtime import Runtime
 
     program = edge.to_executorch()
@@ -58,7 +69,7 @@ def test_lowered_program_matches_eager(lowered):
     got = method.execute(list(example))
     with torch.no_grad():
         out = model(*example)
-    want = [out.last_hidden_state, out.pooled_output, out.logits]  # the output dataclass, flattened, Nones dropped
+    want = [t for t in dataclasses.astuple(out) if t is not None]  # the output dataclass, flattened
     assert len(got) == len(want)
     for g, w in zip(got, want):
-        assert torch.allclose(g, w, atol=1e-4), (g, w)
+        assert torch.allclose(g, w, atol=1e-4), (g - w).abs().max()
