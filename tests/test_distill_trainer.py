@@ -113,3 +113,25 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(BadInput, match="other settings"):
         distill("test-tiny-teacher", "test-tiny", "progressive", ["a b c", "d e f"], tmp_path / "r",
                 LoopConfig(steps=2, batch_size=4))
+
+
+def test_a_crash_while_saving_leaves_the_previous_checkpoint_intact(tmp_path):
+    import transformers
+
+    cfg = transformers.BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=32, max_position_embeddings=32)
+    model = transformers.BertForSequenceClassification(cfg)
+    out = tmp_path / "ckpt"
+    models.save(model, out)
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+
+    def crash(directory, **kw):
+        (__import__("pathlib").Path(directory) / "model.safetensors").write_bytes(b"half a file")
+        raise KeyboardInterrupt("killed while saving")
+
+    model.save_pretrained = crash
+    with pytest.raises(KeyboardInterrupt):
+        models.save(model, out)
+    after = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    assert after == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".save-")]  # no temp dir left behind
