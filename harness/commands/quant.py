@@ -17,10 +17,10 @@ def recipes_command() -> None:
 
     width = max(len(n) for n in RECIPES)
     for name, r in RECIPES.items():
-        extra = "  [needs --calibration]" if r.needs_calibration else ""
-        console.print(f"{name:<{width}}  {r.description}{extra}")
+        extra = "  (needs --calibration)" if r.needs_calibration else ""
+        console.print(f"{name:<{width}}  {r.description}{extra}", soft_wrap=True)
     console.print("\nmodifiers: --quant-embedding 8w|4w (embedding tables), --keep-fp32 PATTERN (modules left float), "
-                  "--group-size N (int4)")
+                  "--group-size N (int4)", soft_wrap=True)
 
 
 @click.command("sensitivity")
@@ -91,7 +91,7 @@ def _print(r: dict, out: Path) -> None:
     console.print(f"  whole model quantized: top-1 agreement {b['top1_agreement']:.4f}, "
                   f"mean rel logit error {b['mean_rel_logit_error']:.2e}")
     width = max(len(g["group"]) for g in r["groups"])
-    console.print(f"  {'rank':>4}  {'group (only it quantized)':<{width}}  agreement  mean rel err")
+    console.print(f"  {'rank':>4}  {'group (only it quantized)':<{width}}  {'agreement':>9}  mean rel err")
     for i, g in enumerate(r["groups"], 1):
         console.print(f"  {i:>4}  {g['group']:<{width}}  {g['top1_agreement']:9.4f}  {g['mean_rel_logit_error']:.2e}")
     flags = " ".join(f"--keep-fp32 {k}" for k in r["suggested_keep_fp32"]) or "(nothing: already above the bar)"
