@@ -110,7 +110,7 @@ class MultiHeadAttention(nn.Module):
         d, self.heads, self.head_size = config.true_hidden_size, config.num_attention_heads, config.attention_head_size
         self.query = nn.Linear(d, d)
         self.key = nn.Linear(d, d)
-        # With the shared key/query bottleneck, values come from the wide block input.
+        # Unless Q, K and V all read the bottleneck, values come from the wide block input.
         self.value = nn.Linear(d if config.use_bottleneck_attention else config.hidden_size, d)
         self.out = nn.Linear(d, d)
         self.norm = make_norm(config, d, config.layer_norm_eps)
@@ -157,8 +157,8 @@ class MobileBertBlock(nn.Module):
         wide, narrow, eps = config.hidden_size, config.intra_bottleneck_size, config.layer_norm_eps
         if config.use_bottleneck:
             self.input_bottleneck = Bottleneck(config, wide, narrow, eps)
-            if config.key_query_shared_bottleneck:
-                self.kq_bottleneck = Bottleneck(config, wide, narrow, eps)
+            if config.key_query_shared_bottleneck:  # built even when bottleneck attention leaves it unused,
+                self.kq_bottleneck = Bottleneck(config, wide, narrow, eps)  # as transformers does
         self.attention = MultiHeadAttention(config)
         # transformers builds the last FFN elsewhere, with LayerNorm's default eps (1e-5) and, without an output
         # bottleneck, a dropout: both kept so numerics and training match.

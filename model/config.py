@@ -148,4 +148,7 @@ def get_preset(name: str, **overrides) -> MobileBertConfig:
     """A fresh copy of a named preset, with optional field overrides."""
     if name not in PRESETS:
         raise BadInput(f"unknown model preset {name!r}; valid presets: {', '.join(list_presets())}")
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(MobileBertConfig)})
+    if unknown:
+        raise BadInput(f"unknown config field(s) {', '.join(unknown)} for preset {name!r}")
     return PRESETS[name].replace(**overrides)

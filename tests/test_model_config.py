@@ -21,6 +21,9 @@ def test_preset_names_and_fresh_copies():
 def test_unknown_preset_names_the_valid_ones():
     with pytest.raises(BadInput, match=r"'mobilebrt'.*mobilebert, mobilebert-tiny"):
         get_preset("mobilebrt")
+    with pytest.raises(BadInput, match="num_layers"):
+        get_preset("mobilebert", num_layers=4)
+    assert get_preset("mobilebert", num_hidden_layers=4).num_hidden_layers == 4
 
 
 def test_released_mobilebert_shape():

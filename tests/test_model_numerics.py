@@ -108,7 +108,7 @@ def tiny_configs(draw):
     heads = draw(st.sampled_from([1, 2, 4]))
     intra = heads * draw(st.sampled_from([2, 4]))
     use_bottleneck = draw(st.booleans())
-    mode = draw(st.sampled_from(["bottleneck_attention", "shared_kq", "plain"]))
+    mode = draw(st.sampled_from(["bottleneck_attention", "shared_kq", "both", "plain"]))
     hidden = draw(st.sampled_from([8, 16])) if use_bottleneck and mode != "plain" else intra
     return MobileBertConfig(
         vocab_size=draw(st.integers(8, 40)), embedding_size=draw(st.sampled_from([min(4, hidden), hidden])),
@@ -118,7 +118,8 @@ def tiny_configs(draw):
         normalization_type=draw(st.sampled_from(["no_norm", "layer_norm"])),
         hidden_act=draw(st.sampled_from(["relu", "gelu", "gelu_new", "tanh"])),
         trigram_input=draw(st.booleans()), use_bottleneck=use_bottleneck,
-        use_bottleneck_attention=mode == "bottleneck_attention", key_query_shared_bottleneck=mode == "shared_kq",
+        use_bottleneck_attention=mode in ("bottleneck_attention", "both"),
+        key_query_shared_bottleneck=mode in ("shared_kq", "both"),
         classifier_activation=draw(st.booleans()), type_vocab_size=draw(st.integers(1, 3)),
         max_position_embeddings=16, layer_norm_eps=draw(st.sampled_from([1e-12, 1e-5])),
         tie_word_embeddings=draw(st.booleans()), num_labels=draw(st.integers(1, 3)),
