@@ -100,3 +100,15 @@ def test_users_own_runner_binary_is_pushed_and_used(tiny_export, tmp_path):
     assert rec.tags["runner_bin"] == str(mine.resolve())
     with pytest.raises(Exception, match="--runner-bin"):
         _run(res.program, results, runner_bin=tmp_path / "missing")
+
+
+def test_profiled_run_reports_ops_and_is_flagged(tiny_export):
+    results, res = tiny_export
+    rec = _run(res.program, results, profile=True)
+    assert rec.status in ("ok", "invalid"), rec.error
+    assert "profiled" in rec.flags
+    ops = rec.profile["ops"]
+    assert ops and all(o["ms"] >= 0 and o["backend"] in ("XNNPACK", "portable") for o in ops)
+    assert any("Fully Connected" in o["name"] and o["backend"] == "XNNPACK" for o in ops)
+    # the per-op times account for (most of) the method's time, never more than it
+    assert sum(o["ms"] for o in ops) <= rec.profile["method_ms_per_run"] * 1.05
