@@ -37,3 +37,21 @@ def status(message: str):
         return
     with console.status(message) as st:
         yield lambda msg: st.update(msg)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """ExecuTorch's C++ runtime logs cpuinfo probing straight to fd 2; keep it off the user's terminal."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

@@ -20,6 +20,7 @@ from typing import Callable
 import torch
 
 from harness import versions
+from harness.console import native_stderr_silenced
 from harness.errors import BadInput, ExportError
 from harness.manifest import InputSpec, ProgramManifest, manifest_path, sha256_file
 from harness.recipes import RecipeOptions, get_recipe
@@ -277,7 +278,8 @@ def _check_numerics(req: ExportRequest, manifest: ProgramManifest, reference, pr
         # a model with a small vocabulary (tests, custom presets) cannot read the bert vocab: fold ids in
         enc["input_ids"] = enc["input_ids"] % vocab
     labels = task.labels if (manifest.head == "sequence_classification" and not manifest.random_weights) else None
-    result = numerics.measure(program, reference, enc, labels=labels)
+    with native_stderr_silenced():
+        result = numerics.measure(program, reference, enc, labels=labels)
     result["task"] = task.name
     manifest.numerics = result
     ok, why = numerics.gate(result, req.min_agreement)
