@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from harness.errors import BadInput
 from model.blocks import ACT, LayerNorm, MobileBertBlock, NoNorm, TrigramEmbedding, attention_bias
 from model.config import MobileBertConfig
 
@@ -50,6 +51,9 @@ class MobileBertModel(nn.Module):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,
                 output_hidden_states=False, output_attentions=False) -> ModelOutput:
+        if input_ids.shape[1] > self.config.max_position_embeddings:
+            raise BadInput(f"sequence length {input_ids.shape[1]} exceeds the model's max_position_embeddings "
+                           f"({self.config.max_position_embeddings})")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         if token_type_ids is None:

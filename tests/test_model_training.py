@@ -3,8 +3,10 @@ and every block's feature map and attention map come out."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from harness.errors import BadInput
 from model.config import get_preset
 from model.mobilebert import MobileBertForPreTraining, MobileBertModel
 
@@ -61,3 +63,9 @@ def test_padding_is_not_attended():
     with torch.no_grad():
         probs = model(ids, attention_mask=mask, output_attentions=True).attentions
     assert all(float(p[..., 5:].max()) == 0.0 for p in probs)
+
+
+def test_too_long_sequence_is_a_user_error():
+    cfg = get_preset("test-tiny")
+    with pytest.raises(BadInput, match="sequence length 65 exceeds the model's max_position_embeddings \\(64\\)"):
+        MobileBertModel(cfg)(torch.zeros(1, cfg.max_position_embeddings + 1, dtype=torch.long))
