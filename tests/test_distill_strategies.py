@@ -102,3 +102,32 @@ def test_pair_batches_are_seeded_and_masked(setup):
     assert targets.any(1).all()  # every row has something to predict
     assert set(a["nsp_labels"].tolist()) <= {0, 1}
     assert (a["token_type_ids"] == 1).any()  # sentence B is there
+
+
+def test_joint_separates_layerwise_transfer_from_pd(setup):
+    teacher, student, batches = setup
+    w = TransferWeights()
+    transfer, pd = plan("joint", 2, w)
+    _, t_terms = _terms(transfer, w, teacher, student, batches(1))
+    _, p_terms = _terms(pd, w, teacher, student, batches(1))
+    assert {"fmt_1", "fmt_2", "at_1", "at_2"} <= set(t_terms) and not any(k.startswith("pd") for k in t_terms)
+    assert {"pd_mlm", "pd_kd", "pd_nsp"} <= set(p_terms) and not any(k.startswith(("fmt", "at")) for k in p_terms)
+
+
+def test_lamb_scales_each_update_by_the_trust_ratio():
+    from model.distill.optim import Lamb
+
+    w = torch.nn.Parameter(torch.full((4,), 3.0))
+    opt = Lamb([w], lr=0.1, weight_decay=0.0)
+    w.grad = torch.tensor([1.0, -1.0, 1.0, -1.0])
+    opt.step()
+    # Adam's first update is sign(g) (norm 2); LAMB rescales it to ||w|| = 6, so each entry moves by lr * 3.
+    assert torch.allclose(w.detach(), torch.tensor([2.7, 3.3, 2.7, 3.3]), atol=1e-5)
+    losses = []
+    for _ in range(50):
+        opt.zero_grad()
+        loss = (w - 1.0).pow(2).sum()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0]
