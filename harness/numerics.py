@@ -28,7 +28,7 @@ def _load_method(program: str | Path | bytes):
                            f"cannot be loaded: {e}") from None
 
 
-def _as_tuple(out) -> tuple[torch.Tensor, ...]:
+def as_outputs(out) -> tuple[torch.Tensor, ...]:
     if isinstance(out, torch.Tensor):
         return (out,)
     if hasattr(out, "logits"):
@@ -36,7 +36,7 @@ def _as_tuple(out) -> tuple[torch.Tensor, ...]:
     return tuple(out)
 
 
-def _per_example(q: list[np.ndarray], r: list[np.ndarray], mask: np.ndarray):
+def per_example(q: list[np.ndarray], r: list[np.ndarray], mask: np.ndarray):
     """Relative L2 error, max abs error and top-1 agreement of each example, over all of its outputs."""
     n = mask.shape[0]
     diff = np.zeros(n)
@@ -81,15 +81,15 @@ def measure(program: str | Path | bytes, reference_model: torch.nn.Module, input
         rows = np.arange(start, start + batch) % n  # the last batch wraps around to fill the program's shape
         tensors = [torch.from_numpy(np.ascontiguousarray(a[rows])) for a in arrays]
         keep = min(batch, n - start)
-        got = [o.detach().float().numpy()[:keep] for o in _as_tuple(method.execute(tensors))]
+        got = [o.detach().float().numpy()[:keep] for o in as_outputs(method.execute(tensors))]
         with torch.no_grad():
-            ref = [o.detach().float().numpy()[:keep] for o in _as_tuple(reference_model(*tensors))]
+            ref = [o.detach().float().numpy()[:keep] for o in as_outputs(reference_model(*tensors))]
         q_out.append(got)
         r_out.append(ref)
     q = [np.concatenate(parts) for parts in zip(*q_out)]
     r = [np.concatenate(parts) for parts in zip(*r_out)]
     mask = np.asarray(inputs["attention_mask"]) if "attention_mask" in inputs else np.ones(arrays[0].shape)
-    rel, abs_err, agree = _per_example(q, r, mask)
+    rel, abs_err, agree = per_example(q, r, mask)
     result: dict[str, Any] = {
         "n": int(n),
         "top1_agreement": float(agree.mean()),

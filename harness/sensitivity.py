@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from harness.errors import BadInput
-from harness.numerics import _as_tuple, _per_example
+from harness.numerics import as_outputs, per_example
 from harness.recipes import RecipeOptions, get_recipe
 
 
@@ -51,12 +51,12 @@ def _outputs(model: torch.nn.Module, eval_inputs: tuple[torch.Tensor, ...], batc
     parts = []
     with torch.no_grad():
         for s in range(0, eval_inputs[0].shape[0], batch):
-            parts.append([o.float().numpy() for o in _as_tuple(model(*(t[s : s + batch] for t in eval_inputs)))])
+            parts.append([o.float().numpy() for o in as_outputs(model(*(t[s : s + batch] for t in eval_inputs)))])
     return [np.concatenate(p) for p in zip(*parts)]
 
 
 def _score(quantized: list[np.ndarray], reference: list[np.ndarray], mask: np.ndarray) -> dict[str, float]:
-    rel, _, agree = _per_example(quantized, reference, mask)
+    rel, _, agree = per_example(quantized, reference, mask)
     return {"top1_agreement": float(agree.mean()), "mean_rel_logit_error": float(rel.mean()),
             "max_rel_logit_error": float(rel.max())}
 
