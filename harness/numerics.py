@@ -29,6 +29,7 @@ def _load_method(program: str | Path | bytes):
 
 
 def as_outputs(out) -> tuple[torch.Tensor, ...]:
+    """A model's or program's outputs as a tuple of tensors (a bare tensor, a tuple, or an output with .logits)."""
     if isinstance(out, torch.Tensor):
         return (out,)
     if hasattr(out, "logits"):
@@ -37,7 +38,7 @@ def as_outputs(out) -> tuple[torch.Tensor, ...]:
 
 
 def per_example(q: list[np.ndarray], r: list[np.ndarray], mask: np.ndarray):
-    """Relative L2 error, max abs error and top-1 agreement of each example, over all of its outputs."""
+    """-> (relative L2 error, max abs error, top-1 agreement) of each example, over all of its outputs."""
     n = mask.shape[0]
     diff = np.zeros(n)
     norm = np.zeros(n)
