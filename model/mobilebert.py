@@ -67,7 +67,7 @@ class MobileBertModel(nn.Module):
             attentions.append(probs)
         pooled = None
         if self.add_pooling_layer:
-            pooled = x[:, 0]
+            pooled = x[:, :1].reshape(x.shape[0], x.shape[2])  # first token; a slice XNNPACK takes, unlike select
             if self.config.classifier_activation:
                 pooled = torch.tanh(self.pooler(pooled))
         return ModelOutput(

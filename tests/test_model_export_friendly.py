@@ -14,14 +14,14 @@ from harness.delegation import heavy_ops_outside, summarize
 from model.config import get_preset
 from model.mobilebert import HEADS
 
-# Left outside by design: the embedding lookups, the positions, the mask cast and the pooled-token select.
-GLUE = {"aten_embedding_default", "aten_arange_start_step", "aten_unsqueeze_copy_default", "aten_select_copy_int",
+# Left outside by design: the embedding lookups, the positions, the mask cast, the delegates' outputs.
+GLUE = {"aten_embedding_default", "aten_arange_start_step", "aten_unsqueeze_copy_default",
         "dim_order_ops__to_dim_order_copy_default", "getitem"}
 
 
 CASES = {
-    # the student as benchmarked: transformers' own model lowers in 2 pieces, ours must do no worse
-    "student-classifier": ("test-tiny", "sequence_classification", 2),
+    # the student as benchmarked: transformers' own model lowers in 2 pieces; ours in 1
+    "student-classifier": ("test-tiny", "sequence_classification", 1),
     # the teacher with both pre-training heads: LayerNorm, GELU and the vocabulary matmul
     "teacher-pretraining": ("test-tiny-teacher", "pretraining", 3),
 }
