@@ -22,7 +22,7 @@ class QuantizedEmbedding(torch.nn.Module):
     def __init__(self, weight: torch.Tensor, bits: int, group_size: int | None):
         super().__init__()
         rows, dim = weight.shape
-        self.bits, self.dtype = bits, weight.dtype
+        self.bits = bits
         group = dim if bits == 8 or not group_size else group_size
         qmax = 2 ** (bits - 1) - 1
         w = weight.detach().float().reshape(rows, dim // group, group)
@@ -32,14 +32,15 @@ class QuantizedEmbedding(torch.nn.Module):
             u = (q + 8).to(torch.uint8).reshape(rows, dim // 2, 2)
             q = (u[..., 0] << 4) | u[..., 1]
         self.register_buffer("weight", q)
-        self.register_buffer("scales", scale.squeeze(-1) if scale.shape[1] == 1 else scale)
+        # output dtype follows the scales, so a later model.half() (recipe fp16) gives half outputs
+        self.register_buffer("scales", (scale.squeeze(-1) if scale.shape[1] == 1 else scale).to(weight.dtype))
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         if self.bits == 8:
             return torch.ops.quantized_decomposed.embedding_byte.dtype(
-                self.weight, self.scales, None, -128, 127, indices, dtype=self.dtype)
+                self.weight, self.scales, None, -128, 127, indices, dtype=self.scales.dtype)
         return torch.ops.quantized_decomposed.embedding_4bit.dtype(
-            self.weight, self.scales, None, -8, 7, indices, dtype=self.dtype)
+            self.weight, self.scales, None, -8, 7, indices, dtype=self.scales.dtype)
 
 
 def quantize_embeddings(model: torch.nn.Module, mode: str, group_size: int, keep: Iterable[str] = ()) -> list[str]:
