@@ -109,7 +109,9 @@ def load_hf_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], so
             loaded[wanted[key]] = state_dict[key]
     problems += [f"missing key {hf}" for hf in sorted(wanted) if hf not in state_dict]
     if problems:
-        raise CheckpointError(f"{source} does not fit {type(model).__name__}: " + "; ".join(problems))
+        more = f"; and {len(problems) - 25} more" if len(problems) > 25 else ""  # a BERT checkpoint names hundreds
+        raise CheckpointError(f"{source} does not fit {type(model).__name__} ({len(problems)} problems): "
+                              + "; ".join(problems[:25]) + more)
     model.load_state_dict(loaded, strict=True)
 
 

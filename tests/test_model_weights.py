@@ -137,3 +137,11 @@ def test_sharded_checkpoint(ckpt):
     (path / "model-00002-of-00002.safetensors").unlink()
     with pytest.raises(CheckpointError, match="model-00002-of-00002.safetensors: shard named in"):
         load_checkpoint(path)
+
+
+def test_a_foreign_checkpoint_is_summarised(ckpt):
+    path, model = ckpt
+    sd = {f"bert.encoder.layer.{i}.attention.self.query.weight": torch.zeros(2) for i in range(40)}
+    save_file(sd, str(path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=r"\((\d+) problems\): unexpected key bert.*; and \d+ more$"):
+        load_checkpoint(path)
