@@ -150,6 +150,8 @@ class MobileBertForQuestionAnswering(_WithHead):
     pooling = False
 
     def __init__(self, config: MobileBertConfig):
+        if config.num_labels != 2:
+            raise BadInput(f"question answering needs num_labels=2 (start, end), got {config.num_labels}")
         super().__init__(config)
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         init_weights(self)

@@ -69,3 +69,9 @@ def test_too_long_sequence_is_a_user_error():
     cfg = get_preset("test-tiny")
     with pytest.raises(BadInput, match="sequence length 65 exceeds the model's max_position_embeddings \\(64\\)"):
         MobileBertModel(cfg)(torch.zeros(1, cfg.max_position_embeddings + 1, dtype=torch.long))
+
+
+def test_question_answering_needs_two_labels():
+    from model.mobilebert import MobileBertForQuestionAnswering
+    with pytest.raises(BadInput, match="num_labels=2"):
+        MobileBertForQuestionAnswering(get_preset("test-tiny", num_labels=3))
