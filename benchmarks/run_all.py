@@ -1,0 +1,36 @@
+"""`make bench`: every benchmark table, written to benchmarks/results/. Full-size and slow (~20-30 min here)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = [
+    ["-m", "model.params"],
+    [str(HERE / "eager_vs_program.py")],
+    [str(HERE / "quant_table.py")],
+    [str(HERE / "runner_vs_python.py")],
+    [str(HERE / "stability.py")],
+    [str(HERE / "train_throughput.py")],
+]
+
+
+def main() -> int:
+    failed = []
+    for args in SCRIPTS:
+        script = args[-1] if not args[0].startswith("-") else args[1]
+        if args[0] != "-m" and not Path(args[0]).exists():
+            print(f"skip {script}: not present")
+            continue
+        print(f"== {script}", flush=True)
+        if subprocess.run([sys.executable, *args], cwd=HERE.parent).returncode != 0:
+            failed.append(script)
+    if failed:
+        print("failed: " + ", ".join(failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
