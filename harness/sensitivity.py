@@ -85,9 +85,13 @@ def rank(model: torch.nn.Module, example_inputs: tuple, eval_inputs, recipe_name
     names = _display(groups, model)
     user_keep = list(opts.keep_fp32)
 
+    # PT2E graphs (int8-static) are specialised to the example's batch size; torchao's eager models take any
+    batch = example_inputs[0].shape[0] if recipe.needs_calibration else 16
+
     def evaluate(keep: list[str], quant_embedding) -> dict[str, float]:
         variant = dataclasses.replace(opts, keep_fp32=user_keep + keep, quant_embedding=quant_embedding)
-        return _score(_outputs(recipe.prepare(model, example_inputs, variant), eval_inputs), reference, mask)
+        quantized = recipe.prepare(model, example_inputs, variant)
+        return _score(_outputs(quantized, eval_inputs, batch), reference, mask)
 
     progress(f"{recipe_name}: whole model")
     baseline = evaluate([], opts.quant_embedding)

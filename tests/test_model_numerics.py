@@ -28,13 +28,17 @@ TOL = 1e-5
 
 
 def hf_model(cfg: MobileBertConfig, head: str, seed: int = 0):
-    """A transformers model of this shape with every weight random (norms and biases too, so none hide)."""
+    """A transformers model of this shape with every weight random (norms and biases too, so none hide).
+
+    The noise is large on shallow models; on deep ones it stays near the init scale, else 24 NoNorm blocks
+    overflow to inf and inf - inf hides every difference."""
     torch.manual_seed(seed)
     hcfg = transformers.MobileBertConfig(**cfg.to_hf_dict())
     m = getattr(transformers, ARCHS[head])._from_config(hcfg, attn_implementation="eager").eval()
+    noise = 0.2 if cfg.num_hidden_layers <= 4 else 0.02
     with torch.no_grad():
         for p in m.parameters():
-            p.add_(torch.randn_like(p) * 0.2)
+            p.add_(torch.randn_like(p) * noise)
     return m
 
 
@@ -57,8 +61,14 @@ def max_errors(ref, ours) -> dict[str, float]:
     for theirs, mine in FIELDS.items():
         if getattr(ref, theirs, None) is not None:
             assert getattr(ours, mine) is not None, f"{mine} missing from our output"
+            assert torch.isfinite(getattr(ref, theirs)).all(), f"transformers' {theirs} is not finite"
             errs[mine] = (getattr(ref, theirs) - getattr(ours, mine)).abs().max().item()
+    assert all(torch.isfinite(h).all() for h in ref.hidden_states), "transformers' hidden states are not finite"
     return errs
+
+
+def assert_close(errs: dict[str, float], context=None) -> None:
+    assert all(e <= TOL for e in errs.values()), (context, errs)  # `max` would let a nan through
 
 
 def ours_layers(out) -> int:
@@ -91,7 +101,7 @@ def assert_round_trip(cfg: MobileBertConfig, head: str, tmp_path) -> None:
         ref = back.eval()(input_ids=ids, attention_mask=mask, token_type_ids=tt,
                           output_hidden_states=True, output_attentions=True)
         out = ours(ids, attention_mask=mask, token_type_ids=tt, output_hidden_states=True, output_attentions=True)
-    assert max(max_errors(ref, out).values()) <= TOL
+    assert_close(max_errors(ref, out))
 
 
 @pytest.mark.parametrize("head", list(ARCHS))
@@ -99,7 +109,7 @@ def assert_round_trip(cfg: MobileBertConfig, head: str, tmp_path) -> None:
 def test_tiny_presets_match_transformers(preset, head, tmp_path):
     cfg = get_preset(preset)
     errs = compare(cfg, head, tmp_path)
-    assert max(errs.values()) <= TOL, errs
+    assert_close(errs)
     assert_round_trip(cfg, head, tmp_path)
 
 
@@ -133,7 +143,7 @@ def test_random_tiny_configs_match_transformers(cfg, head, seq, tmp_path_factory
         cfg = cfg.replace(num_labels=2)  # start and end
     tmp = tmp_path_factory.mktemp("ckpt")
     errs = compare(cfg, head, tmp, seq=seq)
-    assert max(errs.values()) <= TOL, (cfg, errs)
+    assert_close(errs, cfg)
     assert_round_trip(cfg, head, tmp)
 
 
@@ -162,4 +172,4 @@ def test_legacy_pytorch_model_bin_matches(tmp_path):
 def test_full_presets_match_transformers(preset, tmp_path):
     torch.set_num_threads(1)
     errs = compare(get_preset(preset), "pretraining", tmp_path, seq=32)
-    assert max(errs.values()) <= TOL, errs
+    assert_close(errs)
