@@ -41,8 +41,8 @@ class LayerNorm(nn.LayerNorm):
     """nn.LayerNorm that XNNPACK can take whole when exported.
 
     XNNPACK has no layer-norm op but has a mean over the last two dims of a 4-d tensor, so under torch.export the
-    statistics are taken on a [..., H, 1] view. Eager mode keeps PyTorch's fused kernel: a 24-layer teacher drifts
-    by ~1e-3 from transformers with the written-out form, and eager must match transformers to 1e-5."""
+    statistics are taken on a [..., H, 1] view. Eager mode keeps PyTorch's fused kernel: with the written-out form a
+    24-layer teacher drifted ~1e-3 from transformers (strongly perturbed weights); eager must match it to 1e-5."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not torch.compiler.is_exporting():
