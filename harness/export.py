@@ -98,15 +98,14 @@ def build_model(req: ExportRequest) -> tuple[torch.nn.Module, str, dict, str | N
         return model.eval(), head, model.config.to_hf_dict(), checkpoint_sha256(ckpt)
     if req.head not in HEADS:
         raise BadInput(f"unknown --head {req.head!r}; known: {', '.join(HEADS)}")
-    cfg = get_preset(req.model)
+    overrides = {"num_labels": req.num_labels} if req.head == "sequence_classification" else {}
+    cfg = get_preset(req.model, **overrides)  # validated: a bad --num-labels is named
     classes = {
         "sequence_classification": mb.MobileBertForSequenceClassification,
         "question_answering": mb.MobileBertForQuestionAnswering,
         "masked_lm": mb.MobileBertForMaskedLM,
         "base": mb.MobileBertModel,
     }
-    if req.head == "sequence_classification":
-        cfg.num_labels = req.num_labels
     torch.manual_seed(RANDOM_SEED)
     model = classes[req.head](cfg)
     return model.eval(), req.head, cfg.to_hf_dict(), None
