@@ -115,7 +115,7 @@ def rank(model: torch.nn.Module, example_inputs: tuple, eval_inputs, recipe_name
         "options": opts.describe(),
         "n": int(eval_inputs[0].shape[0]),
         "min_agreement": min_agreement,
-        "method": "eager torch on Recipe.prepare (not lowered); one group quantized at a time",
+        "method": "torch on Recipe.prepare's quantized model (not lowered); one group quantized at a time",
         "baseline": baseline,
         "groups": ranked,
         "suggested_keep_fp32": keep,
