@@ -29,6 +29,15 @@ inline long proc_kb(const char* file, const char* field) {
   return value;
 }
 
+// VmRSS (split into anonymous and file-backed pages) and VmHWM now, as a JSON object: the runner records one per
+// stage, so a peak can be attributed (e.g. XNNPACK packing weights while the unpacked ones are still mapped).
+inline std::string memory_snapshot_json() {
+  const char* st = "/proc/self/status";
+  return "{\"rss_kb\": " + std::to_string(proc_kb(st, "VmRSS")) + ", \"rss_anon_kb\": " +
+         std::to_string(proc_kb(st, "RssAnon")) + ", \"rss_file_kb\": " + std::to_string(proc_kb(st, "RssFile")) +
+         ", \"vmhwm_kb\": " + std::to_string(proc_kb(st, "VmHWM")) + "}";
+}
+
 inline long peak_rss_kb_getrusage() {
   struct rusage ru;
   return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;  // kilobytes on Linux

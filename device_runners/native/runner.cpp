@@ -2,10 +2,11 @@
 //
 //   harness_runner --program P.pte --inputs IN.bin --result R.json [--outputs OUT.bin] [--warmup W]
 //                  [--iterations N] [--min-seconds S] [--threads T] [--affinity 0,1|4-7] [--etdump D.etdp]
-//                  [--method forward]
+//                  [--method forward] [--xnnpack-cache PACKED.bin]
 //
 // Any failure writes {"error": ...} to R.json (even on a crash signal), says why on stderr and exits non-zero.
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -18,7 +19,9 @@
 #include <executorch/devtools/etdump/etdump_flatcc.h>
 #include <executorch/extension/data_loader/mmap_data_loader.h>
 #include <executorch/extension/memory_allocator/malloc_memory_allocator.h>
+#include <executorch/runtime/backend/backend_options_map.h>
 #include <executorch/runtime/backend/interface.h>
+#include <executorch/runtime/backend/options.h>
 #include <executorch/runtime/executor/method.h>
 #include <executorch/runtime/executor/program.h>
 #include <executorch/runtime/platform/platform.h>
@@ -62,6 +65,11 @@ using harness::JsonObject;
 using harness::fail;
 using harness::stage;
 using Clock = std::chrono::steady_clock;
+
+// XNNPACKBackend.h's option keys (the wheel ships no XNNPACK headers). C arrays: BackendOptions wants them so.
+#define XNNPACK_WEIGHT_CACHE_KEY "weight_cache_enabled"
+#define XNNPACK_PACKED_CACHE_KEY "packed_cache_path"
+#define XNNPACK_SAVE_CACHE_KEY "save_weight_cache_on_disk"
 
 namespace {
 
@@ -120,8 +128,9 @@ int main(int argc, char** argv) {
   executorch::runtime::register_pal(executorch::runtime::PalImpl::create(harness::emit_log, __FILE__));
   executorch::runtime::runtime_init();
   long rss_start_kb = harness::proc_kb("/proc/self/status", "VmRSS");
-  JsonObject r;
+  JsonObject r, memory_stages;
   r.str("runner", "native");
+  memory_stages.raw("start", harness::memory_snapshot_json());
 
   stage("setting affinity and threads");
   if (!args.affinity.empty()) {
@@ -149,6 +158,7 @@ int main(int argc, char** argv) {
   auto program = Program::load(&loader.get(), Program::Verification::InternalConsistency);
   if (!program.ok()) fail("program " + args.program + " is not a valid ExecuTorch program (" +
                           executorch::runtime::to_string(program.error()) + ")");
+  memory_stages.raw("program_loaded", harness::memory_snapshot_json());
   auto meta_r = program->method_meta(args.method.c_str());
   if (!meta_r.ok()) fail("program " + args.program + " has no method '" + args.method + "'");
   MethodMeta meta = meta_r.get();
@@ -182,10 +192,35 @@ int main(int argc, char** argv) {
   MemoryManager memory_manager(&method_allocator, &planned_memory, &temp_allocator);
   std::unique_ptr<executorch::etdump::ETDumpGen> etdump;
   if (!args.etdump.empty()) etdump = std::make_unique<executorch::etdump::ETDumpGen>();
-  auto method = program->load_method(args.method.c_str(), &memory_manager, etdump.get());
+  // Without a packed cache XNNPACK packs every weight while the unpacked ones are still mapped, so the load peaks
+  // at about twice the weights. With one, later runs mmap the packed weights and never touch the unpacked ones.
+  executorch::runtime::BackendOptions<2> xnn_options;
+  executorch::runtime::LoadBackendOptionsMap backend_options;
+  std::string cache_state;
+  if (!args.xnnpack_cache.empty()) {
+    if (args.xnnpack_cache.size() >= executorch::runtime::kMaxOptionValueLength)
+      fail("--xnnpack-cache path is too long (at most " +
+           std::to_string(executorch::runtime::kMaxOptionValueLength - 1) + " characters): " + args.xnnpack_cache);
+    struct stat st;
+    cache_state = stat(args.xnnpack_cache.c_str(), &st) == 0 && st.st_size > 0 ? "reused" : "written";
+    xnn_options.set_option(XNNPACK_WEIGHT_CACHE_KEY, true);
+    xnn_options.set_option(XNNPACK_PACKED_CACHE_KEY, args.xnnpack_cache.c_str());
+    backend_options.set_options("XnnpackBackend", xnn_options.view());
+  }
+  auto method = program->load_method(args.method.c_str(), &memory_manager, etdump.get(), nullptr,
+                                     args.xnnpack_cache.empty() ? nullptr : &backend_options);
   if (!method.ok()) fail("loading method '" + args.method + "' of " + args.program + " failed: " +
-                         executorch::runtime::to_string(method.error()));
+                         executorch::runtime::to_string(method.error()) +
+                         (args.xnnpack_cache.empty() ? "" : " (with --xnnpack-cache " + args.xnnpack_cache + ")"));
+  if (cache_state == "written") {
+    executorch::runtime::BackendOptions<1> save;
+    save.set_option(XNNPACK_SAVE_CACHE_KEY, true);
+    Span<executorch::runtime::BackendOption> save_view = save.view();
+    if (executorch::runtime::set_option("XnnpackBackend", save_view) != Error::Ok)
+      fail("cannot write the XNNPACK packed weights to --xnnpack-cache " + args.xnnpack_cache);
+  }
   double load_ms = ms_since(t_load);
+  memory_stages.raw("method_loaded", harness::memory_snapshot_json());
 
   stage("checking inputs against the program");
   if (meta.num_inputs() != in.specs.size())
@@ -225,6 +260,7 @@ int main(int argc, char** argv) {
   auto t_first = Clock::now();
   check(method->execute(), "first inference");
   double first_ms = ms_since(t_first);
+  memory_stages.raw("first_inference", harness::memory_snapshot_json());
 
   stage("warming up");
   for (long i = 0; i < args.warmup; ++i) {
@@ -251,6 +287,7 @@ int main(int argc, char** argv) {
   long peak_rss = harness::peak_rss_kb_getrusage();
   long pss = harness::proc_kb("/proc/self/smaps_rollup", "Pss");
   long hwm = harness::proc_kb("/proc/self/status", "VmHWM");
+  memory_stages.raw("timed", harness::memory_snapshot_json());
 
   std::vector<harness::TensorSpec> out_specs;
   for (size_t o = 0; o < method->outputs_size(); ++o) {
@@ -297,6 +334,9 @@ int main(int argc, char** argv) {
   pss >= 0 ? r.str("pss_method", "/proc/self/smaps_rollup Pss") : r.null("pss_method");
   hwm >= 0 ? r.integer("vmhwm_kb", hwm) : r.null("vmhwm_kb");
   rss_start_kb >= 0 ? r.integer("startup_rss_kb", rss_start_kb) : r.null("startup_rss_kb");
+  r.raw("memory_stages", memory_stages.text());
+  args.xnnpack_cache.empty() ? r.null("xnnpack_cache")
+      : r.raw("xnnpack_cache", JsonObject().str("path", args.xnnpack_cache).str("state", cache_state).text());
   r.integer("num_examples", static_cast<long long>(in.num_examples))
       .integer("threads", static_cast<long long>(pool->get_thread_count()))
       .raw("runner_version", JsonObject().str("executorch", HARNESS_ET_VERSION).str("abi", HARNESS_ABI)
