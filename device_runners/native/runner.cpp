@@ -216,8 +216,11 @@ int main(int argc, char** argv) {
     executorch::runtime::BackendOptions<1> save;
     save.set_option(XNNPACK_SAVE_CACHE_KEY, true);
     Span<executorch::runtime::BackendOption> save_view = save.view();
-    if (executorch::runtime::set_option("XnnpackBackend", save_view) != Error::Ok)
-      fail("cannot write the XNNPACK packed weights to --xnnpack-cache " + args.xnnpack_cache);
+    struct stat st;  // XNNPACK only logs a file it cannot open and packs to the heap instead
+    if (executorch::runtime::set_option("XnnpackBackend", save_view) != Error::Ok ||
+        stat(args.xnnpack_cache.c_str(), &st) != 0 || st.st_size == 0)
+      fail("cannot write the XNNPACK packed weights to --xnnpack-cache " + args.xnnpack_cache +
+           " (does its directory exist and is it writable?)");
   }
   double load_ms = ms_since(t_load);
   memory_stages.raw("method_loaded", harness::memory_snapshot_json());
