@@ -60,7 +60,8 @@ _optional_commands()
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
+        rv = cli.main(standalone_mode=False)  # returns ctx.exit()'s code instead of exiting
+        sys.exit(rv if isinstance(rv, int) else 0)
     except HarnessError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)

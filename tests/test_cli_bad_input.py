@@ -117,3 +117,16 @@ def test_checkpoint_with_mismatched_shapes(tmp_path):
     c["intermediate_size"] = 48  # the weights no longer fit the config
     (ckpt / "config.json").write_text(json.dumps(c))
     assert_user_error(harness("export", "--checkpoint", str(ckpt), results=tmp_path / "r"), "shape")
+
+
+def test_unreachable_device_stores_a_failed_run_and_exits_nonzero(tiny_export, tmp_path):
+    from harness.store import ResultsStore
+
+    _, res = tiny_export
+    results = tmp_path / "r"
+    proc = harness("run", "--program", str(res.program), "--device", "rpi5", "--address", "nobody@127.0.0.1:1",
+                   "--iterations", "3", results=results)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr + proc.stdout
+    assert "connection refused" in proc.stdout
+    [rec] = ResultsStore(results).runs()
+    assert rec.status == "failed" and rec.device == "rpi5" and "127.0.0.1:1" in rec.error
