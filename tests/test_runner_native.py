@@ -62,7 +62,8 @@ def test_result_json_fields(bundle, tiny, tmp_path):
     assert raw.runner == "native" and raw.num_examples == 4 and raw.threads == 1
     assert len(raw.latencies_ms) == 7 and all(0 < x < 1000 for x in raw.latencies_ms)
     assert 0 < raw.load_ms < 10_000 and 0 < raw.first_inference_ms < 10_000
-    assert 1000 < raw.peak_rss_kb < 200_000 and raw.peak_rss_method == "getrusage ru_maxrss"
+    assert 1000 < raw.peak_rss_kb < 200_000 and raw.peak_rss_method == "/proc/self/status VmHWM"
+    assert raw.peak_rss_kb == raw.extra["vmhwm_kb"] and raw.extra["ru_maxrss_kb"] > 0
     assert raw.pss_kb is None or 0 < raw.pss_kb <= raw.peak_rss_kb
     assert raw.runner_version["executorch"] == "1.5.1" and raw.runner_version["abi"] == "x86_64"
     assert raw.extra["input_specs"] == [{"dtype": "int64", "shape": [1, 8]}]

@@ -287,9 +287,12 @@ int main(int argc, char** argv) {
   }
   double timed_s = ms_since(t_timed) / 1000.0;
   // Memory now, before the outputs pass buffers every example's outputs: the figures are the model's, not ours.
-  long peak_rss = harness::peak_rss_kb_getrusage();
+  // VmHWM, not ru_maxrss: the kernel carries ru_maxrss across execve, so a runner (v)forked by a 500 MB Python
+  // reported 500 MB. VmHWM belongs to this address space alone. ru_maxrss is kept only where /proc is missing.
+  long ru_maxrss = harness::peak_rss_kb_getrusage();
   long pss = harness::proc_kb("/proc/self/smaps_rollup", "Pss");
   long hwm = harness::proc_kb("/proc/self/status", "VmHWM");
+  long peak_rss = hwm >= 0 ? hwm : ru_maxrss;
   memory_stages.raw("timed", harness::memory_snapshot_json());
 
   std::vector<harness::TensorSpec> out_specs;
@@ -332,7 +335,9 @@ int main(int argc, char** argv) {
   stage("writing the result");
   r.num("load_ms", load_ms).num("first_inference_ms", first_ms)
       .raw("latencies_ms", harness::json_list(lat, harness::json_num))
-      .integer("peak_rss_kb", peak_rss).str("peak_rss_method", "getrusage ru_maxrss");
+      .integer("peak_rss_kb", peak_rss)
+      .str("peak_rss_method", hwm >= 0 ? "/proc/self/status VmHWM" : "getrusage ru_maxrss")
+      .integer("ru_maxrss_kb", ru_maxrss);
   pss >= 0 ? r.integer("pss_kb", pss) : r.null("pss_kb");
   pss >= 0 ? r.str("pss_method", "/proc/self/smaps_rollup Pss") : r.null("pss_method");
   hwm >= 0 ? r.integer("vmhwm_kb", hwm) : r.null("vmhwm_kb");

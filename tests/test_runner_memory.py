@@ -1,0 +1,61 @@
+"""The runners' memory figures belong to the runner process alone, and memory_stages attribute them to a stage."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from device_runners.build import build_bundle
+from tests.fixtures_programs import cached_tiny_program, write_token_inputs
+
+STAGES = ("start", "program_loaded", "method_loaded", "first_inference", "timed")
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Path:
+    return build_bundle("x86_64")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return cached_tiny_program(seq_len=8)
+
+
+def run_native(bundle: Path, pte: Path, tmp: Path) -> dict:
+    args = [bundle / "bin" / "harness_runner", "--program", pte, "--inputs", tmp / "in.bin", "--result",
+            tmp / "r.json", "--warmup", 1, "--iterations", 3, "--threads", 1]
+    p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return json.loads((tmp / "r.json").read_text())
+
+
+def test_memory_stages_are_ordered_snapshots(bundle, tiny, tmp_path):
+    write_token_inputs(tmp_path / "in.bin", 2)
+    r = run_native(bundle, tiny[0], tmp_path)
+    stages = r["memory_stages"]
+    assert list(stages) == list(STAGES)
+    for s in stages.values():
+        assert s["rss_kb"] > 0 and s["rss_kb"] == pytest.approx(s["rss_anon_kb"] + s["rss_file_kb"], abs=64)
+    hwm = [stages[s]["vmhwm_kb"] for s in STAGES]
+    assert hwm == sorted(hwm)  # a high-water mark never goes down
+    assert r["peak_rss_kb"] == r["vmhwm_kb"] >= hwm[-1]
+
+
+def test_peak_is_not_the_parents(bundle, tiny, tmp_path):
+    """ru_maxrss survives execve: started by a 300 MB parent, the runner used to report the parent's peak."""
+    write_token_inputs(tmp_path / "in.bin", 1)
+    code = ("import json, subprocess, sys\n"
+            "ballast = bytearray(300 << 20)\n"
+            "for i in range(0, len(ballast), 4096): ballast[i] = 1\n"
+            "subprocess.run(sys.argv[1:], check=True, capture_output=True)\n")
+    cmd = [sys.executable, "-c", code, str(bundle / "bin" / "harness_runner"), "--program", str(tiny[0]),
+           "--inputs", str(tmp_path / "in.bin"), "--result", str(tmp_path / "r.json"), "--warmup", "0",
+           "--iterations", "1", "--threads", "1"]
+    subprocess.run(cmd, check=True, timeout=120)
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["peak_rss_kb"] < 50_000, r  # a 9 KB program: the runner itself peaks at a few MB
+    assert r["peak_rss_method"] == "/proc/self/status VmHWM"
