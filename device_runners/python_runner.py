@@ -61,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--affinity")
     p.add_argument("--etdump")
     p.add_argument("--method", default="forward")
+    p.add_argument("--xnnpack-cache")  # accepted so both runners parse one command line; refused in run()
     return p
 
 
@@ -68,6 +69,9 @@ _DTYPES = {"float32": 0, "int64": 1, "int32": 2, "float16": 3, "bool": 4, "uint8
 
 
 def run(a: argparse.Namespace) -> dict:
+    if a.xnnpack_cache:
+        raise RunFailed(f"--xnnpack-cache {a.xnnpack_cache}: the Python runtime cannot pass XNNPACK backend options "
+                        "(executorch.runtime's load_method takes none); use the native runner")
     if a.affinity:
         try:
             os.sched_setaffinity(0, parse_cpu_list(a.affinity))  # before torch starts its threads

@@ -55,3 +55,14 @@ def test_unwritable_cache_names_the_flag(bundle, tiny, tmp_path):
     p, r = run(bundle, tiny[0], tmp_path, "bad", "--xnnpack-cache", tmp_path / "no-such-dir" / "c.bin")
     assert p.returncode == 1
     assert "--xnnpack-cache" in r["error"] and "no-such-dir" in r["error"]
+
+
+def test_python_runner_refuses_the_cache_by_name(tiny, tmp_path):
+    from device_runners.python_runner import main
+
+    write_token_inputs(tmp_path / "in.bin", 1)
+    rc = main(["--program", str(tiny[0]), "--inputs", str(tmp_path / "in.bin"), "--result", str(tmp_path / "r.json"),
+               "--xnnpack-cache", str(tmp_path / "c.bin")])
+    err = json.loads((tmp_path / "r.json").read_text())["error"]
+    assert rc == 1 and "--xnnpack-cache" in err and "native runner" in err
+    assert not (tmp_path / "c.bin").exists()
