@@ -17,7 +17,6 @@
 #include <vector>
 
 #include <executorch/devtools/etdump/etdump_flatcc.h>
-#include <executorch/extension/data_loader/mmap_data_loader.h>
 #include <executorch/extension/memory_allocator/malloc_memory_allocator.h>
 #include <executorch/runtime/backend/backend_options_map.h>
 #include <executorch/runtime/backend/interface.h>
@@ -30,6 +29,7 @@
 #include "args.h"
 #include "failure.h"
 #include "json.h"
+#include "page_dropping_loader.h"
 #include "process.h"
 #include "tensorfile.h"
 #include "threadpool_api.h"
@@ -52,7 +52,6 @@ using executorch::aten::ScalarType;
 using executorch::aten::Tensor;
 using executorch::aten::TensorImpl;
 using executorch::extension::MallocMemoryAllocator;
-using executorch::extension::MmapDataLoader;
 using executorch::runtime::Error;
 using executorch::runtime::EValue;
 using executorch::runtime::HierarchicalAllocator;
@@ -153,9 +152,10 @@ int main(int argc, char** argv) {
 
   stage("loading program");
   auto t_load = Clock::now();
-  auto loader = MmapDataLoader::from(args.program.c_str(), MmapDataLoader::MlockConfig::NoMlock);
-  if (!loader.ok()) fail("cannot open program " + args.program);
-  auto program = Program::load(&loader.get(), Program::Verification::InternalConsistency);
+  harness::PageDroppingLoader loader;
+  err = loader.open(args.program);
+  if (!err.empty()) fail(err);
+  auto program = Program::load(&loader, Program::Verification::InternalConsistency);
   if (!program.ok()) fail("program " + args.program + " is not a valid ExecuTorch program (" +
                           executorch::runtime::to_string(program.error()) + ")");
   memory_stages.raw("program_loaded", harness::memory_snapshot_json());
@@ -207,8 +207,10 @@ int main(int argc, char** argv) {
     xnn_options.set_option(XNNPACK_PACKED_CACHE_KEY, args.xnnpack_cache.c_str());
     backend_options.set_options("XnnpackBackend", xnn_options.view());
   }
+  loader.start_dropping();
   auto method = program->load_method(args.method.c_str(), &memory_manager, etdump.get(), nullptr,
                                      args.xnnpack_cache.empty() ? nullptr : &backend_options);
+  loader.stop_dropping();
   if (!method.ok()) fail("loading method '" + args.method + "' of " + args.program + " failed: " +
                          executorch::runtime::to_string(method.error()) +
                          (args.xnnpack_cache.empty() ? "" : " (with --xnnpack-cache " + args.xnnpack_cache + ")"));
@@ -352,14 +354,14 @@ int main(int argc, char** argv) {
       .str("method", args.method).str("affinity", args.affinity).integer("warmup", args.warmup)
       .integer("iterations", static_cast<long long>(lat.size())).num("timed_seconds", timed_s)
       .boolean("min_seconds_cut_short", timed_s < args.min_seconds)
-      .str("timed", "Method::execute").str("data_loader", "mmap")
+      .str("timed", "Method::execute").str("data_loader", "mmap, pages dropped during method load")
       .raw("input_specs", harness::json_list(in.specs, spec_json))
       .raw("output_specs", harness::json_list(out_specs, spec_json))
       .raw("planned_buffer_bytes", planned_json).raw("backends", harness::json_list(backend_names, harness::json_str))
       .raw("backend_status", harness::json_list(backend_names, [](const std::string& n) {
         return JsonObject().str("backend", n).str("status", "registered and initialised").text();
       }))
-      .integer("program_bytes", static_cast<long long>(loader->size().get()));
+      .integer("program_bytes", static_cast<long long>(loader.size().get()));
   if (!harness::write_text_file(args.result, r.text() + "\n")) {
     harness::g_result = nullptr;
     fail("cannot write result " + args.result);
