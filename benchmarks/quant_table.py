@@ -55,10 +55,10 @@ def export_one(a, label: str) -> dict:
 def latency_ms(program: str, inputs, iterations: int) -> float:
     import executorch.kernels.quantized  # noqa: F401
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
-    from executorch.runtime import Runtime
+    from harness.program import load_forward
 
     _unsafe_reset_threadpool(2)
-    method = Runtime.get().load_program(program).load_method("forward")
+    method = load_forward(program)
     return median(time_ms(lambda: method.execute(list(inputs)), warmup=5, iterations=iterations))
 
 

@@ -16,13 +16,12 @@ from harness.errors import BadInput, ProgramError
 
 
 def _load_method(program: str | Path | bytes):
-    import executorch.kernels.quantized  # noqa: F401  registers quantized_decomposed kernels (embedding tables)
-    from executorch.runtime import Runtime
+    from harness.program import load_forward
 
     if not isinstance(program, (bytes, bytearray)) and not Path(program).is_file():
         raise ProgramError(f"program {program} does not exist")
     try:
-        return Runtime.get().load_program(program).load_method("forward")
+        return load_forward(program)
     except RuntimeError as e:
         raise ProgramError(f"program {program if not isinstance(program, bytes) else '<bytes>'} "
                            f"cannot be loaded: {e}") from None

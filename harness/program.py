@@ -65,6 +65,21 @@ def inspect(path: Path, timeout: float = 120) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def load_forward(source, method: str = "forward"):
+    """A program's method loaded in this process, keeping its Program (and bytes) alive as long as the method.
+
+    executorch.runtime's Method holds no reference to its Program: with `load_program(x).load_method(m)` the
+    temporary Program is freed under the method and a later execute() reads freed memory (seen here as a segfault
+    in a long test session)."""
+    import executorch.kernels.quantized  # noqa: F401  registers quantized_decomposed kernels (embedding tables)
+    from executorch.runtime import Runtime
+
+    program = Runtime.get().load_program(source)
+    loaded = program.load_method(method)
+    loaded._harness_program = program
+    return loaded
+
+
 def input_specs(info: dict, method: str = "forward") -> list[InputSpec]:
     meta = info["methods"].get(method)
     if meta is None:

@@ -62,10 +62,10 @@ def test_no_sdpa_or_inplace_in_exported_graph(lowered):
 
 def test_lowered_program_matches_eager(lowered):
     model, example, edge, _ = lowered
-    from executorch.runtime import Runtime
+    from harness.program import load_forward
 
     program = edge.to_executorch()
-    method = Runtime.get().load_program(program.buffer).load_method("forward")
+    method = load_forward(program.buffer)
     got = method.execute(list(example))
     with torch.no_grad():
         out = model(*example)

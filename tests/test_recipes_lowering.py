@@ -25,9 +25,9 @@ def model32() -> ProgramModule:
 
 def run(edge, x):
     import executorch.kernels.quantized  # noqa: F401
-    from executorch.runtime import Runtime
+    from harness.program import load_forward
 
-    return Runtime.get().load_program(edge.to_executorch().buffer).load_method("forward").execute(list(x))[0]
+    return load_forward(edge.to_executorch().buffer).execute(list(x))[0]
 
 
 @pytest.mark.parametrize("recipe, opts, tol, table_op", [

@@ -73,9 +73,9 @@ def test_static_int8_tracks_fp32_and_lowers_fully(model):
     assert delegation.heavy_ops_outside(summary) == {}
     assert summary["delegated_by_op"].get("aten_linear_default", 0) > 0
     import executorch.kernels.quantized  # noqa: F401
-    from executorch.runtime import Runtime
+    from harness.program import load_forward
 
-    method = Runtime.get().load_program(edge.to_executorch().buffer).load_method("forward")
+    method = load_forward(edge.to_executorch().buffer)
     x = data[1]
     ref, got = model(*x)[0], method.execute(list(x))[0]
     assert (got - ref).norm() / ref.norm() < 0.2

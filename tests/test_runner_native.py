@@ -34,7 +34,7 @@ def run_native(bundle: Path, *args: str, timeout: float = 60) -> subprocess.Comp
 
 
 def test_outputs_match_python_runtime_and_eager(bundle, tiny, tmp_path):
-    from executorch.runtime import Runtime
+    from harness.program import load_forward
     import torch
 
     pte, model = tiny
@@ -43,7 +43,7 @@ def test_outputs_match_python_runtime_and_eager(bundle, tiny, tmp_path):
                    "--outputs", tmp_path / "out.bin", "--warmup", 1, "--iterations", 3, "--threads", 1)
     assert p.returncode == 0, p.stderr
     native = [ex[0] for ex in read_tensors(tmp_path / "out.bin")]
-    method = Runtime.get().load_program(pte).load_method("forward")
+    method = load_forward(pte)
     python = [method.execute([torch.from_numpy(ex[0])])[0].numpy() for ex in examples]
     eager = eager_outputs(model, examples)
     assert len(native) == 6 and native[0].shape == (1, 3) and native[0].dtype == np.float32
@@ -195,7 +195,7 @@ def test_runtime_error_reaches_the_result(bundle, tiny, tmp_path):
 
 
 def test_int8_program_matches_the_python_runtime(bundle, tmp_path):
-    from executorch.runtime import Runtime
+    from harness.program import load_forward
     import torch
 
     pte, model = cached_tiny_program(seq_len=8, int8=True)
@@ -203,7 +203,7 @@ def test_int8_program_matches_the_python_runtime(bundle, tmp_path):
     p = run_native(bundle, "--program", pte, "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
                    "--outputs", tmp_path / "out.bin", "--warmup", 0, "--iterations", 1)
     assert p.returncode == 0, p.stderr
-    method = Runtime.get().load_program(pte).load_method("forward")
+    method = load_forward(pte)
     for ex, out in zip(examples, read_tensors(tmp_path / "out.bin")):
         np.testing.assert_allclose(out[0], method.execute([torch.from_numpy(ex[0])])[0].numpy(), atol=1e-5, rtol=0)
     # int8 is close to, not equal to, fp32 eager: the error stays within a few quantization steps
