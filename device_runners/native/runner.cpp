@@ -6,7 +6,6 @@
 //
 // Any failure writes {"error": ...} to R.json (even on a crash signal), says why on stderr and exits non-zero.
 #include <signal.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -18,9 +17,7 @@
 
 #include <executorch/devtools/etdump/etdump_flatcc.h>
 #include <executorch/extension/memory_allocator/malloc_memory_allocator.h>
-#include <executorch/runtime/backend/backend_options_map.h>
 #include <executorch/runtime/backend/interface.h>
-#include <executorch/runtime/backend/options.h>
 #include <executorch/runtime/executor/method.h>
 #include <executorch/runtime/executor/program.h>
 #include <executorch/runtime/platform/platform.h>
@@ -33,6 +30,7 @@
 #include "process.h"
 #include "tensorfile.h"
 #include "threadpool_api.h"
+#include "xnnpack_cache.h"
 
 #ifndef HARNESS_ET_VERSION
 #define HARNESS_ET_VERSION "unknown"
@@ -64,11 +62,6 @@ using harness::JsonObject;
 using harness::fail;
 using harness::stage;
 using Clock = std::chrono::steady_clock;
-
-// XNNPACKBackend.h's option keys (the wheel ships no XNNPACK headers). C arrays: BackendOptions wants them so.
-#define XNNPACK_WEIGHT_CACHE_KEY "weight_cache_enabled"
-#define XNNPACK_PACKED_CACHE_KEY "packed_cache_path"
-#define XNNPACK_SAVE_CACHE_KEY "save_weight_cache_on_disk"
 
 namespace {
 
@@ -192,38 +185,18 @@ int main(int argc, char** argv) {
   MemoryManager memory_manager(&method_allocator, &planned_memory, &temp_allocator);
   std::unique_ptr<executorch::etdump::ETDumpGen> etdump;
   if (!args.etdump.empty()) etdump = std::make_unique<executorch::etdump::ETDumpGen>();
-  // Without a packed cache XNNPACK packs every weight while the unpacked ones are still mapped, so the load peaks
-  // at about twice the weights. With one, later runs mmap the packed weights and never touch the unpacked ones.
-  executorch::runtime::BackendOptions<2> xnn_options;
-  executorch::runtime::LoadBackendOptionsMap backend_options;
-  std::string cache_state;
-  if (!args.xnnpack_cache.empty()) {
-    if (args.xnnpack_cache.size() >= executorch::runtime::kMaxOptionValueLength)
-      fail("--xnnpack-cache path is too long (at most " +
-           std::to_string(executorch::runtime::kMaxOptionValueLength - 1) + " characters): " + args.xnnpack_cache);
-    struct stat st;
-    cache_state = stat(args.xnnpack_cache.c_str(), &st) == 0 && st.st_size > 0 ? "reused" : "written";
-    xnn_options.set_option(XNNPACK_WEIGHT_CACHE_KEY, true);
-    xnn_options.set_option(XNNPACK_PACKED_CACHE_KEY, args.xnnpack_cache.c_str());
-    backend_options.set_options("XnnpackBackend", xnn_options.view());
-  }
+  harness::XnnpackCache xnnpack_cache;
+  err = xnnpack_cache.configure(args.xnnpack_cache);
+  if (!err.empty()) fail(err);
   loader.start_dropping();
   auto method = program->load_method(args.method.c_str(), &memory_manager, etdump.get(), nullptr,
-                                     args.xnnpack_cache.empty() ? nullptr : &backend_options);
+                                     xnnpack_cache.load_options());
   loader.stop_dropping();
   if (!method.ok()) fail("loading method '" + args.method + "' of " + args.program + " failed: " +
                          executorch::runtime::to_string(method.error()) +
                          (args.xnnpack_cache.empty() ? "" : " (with --xnnpack-cache " + args.xnnpack_cache + ")"));
-  if (cache_state == "written") {
-    executorch::runtime::BackendOptions<1> save;
-    save.set_option(XNNPACK_SAVE_CACHE_KEY, true);
-    Span<executorch::runtime::BackendOption> save_view = save.view();
-    struct stat st;  // XNNPACK only logs a file it cannot open and packs to the heap instead
-    if (executorch::runtime::set_option("XnnpackBackend", save_view) != Error::Ok ||
-        stat(args.xnnpack_cache.c_str(), &st) != 0 || st.st_size == 0)
-      fail("cannot write the XNNPACK packed weights to --xnnpack-cache " + args.xnnpack_cache +
-           " (does its directory exist and is it writable?)");
-  }
+  err = xnnpack_cache.finish();
+  if (!err.empty()) fail(err);
   double load_ms = ms_since(t_load);
   memory_stages.raw("method_loaded", harness::memory_snapshot_json());
 
@@ -346,7 +319,7 @@ int main(int argc, char** argv) {
   rss_start_kb >= 0 ? r.integer("startup_rss_kb", rss_start_kb) : r.null("startup_rss_kb");
   r.raw("memory_stages", memory_stages.text());
   args.xnnpack_cache.empty() ? r.null("xnnpack_cache")
-      : r.raw("xnnpack_cache", JsonObject().str("path", args.xnnpack_cache).str("state", cache_state).text());
+      : r.raw("xnnpack_cache", JsonObject().str("path", xnnpack_cache.path()).str("state", xnnpack_cache.state()).text());
   r.integer("num_examples", static_cast<long long>(in.num_examples))
       .integer("threads", static_cast<long long>(pool->get_thread_count()))
       .raw("runner_version", JsonObject().str("executorch", HARNESS_ET_VERSION).str("abi", HARNESS_ABI)
