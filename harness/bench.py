@@ -272,8 +272,8 @@ def _fill_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest
         "peak_rss_method": f"{raw.runner} runner process, {raw.peak_rss_method}".strip(", "),
         "pss_mb": round(raw.pss_kb / 1024, 2) if raw.pss_kb else None,
         "pss_method": "/proc/self/smaps_rollup at exit" if raw.pss_kb else None,
-        "program_mb": round(program_bytes / 1e6, 3),
-        "arena_mb": round(arena / 1e6, 3) if arena else None,
+        "program_mb": round(program_bytes / 2**20, 3),  # MiB, like peak RSS (kB / 1024)
+        "arena_mb": round(arena / 2**20, 3) if arena else None,
         "arena_method": "program's planned activation buffers (non_const_buffer_sizes)" if arena else None,
     }
 

@@ -3,8 +3,8 @@
 Fields this module reads from a RunRecord (besides the plain ones):
     latency   harness.stats.summarize(...) of the run's samples (recomputed from latencies_ms when those exist)
     memory    {"peak_rss_mb" (kB / 1024 as the OS reports it), "peak_rss_method", "pss_mb", "pss_method",
-              "program_mb" (10**6 bytes, as harness/bench.py writes it), "arena_mb", "arena_method"};
-              program size falls back to manifest["program_bytes"] / 1e6
+              "program_mb" (MiB, 2**20 bytes, as harness/bench.py writes it, like peak RSS), "arena_mb", "arena_method"};
+              program size falls back to manifest["program_bytes"] / 2**20
     accuracy  {"task", "n", "metric", "value", "agreement_fp32", "max_rel_logit_error", "reference_value",
               "gate": {"ratio", "passed": bool}} (harness/accuracy.py; a bare bool or "pass"/"fail" gate is read too)
     profile   {"ops": [{"name", "ms", "backend": "XNNPACK" | "portable"}]} (harness/plots.py draws it)
@@ -34,7 +34,7 @@ from harness.stats import summarize
 FORMATS = ("md", "csv", "json", "html")
 BASELINE_RECIPE = "fp32"
 NO_RUNS = "no runs yet: measure one with `harness run` (or `harness demo`), then run `harness report` again"
-PROGRAM_MB = 1e6  # bytes per MB for program sizes, matching harness/bench.py
+PROGRAM_MB = 2**20  # bytes per MB (MiB) for program sizes, matching harness/bench.py and peak RSS
 
 KEY = ("model", "recipe", "device", "seq_len", "runner", "threads")
 
