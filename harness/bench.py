@@ -33,6 +33,7 @@ class RunRequest:
     device: str = "host"
     runner: str = "native"  # "native" | "python"
     runner_bin: Path | None = None  # the user's own runner binary (e.g. runner.cpp built with the Android NDK)
+    xnnpack_cache: bool = False  # keep XNNPACK's packed weights in a file on the device, reused by later runs
     warmup: int = 10
     iterations: int = 50
     min_seconds: float = 0.0
@@ -62,6 +63,8 @@ def validate(req: RunRequest) -> None:
         raise BadInput(f"--samples {req.samples}: must be at least 1")
     if req.runner not in RUNNERS:
         raise BadInput(f"unknown --runner {req.runner!r}; known: {', '.join(RUNNERS)}")
+    if req.xnnpack_cache and req.runner == "python":
+        raise BadInput("--xnnpack-cache needs the native runner (ExecuTorch's Python runtime takes no backend options)")
     if req.runner_bin is not None and not Path(req.runner_bin).is_file():
         raise BadInput(f"--runner-bin {req.runner_bin}: no such file")
 
@@ -146,7 +149,7 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
             progress(f"pushing program and {len(run_inputs.examples)} examples to {profile.name}")
             transport.push(path, job.program)
             transport.push(tmp / "inputs.bin", job.inputs)
-            cmd = _runner_command(req, transport, profile, job, progress)
+            cmd = _runner_command(req, transport, profile, job, progress, rec.program_sha256)
             progress(f"running on {profile.name} ({req.runner} runner, {job.threads} threads)")
             rc, out, err = transport.shell(cmd, timeout=req.timeout)
             raw_text = _pull_text(transport, job.result, tmp / "result.json")
@@ -185,11 +188,18 @@ def _info(transport: Transport) -> dict:
         return {"error": str(e)}
 
 
-def _runner_command(req: RunRequest, transport: Transport, profile, job: RunJob, progress) -> str:
+def _runner_command(req: RunRequest, transport: Transport, profile, job: RunJob, progress,
+                    program_sha: str) -> str:
     from device_runners.launch import bundle_command, python_runner_command, runner_args
 
     if req.runner == "python":
         return python_runner_command(runner_args(job), python=sys.executable)
+    args = runner_args(job)
+    if req.xnnpack_cache:
+        # outside the run directory (which is removed after the run): one packed file per program and runner
+        cache_dir = f"{transport.workdir().rstrip('/')}/xnnpack-cache"
+        _shell(transport, f"mkdir -p {shlex.quote(cache_dir)}", 60, profile.name)
+        args += ["--xnnpack-cache", f"{cache_dir}/{program_sha[:16]}-{req.runner_bin.name if req.runner_bin else 'native'}.bin"]
     if req.runner_bin is not None:
         # A runner the user built (same flags and JSON as device_runners/native/runner.cpp), pushed as it is
         remote = f"{transport.workdir().rstrip('/')}/bin/{program.sha256_file(req.runner_bin)[:12]}"
@@ -197,7 +207,7 @@ def _runner_command(req: RunRequest, transport: Transport, profile, job: RunJob,
         transport.push(Path(req.runner_bin), f"{remote}/{Path(req.runner_bin).name}")
         exe = f"{remote}/{Path(req.runner_bin).name}"
         _shell(transport, f"chmod u+x {shlex.quote(exe)}", 60, profile.name)
-        return shlex.join([exe, *runner_args(job)])
+        return shlex.join([exe, *args])
     from device_runners.build import build_bundle
 
     progress(f"preparing the {profile.abi} runner bundle")
@@ -210,7 +220,7 @@ def _runner_command(req: RunRequest, transport: Transport, profile, job: RunJob,
             transport.push(f, f"{remote}/{f.relative_to(bundle).as_posix()}")
         _shell(transport, f"chmod -R u+x {shlex.quote(remote)}/bin {shlex.quote(remote)}/lib && "
                           f"touch {shlex.quote(remote)}/.complete", 60, profile.name)
-    return bundle_command(remote, profile.abi, runner_args(job), qemu=bool(getattr(transport, "qemu", False)),
+    return bundle_command(remote, profile.abi, args, qemu=bool(getattr(transport, "qemu", False)),
                           sysroot=getattr(transport, "sysroot", None))
 
 
@@ -262,6 +272,8 @@ def _fill_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest
     rec.runner_version = raw.runner_version
     rec.threads = raw.threads or rec.threads
     rec.load_ms, rec.first_inference_ms = raw.load_ms, raw.first_inference_ms
+    if raw.extra.get("xnnpack_cache"):
+        rec.tags["xnnpack_cache"] = raw.extra["xnnpack_cache"].get("state")  # "written" | "reused": load_ms differs
     rec.latencies_ms = [float(x) for x in raw.latencies_ms]
     rec.latency = stats.summarize(rec.latencies_ms)
     program_bytes = manifest.program_bytes if manifest else path.stat().st_size

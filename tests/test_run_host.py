@@ -112,3 +112,19 @@ def test_profiled_run_reports_ops_and_is_flagged(tiny_export):
     assert any("Fully Connected" in o["name"] and o["backend"] == "XNNPACK" for o in ops)
     # the per-op times account for (most of) the method's time, never more than it
     assert sum(o["ms"] for o in ops) <= rec.profile["method_ms_per_run"] * 1.05
+
+
+def test_xnnpack_cache_is_written_then_reused_with_the_same_outputs(tiny_export):
+    from device_runners.catalog import get_profile
+    from pathlib import Path
+
+    results, res = tiny_export
+    cached = Path(get_profile("host").workdir) / "xnnpack-cache" / f"{res.manifest.program_sha256[:16]}-native.bin"
+    cached.unlink(missing_ok=True)  # an earlier session on this machine may have left one
+    first = _run(res.program, results, xnnpack_cache=True, task="rotten_tomatoes", samples=6)
+    second = _run(res.program, results, xnnpack_cache=True, task="rotten_tomatoes", samples=6)
+    assert first.status != "failed" and second.status != "failed", (first.error, second.error)
+    assert (first.tags["xnnpack_cache"], second.tags["xnnpack_cache"]) == ("written", "reused")
+    assert second.accuracy["max_rel_logit_error"] == pytest.approx(first.accuracy["max_rel_logit_error"], abs=1e-6)
+    with pytest.raises(Exception, match="--xnnpack-cache"):
+        _run(res.program, results, xnnpack_cache=True, runner="python")

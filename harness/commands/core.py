@@ -135,6 +135,8 @@ def export_command(ctx, out, name, **kw):
               help="native: the C++ runner (default); python: ExecuTorch's Python runtime (host only).")
 @click.option("--runner-bin", type=click.Path(path_type=Path), default=None,
               help="Your own build of device_runners/native/runner.cpp (e.g. with the Android NDK), pushed and run as is.")
+@click.option("--xnnpack-cache", is_flag=True,
+              help="Keep XNNPACK's packed weights in a file on the device; later runs map it (faster load, lower RSS).")
 @click.option("--timing", "timing_preset", type=click.Choice(["quick", "default", "mlperf"]), default="default",
               show_default=True, help="Warmup/iterations/min-seconds preset; the flags below override it.")
 @click.option("--iterations", type=int, default=None, help="Timed iterations (at least).")
@@ -152,7 +154,7 @@ def export_command(ctx, out, name, **kw):
 @click.option("--address", default=None, help="ssh address user@host[:port] for ssh devices.")
 @click.option("--serial", default=None, help="adb serial for Android devices.")
 @click.pass_context
-def run_command(ctx, program, device, runner, runner_bin, timing_preset, iterations, warmup, min_seconds, threads, affinity,
+def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_preset, iterations, warmup, min_seconds, threads, affinity,
                 task, samples, profile_run, cooldown, repeat, timeout, devices_file, address, serial, **export_kw):
     """Run a program on a device, store one RunRecord per run, print a summary.
 
@@ -174,7 +176,7 @@ def run_command(ctx, program, device, runner, runner_bin, timing_preset, iterati
     for prog in programs:
         for _ in range(repeat):
             req = bench.RunRequest(
-                program=prog, device=device, runner=runner, runner_bin=runner_bin,
+                program=prog, device=device, runner=runner, runner_bin=runner_bin, xnnpack_cache=xnnpack_cache,
                 warmup=t.warmup if warmup is None else warmup,
                 iterations=t.iterations if iterations is None else iterations,
                 min_seconds=t.min_seconds if min_seconds is None else min_seconds,
