@@ -45,7 +45,7 @@ def main() -> None:
 
     cfg = transformers.MobileBertConfig(**{k: v for k, v in hf.items() if k not in ("architectures", "model_type")})
     for impl in ("eager", "sdpa"):
-        hf_model = transformers.MobileBertForSequenceClassification(cfg, attn_implementation=impl).eval()
+        hf_model = transformers.MobileBertForSequenceClassification._from_config(cfg, attn_implementation=impl).eval()
         with torch.no_grad():
             ms = median(time_ms(lambda: hf_model(input_ids=inputs[0], attention_mask=inputs[1],
                                                  token_type_ids=inputs[2]), iterations=a.iterations))
