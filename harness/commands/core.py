@@ -83,7 +83,7 @@ def _print_export(res) -> None:
     m = res.manifest
     d = m.delegation or {}
     where = "from cache" if res.cached else f"in {m.export_seconds:.1f} s, peak RSS {m.export_peak_rss_mb:.0f} MB"
-    console.print(f"[bold]{res.program}[/bold]  ({m.program_bytes / 1e6:.2f} MB, {where})")
+    console.print(f"[bold]{res.program}[/bold]  ({m.program_bytes / 2**20:.2f} MiB, {where})")
     console.print(f"  model {m.model}{' (untrained random weights)' if m.random_weights else ''}, head {m.head}, "
                   f"recipe {m.recipe}, seq_len {m.seq_len}")
     outside = ", ".join(f"{k} x{v}" for k, v in d.get("outside_by_op", {}).items()) or "none"
