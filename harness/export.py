@@ -129,8 +129,21 @@ def example_inputs(seq_len: int, vocab_size: int, batch: int = 1, seed: int = 0)
     return ids, mask, types
 
 
+def code_fingerprint() -> str:
+    """Hash of the code that decides a program's contents (model, export, recipes): a change re-exports."""
+    root = Path(__file__).resolve().parent.parent
+    files = sorted([*root.glob("model/*.py"), root / "harness/export.py", root / "harness/recipes.py",
+                    *root.glob("harness/quantize/*.py")])
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def cache_key(req: ExportRequest, head: str, ckpt_sha: str | None) -> str:
     ident = {
+        "code": code_fingerprint(),
         "source": ckpt_sha or f"preset:{req.model}:seed{RANDOM_SEED}:labels{req.num_labels}",
         "head": head,
         "recipe": req.recipe,
