@@ -72,7 +72,8 @@ class SshTransport(Transport):
         except paramiko.ssh_exception.NoValidConnectionsError as e:
             raise TransportError(f"ssh {self.address}: connection refused ({e.strerror})") from None
         except (paramiko.SSHException, OSError, EOFError) as e:
-            raise TransportError(f"ssh {self.address}: cannot connect: {e}") from None
+            # a server dying mid-handshake closes the socket with no message: name the exception then
+            raise TransportError(f"ssh {self.address}: cannot connect: {e or type(e).__name__}") from None
         client.get_transport().set_keepalive(30)  # long runs: keep NATs and idle timeouts from dropping us
         self._client = client
         return client

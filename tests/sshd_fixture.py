@@ -118,17 +118,17 @@ class Sshd:
 
     def kill(self) -> None:
         """Kill sshd and every connection it serves (each lives in its own session, so killpg would miss them)."""
-        if self.proc is None:
+        proc, self.proc = self.proc, None  # a Timer thread and __exit__ may both call kill(): one does the work
+        if proc is None:
             return
         # The servers first, so a client sees the connection drop rather than its command's exit status.
-        victims = [self.proc.pid, *_descendants(self.proc.pid)]
+        victims = [proc.pid, *_descendants(proc.pid)]
         for pid in sorted(victims, key=lambda p: _comm(p) != "sshd"):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        self.proc.wait()
-        self.proc = None
+        proc.wait()
 
     def __exit__(self, *exc) -> None:
         self.kill()
