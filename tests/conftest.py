@@ -41,3 +41,19 @@ def tiny_export(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
     res = export(ExportRequest(model="test-tiny", seq_len=16, numerics_samples=16), results)
     return results, res
+
+
+@pytest.fixture(scope="module")
+def bundle():
+    """The x86_64 native runner bundle (built once per machine, cached by content hash)."""
+    from device_runners.build import build_bundle
+
+    return build_bundle("x86_64")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    """A tiny real program (embedding + linear, seq 8), exported once per machine."""
+    from tests.fixtures_programs import cached_tiny_program
+
+    return cached_tiny_program(seq_len=8)

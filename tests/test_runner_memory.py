@@ -9,20 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from device_runners.build import build_bundle
-from tests.fixtures_programs import cached_tiny_program, write_token_inputs
+from tests.fixtures_programs import write_token_inputs
 
 STAGES = ("start", "program_loaded", "method_loaded", "first_inference", "timed")
-
-
-@pytest.fixture(scope="module")
-def bundle() -> Path:
-    return build_bundle("x86_64")
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return cached_tiny_program(seq_len=8)
 
 
 def run_native(bundle: Path, pte: Path, tmp: Path) -> dict:

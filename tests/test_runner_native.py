@@ -12,20 +12,9 @@ import numpy as np
 import pytest
 
 from device_runners.base import RawResult
-from device_runners.build import build_bundle
 from device_runners.launch import bundle_command
 from device_runners.tensorfile import read_tensors, write_tensors
 from tests.fixtures_programs import cached_tiny_program, eager_outputs, write_token_inputs
-
-
-@pytest.fixture(scope="module")
-def bundle() -> Path:
-    return build_bundle("x86_64")
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return cached_tiny_program(seq_len=8)
 
 
 def run_native(bundle: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:

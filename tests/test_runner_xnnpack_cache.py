@@ -9,19 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from device_runners.build import build_bundle
 from device_runners.launch import bundle_command
-from tests.fixtures_programs import cached_tiny_program, write_token_inputs
-
-
-@pytest.fixture(scope="module")
-def bundle() -> Path:
-    return build_bundle("x86_64")
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return cached_tiny_program(seq_len=8)
+from tests.fixtures_programs import write_token_inputs
 
 
 def run(bundle: Path, pte: Path, tmp: Path, tag: str, *extra) -> tuple[subprocess.CompletedProcess, dict]:
