@@ -34,28 +34,19 @@ def tiny_model(vocab: int = 64, seed: int = 0) -> TinyTokenModel:
 def build_tiny_program(out_dir: Path, seq_len: int = 8, vocab: int = 64, seed: int = 0,
                        name: str = "tiny") -> tuple[Path, torch.nn.Module]:
     """Export TinyTokenModel for input shape [1, seq_len] to out_dir/NAME.pte; returns (path, eager model)."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-    from executorch.exir import to_edge_transform_and_lower
-
     model = tiny_model(vocab, seed)
     example = (torch.zeros(1, seq_len, dtype=torch.int64),)
     exported = torch.export.export(model, example)
-    program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.pte"
-    path.write_bytes(program.buffer)
-    return path, model
+    return _lower_and_write(exported, out_dir, name), model
 
 
 def build_tiny_int8_program(out_dir: Path, seq_len: int = 8, vocab: int = 64, seed: int = 0,
                             name: str = "tiny-int8") -> tuple[Path, torch.nn.Module]:
     """TinyTokenModel, static int8 (PT2E XNNPACKQuantizer, calibrated on random tokens), lowered to XNNPACK."""
-    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
-    from executorch.exir import to_edge_transform_and_lower
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
     model = tiny_model(vocab, seed)
@@ -67,11 +58,7 @@ def build_tiny_int8_program(out_dir: Path, seq_len: int = 8, vocab: int = 64, se
             prepared(torch.from_numpy(ex[0]))
         quantized = convert_pt2e(prepared)
     exported = torch.export.export(quantized, example)
-    program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.pte"
-    path.write_bytes(program.buffer)
-    return path, model
+    return _lower_and_write(exported, out_dir, name), model
 
 
 def cached_tiny_program(seq_len: int = 8, vocab: int = 64, seed: int = 0,
@@ -107,3 +94,15 @@ def write_token_inputs(path: Path, n: int, seq_len: int = 8, vocab: int = 64, se
 def eager_outputs(model: torch.nn.Module, examples: list[list[np.ndarray]]) -> list[np.ndarray]:
     with torch.no_grad():
         return [model(*[torch.from_numpy(a) for a in ex]).numpy() for ex in examples]
+
+
+def _lower_and_write(exported, out_dir: Path, name: str) -> Path:
+    """Lower an exported program to XNNPACK and write it as out_dir/name.pte."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.pte"
+    path.write_bytes(program.buffer)
+    return path
