@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import posixpath
 import shutil
 import signal
 import subprocess
@@ -13,6 +12,7 @@ from typing import Any
 
 from device_runners.base import Transport, TransportError
 from device_runners.devinfo import DEVINFO_SCRIPT, parse_devinfo
+from device_runners.remote_shell import check_cleanup_path
 
 
 def _copy(src: Path, dst: Path) -> None:
@@ -70,10 +70,7 @@ class LocalTransport(Transport):
 
     def cleanup(self, remote_dir: str) -> None:
         """Delete a scratch directory under the workdir (refuses anything outside it)."""
-        path, root = posixpath.normpath(remote_dir), posixpath.normpath(self._workdir)
-        if root in ("/", "") or not (path == root or path.startswith(root + "/")):
-            raise ValueError(f"cleanup({remote_dir!r}) is outside the harness workdir {self._workdir}")
-        shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(check_cleanup_path(remote_dir, self._workdir), ignore_errors=True)
 
     def info(self) -> dict[str, Any]:
         rc, out, err = run_shell(DEVINFO_SCRIPT, timeout=30)
