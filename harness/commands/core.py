@@ -91,11 +91,7 @@ def _print_export(res) -> None:
                   f"outside: {outside}")
     n = m.numerics or {}
     if n:
-        parts = [f"top-1 agreement {n.get('agreement', n.get('top1_agreement', float('nan'))):.4f}"]
-        for k in ("max_rel_logit_error", "rel_logit_error_max"):
-            if k in n:
-                parts.append(f"max rel logit error {n[k]:.2e}")
-                break
+        parts = [f"top-1 agreement {n['top1_agreement']:.4f}", f"max rel logit error {n['max_rel_logit_error']:.2e}"]
         if n.get("accuracy") is not None:
             parts.append(f"accuracy {n['accuracy']:.4f} (fp32 eager {n.get('reference_accuracy', float('nan')):.4f})")
         console.print(f"  numerics vs fp32 eager on {n.get('n', '?')} {n.get('task', '')} examples: " + ", ".join(parts))
