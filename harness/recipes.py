@@ -76,15 +76,18 @@ class Recipe:
         from executorch.backends.xnnpack.utils.configs import get_transform_passes, get_xnnpack_edge_compile_config
         from executorch.exir import to_edge_transform_and_lower
 
+        from harness.fast_lowering import faster_lowering
+
         with torch.no_grad():
             prepared = self.prepare(model, example_inputs, opts)
             ep = torch.export.export(prepared, example_inputs, strict=False)
-        return to_edge_transform_and_lower(
-            ep,
-            partitioner=self.partitioners(opts),
-            compile_config=get_xnnpack_edge_compile_config(),
-            transform_passes=get_transform_passes(),
-        )
+        with faster_lowering():
+            return to_edge_transform_and_lower(
+                ep,
+                partitioner=self.partitioners(opts),
+                compile_config=get_xnnpack_edge_compile_config(),
+                transform_passes=get_transform_passes(),
+            )
 
 
 class Fp32(Recipe):

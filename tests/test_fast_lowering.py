@@ -1,0 +1,120 @@
+"""faster_lowering (idle XNNPACK passes skipped, fake evaluations memoized) changes no byte of the program."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+
+import pytest
+import torch
+
+from harness import fast_lowering
+from harness.export import ProgramModule, example_inputs
+from harness.recipes import RecipeOptions, get_recipe
+from model.config import get_preset
+from model.mobilebert import MobileBertForSequenceClassification
+
+
+def tiny_model() -> ProgramModule:
+    torch.manual_seed(0)
+    cfg = get_preset("test-tiny", num_hidden_layers=1)
+    return ProgramModule(MobileBertForSequenceClassification(cfg), "sequence_classification").eval()
+
+
+def program_sha(recipe: str, model: torch.nn.Module, inputs: tuple, opts: RecipeOptions) -> str:
+    edge = get_recipe(recipe).lower(model, inputs, opts)
+    return hashlib.sha256(edge.to_executorch().buffer).hexdigest()
+
+
+def lower_both_ways(monkeypatch, recipe, model, inputs, opts) -> tuple[str, str, list[tuple[str, bool]]]:
+    """(sha with faster_lowering, sha with ExecuTorch's lowering as it is, which passes were asked and were idle)."""
+    asked = []
+    real = fast_lowering.is_idle
+
+    def spy(name, ops):
+        asked.append((name, real(name, ops)))
+        return asked[-1][1]
+
+    monkeypatch.setattr(fast_lowering, "is_idle", spy)
+    fast = program_sha(recipe, model, inputs, opts)
+    monkeypatch.setattr(fast_lowering, "faster_lowering", contextlib.nullcontext)
+    plain = program_sha(recipe, model, inputs, opts)
+    return fast, plain, asked
+
+
+@pytest.mark.parametrize("recipe", ["fp32", "int8", "int8-static"])
+def test_faster_lowering_changes_no_byte(monkeypatch, recipe):
+    model = tiny_model()
+    vocab = model.model.config.vocab_size
+    x, opts = example_inputs(16, vocab), RecipeOptions(calibration=[example_inputs(16, vocab, seed=s) for s in range(2)])
+    fast, plain, asked = lower_both_ways(monkeypatch, recipe, model, x, opts)
+    assert fast == plain
+    idle = {name for name, was_idle in asked if was_idle}
+    # a transformer encoder has no batch norm, convolution, PReLU or upsampling: those re-traces are saved
+    assert {"FuseBatchNormPass", "DecomposeBatchNorm", "Conv1dUnsqueezePass", "PReLUReshapePass",
+            "ConvertToUpsampleBilinear2d"} <= idle
+
+
+def test_fake_evaluations_are_reused_across_layers_and_passes():
+    model = tiny_model()
+    x = example_inputs(16, model.model.config.vocab_size)
+    with fast_lowering.memoize_fake_ops() as memo:
+        get_recipe("int8").lower(model, x, RecipeOptions())
+        ops = {key[0] for key in memo}
+    # a handful of distinct (op, input metadata) keys stand for the thousands of calls the passes make
+    assert {"torchao.choose_qparams_affine.default", "torchao.dequantize_affine.default",
+            "aten.linear.default"} <= ops
+
+
+class ConvNet(torch.nn.Module):
+    """Has what the skippable passes act on, so they must run (and do what they do unwrapped)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv1d(4, 8, 3)
+        self.bn = torch.nn.BatchNorm1d(8)
+
+    def forward(self, x):
+        return (torch.relu(self.bn(self.conv(x))),)
+
+
+class Upsample(torch.nn.Module):
+    def forward(self, x):
+        return (torch.nn.functional.interpolate(x, size=(6, 8), mode="bilinear"),)
+
+
+@pytest.mark.parametrize("make, shape, must_run", [
+    (ConvNet, (1, 4, 10), {"Conv1dUnsqueezePass", "FuseBatchNormPass"}),
+    (Upsample, (1, 3, 4, 4), {"ConvertToUpsampleBilinear2d"}),
+])
+def test_passes_run_when_their_ops_are_there(monkeypatch, make, shape, must_run):
+    torch.manual_seed(0)
+    model = make().eval()
+    if make is ConvNet:
+        with torch.no_grad():
+            model.bn.running_mean.uniform_(-1, 1)
+            model.bn.running_var.uniform_(0.5, 2)
+    fast, plain, asked = lower_both_ways(monkeypatch, "fp32", model, (torch.randn(*shape),), RecipeOptions())
+    assert fast == plain
+    assert must_run <= {name for name, was_idle in asked if not was_idle}
+
+
+@pytest.mark.parametrize("pass_name, module, getter", [
+    ("ConvertToSDPAPass", "executorch.backends.xnnpack.partition.graphs.sdpa", "get_graphs"),
+    ("ConvertToUpsampleBilinear2d", "executorch.backends.xnnpack.partition.graphs.bilinear_2d", "get_graphs_dict"),
+])
+def test_pattern_passes_need_every_op_of_their_trigger_set(pass_name, module, getter):
+    """A pattern can only match a graph that has all of its ops: each pattern must contain the whole trigger set."""
+    import importlib
+
+    patterns = list(getattr(importlib.import_module(module), getter)())
+    assert patterns
+    for pattern in patterns:
+        assert fast_lowering.REQUIRES_ALL[pass_name] <= fast_lowering.graph_ops(pattern)
+
+
+def test_every_skippable_pass_is_in_xnnpacks_default_list():
+    from executorch.backends.xnnpack._passes import XNNPACKPassManager
+
+    names = {p.__name__ for p in XNNPACKPassManager(None).passes}
+    assert set(fast_lowering.REQUIRES_ALL) | set(fast_lowering.REQUIRES_ANY) <= names
