@@ -10,7 +10,9 @@ Fields this module reads from a RunRecord (besides the plain ones):
     profile   {"ops": [{"name", "ms", "backend": "XNNPACK" | "portable"}]} (harness/plots.py draws it)
 
 A group's latency pools the samples of its "ok" runs (its "invalid" runs when no run is ok); failed runs only count
-and show their error. Speed-up and accuracy delta are against the fp32 group of the same model, device, seq_len,
+and show their error. With two or more runs the p50 CI is Student's t over the runs' medians (stats.replications_ci),
+so it carries the run-to-run spread; from a single run it covers that run's noise and drift only (ci_scope says
+which). run_cv is the CV of the runs' medians; above stats.MAX_RUN_CV the row is flagged runs_disagree. Speed-up and accuracy delta are against the fp32 group of the same model, device, seq_len,
 runner and threads (any single fp32 group of that model/device/seq_len when those differ). Emulated groups get their
 own section and are never ranked or compared with hardware.
 """
@@ -25,11 +27,12 @@ from pathlib import Path
 from statistics import median
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 
 from harness.errors import BadInput
 from harness.records import RunRecord
-from harness.stats import summarize
+from harness.stats import MAX_RUN_CV, summarize
 
 FORMATS = ("md", "csv", "json", "html")
 BASELINE_RECIPE = "fp32"
@@ -114,7 +117,8 @@ def _row(g: Group) -> dict[str, Any]:
     model, recipe, device, seq_len, runner, threads = g.key
     measured = g.measured
     samples = g.samples
-    lat = summarize(samples) if samples else {}
+    sizes = [len(r.latencies_ms) for r in measured if r.latencies_ms]
+    lat = summarize(samples, clusters=sizes) if samples else {}
     p50 = lat.get("p50") if lat else _med((r.latency or {}).get("p50") for r in measured)
     ci = lat.get("ci95_median") or [None, None]
     acc_run = next((r for r in reversed(measured) if r.accuracy), None)
@@ -124,12 +128,16 @@ def _row(g: Group) -> dict[str, Any]:
         True if g.random_weights else (False if all(random_weights(r) is False for r in g.runs) else None)
     ]
     status = "ok" if any(r.status == "ok" for r in g.runs) else ("invalid" if measured else "failed")
+    run_medians = [float(np.median(r.latencies_ms)) for r in measured if r.latencies_ms]
+    run_cv = float(np.std(run_medians, ddof=1) / np.mean(run_medians)) if len(run_medians) >= 2 else None
+    flags = {f for r in measured for f in r.flags} | ({"runs_disagree"} if run_cv and run_cv > MAX_RUN_CV else set())
     return {
         "section": "emulated" if g.emulated else "hardware",
         "model": model, "recipe": recipe, "device": device, "seq_len": seq_len, "runner": runner,
         "threads": threads, "weights": weights, "status": status,
         "n_runs": len(measured), "n_failed": len(g.failed), "n_samples": len(samples),
         "p50_ms": p50, "p50_ci_low": ci[0], "p50_ci_high": ci[1],
+        "ci_scope": ("" if ci[0] is None else f"across {len(sizes)} runs" if len(sizes) >= 2 else "within one run"),
         "p90_ms": lat.get("p90") if lat else _med((r.latency or {}).get("p90") for r in measured),
         "cv": lat.get("cv") if lat else None,
         "speedup_vs_fp32": None, "rank": None,
@@ -141,7 +149,8 @@ def _row(g: Group) -> dict[str, Any]:
         "first_inference_ms": _med(r.first_inference_ms for r in measured),
         "accuracy_metric": acc.get("metric", ""), "accuracy": acc.get("value"), "accuracy_delta_vs_fp32": None,
         "agreement_fp32": acc.get("agreement_fp32"), "accuracy_gate": gate_result(acc),
-        "flags": ", ".join(sorted({f for r in measured for f in r.flags})),
+        "run_cv": run_cv,
+        "flags": ", ".join(sorted(flags)),
         "error": (last_failed.error or "failed").splitlines()[0] if last_failed else "",
         "run_ids": " ".join(r.run_id for r in g.runs),
     }

@@ -2,8 +2,9 @@
 
 `summarize` returns the dict stored as RunRecord.latency (milliseconds throughout):
     n, mean, median, p50 (= median), p90, p99, std (sample, ddof=1; 0 for one sample), min, max,
-    trimmed_mean (mean of the middle 80%), cv (std / mean), ci95_median [low, high] (percentile bootstrap),
-    bootstrap {"resamples", "seed", "method"}.
+    trimmed_mean (mean of the middle 80%), cv (std / mean), ci95_median [low, high] (percentile bootstrap in circular
+    blocks; over runs when the samples come from several, see `replications_ci`),
+    bootstrap {"resamples", "seed", "method", "block", "clusters"}.
 Percentiles use numpy's default linear interpolation.
 
 Validity flags (RunRecord.flags) and what they do to RunRecord.status, see `status_for`:
@@ -17,6 +18,7 @@ Validity flags (RunRecord.flags) and what they do to RunRecord.status, see `stat
     emulated         timed under an emulator: functional timings only,
                      valid but never ranked against hardware              -> warning only
     profiled         ETDump profiling was on: timings include its overhead -> warning only
+A report row pooling several runs adds runs_disagree when their medians' CV exceeds MAX_RUN_CV (harness/report.py).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from harness.errors import BadInput
 BOOTSTRAP_RESAMPLES = 2000
 MIN_SAMPLES = 10
 MAX_CV = 0.10
+MAX_RUN_CV = 0.03  # report rows: runs of one program whose medians spread more than this disagree
 FREQ_DROP = 0.10  # fractional drop of the fastest core's clock that counts as throttling
 THERMAL_RISE_C = 10.0
 
@@ -94,9 +97,98 @@ def bootstrap_medians(samples_ms: Sequence[float], resamples: int = BOOTSTRAP_RE
     return (lo + hi) / 2.0
 
 
-def summarize(samples_ms: Sequence[float], seed: int = 0) -> dict[str, Any]:
-    """Summary statistics of per-iteration latencies (ms), with a bootstrap 95% CI of the median."""
+def block_length(samples_ms: Sequence[float]) -> float:
+    """Politis & White's (2004, corrected 2009) automatic block length for the circular block bootstrap.
+
+    Latencies are a time series: the machine drifts (frequency, neighbours, caches) over seconds, so neighbouring
+    iterations are alike. The block length is about how far that likeness reaches; 1 means the samples behave as
+    independent draws. Same algorithm and tuning as arch.bootstrap.optimal_block_length (the tests compare), written
+    out here because importing arch costs ~1.2 s per command.
+    """
     x = _as_samples(samples_ms)
+    n = x.size
+    if n < 8 or np.ptp(x) == 0:
+        return 1.0
+    eps = x - x.mean()
+    b_max = math.ceil(min(3 * math.sqrt(n), n / 3))
+    kn = max(5, int(math.log10(n)))
+    m_max = math.ceil(math.sqrt(n)) + kn
+    band = 2 * math.sqrt(math.log10(n) / n)  # autocorrelations inside it count as insignificant
+    acv = np.zeros(m_max + 1)
+    abs_acorr = np.zeros(m_max + 1)
+    opt_m = None
+    for i in range(min(m_max, n - 2) + 1):
+        v1, v2 = eps[i + 1:] @ eps[i + 1:], eps[: -(i + 1)] @ eps[: -(i + 1)]
+        cross = eps[i:] @ eps[: n - i]
+        acv[i] = cross / n
+        abs_acorr[i] = abs(cross) / math.sqrt(v1 * v2) if v1 > 0 and v2 > 0 else 0.0
+        if i >= kn and opt_m is None and np.all(abs_acorr[i - kn: i] < band):
+            opt_m = i - kn
+    m = min(2 * max(opt_m, 1) if opt_m is not None else m_max, m_max)
+    k = np.arange(1, m + 1)
+    lam = np.where(k / m <= 0.5, 1.0, 2 * (1 - k / m))
+    g = float(np.sum(2 * lam * k * acv[1: m + 1]))
+    long_run = float(acv[0] + np.sum(2 * lam * acv[1: m + 1]))
+    if long_run <= 0:
+        return 1.0
+    b = ((2 * g**2) / (4 / 3 * long_run**2)) ** (1 / 3) * n ** (1 / 3)
+    return float(min(b, b_max))
+
+
+def _block(samples_ms: Sequence[float]) -> int:
+    return max(1, int(block_length(samples_ms)))  # below 2: no block structure worth the name
+
+
+def block_bootstrap_medians(samples_ms: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+                            block: int | None = None) -> np.ndarray:
+    """Medians of circular-block-bootstrap resamples (blocks of `block` consecutive samples, wrapping around).
+
+    block None: chosen by `block_length`. A block of 1 is the plain bootstrap, drawn exactly (`bootstrap_medians`).
+    """
+    x = _as_samples(samples_ms)
+    n = x.size
+    b = _block(x) if block is None else max(1, int(block))
+    if b <= 1 or n < 2:
+        return bootstrap_medians(x, resamples, seed)
+    rng = np.random.default_rng(seed)
+    per = -(-n // b)  # blocks per resample
+    offsets = np.arange(b)
+    out = np.empty(resamples)
+    chunk = max(1, 2_000_000 // n)  # bounds memory to ~16 MB of indices per step
+    for lo in range(0, resamples, chunk):
+        hi = min(resamples, lo + chunk)
+        starts = rng.integers(0, n, size=(hi - lo, per))
+        idx = ((starts[:, :, None] + offsets) % n).reshape(hi - lo, per * b)[:, :n]
+        out[lo:hi] = np.median(x[idx], axis=1)
+    return out
+
+
+def replications_ci(run_medians: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """CI of the center of several runs' medians: Student's t over the runs, each run one replication.
+
+    Runs of one program differ by more than their own samples show (the machine's state moves between them: 1-2%
+    here), so a report row that pools runs takes each run's median as one observation (the method of independent
+    replications). Few runs give a wide interval (t with k-1 degrees of freedom), which is the honest answer.
+    """
+    m = _as_samples(run_medians)
+    if m.size < 2:
+        raise ValueError("need at least 2 runs for an interval across runs")
+    half = float(sps.t.ppf(0.5 + level / 2, m.size - 1) * m.std(ddof=1) / math.sqrt(m.size))
+    return float(m.mean()) - half, float(m.mean()) + half
+
+
+def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int] | None = None) -> dict[str, Any]:
+    """Summary statistics of per-iteration latencies (ms, in the order they were timed), with a 95% CI of the median.
+
+    The CI is a circular block bootstrap's, so drift within the run widens it (block 1: the plain bootstrap).
+    `clusters` gives the sizes of consecutive stretches of samples that came from separate runs (the runs pooled
+    into a report row); with two or more the CI is `replications_ci` over their medians, carrying the spread between
+    runs.
+    """
+    x = _as_samples(samples_ms)
+    sizes = [int(c) for c in clusters or [] if int(c) > 0]
+    if sizes and sum(sizes) != x.size:
+        raise ValueError(f"cluster sizes add up to {sum(sizes)}, not to the {x.size} samples")
     n = int(x.size)
     if n == 0:
         keys = ("mean", "median", "p50", "p90", "p99", "std", "min", "max", "trimmed_mean", "cv", "ci95_median")
@@ -104,8 +196,14 @@ def summarize(samples_ms: Sequence[float], seed: int = 0) -> dict[str, Any]:
     mean = float(x.mean())
     std = float(x.std(ddof=1)) if n > 1 else 0.0
     p50, p90, p99 = (float(v) for v in np.percentile(x, [50, 90, 99]))
-    boot = bootstrap_medians(x, BOOTSTRAP_RESAMPLES, seed)
-    lo, hi = np.percentile(boot, [2.5, 97.5])
+    if len(sizes) >= 2:
+        lo, hi = replications_ci([np.median(part) for part in np.split(x, np.cumsum(sizes)[:-1])])
+        block, method = None, f"Student t over the {len(sizes)} runs' medians (independent replications)"
+    else:
+        block = _block(x)
+        boot = block_bootstrap_medians(x, BOOTSTRAP_RESAMPLES, seed, block)
+        method = f"percentile, circular blocks of {block}" if block > 1 else "percentile, order-statistic draw"
+        lo, hi = np.percentile(boot, [2.5, 97.5])
     return {
         "n": n,
         "mean": mean,
@@ -119,7 +217,8 @@ def summarize(samples_ms: Sequence[float], seed: int = 0) -> dict[str, Any]:
         "trimmed_mean": float(sps.trim_mean(x, 0.1)),
         "cv": std / mean if mean > 0 else None,
         "ci95_median": [float(lo), float(hi)],
-        "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": seed, "method": "percentile, order-statistic draw"},
+        "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": seed, "method": method, "block": block,
+                      "clusters": sizes if len(sizes) >= 2 else None},
     }
 
 
@@ -210,15 +309,17 @@ def status_for(flags: Sequence[str]) -> str:
 
 
 def compare_samples(a_ms: Sequence[float], b_ms: Sequence[float], alpha: float = 0.05, seed: int = 0) -> dict:
-    """Is B faster than A? Ratio of medians B/A with a bootstrap CI, and a two-sided Mann-Whitney U test.
+    """Is B faster than A? Ratio of medians B/A with a block-bootstrap CI, and a two-sided Mann-Whitney U test.
 
     The verdict needs both: p < alpha and a (1 - alpha) CI that excludes 1. A ratio below 1 means B is faster.
+    Mann-Whitney assumes independent samples, and drift within a run breaks that (its p-value is then too small);
+    the CI resamples each side by blocks (`block_length`), so drift widens it and keeps the verdict honest.
     """
     a, b = _as_samples(a_ms), _as_samples(b_ms)
     if a.size < 2 or b.size < 2:
         raise ValueError(f"need at least 2 samples on each side to compare (got {a.size} and {b.size})")
     med_a, med_b = float(np.median(a)), float(np.median(b))
-    ratios = bootstrap_medians(b, seed=seed + 1) / bootstrap_medians(a, seed=seed)
+    ratios = block_bootstrap_medians(b, seed=seed + 1) / block_bootstrap_medians(a, seed=seed)
     lo, hi = (float(v) for v in np.percentile(ratios, [100 * alpha / 2, 100 * (1 - alpha / 2)]))
     p = float(sps.mannwhitneyu(a, b, alternative="two-sided").pvalue)
     ratio = med_b / med_a if med_a > 0 else math.inf

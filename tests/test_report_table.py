@@ -123,3 +123,26 @@ def test_weights_column():
 def test_empty():
     df = build_table([])
     assert df.empty and "p50_ms" in df.columns and "speedup_vs_fp32" in df.columns
+
+
+def test_a_row_of_several_runs_gets_an_interval_across_runs():
+    """Five runs at levels 11.0-12.8 ms (the machine moved between them): the row's CI is Student's t over their
+    medians, the row says the runs disagree, and a single run's CI says it only covers that run."""
+    from scipy import stats as sps
+
+    runs = [run("fp32", median_ms=m, seed=i) for i, m in enumerate([11.0, 12.8, 12.0, 11.4, 12.6])]
+    r = _row(build_table(runs), recipe="fp32")
+    meds = [np.median(x.latencies_ms) for x in runs]
+    lo, hi = sps.t.interval(0.95, 4, loc=np.mean(meds), scale=sps.sem(meds))
+    assert (r["p50_ci_low"], r["p50_ci_high"]) == pytest.approx((lo, hi))
+    assert r["ci_scope"] == "across 5 runs" and r["n_runs"] == 5
+    assert r["run_cv"] == pytest.approx(np.std(meds, ddof=1) / np.mean(meds))
+    assert r["run_cv"] > 0.03 and "runs_disagree" in r["flags"]
+    one = _row(build_table([runs[0]]), recipe="fp32")
+    assert one["ci_scope"] == "within one run" and pd.isna(one["run_cv"])
+
+
+def test_runs_that_agree_are_not_flagged():
+    runs = [run("fp32", median_ms=m, seed=i) for i, m in enumerate([12.0, 12.05, 11.98])]
+    r = _row(build_table(runs), recipe="fp32")
+    assert r["run_cv"] < 0.03 and "runs_disagree" not in r["flags"]
