@@ -9,7 +9,7 @@ import pandas as pd
 
 from harness.records import RunRecord
 from harness.report import NO_RUNS, group_runs
-from harness.report_md import COLUMNS, EMULATED_NOTE, RANDOM_NOTE, fmt_ms
+from harness.report_md import COLUMNS, EMULATED_NOTE, RANDOM_NOTE, SINGLE_RUN_NOTE, fmt_ms
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px; color: #1d1d1f; background: #fff; }
@@ -50,6 +50,8 @@ def render_html(df: pd.DataFrame, records: list[RunRecord]) -> str:
         body.append(f"<p>{escape(NO_RUNS)}</p>")
     if (df["weights"] == "random").any():
         body.append(f"<p class='warn'>{escape(RANDOM_NOTE)}</p>")
+    if (df["ci_scope"] == "within one run").any():
+        body.append(f"<p class='note'>{escape(SINGLE_RUN_NOTE)}</p>")
     groups = group_runs(records)
     for section, title in (("hardware", "Hardware"), ("emulated", "Emulated")):
         part = df[(df["section"] == section) & (df["status"] != "failed")]

@@ -146,3 +146,13 @@ def test_runs_that_agree_are_not_flagged():
     runs = [run("fp32", median_ms=m, seed=i) for i, m in enumerate([12.0, 12.05, 11.98])]
     r = _row(build_table(runs), recipe="fp32")
     assert r["run_cv"] < 0.03 and "runs_disagree" not in r["flags"]
+
+
+def test_markdown_says_when_a_ci_comes_from_one_run_only():
+    from harness.report import render
+    from harness.report_md import SINGLE_RUN_NOTE
+
+    assert SINGLE_RUN_NOTE in render([run("fp32", seed=1)], "md")
+    repeated = [run("fp32", median_ms=m, seed=i) for i, m in enumerate([11.0, 12.8, 12.0])]
+    text = render(repeated, "md")
+    assert SINGLE_RUN_NOTE not in text and "runs_disagree" in text
