@@ -12,8 +12,9 @@ fake tensors, once per pass (about 30 times). Two kinds of that work are pure wa
    per trace), yet their output shape, stride and dtype depend only on their inputs' metadata and arguments. Within
    one lowering those results are memoized by exactly that, and a hit makes fresh fake tensors of the same metadata.
 
-Together: int8 lowering 217 s -> 173 s on this machine (benchmarks/quant_table.py reports export time per recipe),
-the same sha256 (tests/test_fast_lowering.py compares programs with and without, for fp32, int8 and int8-static).
+Together: full int8 MobileBERT lowering + serialization 217 s -> 163 s on this machine, the same sha256
+(tests/test_fast_lowering.py compares programs with and without, for fp32, int8 and int8-static; export time per
+recipe is in benchmarks/results/quant_table.md).
 The trigger sets come from each pass's source in executorch 1.5.1 (pinned); the pattern passes' sets are checked
 against the patterns themselves in the tests, so a version whose patterns change fails there, not silently.
 """
@@ -131,8 +132,36 @@ def _spec(t: Any) -> tuple | None:
     return None
 
 
+def _memoized_call(memo: dict, name: str, call, args, kwargs):
+    """call() the op, or, when an op of this name already ran on inputs of the same metadata, make fresh fake
+    tensors shaped like its outputs. Only for fake inputs and outside proxy tracing (where an op would be recorded)."""
+    from torch._subclasses.fake_tensor import FakeTensor
+    from torch.utils import _pytree as pytree
+
+    fakes = [a for a in pytree.tree_leaves((args, kwargs)) if isinstance(a, FakeTensor)]
+    if not fakes or torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY) is not None:
+        return call()
+    try:
+        key = (name, _meta_key(args), _meta_key(kwargs))
+    except _NotMemoizable:
+        return call()
+    hit = memo.get(key)
+    if hit is not None:
+        mode, many, specs = hit
+        with mode:
+            made = [torch.empty_strided(shape, stride, dtype=dtype, device=device, requires_grad=grad)
+                    for shape, stride, dtype, device, grad in specs]
+        return tuple(made) if many else made[0]
+    out = call()
+    many = isinstance(out, tuple)
+    specs = [_spec(t) for t in (out if many else (out,))]
+    if all(s is not None for s in specs):
+        memo[key] = (fakes[0].fake_mode, many, specs)
+    return out
+
+
 class _MemoInterpreter:
-    """Stands in for an ExportPass's interpreter during one call_function: answers from the memo when it can."""
+    """Stands in for a pass's interpreter during one call_function: answers from the memo when it can."""
 
     def __init__(self, inner, memo: dict):
         self._inner, self._memo = inner, memo
@@ -141,55 +170,54 @@ class _MemoInterpreter:
         return getattr(self._inner, name)
 
     def call_function(self, target, args, kwargs):
-        from torch._subclasses.fake_tensor import FakeTensor
-        from torch.utils import _pytree as pytree
-
-        fakes = [a for a in pytree.tree_leaves((args, kwargs)) if isinstance(a, FakeTensor)]
-        if not fakes or torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY) is not None:
-            return self._inner.call_function(target, args, kwargs)
-        try:
-            key = (op_name(target), _meta_key(args), _meta_key(kwargs))
-        except _NotMemoizable:
-            return self._inner.call_function(target, args, kwargs)
-        hit = self._memo.get(key)
-        if hit is not None:
-            mode, many, specs = hit
-            with mode:
-                made = [torch.empty_strided(shape, stride, dtype=dtype, device=device, requires_grad=grad)
-                        for shape, stride, dtype, device, grad in specs]
-            return tuple(made) if many else made[0]
-        out = self._inner.call_function(target, args, kwargs)
-        many = isinstance(out, tuple)
-        specs = [_spec(t) for t in (out if many else (out,))]
-        if all(s is not None for s in specs):
-            self._memo[key] = (fakes[0].fake_mode, many, specs)
-        return out
+        return _memoized_call(self._memo, op_name(target),
+                              lambda: self._inner.call_function(target, args, kwargs), args, kwargs)
 
 
 @contextlib.contextmanager
 def memoize_fake_ops() -> Iterator[dict]:
-    """Within this block, ExecuTorch passes reuse the fake outputs of MEMO_OPS for inputs of the same metadata."""
+    """Within this block, the fake outputs of MEMO_OPS are reused for inputs of the same metadata, in the two places
+    lowering evaluates them again and again: ExecuTorch's and torch's pass bases (`_fx` evaluates a node's data,
+    then records the node itself: only the data is reused), and run_decompositions, which keeps these ops whole and
+    computes their fake outputs by running their Python decomposition (`_get_decomp_for_cia`)."""
     from executorch.exir import pass_base
+    from torch._export import pass_base as torch_pass_base
+    from torch.export import exported_program
 
-    cls = pass_base._ExportPassBase
-    original = cls._fx
+    classes = (pass_base._ExportPassBase, torch_pass_base._ExportPassBaseDeprecatedDoNotUse)
+    originals = {cls: cls.__dict__["_fx"] for cls in classes}
     memo: dict = {}
 
-    def _fx(self, kind, target, args, kwargs, meta):
-        if kind != "call_function" or op_name(target) not in MEMO_OPS:
-            return original(self, kind, target, args, kwargs, meta)
-        inner = self.interpreter
-        self.interpreter = _MemoInterpreter(inner, memo)
-        try:
-            return original(self, kind, target, args, kwargs, meta)
-        finally:
-            self.interpreter = inner
+    def wrap(original):
+        def _fx(self, kind, target, args, kwargs, meta):
+            if kind != "call_function" or op_name(target) not in MEMO_OPS:
+                return original(self, kind, target, args, kwargs, meta)
+            inner = self.interpreter
+            self.interpreter = _MemoInterpreter(inner, memo)
+            try:
+                return original(self, kind, target, args, kwargs, meta)
+            finally:
+                self.interpreter = inner
 
-    cls._fx = _fx
+        return _fx
+
+    get_cia = exported_program._get_decomp_for_cia
+
+    def memo_cia(op):
+        orig = get_cia(op)
+        if op_name(op) not in MEMO_OPS:
+            return orig
+        return lambda *args, **kwargs: _memoized_call(memo, op_name(op), lambda: orig(*args, **kwargs), args, kwargs)
+
+    for cls, original in originals.items():
+        cls._fx = wrap(original)
+    exported_program._get_decomp_for_cia = memo_cia
     try:
         yield memo
     finally:
-        cls._fx = original
+        for cls, original in originals.items():
+            cls._fx = original
+        exported_program._get_decomp_for_cia = get_cia
         memo.clear()
 
 

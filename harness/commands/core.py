@@ -225,8 +225,10 @@ def _print_run(rec) -> None:
 @click.option("--quant", "recipes", default="fp32,int8", show_default=True, help="Comma list of recipes.")
 @click.option("--seq-len", type=int, default=128, show_default=True)
 @click.option("--samples", type=int, default=100, show_default=True, help="Real examples scored per run.")
+@click.option("--repeat", type=int, default=3, show_default=True,
+              help="Back-to-back runs per program: the report's CI then spans the spread between runs.")
 @click.pass_context
-def demo_command(ctx, model, recipes, seq_len, samples):
+def demo_command(ctx, model, recipes, seq_len, samples, repeat):
     """The main job on the embedded default: export, run on the host with offline data, print the report.
 
     \b
@@ -238,6 +240,8 @@ def demo_command(ctx, model, recipes, seq_len, samples):
     from harness.recipes import RECIPES
 
     results = ctx.obj["results"]
+    if repeat < 1:
+        raise click.BadParameter(f"{repeat}: must be at least 1", param_hint="--repeat")
     ok = True
     for recipe in [r for r in recipes.split(",") if r]:
         if recipe not in RECIPES:
@@ -249,10 +253,11 @@ def demo_command(ctx, model, recipes, seq_len, samples):
                   force=False)
         res = _do_export(_export_requests(**kw)[0], results)
         req = bench.RunRequest(program=res.program, device="host", task="rotten_tomatoes", samples=samples)
-        with status(f"running {res.program.name} on host") as update:
-            rec = bench.run(req, results, progress=update)
-        _print_run(rec)
-        ok &= rec.status != "failed"
+        for i in range(repeat):
+            with status(f"running {res.program.name} on host ({i + 1}/{repeat})") as update:
+                rec = bench.run(req, results, progress=update)
+            _print_run(rec)
+            ok &= rec.status != "failed"
     console.print()
     ctx.invoke(report_command, fmt="md", output=None, model=None, device=None, recipe=None)
     if not ok:
