@@ -133,7 +133,7 @@ def code_fingerprint() -> str:
     """Hash of the code that decides a program's contents (model, export, recipes): a change re-exports."""
     root = Path(__file__).resolve().parent.parent
     files = sorted([*root.glob("model/*.py"), root / "harness/export.py", root / "harness/recipes.py",
-                    *root.glob("harness/quantize/*.py")])
+                    root / "harness/fast_lowering.py", *root.glob("harness/quantize/*.py")])
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode())

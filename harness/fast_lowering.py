@@ -22,6 +22,8 @@ against the patterns themselves in the tests, so a version whose patterns change
 from __future__ import annotations
 
 import contextlib
+import functools
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import torch
@@ -68,6 +70,7 @@ def is_idle(pass_name: str, ops: set[str]) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=None)
 def _skippable(pass_cls: type) -> type:
     from torch.fx.passes.infra.pass_base import PassResult
 
@@ -109,8 +112,10 @@ def _meta_key(x: Any) -> tuple:
     from torch._subclasses.fake_tensor import FakeTensor
 
     if isinstance(x, FakeTensor):
-        if not all(isinstance(d, int) for d in (*x.shape, *x.stride())):
+        if not all(isinstance(d, int) for d in (*x.shape, *x.stride(), x.storage_offset())):
             raise _NotMemoizable  # symbolic shapes: leave to the real evaluation
+        if getattr(x, "constant", None) is not None:
+            raise _NotMemoizable  # a fake carrying its real value (constant propagation): outputs may carry one too
         return ("T", tuple(x.shape), tuple(x.stride()), x.dtype, str(x.device), x.storage_offset(),
                 x.requires_grad, id(x.fake_mode))
     if isinstance(x, torch.Tensor):
@@ -124,15 +129,30 @@ def _meta_key(x: Any) -> tuple:
     raise _NotMemoizable
 
 
-def _spec(t: Any) -> tuple | None:
+def _spec(t: Any, inputs: list) -> tuple | None:
+    """How to remake output t, or None when a fresh tensor would not be the same thing (a view of an input, an
+    offset into storage, a carried constant)."""
     from torch._subclasses.fake_tensor import FakeTensor
+    from torch.multiprocessing.reductions import StorageWeakRef
 
-    if isinstance(t, FakeTensor) and getattr(t, "constant", None) is None:
-        return tuple(t.shape), tuple(t.stride()), t.dtype, t.device, t.requires_grad
-    return None
+    if not isinstance(t, FakeTensor) or getattr(t, "constant", None) is not None or t.storage_offset() != 0:
+        return None
+    storage = StorageWeakRef(t.untyped_storage())
+    if any(StorageWeakRef(i.untyped_storage()) == storage for i in inputs):
+        return None
+    return tuple(t.shape), tuple(t.stride()), t.dtype, t.device, t.requires_grad
 
 
-def _memoized_call(memo: dict, name: str, call, args, kwargs):
+@dataclass
+class Memo:
+    """Fake outputs by (op, input metadata); hits and misses say how much re-evaluation was saved."""
+
+    entries: dict = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+
+
+def _memoized_call(memo: Memo, name: str, call, args, kwargs):
     """call() the op, or, when an op of this name already ran on inputs of the same metadata, make fresh fake
     tensors shaped like its outputs. Only for fake inputs and outside proxy tracing (where an op would be recorded)."""
     from torch._subclasses.fake_tensor import FakeTensor
@@ -142,28 +162,30 @@ def _memoized_call(memo: dict, name: str, call, args, kwargs):
     if not fakes or torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY) is not None:
         return call()
     try:
-        key = (name, _meta_key(args), _meta_key(kwargs))
+        key = (name, torch.is_grad_enabled(), _meta_key(args), _meta_key(kwargs))
     except _NotMemoizable:
         return call()
-    hit = memo.get(key)
+    hit = memo.entries.get(key)
     if hit is not None:
+        memo.hits += 1
         mode, many, specs = hit
         with mode:
             made = [torch.empty_strided(shape, stride, dtype=dtype, device=device, requires_grad=grad)
                     for shape, stride, dtype, device, grad in specs]
         return tuple(made) if many else made[0]
     out = call()
+    memo.misses += 1
     many = isinstance(out, tuple)
-    specs = [_spec(t) for t in (out if many else (out,))]
+    specs = [_spec(t, fakes) for t in (out if many else (out,))]
     if all(s is not None for s in specs):
-        memo[key] = (fakes[0].fake_mode, many, specs)
+        memo.entries[key] = (fakes[0].fake_mode, many, specs)
     return out
 
 
 class _MemoInterpreter:
     """Stands in for a pass's interpreter during one call_function: answers from the memo when it can."""
 
-    def __init__(self, inner, memo: dict):
+    def __init__(self, inner, memo: Memo):
         self._inner, self._memo = inner, memo
 
     def __getattr__(self, name):
@@ -175,7 +197,7 @@ class _MemoInterpreter:
 
 
 @contextlib.contextmanager
-def memoize_fake_ops() -> Iterator[dict]:
+def memoize_fake_ops() -> Iterator[Memo]:
     """Within this block, the fake outputs of MEMO_OPS are reused for inputs of the same metadata, in the two places
     lowering evaluates them again and again: ExecuTorch's and torch's pass bases (`_fx` evaluates a node's data,
     then records the node itself: only the data is reused), and run_decompositions, which keeps these ops whole and
@@ -186,7 +208,7 @@ def memoize_fake_ops() -> Iterator[dict]:
 
     classes = (pass_base._ExportPassBase, torch_pass_base._ExportPassBaseDeprecatedDoNotUse)
     originals = {cls: cls.__dict__["_fx"] for cls in classes}
-    memo: dict = {}
+    memo = Memo()
 
     def wrap(original):
         def _fx(self, kind, target, args, kwargs, meta):
@@ -218,7 +240,7 @@ def memoize_fake_ops() -> Iterator[dict]:
         for cls, original in originals.items():
             cls._fx = original
         exported_program._get_decomp_for_cia = get_cia
-        memo.clear()
+        memo.entries.clear()
 
 
 @contextlib.contextmanager

@@ -8,10 +8,11 @@ from typing import Any, Callable
 import pandas as pd
 
 from harness.records import RunRecord
+from harness.stats import MAX_RUN_CV
 
 EMULATED_NOTE = "functional timings only, from an emulator: never ranked or compared with hardware"
 SINGLE_RUN_NOTE = ("p50 CI from a single run (runs = 1): it counts that run's noise and drift, not the shifts between "
-                   "runs (about 1-2% on a shared machine); measure with `harness run --repeat 3` or more for an "
+                   "runs (several percent on a shared machine); measure with `harness run --repeat 3` or more for an "
                    "interval across runs (docs/statistics.md)")
 RANDOM_NOTE = "weights=random: untrained (random) weights, so accuracy means nothing; latency and memory are real"
 
@@ -108,8 +109,8 @@ def render_md(df: pd.DataFrame, records: list[RunRecord]) -> str:
     if (df["ci_scope"] == "within one run").any():
         notes.append(SINGLE_RUN_NOTE)
     if df["flags"].str.contains("runs_disagree").any():
-        notes.append("runs_disagree: the runs' medians spread by more than 3% (CV): the machine changed between them; "
-                     "the CI across runs says how much that matters (docs/statistics.md)")
+        notes.append(f"runs_disagree: the runs' medians spread by more than {MAX_RUN_CV:.0%} (CV): the machine changed "
+                     "between them; the CI across runs says how much that matters (docs/statistics.md)")
     if (df["weights"] == "random").any():
         notes.append(RANDOM_NOTE)
     if (df["status"] == "invalid").any():

@@ -117,22 +117,22 @@ def block_length(samples_ms: Sequence[float]) -> float:
     acv = np.zeros(m_max + 1)
     abs_acorr = np.zeros(m_max + 1)
     opt_m = None
-    for i in range(min(m_max, n - 2) + 1):
-        v1, v2 = eps[i + 1:] @ eps[i + 1:], eps[: -(i + 1)] @ eps[: -(i + 1)]
-        cross = eps[i:] @ eps[: n - i]
-        acv[i] = cross / n
-        abs_acorr[i] = abs(cross) / math.sqrt(v1 * v2) if v1 > 0 and v2 > 0 else 0.0
-        if i >= kn and opt_m is None and np.all(abs_acorr[i - kn: i] < band):
-            opt_m = i - kn
+    with np.errstate(divide="ignore", invalid="ignore"):  # lags past the data give NaN: never "insignificant"
+        for i in range(m_max + 1):
+            v1, v2 = eps[i + 1:] @ eps[i + 1:], eps[: -(i + 1)] @ eps[: -(i + 1)]
+            cross = eps[i:] @ eps[: n - i]
+            acv[i] = cross / n
+            abs_acorr[i] = np.abs(cross) / np.sqrt(v1 * v2)
+            if i >= kn and opt_m is None and np.all(abs_acorr[i - kn: i] < band):
+                opt_m = i - kn
     m = min(2 * max(opt_m, 1) if opt_m is not None else m_max, m_max)
     k = np.arange(1, m + 1)
     lam = np.where(k / m <= 0.5, 1.0, 2 * (1 - k / m))
     g = float(np.sum(2 * lam * k * acv[1: m + 1]))
     long_run = float(acv[0] + np.sum(2 * lam * acv[1: m + 1]))
-    if long_run <= 0:
-        return 1.0
-    b = ((2 * g**2) / (4 / 3 * long_run**2)) ** (1 / 3) * n ** (1 / 3)
-    return float(min(b, b_max))
+    with np.errstate(divide="ignore", invalid="ignore"):  # a degenerate estimate gives the longest blocks, as arch
+        b = ((2 * g**2) / (4 / 3 * long_run**2)) ** (1 / 3) * n ** (1 / 3)
+    return float(b_max if not math.isfinite(b) else min(b, b_max))
 
 
 def _block(samples_ms: Sequence[float]) -> int:
@@ -147,7 +147,7 @@ def block_bootstrap_medians(samples_ms: Sequence[float], resamples: int = BOOTST
     """
     x = _as_samples(samples_ms)
     n = x.size
-    b = _block(x) if block is None else max(1, int(block))
+    b = _block(x) if block is None else min(n, max(1, int(block)))
     if b <= 1 or n < 2:
         return bootstrap_medians(x, resamples, seed)
     rng = np.random.default_rng(seed)
@@ -163,18 +163,22 @@ def block_bootstrap_medians(samples_ms: Sequence[float], resamples: int = BOOTST
     return out
 
 
-def replications_ci(run_medians: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    """CI of the center of several runs' medians: Student's t over the runs, each run one replication.
+def replications_ci(run_medians: Sequence[float], level: float = 0.95,
+                    center: float | None = None) -> tuple[float, float]:
+    """Interval from several runs' medians: center +- t(k-1) * s / sqrt(k), s their sample SD, each run one
+    replication (the method of independent replications). center: the runs' mean median unless given (a report
+    row centres it on its pooled p50, so the headline always sits inside its own interval).
 
-    Runs of one program differ by more than their own samples show (the machine's state moves between them: 1-2%
-    here), so a report row that pools runs takes each run's median as one observation (the method of independent
-    replications). Few runs give a wide interval (t with k-1 degrees of freedom), which is the honest answer.
+    Runs of one program differ by more than their own samples show (the machine's state moves between them, by
+    several percent on a shared machine), so a report row that pools runs counts each run once. Few runs give a wide
+    interval, which is the honest answer.
     """
     m = _as_samples(run_medians)
     if m.size < 2:
         raise ValueError("need at least 2 runs for an interval across runs")
     half = float(sps.t.ppf(0.5 + level / 2, m.size - 1) * m.std(ddof=1) / math.sqrt(m.size))
-    return float(m.mean()) - half, float(m.mean()) + half
+    mid = float(m.mean()) if center is None else float(center)
+    return mid - half, mid + half
 
 
 def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int] | None = None) -> dict[str, Any]:
@@ -182,11 +186,13 @@ def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int
 
     The CI is a circular block bootstrap's, so drift within the run widens it (block 1: the plain bootstrap).
     `clusters` gives the sizes of consecutive stretches of samples that came from separate runs (the runs pooled
-    into a report row); with two or more the CI is `replications_ci` over their medians, carrying the spread between
-    runs.
+    into a report row); with two or more the CI is `replications_ci` over their medians centred on the pooled p50,
+    carrying the spread between runs, and never narrower than the pooled samples' block-bootstrap interval.
     """
     x = _as_samples(samples_ms)
-    sizes = [int(c) for c in clusters or [] if int(c) > 0]
+    sizes = [int(c) for c in clusters or []]
+    if any(c < 1 for c in sizes):
+        raise ValueError(f"cluster sizes must be positive, got {sizes}")
     if sizes and sum(sizes) != x.size:
         raise ValueError(f"cluster sizes add up to {sum(sizes)}, not to the {x.size} samples")
     n = int(x.size)
@@ -197,8 +203,14 @@ def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int
     std = float(x.std(ddof=1)) if n > 1 else 0.0
     p50, p90, p99 = (float(v) for v in np.percentile(x, [50, 90, 99]))
     if len(sizes) >= 2:
-        lo, hi = replications_ci([np.median(part) for part in np.split(x, np.cumsum(sizes)[:-1])])
-        block, method = None, f"Student t over the {len(sizes)} runs' medians (independent replications)"
+        # centred on the pooled median, and never narrower than the pooled samples' own block-bootstrap interval
+        # (runs whose medians tie, e.g. on a coarse timer, would otherwise give a zero-width interval)
+        t_lo, t_hi = replications_ci([np.median(part) for part in np.split(x, np.cumsum(sizes)[:-1])],
+                                     center=p50)
+        b_lo, b_hi = np.percentile(block_bootstrap_medians(x, BOOTSTRAP_RESAMPLES, seed), [2.5, 97.5])
+        lo, hi = min(t_lo, b_lo), max(t_hi, b_hi)
+        block, method = None, (f"p50 +- Student t over the {len(sizes)} runs' medians (independent replications), "
+                               "at least the pooled block-bootstrap interval")
     else:
         block = _block(x)
         boot = block_bootstrap_medians(x, BOOTSTRAP_RESAMPLES, seed, block)
@@ -218,7 +230,7 @@ def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int
         "cv": std / mean if mean > 0 else None,
         "ci95_median": [float(lo), float(hi)],
         "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": seed, "method": method, "block": block,
-                      "clusters": sizes if len(sizes) >= 2 else None},
+                      "clusters": sizes if len(sizes) >= 2 else None},  # resamples/seed: the block bootstrap's
     }
 
 

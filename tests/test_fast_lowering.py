@@ -53,17 +53,31 @@ def test_faster_lowering_changes_no_byte(monkeypatch, recipe):
     # a transformer encoder has no batch norm, convolution, PReLU or upsampling: those re-traces are saved
     assert {"FuseBatchNormPass", "DecomposeBatchNorm", "Conv1dUnsqueezePass", "PReLUReshapePass",
             "ConvertToUpsampleBilinear2d"} <= idle
+    assert "InsertPadQDQPass" not in idle  # the trigram embedding pads: that pass must run, and does
 
 
-def test_fake_evaluations_are_reused_across_layers_and_passes():
+def test_fake_evaluations_are_reused_across_layers_and_passes(monkeypatch):
     model = tiny_model()
     x = example_inputs(16, model.model.config.vocab_size)
+    monkeypatch.setattr(fast_lowering, "faster_lowering", contextlib.nullcontext)  # only the memo under test
     with fast_lowering.memoize_fake_ops() as memo:
         get_recipe("int8").lower(model, x, RecipeOptions())
-        ops = {key[0] for key in memo}
-    # a handful of distinct (op, input metadata) keys stand for the thousands of calls the passes make
+        ops = {key[0] for key in memo.entries}
     assert {"torchao.choose_qparams_affine.default", "torchao.dequantize_affine.default",
             "aten.linear.default"} <= ops
+    # a handful of distinct (op, input metadata) keys stand for the many calls the passes make
+    assert memo.hits > 10 * memo.misses > 0
+
+
+def test_trigger_ops_are_real_edge_ops():
+    """A misspelled trigger would make a pass look idle forever: every name must resolve to an edge-dialect op."""
+    from executorch.exir.dialects._ops import ops as exir_ops
+
+    names = set().union(*fast_lowering.REQUIRES_ALL.values(), *fast_lowering.REQUIRES_ANY.values())
+    for name in names:
+        ns, op, overload = name.split(".")
+        target = getattr(getattr(getattr(exir_ops.edge, ns), op), overload)
+        assert fast_lowering.op_name(target) == name
 
 
 class ConvNet(torch.nn.Module):

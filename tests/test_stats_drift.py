@@ -18,15 +18,17 @@ def ar1(n: int, phi: float, rng: np.random.Generator, level: float = 30.0, sd: f
     return level + x
 
 
+@pytest.mark.parametrize("n", [8, 10, 20, 50, 400])
 @pytest.mark.parametrize("kind", ["iid", "ar0.5", "ar0.9", "step", "spiky"])
-def test_block_length_matches_arch(kind):
+def test_block_length_matches_arch(kind, n):
     from arch.bootstrap import optimal_block_length
 
-    rng = np.random.default_rng(3)
-    x = {"iid": lambda: rng.normal(30, 1, 400), "ar0.5": lambda: ar1(400, 0.5, rng), "ar0.9": lambda: ar1(400, 0.9, rng),
-         "step": lambda: np.r_[rng.normal(30, 0.2, 150), rng.normal(31, 0.2, 150)],
-         "spiky": lambda: rng.normal(30, 0.2, 300) + (rng.random(300) < 0.03) * 20}[kind]()
-    assert block_length(x) == pytest.approx(float(optimal_block_length(x)["circular"].iloc[0]), rel=1e-9)
+    for seed in range(20 if n < 100 else 2):  # short series hit the degenerate branches: try many
+        rng = np.random.default_rng(seed)
+        x = {"iid": lambda: rng.normal(30, 1, n), "ar0.5": lambda: ar1(n, 0.5, rng), "ar0.9": lambda: ar1(n, 0.9, rng),
+             "step": lambda: np.r_[rng.normal(30, 0.2, n // 2), rng.normal(31, 0.2, n - n // 2)],
+             "spiky": lambda: rng.normal(30, 0.2, n) + (rng.random(n) < 0.03) * 20}[kind]()
+        assert block_length(x) == pytest.approx(float(optimal_block_length(x)["circular"].iloc[0]), rel=1e-9)
 
 
 def test_drift_gets_longer_blocks_than_noise():
@@ -81,6 +83,8 @@ def test_runs_pooled_into_one_row_carry_the_spread_between_runs():
 def test_clusters_must_add_up():
     with pytest.raises(ValueError, match="add up"):
         summarize([1.0, 2.0, 3.0], clusters=[1, 1])
+    with pytest.raises(ValueError, match="positive"):
+        summarize([1.0, 2.0, 3.0, 4.0], clusters=[5, -3, 2])
     with pytest.raises(ValueError, match="2 runs"):
         replications_ci([30.0])
 
@@ -89,12 +93,28 @@ def test_replications_interval_is_students_t_over_run_medians():
     from scipy import stats as sps
 
     m = [30.1, 29.6, 30.4, 29.9]
-    lo, hi = replications_ci(m)
     ref = sps.t.interval(0.95, 3, loc=np.mean(m), scale=sps.sem(m))
-    assert (lo, hi) == pytest.approx(ref)
-    runs = [np.full(50, v) + np.random.default_rng(i).normal(0, 0.01, 50) for i, v in enumerate(m)]
-    s = summarize(np.concatenate(runs), clusters=[50] * 4)
-    assert s["ci95_median"] == pytest.approx(list(replications_ci([np.median(r) for r in runs])))
+    assert replications_ci(m) == pytest.approx(ref)
+    assert replications_ci(m, center=30.0) == pytest.approx((30.0 - (ref[1] - ref[0]) / 2, 30.0 + (ref[1] - ref[0]) / 2))
+
+
+def test_a_pooled_row_holds_its_p50_and_the_spread_between_runs():
+    rng = np.random.default_rng(0)
+    # one long run at 10 ms and four short ones at 12 ms: p50 is the long run's, the runs disagree
+    x = np.concatenate([rng.normal(10, 0.05, 1000)] + [rng.normal(12, 0.05, 10) for _ in range(4)])
+    s = summarize(x, clusters=[1000, 10, 10, 10, 10])
+    lo, hi = s["ci95_median"]
+    t_lo, t_hi = replications_ci([10, 12, 12, 12, 12], center=s["p50"])
+    assert lo <= s["p50"] <= hi
+    assert lo <= t_lo + 0.05 and hi >= t_hi - 0.05  # at least the t interval's width around p50
+
+
+def test_runs_whose_medians_tie_still_get_an_interval():
+    rng = np.random.default_rng(1)
+    runs = [r - np.median(r) + 11.0 for r in (rng.normal(11, 0.2, 41) for _ in range(3))]
+    x = np.concatenate(runs)  # every run's median is exactly 11.0: the t interval alone has zero width
+    lo, hi = summarize(x, clusters=[41, 41, 41])["ci95_median"]
+    assert lo <= 11.0 <= hi and hi - lo > 0
 
 
 def test_compare_does_not_call_two_halves_of_one_drifting_stream_different_too_often():

@@ -225,7 +225,7 @@ def _print_run(rec) -> None:
 @click.option("--quant", "recipes", default="fp32,int8", show_default=True, help="Comma list of recipes.")
 @click.option("--seq-len", type=int, default=128, show_default=True)
 @click.option("--samples", type=int, default=100, show_default=True, help="Real examples scored per run.")
-@click.option("--repeat", type=int, default=3, show_default=True,
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
               help="Back-to-back runs per program: the report's CI then spans the spread between runs.")
 @click.pass_context
 def demo_command(ctx, model, recipes, seq_len, samples, repeat):
@@ -240,8 +240,6 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat):
     from harness.recipes import RECIPES
 
     results = ctx.obj["results"]
-    if repeat < 1:
-        raise click.BadParameter(f"{repeat}: must be at least 1", param_hint="--repeat")
     ok = True
     for recipe in [r for r in recipes.split(",") if r]:
         if recipe not in RECIPES:
