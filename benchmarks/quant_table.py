@@ -52,18 +52,31 @@ def export_one(a, label: str) -> dict:
     return {"program": str(res.program), "cached": res.cached, **res.manifest.to_dict()}
 
 
-def latency_ms(program: str, inputs, iterations: int) -> float:
+def program_runner(program: str, inputs):
+    """One inference of the program through executorch.runtime (2-thread XNNPACK threadpool)."""
     import executorch.kernels.quantized  # noqa: F401
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
     from harness.program import load_forward
 
     _unsafe_reset_threadpool(2)
     method = load_forward(program)
-    return median(time_ms(lambda: method.execute(list(inputs)), warmup=5, iterations=iterations))
+    return lambda: method.execute(list(inputs))
 
 
-def ort_int8_ms(a, inputs) -> tuple[float, float]:
-    """ONNX Runtime quantize_dynamic (int8 weights, dynamic activations) of the same fp32 model: (ms, MB)."""
+def interleaved_ms(runners: dict, rounds: int, iterations: int) -> dict[str, tuple[float, float, float]]:
+    """label -> (median, lowest, highest) of per-round medians. Every round times every runner in turn, so a shift of
+    the shared machine's speed lands on all of them alike instead of on whichever was timed at that moment."""
+    per_round: dict[str, list[float]] = {k: [] for k in runners}
+    for label, fn in runners.items():
+        time_ms(fn, warmup=5, iterations=1)
+    for _ in range(rounds):
+        for label, fn in runners.items():
+            per_round[label].append(median(time_ms(fn, warmup=1, iterations=iterations)))
+    return {k: (median(v), min(v), max(v)) for k, v in per_round.items()}
+
+
+def ort_int8_runner(a, inputs):
+    """ONNX Runtime quantize_dynamic (int8 weights, dynamic activations) of the same fp32 model: (run, MB)."""
     import onnxruntime as ort
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -81,7 +94,7 @@ def ort_int8_ms(a, inputs) -> tuple[float, float]:
         so.intra_op_num_threads, so.inter_op_num_threads = 2, 1
         sess = ort.InferenceSession(str(q8), so, providers=["CPUExecutionProvider"])
         feed = {n: t.numpy() for n, t in zip(["input_ids", "attention_mask", "token_type_ids"], inputs)}
-        return median(time_ms(lambda: sess.run(None, feed), warmup=5, iterations=a.iterations)), q8.stat().st_size / 1e6
+        return (lambda: sess.run(None, feed)), q8.stat().st_size / 1e6
 
 
 def main() -> None:
@@ -91,7 +104,8 @@ def main() -> None:
     ap.add_argument("--recipes", default=",".join(VARIANTS))
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--calibration", type=int, default=64)
-    ap.add_argument("--iterations", type=int, default=30)
+    ap.add_argument("--iterations", type=int, default=10, help="timed iterations per runner per round")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds (the latency is their median)")
     ap.add_argument("--results", type=Path, default=ROOT / "results")
     ap.add_argument("--jobs", type=int, default=1, help="exports run side by side (export seconds then overlap)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
@@ -119,6 +133,7 @@ def main() -> None:
             for p in procs.values():
                 if not hasattr(p, "out"):
                     p.out, p.err = p.communicate()
+    manifests, runners, notes = {}, {}, []
     for label in labels:
         p = procs[label]
         line = next((ln for ln in p.out.splitlines() if ln.startswith("MANIFEST ")), None)
@@ -127,35 +142,42 @@ def main() -> None:
             rows.append([label, "failed: " + err[:120]] + [""] * 9)
             print(label, "failed:", err, file=sys.stderr)
             continue
-        m = json.loads(line.removeprefix("MANIFEST "))
+        manifests[label] = m = json.loads(line.removeprefix("MANIFEST "))
         inputs = example_inputs(a.seq_len, m["vocab_size"])
-        ms = latency_ms(m["program"], inputs, a.iterations)
-        got[label] = (ms, m["program_bytes"] / 1e6)
-        d, n = m["delegation"], m.get("numerics") or {}
-        outside = ", ".join(f"{k.removeprefix('aten_')} x{v}" for k, v in d["outside_by_op"].items()
-                            if k != "getitem")
-        rows.append([label, m["export_seconds"] if not m["cached"] else f"{m['export_seconds']} (cached)",
-                     m["export_peak_rss_mb"], m["program_bytes"] / 1e6, d["pieces"], d["ops_outside"], outside,
-                     ms, n.get("top1_agreement", ""), n.get("max_rel_logit_error", ""), m["status"]])
-        print(rows[-1], file=sys.stderr, flush=True)
-    notes = []
+        runners[label] = program_runner(m["program"], inputs)
+    ort_mb = None
     try:
         if inputs is None:
             raise RuntimeError("no program was exported")
-        ort_ms, ort_mb = ort_int8_ms(a, inputs)
-        rows.append(["onnxruntime quantize_dynamic int8", "", "", ort_mb, "", "", "", ort_ms, "", "", ""])
-        if "int8" in got:
-            notes.append(f"int8 latency / ORT int8 latency = {got['int8'][0] / ort_ms:.2f} (goal <= 0.6)")
+        runners["ort"], ort_mb = ort_int8_runner(a, inputs)
     except Exception as e:  # the outside reference is optional; say why it is missing
         notes.append(f"ONNX Runtime reference not measured: {type(e).__name__}: {str(e).splitlines()[0][:160]}")
+    lat = interleaved_ms(runners, a.rounds, a.iterations)
+    for label, m in manifests.items():
+        d, n = m["delegation"], m.get("numerics") or {}
+        outside = ", ".join(f"{k.removeprefix('aten_')} x{v}" for k, v in d["outside_by_op"].items()
+                            if k != "getitem")
+        ms, lo, hi = lat[label]
+        got[label] = (ms, m["program_bytes"] / 1e6)
+        rows.append([label, m["export_seconds"] if not m["cached"] else f"{m['export_seconds']} (cached)",
+                     m["export_peak_rss_mb"], m["program_bytes"] / 1e6, d["pieces"], d["ops_outside"], outside,
+                     f"{ms:.2f} ({lo:.2f}-{hi:.2f})", n.get("top1_agreement", ""), n.get("max_rel_logit_error", ""),
+                     m["status"]])
+    if "ort" in lat:
+        ms, lo, hi = lat["ort"]
+        rows.append(["onnxruntime quantize_dynamic int8", "", "", ort_mb, "", "", "", f"{ms:.2f} ({lo:.2f}-{hi:.2f})",
+                     "", "", ""])
+        if "int8" in got:
+            notes.append(f"int8 latency / ORT int8 latency = {got['int8'][0] / ms:.2f} (goal <= 0.6)")
     if "fp32" in got:
         f_ms, f_mb = got["fp32"]
         for label, (ms, mb) in got.items():
             notes.append(f"{label}: latency {ms / f_ms:.2f}x fp32, size {mb / f_mb:.2f}x fp32")
     if a.jobs > 1:
         notes.append(f"exports ran {a.jobs} at a time on 2 shared cores: export seconds are inflated by the overlap")
-    notes += ["latency: executorch.runtime in-process, XNNPACK threadpool 2 threads, median of "
-              f"{a.iterations} iterations, batch 1, seq {a.seq_len}; export RSS is the export process's peak",
+    notes += ["latency: executorch.runtime in-process, XNNPACK threadpool 2 threads (ORT: 2 intra-op threads), batch 1, "
+              f"seq {a.seq_len}; {a.rounds} interleaved rounds of {a.iterations} iterations per runner: the median of "
+              "the round medians (lowest-highest round in brackets); export RSS is the export process's peak",
               f"agreement: top-1 vs fp32 eager on {a.samples} rotten_tomatoes dev examples; weights are the preset's "
               "random init (no trained MobileBERT offline), so agreement on near-tied logits is a stress test, "
               "not task accuracy"]
