@@ -224,7 +224,7 @@ def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, p
     if recipe.needs_calibration and req.options.calibration is None:
         req.options.calibration = calibration_inputs(req, vocab, progress)
     t0 = time.perf_counter()
-    progress(f"lowering {name} with recipe {req.recipe} (full-size models take 1-2 minutes)")
+    progress(f"lowering {name} with recipe {req.recipe} (full-size: about 1 min for float, 3 for quantized)")
     try:
         edge = recipe.lower(wrapper, inputs, req.options)
     except (BadInput, ExportError):
