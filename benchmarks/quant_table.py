@@ -67,7 +67,7 @@ def interleaved_ms(runners: dict, rounds: int, iterations: int) -> dict[str, tup
     """label -> (median, lowest, highest) of per-round medians. Every round times every runner in turn, so a shift of
     the shared machine's speed lands on all of them alike instead of on whichever was timed at that moment."""
     per_round: dict[str, list[float]] = {k: [] for k in runners}
-    for label, fn in runners.items():
+    for fn in runners.values():
         time_ms(fn, warmup=5, iterations=1)
     for _ in range(rounds):
         for label, fn in runners.items():

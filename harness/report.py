@@ -10,11 +10,12 @@ Fields this module reads from a RunRecord (besides the plain ones):
     profile   {"ops": [{"name", "ms", "backend": "XNNPACK" | "portable"}]} (harness/plots.py draws it)
 
 A group's latency pools the samples of its "ok" runs (its "invalid" runs when no run is ok); failed runs only count
-and show their error. With two or more runs the p50 CI is Student's t over the runs' medians (stats.replications_ci),
-so it carries the run-to-run spread; from a single run it covers that run's noise and drift only (ci_scope says
-which). run_cv is the CV of the runs' medians; above stats.MAX_RUN_CV the row is flagged runs_disagree. Speed-up and accuracy delta are against the fp32 group of the same model, device, seq_len,
-runner and threads (any single fp32 group of that model/device/seq_len when those differ). Emulated groups get their
-own section and are never ranked or compared with hardware.
+and show their error. With two or more runs the p50 CI is p50 +- Student's t over the runs' medians
+(stats.replications_ci, never narrower than the pooled block bootstrap), so it carries the run-to-run spread; from a
+single run it covers that run's noise and drift only (ci_scope says which). run_cv is the CV of the runs' medians;
+above stats.MAX_RUN_CV the row is flagged runs_disagree. Speed-up and accuracy delta are against the fp32 group of
+the same model, device, seq_len, runner and threads (any single fp32 group of that model/device/seq_len when those
+differ). Emulated groups get their own section and are never ranked or compared with hardware.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from pathlib import Path
 from statistics import median
 from typing import Any, Iterable
 
-import numpy as np
 import pandas as pd
 
 from harness.errors import BadInput
@@ -128,8 +128,7 @@ def _row(g: Group) -> dict[str, Any]:
         True if g.random_weights else (False if all(random_weights(r) is False for r in g.runs) else None)
     ]
     status = "ok" if any(r.status == "ok" for r in g.runs) else ("invalid" if measured else "failed")
-    run_medians = [float(np.median(r.latencies_ms)) for r in measured if r.latencies_ms]
-    run_cv = float(np.std(run_medians, ddof=1) / np.mean(run_medians)) if len(run_medians) >= 2 else None
+    run_cv = lat.get("run_cv")
     flags = {f for r in measured for f in r.flags} | ({"runs_disagree"} if run_cv and run_cv > MAX_RUN_CV else set())
     return {
         "section": "emulated" if g.emulated else "hardware",

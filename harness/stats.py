@@ -4,6 +4,7 @@
     n, mean, median, p50 (= median), p90, p99, std (sample, ddof=1; 0 for one sample), min, max,
     trimmed_mean (mean of the middle 80%), cv (std / mean), ci95_median [low, high] (percentile bootstrap in circular
     blocks; over runs when the samples come from several, see `replications_ci`),
+    run_cv (CV of the runs' medians when `clusters` gives two or more, else None),
     bootstrap {"resamples", "seed", "method", "block", "clusters"}.
 Percentiles use numpy's default linear interpolation.
 
@@ -197,7 +198,8 @@ def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int
         raise ValueError(f"cluster sizes add up to {sum(sizes)}, not to the {x.size} samples")
     n = int(x.size)
     if n == 0:
-        keys = ("mean", "median", "p50", "p90", "p99", "std", "min", "max", "trimmed_mean", "cv", "ci95_median")
+        keys = ("mean", "median", "p50", "p90", "p99", "std", "min", "max", "trimmed_mean", "cv", "ci95_median",
+                "run_cv")
         return {"n": 0, **{k: None for k in keys}}
     mean = float(x.mean())
     std = float(x.std(ddof=1)) if n > 1 else 0.0
@@ -205,14 +207,15 @@ def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int
     if len(sizes) >= 2:
         # centred on the pooled median, and never narrower than the pooled samples' own block-bootstrap interval
         # (runs whose medians tie, e.g. on a coarse timer, would otherwise give a zero-width interval)
-        t_lo, t_hi = replications_ci([np.median(part) for part in np.split(x, np.cumsum(sizes)[:-1])],
-                                     center=p50)
+        run_medians = np.array([np.median(part) for part in np.split(x, np.cumsum(sizes)[:-1])])
+        run_cv = float(run_medians.std(ddof=1) / run_medians.mean())
+        t_lo, t_hi = replications_ci(run_medians, center=p50)
         b_lo, b_hi = np.percentile(block_bootstrap_medians(x, BOOTSTRAP_RESAMPLES, seed), [2.5, 97.5])
         lo, hi = min(t_lo, b_lo), max(t_hi, b_hi)
         block, method = None, (f"p50 +- Student t over the {len(sizes)} runs' medians (independent replications), "
                                "at least the pooled block-bootstrap interval")
     else:
-        block = _block(x)
+        run_cv, block = None, _block(x)
         boot = block_bootstrap_medians(x, BOOTSTRAP_RESAMPLES, seed, block)
         method = f"percentile, circular blocks of {block}" if block > 1 else "percentile, order-statistic draw"
         lo, hi = np.percentile(boot, [2.5, 97.5])
@@ -229,6 +232,7 @@ def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int
         "trimmed_mean": float(sps.trim_mean(x, 0.1)),
         "cv": std / mean if mean > 0 else None,
         "ci95_median": [float(lo), float(hi)],
+        "run_cv": run_cv,  # CV of the clusters' (runs') medians; None from one run
         "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": seed, "method": method, "block": block,
                       "clusters": sizes if len(sizes) >= 2 else None},  # resamples/seed: the block bootstrap's
     }
