@@ -23,19 +23,20 @@ def tiny_model() -> ProgramModule:
 
 def program_sha(recipe: str, model: torch.nn.Module, inputs: tuple, opts: RecipeOptions) -> str:
     edge = get_recipe(recipe).lower(model, inputs, opts)
-    return hashlib.sha256(edge.to_executorch().buffer).hexdigest()
+    with fast_lowering.faster_lowering():  # as harness.export serializes (looked up here: the tests swap it out)
+        return hashlib.sha256(edge.to_executorch().buffer).hexdigest()
 
 
 def lower_both_ways(monkeypatch, recipe, model, inputs, opts) -> tuple[str, str, list[tuple[str, bool]]]:
     """(sha with faster_lowering, sha with ExecuTorch's lowering as it is, which passes were asked and were idle)."""
     asked = []
-    real = fast_lowering.is_idle
+    real = fast_lowering.skips.is_idle
 
     def spy(name, ops):
         asked.append((name, real(name, ops)))
         return asked[-1][1]
 
-    monkeypatch.setattr(fast_lowering, "is_idle", spy)
+    monkeypatch.setattr(fast_lowering.skips, "is_idle", spy)
     fast = program_sha(recipe, model, inputs, opts)
     monkeypatch.setattr(fast_lowering, "faster_lowering", contextlib.nullcontext)
     plain = program_sha(recipe, model, inputs, opts)
@@ -132,3 +133,53 @@ def test_every_skippable_pass_is_in_xnnpacks_default_list():
 
     names = {p.__name__ for p in XNNPACKPassManager(None).passes}
     assert set(fast_lowering.REQUIRES_ALL) | set(fast_lowering.REQUIRES_ANY) <= names
+
+
+def test_delegate_evaluation_is_reused_when_serializing():
+    """to_executorch's passes each evaluate the delegate on fake tensors (the whole lowered graph again): once is
+    enough, and the program is the same (the sha tests above serialize inside faster_lowering)."""
+    model = tiny_model()
+    edge = get_recipe("int8").lower(model, example_inputs(16, model.model.config.vocab_size), RecipeOptions())
+    with fast_lowering.memoize_fake_ops() as memo:
+        edge.to_executorch()
+        assert any(key[0] == "executorch_call_delegate" for key in memo.entries)
+    assert memo.hits_by_op["executorch_call_delegate"] >= 1
+
+
+class TwoLinears(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(8, 8), torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        return (self.b(torch.relu(self.a(x))),)
+
+
+def test_settled_decompositions_skip_only_a_table_with_nothing_to_decompose():
+    from executorch.exir.program._program import _default_decomposition_table
+
+    table = _default_decomposition_table()
+    exported = torch.export.export(TwoLinears().eval(), (torch.randn(2, 8),), strict=False)
+
+    def linears(ep):
+        return sum(n.target == torch.ops.aten.linear.default for n in ep.graph.nodes)
+
+    with fast_lowering.skip_settled_decompositions() as skipped:
+        functional = exported.run_decompositions({})
+        assert linears(functional) == 2  # kept whole by the empty table
+        decomposed = functional.run_decompositions(table)  # settled, but linear is in the table: it must run
+        assert linears(decomposed) == 0 and decomposed is not functional and not skipped
+        again = decomposed.run_decompositions(table)  # settled and nothing of the table left: skipped
+        assert again is decomposed and len(skipped) == 1
+        fresh = torch.export.export(TwoLinears().eval(), (torch.randn(2, 8),), strict=False)
+        assert fresh.run_decompositions(table) is not fresh  # not from run_decompositions: never skipped
+    assert len(skipped) == 1
+
+
+def test_int8_lowering_skips_its_last_decomposition(monkeypatch):
+    """XNNPACK takes every linear, so ExecuTorch's final full-table decomposition has nothing to do."""
+    model = tiny_model()
+    monkeypatch.setattr(fast_lowering, "faster_lowering", contextlib.nullcontext)  # only the skip under test
+    with fast_lowering.skip_settled_decompositions() as skipped:
+        get_recipe("int8").lower(model, example_inputs(16, model.model.config.vocab_size), RecipeOptions())
+    assert len(skipped) == 1

@@ -1,54 +1,29 @@
-"""Faster XNNPACK lowering that changes no byte of the program: `faster_lowering()` around to_edge_transform_and_lower.
+"""Fake evaluations memoized: the same op on inputs of the same metadata gets fresh fake outputs of the same metadata.
 
-Lowering the full int8 MobileBERT took ~220 s here, almost all of it ExecuTorch re-tracing the ~5,900-node graph under
-fake tensors, once per pass (about 30 times). Two kinds of that work are pure waste, and this module removes them:
-
-1. Idle passes. XnnpackBackend.preprocess runs 17 passes, and each re-traces the whole graph even when it has
-   nothing to do (about 6 s each on int8 MobileBERT). Seven act only on ops an encoder never has (batch norm,
-   convolution, PReLU, bilinear upsampling, padding) or on the masked-SDPA pattern. Each is wrapped so that, when it
-   would run, it checks the graph and hands it back untouched if the ops it needs are absent.
-2. Repeated fake evaluation. Every re-trace computes each node's output metadata by running the op on fake tensors.
-   torchao's quantize/dequantize/choose_qparams and aten.linear are Python decompositions (1-2 ms each, 1,800 of them
-   per trace), yet their output shape, stride and dtype depend only on their inputs' metadata and arguments. Within
-   one lowering those results are memoized by exactly that, and a hit makes fresh fake tensors of the same metadata.
-
-Together: full int8 MobileBERT lowering + serialization 217 s -> 163 s on this machine, the same sha256
-(tests/test_fast_lowering.py compares programs with and without, for fp32, int8 and int8-static; export time per
-recipe is in benchmarks/results/quant_table.md).
-The trigger sets come from each pass's source in executorch 1.5.1 (pinned); the pattern passes' sets are checked
-against the patterns themselves in the tests, so a version whose patterns change fails there, not silently.
+Every re-trace computes each node's output metadata by running the op on fake tensors. torchao's
+quantize/dequantize/choose_qparams and aten.linear are Python decompositions (1-2 ms each, 1,800 of them per trace),
+and a delegate's fake evaluation runs its whole lowered graph again, yet their output shape, stride and dtype depend
+only on their inputs' metadata and arguments. Within one lowering those results are memoized by exactly that.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import torch
 
-# pass class name -> ops (by OpOverload name) of which the graph must contain ALL for the pass to possibly act
-REQUIRES_ALL: dict[str, frozenset[str]] = {
-    # its patterns are the masked SDPA decomposition: every one has these ops (tests check)
-    "ConvertToSDPAPass": frozenset({"aten.any.dim", "aten.where.self", "aten.logical_not.default",
-                                    "aten._softmax.default", "aten.bmm.default"}),
-    "ConvertToUpsampleBilinear2d": frozenset({"aten.upsample_bilinear2d.vec"}),
-}
-# pass class name -> ops of which the graph must contain ANY for the pass to possibly act
-REQUIRES_ANY: dict[str, frozenset[str]] = {
-    "FuseBatchNormPass": frozenset({"aten.native_batch_norm.default",
-                                    "aten._native_batch_norm_legit_no_training.default"}),
-    "DecomposeBatchNorm": frozenset({"aten.native_batch_norm.default",
-                                     "aten._native_batch_norm_legit_no_training.default"}),
-    "Conv1dUnsqueezePass": frozenset({"aten.convolution.default"}),
-    "PReLUReshapePass": frozenset({"aten._prelu_kernel.default"}),
-    "InsertPadQDQPass": frozenset({"aten.constant_pad_nd.default"}),
-}
-
 # ops whose fake evaluation is memoized: functional (fresh outputs, no aliasing), metadata set by inputs' metadata
 MEMO_OPS = frozenset({"torchao.choose_qparams_affine.default", "torchao.quantize_affine.default",
-                      "torchao.dequantize_affine.default", "aten.linear.default"})
+                      "torchao.dequantize_affine.default", "aten.linear.default",
+                      # a delegate's fake evaluation runs the whole lowered graph again (6 s on int8 MobileBERT)
+                      "executorch_call_delegate"})
+# of those, ops whose outputs' metadata never depends on input values, even for real (constant) tensor inputs: a
+# delegate runs a fixed graph (its fake evaluation gets real weights as inputs; outputs with data-dependent shapes
+# are symbolic, and those are never memoized)
+VALUE_BLIND_OPS = frozenset({"executorch_call_delegate"})
 
 
 def op_name(target: Any) -> str:
@@ -56,74 +31,31 @@ def op_name(target: Any) -> str:
     return str(target) if isinstance(target, torch._ops.OpOverload) else getattr(target, "__name__", str(target))
 
 
-def graph_ops(gm: torch.fx.GraphModule) -> set[str]:
-    """The op names (e.g. "aten.linear.default") the graph calls."""
-    return {op_name(n.target) for n in gm.graph.nodes if n.op == "call_function"}
-
-
-def is_idle(pass_name: str, ops: set[str]) -> bool:
-    """True when the named pass cannot act on a graph calling exactly `ops`."""
-    if pass_name in REQUIRES_ALL:
-        return not REQUIRES_ALL[pass_name] <= ops
-    if pass_name in REQUIRES_ANY:
-        return not REQUIRES_ANY[pass_name] & ops
-    return False
-
-
-@functools.lru_cache(maxsize=None)
-def _skippable(pass_cls: type) -> type:
-    from torch.fx.passes.infra.pass_base import PassResult
-
-    def call(self, graph_module):
-        if is_idle(pass_cls.__name__, graph_ops(graph_module)):
-            return PassResult(graph_module, False)
-        return pass_cls.call(self, graph_module)
-
-    return type(pass_cls.__name__, (pass_cls,), {"call": call, "__module__": __name__})
-
-
-@contextlib.contextmanager
-def skip_idle_passes() -> Iterator[None]:
-    """Within this block, XNNPACK's default pass list checks each trigger set before re-tracing."""
-    from executorch.backends.xnnpack import _passes
-
-    manager = _passes.XNNPACKPassManager
-    original = manager.__init__
-
-    def init(self, exported_program, passes=None):
-        original(self, exported_program, passes)
-        if not passes:  # the default list (a caller's own list is left as it is)
-            self.passes = [_skippable(p) if p.__name__ in REQUIRES_ALL or p.__name__ in REQUIRES_ANY else p
-                           for p in self.passes]
-
-    manager.__init__ = init
-    try:
-        yield
-    finally:
-        manager.__init__ = original
-
-
 class _NotMemoizable(Exception):
     pass
 
 
-def _meta_key(x: Any) -> tuple:
-    """What an op's fake output can depend on: tensor metadata (never values) and plain arguments."""
+def _meta_key(x: Any, real_by_metadata: bool = False) -> tuple:
+    """What an op's fake output can depend on: tensor metadata (never values) and plain arguments. A real tensor
+    makes the call unmemoizable (its values may be propagated) unless `real_by_metadata`."""
     from torch._subclasses.fake_tensor import FakeTensor
 
+    if real_by_metadata and isinstance(x, torch.Tensor) and not isinstance(x, FakeTensor):
+        return ("R", tuple(x.shape), tuple(x.stride()), x.dtype, str(x.device), x.storage_offset(), x.requires_grad)
     if isinstance(x, FakeTensor):
         if not all(isinstance(d, int) for d in (*x.shape, *x.stride(), x.storage_offset())):
             raise _NotMemoizable  # symbolic shapes: leave to the real evaluation
         if getattr(x, "constant", None) is not None:
             raise _NotMemoizable  # a fake carrying its real value (constant propagation): outputs may carry one too
-        return ("T", tuple(x.shape), tuple(x.stride()), x.dtype, str(x.device), x.storage_offset(),
-                x.requires_grad, id(x.fake_mode))
+        return ("T", tuple(x.shape), tuple(x.stride()), x.dtype, str(x.device), x.storage_offset(), x.requires_grad)
     if isinstance(x, torch.Tensor):
         raise _NotMemoizable
+    if isinstance(x, torch.nn.Module):  # a delegate's lowered module: the key holds it, so it is this very module
+        return ("M", x)
     if isinstance(x, (list, tuple)):
-        return (type(x).__name__, *(_meta_key(i) for i in x))
+        return (type(x).__name__, *(_meta_key(i, real_by_metadata) for i in x))
     if isinstance(x, dict):
-        return ("dict", *((k, _meta_key(v)) for k, v in sorted(x.items())))
+        return ("dict", *((k, _meta_key(v, real_by_metadata)) for k, v in sorted(x.items())))
     if x is None or isinstance(x, (bool, int, float, str, torch.dtype, torch.device)):
         return (type(x).__name__, x)
     raise _NotMemoizable
@@ -137,6 +69,8 @@ def _spec(t: Any, inputs: list) -> tuple | None:
 
     if not isinstance(t, FakeTensor) or getattr(t, "constant", None) is not None or t.storage_offset() != 0:
         return None
+    if not all(isinstance(d, int) for d in (*t.shape, *t.stride())):
+        return None  # symbolic: belongs to its shape environment
     storage = StorageWeakRef(t.untyped_storage())
     if any(StorageWeakRef(i.untyped_storage()) == storage for i in inputs):
         return None
@@ -150,6 +84,7 @@ class Memo:
     entries: dict = field(default_factory=dict)
     hits: int = 0
     misses: int = 0
+    hits_by_op: Counter = field(default_factory=Counter)
 
 
 def _memoized_call(memo: Memo, name: str, call, args, kwargs):
@@ -162,23 +97,25 @@ def _memoized_call(memo: Memo, name: str, call, args, kwargs):
     if not fakes or torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.PROXY) is not None:
         return call()
     try:
-        key = (name, torch.is_grad_enabled(), _meta_key(args), _meta_key(kwargs))
+        by_metadata = name in VALUE_BLIND_OPS
+        key = (name, torch.is_grad_enabled(), _meta_key(args, by_metadata), _meta_key(kwargs, by_metadata))
     except _NotMemoizable:
         return call()
     hit = memo.entries.get(key)
     if hit is not None:
         memo.hits += 1
-        mode, many, specs = hit
-        with mode:
+        memo.hits_by_op[name] += 1
+        many, specs = hit
+        with fakes[0].fake_mode:  # this pass's fake mode (each pass has its own; metadata does not depend on it)
             made = [torch.empty_strided(shape, stride, dtype=dtype, device=device, requires_grad=grad)
                     for shape, stride, dtype, device, grad in specs]
-        return tuple(made) if many else made[0]
+        return many(made) if many else made[0]
     out = call()
     memo.misses += 1
-    many = isinstance(out, tuple)
+    many = type(out) if type(out) in (tuple, list) else None
     specs = [_spec(t, fakes) for t in (out if many else (out,))]
     if all(s is not None for s in specs):
-        memo.entries[key] = (fakes[0].fake_mode, many, specs)
+        memo.entries[key] = (many, specs)
     return out
 
 
@@ -241,10 +178,3 @@ def memoize_fake_ops() -> Iterator[Memo]:
             cls._fx = original
         exported_program._get_decomp_for_cia = get_cia
         memo.entries.clear()
-
-
-@contextlib.contextmanager
-def faster_lowering() -> Iterator[None]:
-    """Both speed-ups; the program written is byte-identical to ExecuTorch's own lowering."""
-    with skip_idle_passes(), memoize_fake_ops():
-        yield

@@ -1,0 +1,136 @@
+"""torch's per-pass bookkeeping done once instead of again and again: provenance records, generated code, signature maps.
+
+Around the re-traces themselves, every pass pays for three kinds of bookkeeping whose cost grows with the graph (and
+one with the number of passes before it). On int8 MobileBERT each is 9-12 s of a lowering, and each result is
+the same as what it replaces, so the program is unchanged:
+
+1. `share_provenance`: each node's provenance record deep-copies the whole chain of records before it.
+2. `reuse_compiled_code`: every `GraphModule.recompile` compiles its generated Python anew; a lowering compiles ~195
+   sources of which ~26 differ.
+3. `cache_signature_maps`: `graph_signature.inputs_to_parameters` (and buffers, constants) rebuilds a dict over all
+   ~1,000 inputs on each call, and is called per node (`is_param`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import types
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def share_provenance() -> Iterator[None]:
+    """Within this block, a node's provenance record (torch.fx.traceback.NodeSource, made for every node on every
+    re-trace) shares its ancestors' records instead of deep-copying them.
+
+    Each record holds a copy of the chain of records before it, so a deep copy costs as much as the chain is long:
+    the n-th pass pays n times per node. Nothing changes a record once it is made (readers walk the chain: debug
+    handles, the inspector), so sharing is the same chain at no cost."""
+    from torch.fx.traceback import NodeSource
+
+    original = NodeSource.__init__
+
+    def __init__(self, node=None, pass_name="", action=None):
+        original(self, None, pass_name, action)
+        if node:
+            self.node_info = self.NodeInfo(name=node.name, target=str(node.target), graph_id=id(node.graph))
+            self.from_node = copy.copy(node.meta["from_node"]) if "from_node" in node.meta else []
+
+    NodeSource.__init__ = __init__
+    try:
+        yield
+    finally:
+        NodeSource.__init__ = original
+
+
+def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
+    """The code object compile() would make from the same source under another file name (nested code too)."""
+    consts = tuple(_renamed(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+@contextlib.contextmanager
+def reuse_compiled_code() -> Iterator[dict]:
+    """Within this block, torch.fx compiles each distinct generated source once (yields the cache: source -> code).
+
+    A hit is renamed to the fresh file name torch registered for it (its source stays retrievable for tracebacks), so
+    the function made is the one a fresh compile would make."""
+    from torch.fx import graph_module
+
+    original = graph_module._exec_with_source
+    compiled: dict[str, types.CodeType] = {}
+
+    def _exec_with_source(src, globals, co_fields=None):
+        key = graph_module._loader.cache(src, globals, co_fields)
+        code = compiled.get(src)
+        if code is None:
+            code = compiled[src] = compile(src, key, "exec", dont_inherit=True)
+        elif code.co_filename != key:
+            code = _renamed(code, key)
+        exec(code, globals)
+
+    graph_module._exec_with_source = _exec_with_source
+    try:
+        yield compiled
+    finally:
+        graph_module._exec_with_source = original
+        compiled.clear()
+
+
+SIGNATURE_MAPS = ("inputs_to_parameters", "inputs_to_buffers", "inputs_to_lifted_tensor_constants",
+                  "inputs_to_lifted_custom_objs")
+
+
+@contextlib.contextmanager
+def cache_signature_maps() -> Iterator[dict]:
+    """Within this block, ExportGraphSignature's input maps are built once per state of the signature.
+
+    The state is tracked, not guessed: any attribute set on a signature, input spec or argument (passes rename
+    arguments in place) moves a version counter, and the input list's identity and its elements' identities are
+    part of the key, so a list edited in place misses too. Yields the cache (for tests)."""
+    from torch.export import graph_signature as gs
+
+    classes = [c for c in vars(gs).values()
+               if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == gs.__name__]
+    version = [0]
+    cache: dict = {}
+
+    def counting(setattr_):
+        def __setattr__(self, name, value):
+            version[0] += 1
+            setattr_(self, name, value)
+
+        return __setattr__
+
+    def cached(name, prop):
+        def get(self):
+            specs = self.input_specs
+            stamp = (version[0], id(specs), tuple(map(id, specs)))
+            hit = cache.get((id(self), name))
+            if hit is not None and hit[0] is self and hit[1] == stamp:
+                return hit[2]
+            value = prop.fget(self)
+            cache[(id(self), name)] = (self, stamp, value)  # holds self: its id cannot be reused meanwhile
+            return value
+
+        return property(get, doc=prop.__doc__)
+
+    setattrs = {c: c.__dict__.get("__setattr__") for c in classes}
+    props = {name: gs.ExportGraphSignature.__dict__[name] for name in SIGNATURE_MAPS}
+    for c in classes:
+        c.__setattr__ = counting(c.__setattr__)
+    for name, prop in props.items():
+        setattr(gs.ExportGraphSignature, name, cached(name, prop))
+    try:
+        yield cache
+    finally:
+        for name, prop in props.items():
+            setattr(gs.ExportGraphSignature, name, prop)
+        for c, own in setattrs.items():
+            if own is None:
+                del c.__setattr__
+            else:
+                c.__setattr__ = own
+        cache.clear()
