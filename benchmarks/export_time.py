@@ -1,0 +1,98 @@
+"""What harness/fast_lowering saves: the full-size export of one recipe with and without it, stage by stage, and
+proof that the program is the same (sha256).
+
+    .venv/bin/python benchmarks/export_time.py [--recipe int8] [--model mobilebert] [--seq-len 128]
+
+Each mode runs in its own process (its peak RSS is its own), one after the other (never side by side).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import write_table  # noqa: E402
+
+MODES = ("plain", "fast")  # ExecuTorch's lowering as it is; the same inside harness.fast_lowering.faster_lowering
+
+
+def export_one(a, mode: str) -> dict:
+    """Child process: lower and serialize like harness.export does, timing each stage."""
+    import torch
+
+    torch.set_num_threads(2)
+    from executorch.backends.xnnpack.utils.configs import get_xnnpack_executorch_backend_config
+
+    from harness import fast_lowering
+    from harness.console import silence_libraries
+    from harness.export import ProgramModule, example_inputs
+    from harness.recipes import RecipeOptions, get_recipe
+    from model.config import get_preset
+    from model.mobilebert import MobileBertForSequenceClassification
+
+    silence_libraries()
+    if mode == "plain":
+        fast_lowering.faster_lowering = contextlib.nullcontext  # Recipe.lower looks it up at call time
+    torch.manual_seed(0)
+    cfg = get_preset(a.model)
+    model = ProgramModule(MobileBertForSequenceClassification(cfg), "sequence_classification").eval()
+    inputs = example_inputs(a.seq_len, cfg.vocab_size)
+    t0 = time.perf_counter()
+    edge = get_recipe(a.recipe).lower(model, inputs, RecipeOptions())
+    t1 = time.perf_counter()
+    with fast_lowering.faster_lowering():
+        program = edge.to_executorch(get_xnnpack_executorch_backend_config()).buffer
+    t2 = time.perf_counter()
+    return {"lower_s": t1 - t0, "serialize_s": t2 - t1, "total_s": t2 - t0,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "sha256": hashlib.sha256(program).hexdigest(), "bytes": len(program)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--recipe", default="int8")
+    ap.add_argument("--model", default="mobilebert")
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.one:
+        print("RESULT " + json.dumps(export_one(a, a.one)))
+        return
+    got = {}
+    for mode in MODES:
+        cmd = [sys.executable, __file__, "--one", mode, "--recipe", a.recipe, "--model", a.model,
+               "--seq-len", str(a.seq_len)]
+        p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        line = next((ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")), None)
+        if p.returncode or line is None:
+            sys.exit(f"{mode} export failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
+        got[mode] = json.loads(line.removeprefix("RESULT "))
+    plain, fast = got["plain"], got["fast"]
+    rows = [[mode, f"{r['lower_s']:.1f}", f"{r['serialize_s']:.1f}", f"{r['total_s']:.1f}", f"{r['peak_rss_mb']:.0f}",
+             r["sha256"][:16], r["bytes"]] for mode, r in got.items()]
+    same = plain["sha256"] == fast["sha256"]
+    notes = [f"fast / plain export time: {fast['total_s'] / plain['total_s']:.2f} "
+             f"({plain['total_s']:.0f} s -> {fast['total_s']:.0f} s)",
+             "same program, byte for byte" if same else "PROGRAMS DIFFER: fast_lowering changed the output",
+             "lower = quantize + torch.export + to_edge_transform_and_lower (what `harness export` times before "
+             "serializing); serialize = to_executorch; plain runs both stages exactly as ExecuTorch and torch "
+             "ship them; untrained (random) weights, which do not change the work"]
+    write_table(f"export_time_{a.recipe}", f"Export time with and without fast_lowering, {a.model} {a.recipe}, "
+                f"seq {a.seq_len}", " ".join(["python benchmarks/export_time.py", *sys.argv[1:]]),
+                ["mode", "lower s", "serialize s", "total s", "peak RSS MB", "sha256", "bytes"], rows, notes)
+    if not same:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
