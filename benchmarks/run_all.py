@@ -1,4 +1,4 @@
-"""`make bench`: every benchmark table, written to benchmarks/results/. Full-size and slow (~20-30 min here)."""
+"""`make bench`: every benchmark table, written to benchmarks/results/. Full-size and slow (~30-40 min here)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ SCRIPTS = [
     ["-m", "model.params"],
     [str(HERE / "eager_vs_program.py")],
     [str(HERE / "quant_table.py")],
+    [str(HERE / "export_time.py")],
     [str(HERE / "runner_vs_python.py")],
     [str(HERE / "stability.py")],
     [str(HERE / "train_throughput.py")],
