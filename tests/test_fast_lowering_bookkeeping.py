@@ -42,10 +42,10 @@ def test_compiled_code_is_reused_under_each_fresh_file_name():
         first = gm.forward.__code__.co_filename
         gm.recompile()
         second = gm.forward.__code__.co_filename
-        assert len(compiled) == 1  # one source, compiled once
+        assert (compiled.compiles, compiled.distinct) == (2, 1)  # one source, compiled once
         gm.graph.call_function(torch.neg, (next(iter(gm.graph.nodes)),))  # a different source compiles anew
         gm.recompile()
-        assert len(compiled) == 2
+        assert (compiled.compiles, compiled.distinct) == (3, 2)
     assert first != second  # each recompile has its own name, and its source behind it (tracebacks show it)
     assert "relu" in graph_module._loader.get_source(second)
     assert torch.equal(gm(x), torch.relu(x) * 2)
@@ -78,7 +78,7 @@ def test_signature_maps_follow_every_edit(mutations):
         return {name: dict(prop.fget(sig)) for name, prop in props.items()}
 
     pool = {name: spec(name, "BUFFER") for name in ("p0", "p1", "p2", "p3", "p4", "p5")}  # made before: no setattr
-    with fast_lowering.cache_signature_maps():
+    with fast_lowering.cache_signature_maps() as counts:
         sig = ExportGraphSignature([spec("a"), spec("b", "BUFFER"), spec("c")], [])
         for m in mutations:
             specs = sig.input_specs
@@ -100,7 +100,9 @@ def test_signature_maps_follow_every_edit(mutations):
                 sig.input_specs = list(reversed(specs))
             seen = {name: dict(getattr(sig, name)) for name in props}
             assert seen == fresh(sig)
+            hits = counts.hits
             assert getattr(sig, "inputs_to_parameters") is getattr(sig, "inputs_to_parameters")  # cached between edits
+            assert counts.hits == hits + 2
     assert all(ExportGraphSignature.__dict__[name] is prop for name, prop in props.items())  # restored
 
 

@@ -20,21 +20,39 @@ is in benchmarks/results/quant_table.md; docs/quantization.md#export-time has th
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import Iterator
 
-from harness.fast_lowering.bookkeeping import cache_signature_maps, reuse_compiled_code, share_provenance
+from harness.fast_lowering.bookkeeping import (CompiledCode, SignatureMaps, cache_signature_maps, reuse_compiled_code,
+                                               share_provenance)
 from harness.fast_lowering.memo import MEMO_OPS, Memo, memoize_fake_ops, op_name
 from harness.fast_lowering.skips import (REQUIRES_ALL, REQUIRES_ANY, graph_ops, is_idle, skip_idle_passes,
                                          skip_settled_decompositions)
 
-__all__ = ["MEMO_OPS", "Memo", "REQUIRES_ALL", "REQUIRES_ANY", "cache_signature_maps", "faster_lowering", "graph_ops",
-           "is_idle", "memoize_fake_ops", "op_name", "reuse_compiled_code", "share_provenance", "skip_idle_passes",
-           "skip_settled_decompositions"]
+__all__ = ["CompiledCode", "MEMO_OPS", "Memo", "REQUIRES_ALL", "REQUIRES_ANY", "Savings", "SignatureMaps",
+           "cache_signature_maps", "faster_lowering", "graph_ops", "is_idle", "memoize_fake_ops", "op_name",
+           "reuse_compiled_code", "share_provenance", "skip_idle_passes", "skip_settled_decompositions"]
+
+
+@dataclasses.dataclass
+class Savings:
+    """What one faster_lowering block saved, counted (benchmarks/export_time.py prints it)."""
+
+    memo: Memo
+    skipped_decompositions: list
+    compiled: CompiledCode
+    signature_maps: SignatureMaps
+
+    def summary(self) -> dict[str, int]:
+        return {"fake evaluations reused": self.memo.hits, "fake evaluations made": self.memo.misses,
+                "decompositions skipped": len(self.skipped_decompositions), "compiles": self.compiled.compiles,
+                "distinct sources compiled": self.compiled.distinct,
+                "signature maps reused": self.signature_maps.hits, "signature maps built": self.signature_maps.misses}
 
 
 @contextlib.contextmanager
-def faster_lowering() -> Iterator[None]:
+def faster_lowering() -> Iterator[Savings]:
     """Every speed-up above; the program written is byte-identical to ExecuTorch's own lowering."""
-    with (skip_idle_passes(), skip_settled_decompositions(), memoize_fake_ops(), share_provenance(),
-          reuse_compiled_code(), cache_signature_maps()):
-        yield
+    with (skip_idle_passes(), skip_settled_decompositions() as skipped, memoize_fake_ops() as memo,
+          share_provenance(), reuse_compiled_code() as compiled, cache_signature_maps() as maps):
+        yield Savings(memo, skipped, compiled, maps)

@@ -1,14 +1,14 @@
 """torch's per-pass bookkeeping done once instead of again and again: provenance records, generated code, signature maps.
 
 Around the re-traces themselves, every pass pays for three kinds of bookkeeping whose cost grows with the graph (and
-one with the number of passes before it). On int8 MobileBERT each is 9-12 s of a lowering, and each result is
-the same as what it replaces, so the program is unchanged:
+one with the number of passes before it). Each result here is the same as what it replaces, so the program is
+unchanged (benchmarks/export_time.py counts each kind in a full export):
 
 1. `share_provenance`: each node's provenance record deep-copies the whole chain of records before it.
-2. `reuse_compiled_code`: every `GraphModule.recompile` compiles its generated Python anew; a lowering compiles ~195
-   sources of which ~26 differ.
+2. `reuse_compiled_code`: every `GraphModule.recompile` compiles its generated Python anew, though most of a
+   lowering's compiles repeat a source already compiled.
 3. `cache_signature_maps`: `graph_signature.inputs_to_parameters` (and buffers, constants) rebuilds a dict over all
-   ~1,000 inputs on each call, and is called per node (`is_param`).
+   the program's inputs on each call, and is called per node (`is_param`).
 """
 
 from __future__ import annotations
@@ -51,51 +51,71 @@ def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
     return code.replace(co_filename=filename, co_consts=consts)
 
 
+@dataclasses.dataclass
+class CompiledCode:
+    """Compiles asked for within the block, and how many distinct sources they had (compiled once each)."""
+
+    compiles: int = 0
+    distinct: int = 0
+    sources: dict = dataclasses.field(default_factory=dict)  # source -> code, while the block lasts
+
+
 @contextlib.contextmanager
-def reuse_compiled_code() -> Iterator[dict]:
-    """Within this block, torch.fx compiles each distinct generated source once (yields the cache: source -> code).
+def reuse_compiled_code() -> Iterator[CompiledCode]:
+    """Within this block, torch.fx compiles each distinct generated source once.
 
     A hit is renamed to the fresh file name torch registered for it (its source stays retrievable for tracebacks), so
     the function made is the one a fresh compile would make."""
     from torch.fx import graph_module
 
     original = graph_module._exec_with_source
-    compiled: dict[str, types.CodeType] = {}
+    seen = CompiledCode()
 
     def _exec_with_source(src, globals, co_fields=None):
         key = graph_module._loader.cache(src, globals, co_fields)
-        code = compiled.get(src)
+        seen.compiles += 1
+        code = seen.sources.get(src)
         if code is None:
-            code = compiled[src] = compile(src, key, "exec", dont_inherit=True)
+            code = seen.sources[src] = compile(src, key, "exec", dont_inherit=True)
+            seen.distinct += 1
         elif code.co_filename != key:
             code = _renamed(code, key)
         exec(code, globals)
 
     graph_module._exec_with_source = _exec_with_source
     try:
-        yield compiled
+        yield seen
     finally:
         graph_module._exec_with_source = original
-        compiled.clear()
+        seen.sources.clear()
 
 
 SIGNATURE_MAPS = ("inputs_to_parameters", "inputs_to_buffers", "inputs_to_lifted_tensor_constants",
                   "inputs_to_lifted_custom_objs")
 
 
+@dataclasses.dataclass
+class SignatureMaps:
+    """Input maps asked for within the block: answered from the cache (hits) or built (misses)."""
+
+    hits: int = 0
+    misses: int = 0
+
+
 @contextlib.contextmanager
-def cache_signature_maps() -> Iterator[dict]:
+def cache_signature_maps() -> Iterator[SignatureMaps]:
     """Within this block, ExportGraphSignature's input maps are built once per state of the signature.
 
     The state is tracked, not guessed: any attribute set on a signature, input spec or argument (passes rename
     arguments in place) moves a version counter, and the input list's identity and its elements' identities are
-    part of the key, so a list edited in place misses too. Yields the cache (for tests)."""
+    part of the key, so a list edited in place misses too."""
     from torch.export import graph_signature as gs
 
     classes = [c for c in vars(gs).values()
                if isinstance(c, type) and dataclasses.is_dataclass(c) and c.__module__ == gs.__name__]
     version = [0]
     cache: dict = {}
+    counts = SignatureMaps()
 
     def counting(setattr_):
         def __setattr__(self, name, value):
@@ -110,7 +130,9 @@ def cache_signature_maps() -> Iterator[dict]:
             stamp = (version[0], id(specs), tuple(map(id, specs)))
             hit = cache.get((id(self), name))
             if hit is not None and hit[0] is self and hit[1] == stamp:
+                counts.hits += 1
                 return hit[2]
+            counts.misses += 1
             value = prop.fget(self)
             cache[(id(self), name)] = (self, stamp, value)  # holds self: its id cannot be reused meanwhile
             return value
@@ -124,7 +146,7 @@ def cache_signature_maps() -> Iterator[dict]:
     for name, prop in props.items():
         setattr(gs.ExportGraphSignature, name, cached(name, prop))
     try:
-        yield cache
+        yield counts
     finally:
         for name, prop in props.items():
             setattr(gs.ExportGraphSignature, name, prop)

@@ -18,7 +18,7 @@ import torch
 # ops whose fake evaluation is memoized: functional (fresh outputs, no aliasing), metadata set by inputs' metadata
 MEMO_OPS = frozenset({"torchao.choose_qparams_affine.default", "torchao.quantize_affine.default",
                       "torchao.dequantize_affine.default", "aten.linear.default",
-                      # a delegate's fake evaluation runs the whole lowered graph again (6 s on int8 MobileBERT)
+                      # a delegate's fake evaluation runs the whole lowered graph again
                       "executorch_call_delegate"})
 # of those, ops whose outputs' metadata never depends on input values, even for real (constant) tensor inputs: a
 # delegate runs a fixed graph (its fake evaluation gets real weights as inputs; outputs with data-dependent shapes

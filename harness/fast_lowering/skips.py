@@ -96,7 +96,7 @@ def skip_settled_decompositions() -> Iterator[list]:
 
     ExecuTorch's XNNPACK path decomposes three times: functionalize, decompose all but the ops XNNPACK keeps, then,
     once the kept ops that XNNPACK takes are renamed out of the table's reach, decompose with the full table. When
-    every kept op was taken, that last full re-trace (~20 s on int8 MobileBERT) has nothing left to decompose:
+    every kept op was taken, that last full re-trace (the slowest of the three) has nothing left to decompose:
     ExecuTorch itself skips that case on its other path ("safe to skip when none of those targets occur")."""
     from executorch.exir.graph_module import contains_any_call_fn_target_op
     from torch.export import ExportedProgram
