@@ -23,7 +23,7 @@ from harness import versions
 from harness.console import native_stderr_silenced
 from harness.errors import BadInput, ExportError
 from harness.manifest import InputSpec, ProgramManifest, manifest_path, sha256_file
-from harness.recipes import RecipeOptions, get_recipe
+from harness.recipes import RecipeOptions, get_recipe, serialize
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 HEADS = ("sequence_classification", "question_answering", "masked_lm", "base")
@@ -234,12 +234,7 @@ def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, p
     summary = delegation.summarize(edge.exported_program().graph_module)
     delegation.check(summary, req.options.allow_partial)
     progress("serializing program")
-    from executorch.backends.xnnpack.utils.configs import get_xnnpack_executorch_backend_config
-
-    from harness.fast_lowering import faster_lowering
-
-    with faster_lowering():  # its passes re-evaluate the delegate on fake tensors: memoized like lowering's
-        et = edge.to_executorch(get_xnnpack_executorch_backend_config())
+    et = serialize(edge)
     seconds = time.perf_counter() - t0
     pte.parent.mkdir(parents=True, exist_ok=True)
     tmp = pte.with_name(pte.name + f".tmp{os.getpid()}")

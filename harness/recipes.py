@@ -92,6 +92,16 @@ class Recipe:
             )
 
 
+def serialize(edge):
+    """A recipe's lowered EdgeProgramManager -> the ExecutorchProgramManager `harness export` writes."""
+    from executorch.backends.xnnpack.utils.configs import get_xnnpack_executorch_backend_config
+
+    from harness.fast_lowering import faster_lowering  # looked up here: tests and benchmarks swap it out
+
+    with faster_lowering():  # its passes re-evaluate the delegate on fake tensors: memoized like lowering's
+        return edge.to_executorch(get_xnnpack_executorch_backend_config())
+
+
 class Fp32(Recipe):
     name = "fp32"
     description = "float32 weights and activations, XNNPACK"

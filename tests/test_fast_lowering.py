@@ -10,7 +10,7 @@ import torch
 
 from harness import fast_lowering
 from harness.export import ProgramModule, example_inputs
-from harness.recipes import RecipeOptions, get_recipe
+from harness.recipes import RecipeOptions, get_recipe, serialize
 from model.config import get_preset
 from model.mobilebert import MobileBertForSequenceClassification
 
@@ -23,8 +23,7 @@ def tiny_model() -> ProgramModule:
 
 def program_sha(recipe: str, model: torch.nn.Module, inputs: tuple, opts: RecipeOptions) -> str:
     edge = get_recipe(recipe).lower(model, inputs, opts)
-    with fast_lowering.faster_lowering():  # as harness.export serializes (looked up here: the tests swap it out)
-        return hashlib.sha256(edge.to_executorch().buffer).hexdigest()
+    return hashlib.sha256(serialize(edge).buffer).hexdigest()  # as harness.export writes it
 
 
 def lower_both_ways(monkeypatch, recipe, model, inputs, opts) -> tuple[str, str, list[tuple[str, bool]]]:

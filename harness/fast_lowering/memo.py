@@ -35,19 +35,28 @@ class _NotMemoizable(Exception):
     pass
 
 
+def _layout(t: torch.Tensor) -> tuple | None:
+    """(shape, stride, dtype, device, storage offset, requires_grad), or None when any size is symbolic."""
+    shape, stride, offset = tuple(t.shape), tuple(t.stride()), t.storage_offset()
+    if not all(isinstance(d, int) for d in (*shape, *stride, offset)):
+        return None
+    return shape, stride, t.dtype, t.device, offset, t.requires_grad
+
+
 def _meta_key(x: Any, real_by_metadata: bool = False) -> tuple:
     """What an op's fake output can depend on: tensor metadata (never values) and plain arguments. A real tensor
     makes the call unmemoizable (its values may be propagated) unless `real_by_metadata`."""
     from torch._subclasses.fake_tensor import FakeTensor
 
     if real_by_metadata and isinstance(x, torch.Tensor) and not isinstance(x, FakeTensor):
-        return ("R", tuple(x.shape), tuple(x.stride()), x.dtype, str(x.device), x.storage_offset(), x.requires_grad)
+        return ("R", *_layout(x))
     if isinstance(x, FakeTensor):
-        if not all(isinstance(d, int) for d in (*x.shape, *x.stride(), x.storage_offset())):
+        layout = _layout(x)
+        if layout is None:
             raise _NotMemoizable  # symbolic shapes: leave to the real evaluation
         if getattr(x, "constant", None) is not None:
             raise _NotMemoizable  # a fake carrying its real value (constant propagation): outputs may carry one too
-        return ("T", tuple(x.shape), tuple(x.stride()), x.dtype, str(x.device), x.storage_offset(), x.requires_grad)
+        return ("T", *layout)
     if isinstance(x, torch.Tensor):
         raise _NotMemoizable
     if isinstance(x, torch.nn.Module):  # a delegate's lowered module: the key holds it, so it is this very module
@@ -62,19 +71,20 @@ def _meta_key(x: Any, real_by_metadata: bool = False) -> tuple:
 
 
 def _spec(t: Any, inputs: list) -> tuple | None:
-    """How to remake output t, or None when a fresh tensor would not be the same thing (a view of an input, an
-    offset into storage, a carried constant)."""
+    """How to remake output t (its `_layout`), or None when a fresh tensor would not be the same thing (symbolic,
+    a view of an input, an offset into storage, a carried constant)."""
     from torch._subclasses.fake_tensor import FakeTensor
     from torch.multiprocessing.reductions import StorageWeakRef
 
-    if not isinstance(t, FakeTensor) or getattr(t, "constant", None) is not None or t.storage_offset() != 0:
+    if not isinstance(t, FakeTensor) or getattr(t, "constant", None) is not None:
         return None
-    if not all(isinstance(d, int) for d in (*t.shape, *t.stride())):
-        return None  # symbolic: belongs to its shape environment
+    layout = _layout(t)
+    if layout is None or layout[4] != 0:
+        return None
     storage = StorageWeakRef(t.untyped_storage())
     if any(StorageWeakRef(i.untyped_storage()) == storage for i in inputs):
         return None
-    return tuple(t.shape), tuple(t.stride()), t.dtype, t.device, t.requires_grad
+    return layout
 
 
 @dataclass
@@ -82,9 +92,12 @@ class Memo:
     """Fake outputs by (op, input metadata); hits and misses say how much re-evaluation was saved."""
 
     entries: dict = field(default_factory=dict)
-    hits: int = 0
     misses: int = 0
     hits_by_op: Counter = field(default_factory=Counter)
+
+    @property
+    def hits(self) -> int:
+        return sum(self.hits_by_op.values())
 
 
 def _memoized_call(memo: Memo, name: str, call, args, kwargs):
@@ -103,12 +116,11 @@ def _memoized_call(memo: Memo, name: str, call, args, kwargs):
         return call()
     hit = memo.entries.get(key)
     if hit is not None:
-        memo.hits += 1
         memo.hits_by_op[name] += 1
         many, specs = hit
         with fakes[0].fake_mode:  # this pass's fake mode (each pass has its own; metadata does not depend on it)
             made = [torch.empty_strided(shape, stride, dtype=dtype, device=device, requires_grad=grad)
-                    for shape, stride, dtype, device, grad in specs]
+                    for shape, stride, dtype, device, _, grad in specs]
         return many(made) if many else made[0]
     out = call()
     memo.misses += 1
