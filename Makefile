@@ -25,6 +25,7 @@ demo: venv system-deps
 	$(BIN)/harness --results $(RESULTS) demo
 
 test: venv system-deps
+	$(BIN)/lint-imports  # the layers in pyproject.toml: no upward import, no cycle
 	$(BIN)/python -m pytest -q tests
 
 test-slow: venv system-deps

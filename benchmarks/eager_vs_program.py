@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from benchmarks.common import median, time_ms, write_table  # noqa: E402
-from harness.console import silence_libraries  # noqa: E402
+from harness.common.console import silence_libraries  # noqa: E402
 
 
 def main() -> None:
@@ -29,8 +29,8 @@ def main() -> None:
     a = ap.parse_args()
     silence_libraries()
     torch.set_num_threads(2)
-    from harness import bench
-    from harness.export import ExportRequest, ProgramModule, build_model, example_inputs, export
+    from harness.run import measure
+    from harness.export.exporter import ExportRequest, ProgramModule, build_model, example_inputs, export
 
     req = ExportRequest(model=a.model, seq_len=a.seq_len)  # the same key as `harness export`: cache hit
     model, head, hf, _ = build_model(req)
@@ -53,7 +53,7 @@ def main() -> None:
 
     res = export(req, a.results)
     for runner in ("native", "python"):
-        rec = bench.run(bench.RunRequest(program=res.program, device="host", runner=runner, threads=2,
+        rec = measure.run(measure.RunRequest(program=res.program, device="host", runner=runner, threads=2,
                                          warmup=10, iterations=a.iterations * 2), a.results)
         if rec.status == "failed":
             rows.append([f"ExecuTorch XNNPACK fp32 ({runner} runner)", "failed: " + str(rec.error), ""])

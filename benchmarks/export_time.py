@@ -23,18 +23,18 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import write_table  # noqa: E402
 
-MODES = ("plain", "fast")  # ExecuTorch's lowering as it is; the same inside harness.fast_lowering.faster_lowering
+MODES = ("plain", "fast")  # ExecuTorch's lowering as it is; the same inside harness.export.fast_lowering.faster_lowering
 
 
 def export_one(a, mode: str) -> dict:
-    """Child process: lower and serialize like harness.export does, timing each stage."""
+    """Child process: lower and serialize like harness.export.exporter does, timing each stage."""
     import torch
 
     torch.set_num_threads(2)
-    from harness import fast_lowering
-    from harness.console import silence_libraries
-    from harness.export import ProgramModule, example_inputs
-    from harness.recipes import RecipeOptions, get_recipe, serialize
+    from harness.export import fast_lowering
+    from harness.common.console import silence_libraries
+    from harness.export.exporter import ProgramModule, example_inputs
+    from harness.export.recipes import RecipeOptions, get_recipe, serialize
     from model.config import get_preset
     from model.mobilebert import MobileBertForSequenceClassification
 

@@ -38,11 +38,11 @@ def export_one(a, label: str) -> dict:
     import torch
 
     torch.set_num_threads(2)
-    from harness.console import silence_libraries
+    from harness.common.console import silence_libraries
 
     silence_libraries()
-    from harness.export import ExportRequest, export
-    from harness.recipes import RecipeOptions
+    from harness.export.exporter import ExportRequest, export
+    from harness.export.recipes import RecipeOptions
 
     recipe, extra = VARIANTS[label]
     req = ExportRequest(model=a.model, recipe=recipe, seq_len=a.seq_len, options=RecipeOptions(**extra),
@@ -56,7 +56,7 @@ def program_runner(program: str, inputs):
     """One inference of the program through executorch.runtime (2-thread XNNPACK threadpool)."""
     import executorch.kernels.quantized  # noqa: F401
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
-    from harness.program import load_forward
+    from harness.export.program import load_forward
 
     _unsafe_reset_threadpool(2)
     method = load_forward(program)
@@ -81,7 +81,7 @@ def ort_int8_runner(a, inputs):
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from harness.export import ExportRequest, ProgramModule, build_model
+    from harness.export.exporter import ExportRequest, ProgramModule, build_model
 
     model, head, _, _ = build_model(ExportRequest(model=a.model, seq_len=a.seq_len))
     wrapper = ProgramModule(model, head).eval()
@@ -117,10 +117,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)  # executorch's own threadpool does the work; keep torch's threads out of the way
-    from harness.console import silence_libraries
+    from harness.common.console import silence_libraries
 
     silence_libraries()
-    from harness.export import example_inputs
+    from harness.export.exporter import example_inputs
 
     rows, got, inputs = [], {}, None
     labels = a.recipes.split(",")

@@ -15,6 +15,7 @@ SCRIPTS = [
     [str(HERE / "runner_vs_python.py")],
     [str(HERE / "stability.py")],
     [str(HERE / "train_throughput.py")],
+    [str(HERE / "cli_startup.py")],
 ]
 
 

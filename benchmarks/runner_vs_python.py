@@ -23,20 +23,20 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import RESULTS, write_table  # noqa: E402
-from harness.console import silence_libraries  # noqa: E402
+from harness.common.console import silence_libraries  # noqa: E402
 
 MIB = 1024  # the runners report kB; every memory figure here is MiB (2**20 bytes), program sizes included
 BUDGET_MIB = 40  # issue #4: peak RSS <= program size + 40 MB
 
 
 def latency_pairs(program: Path, a, results: Path) -> list[dict]:
-    from harness import bench
+    from harness.run import measure
 
     rows = []
     for i in range(a.pairs):
         pair = {}
         for runner in ("native", "python"):
-            rec = bench.run(bench.RunRequest(program=program, device="host", runner=runner, warmup=a.warmup,
+            rec = measure.run(measure.RunRequest(program=program, device="host", runner=runner, warmup=a.warmup,
                                              iterations=a.iterations, threads=a.threads,
                                              tags={"benchmark": "runner_vs_python", "pair": i}), results)
             if rec.status == "failed":
@@ -85,7 +85,7 @@ def main() -> None:
     a = ap.parse_args()
     silence_libraries()
     from device_runners.build import build_bundle
-    from harness.export import ExportRequest, export
+    from harness.export.exporter import ExportRequest, export
 
     bundle = build_bundle("x86_64")
     lat_rows, mem_rows, notes = [], [], []

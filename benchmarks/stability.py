@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import write_table  # noqa: E402
-from harness.console import silence_libraries  # noqa: E402
+from harness.common.console import silence_libraries  # noqa: E402
 
 
 def overlap(a: list[float], b: list[float]) -> bool:
@@ -30,10 +30,10 @@ def overlap(a: list[float], b: list[float]) -> bool:
 
 def measure(program: Path, threads: int, a) -> tuple[list[list], list[str]]:
     """Two batches of back-to-back runs at one thread count: table rows and notes."""
-    from harness import bench
-    from harness.report import build_table
+    from harness.run import measure
+    from harness.results.table import build_table
 
-    batches = [[bench.run(bench.RunRequest(program=program, device="host", warmup=10, iterations=a.iterations,
+    batches = [[measure.run(measure.RunRequest(program=program, device="host", warmup=10, iterations=a.iterations,
                                            threads=threads, tags={"benchmark": "stability", "batch": k}), a.results)
                 for _ in range(a.runs)] for k in range(a.batches)]
     rows = []
@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=Path("results"))
     a = ap.parse_args()
     silence_libraries()
-    from harness.export import ExportRequest, export
+    from harness.export.exporter import ExportRequest, export
 
     res = export(ExportRequest(model=a.model, recipe=a.quant, seq_len=a.seq_len), a.results)
     rows, notes = [], [f"program {res.program.name} ({a.model}, {a.quant}, seq {a.seq_len}, untrained random weights), "

@@ -18,7 +18,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from harness.errors import BadInput, RunnerError
+from harness.common.errors import BadInput, RunnerError
 
 ABIS = ("x86_64", "arm64-v8a")
 NATIVE_DIR = Path(__file__).parent / "native"

@@ -7,19 +7,20 @@ from pathlib import Path
 
 import click
 
-from harness.console import silence_libraries
+from harness import __version__
+from harness.common.console import silence_libraries
 
 silence_libraries()  # before torch/torchao/executorch are imported anywhere
 
 from harness.commands.core import demo_command, export_command, run_command  # noqa: E402
-from harness.errors import HarnessError  # noqa: E402
+from harness.common.errors import HarnessError  # noqa: E402
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, envvar="HARNESS_RESULTS",
               help="Folder for the program cache, the results store and reports.")
-@click.version_option(package_name="harness")
+@click.version_option(version=__version__, prog_name="harness")
 @click.pass_context
 def cli(ctx: click.Context, results: Path) -> None:
     """On-device benchmarking of compact transformers (MobileBERT first) with ExecuTorch.

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.errors import BadInput
+from harness.common.errors import BadInput
 
 ACTIVATIONS = ("relu", "gelu", "gelu_new", "gelu_pytorch_tanh", "silu", "swish", "tanh")
 NORMALIZATIONS = ("no_norm", "layer_norm")

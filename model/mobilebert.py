@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.errors import BadInput
+from harness.common.errors import BadInput
 from model.blocks import ACT, LayerNorm, MobileBertBlock, NoNorm, TrigramEmbedding, attention_bias
 from model.config import MobileBertConfig
 

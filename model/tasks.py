@@ -9,19 +9,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.data import TaskData, encode, load_task
-from harness.errors import BadInput
+from harness.common.data import TaskData, encode, load_task
+from harness.common.errors import BadInput
 from model.distill import models
-from model.distill.loop import LoopConfig, batch_indices, pick_device, train_loop, write_atomic
+from model.distill.loop import LoopConfig, batch_indices, pick_device, train_loop, trim, write_atomic
 
-_SEQ_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mlm_labels")
-
-
-def trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Cut the padding every row of the batch shares: short snippets then cost what they are."""
-    width = int(batch["attention_mask"].sum(1).max())
-    return {k: (v[:, :width] if v.ndim == 2 and k in _SEQ_KEYS else v)
-            for k, v in batch.items()}
 
 
 @torch.no_grad()

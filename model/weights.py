@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.errors import BadInput, CheckpointError
+from harness.common.errors import BadInput, CheckpointError
 from model.config import MobileBertConfig
 from model.mobilebert import HEADS, MobileBertModel
 

@@ -56,17 +56,17 @@ def damaged(tiny_export, tmp_path):
 
 @pytest.fixture(scope="module")
 def store_with_a_run(tiny_export):
-    from harness import bench
+    from harness.run import measure
 
     results, res = tiny_export
-    rec = bench.run(bench.RunRequest(program=res.program, iterations=3, warmup=1), results)
+    rec = measure.run(measure.RunRequest(program=res.program, iterations=3, warmup=1), results)
     assert rec.status in ("ok", "invalid"), rec.error
     return results
 
 
 @pytest.mark.parametrize("kind", ["empty", "truncated", "garbage", "flipped", "header"])
 def test_damaged_program_is_refused_and_store_kept(kind, damaged, store_with_a_run):
-    from harness.store import ResultsStore
+    from harness.store.db import ResultsStore
 
     results = store_with_a_run
     before = {r.run_id: r.status for r in ResultsStore(results).runs()}
@@ -120,7 +120,7 @@ def test_checkpoint_with_mismatched_shapes(tmp_path):
 
 
 def test_unreachable_device_stores_a_failed_run_and_exits_nonzero(tiny_export, tmp_path):
-    from harness.store import ResultsStore
+    from harness.store.db import ResultsStore
 
     _, res = tiny_export
     results = tmp_path / "r"

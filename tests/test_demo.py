@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-from harness.report_md import SINGLE_RUN_NOTE
-from harness.store import ResultsStore
+from harness.results.markdown import SINGLE_RUN_NOTE
+from harness.store.db import ResultsStore
 
 
 def test_demo_exports_runs_repeatedly_and_reports_an_interval_across_runs(tmp_path, bundle):

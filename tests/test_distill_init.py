@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from harness.errors import BadInput
+from harness.common.errors import BadInput
 from model.config import get_preset
 from model.distill.init import init_word_embeddings, pca
 from model.mobilebert import MobileBertForSequenceClassification

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from harness.errors import BadInput
+from harness.common.errors import BadInput
 from model.distill.losses import PDWeights, Shapes, at_loss, check_transfer, fmt_loss, kd_mlm_loss, pd_loss
 
 

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from harness.data import get_tokenizer
-from harness.errors import BadInput
+from harness.common.data import get_tokenizer
+from harness.common.errors import BadInput
 from model.config import get_preset
 from model.distill.loop import LoopConfig, train_loop
 from model.distill.strategies import Stage, TransferWeights, plan, stage_loss

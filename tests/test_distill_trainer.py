@@ -7,7 +7,7 @@ import torch
 from click.testing import CliRunner
 
 from harness.commands.train import distill_command
-from harness.errors import BadInput, CheckpointError
+from harness.common.errors import BadInput, CheckpointError
 from model.distill import models
 from model.distill.loop import STATE_FILE, LoopConfig, check_not_partial
 from model.distill.strategies import TransferWeights
@@ -43,7 +43,7 @@ def test_cli_progressive_writes_a_checkpoint_transformers_loads(tmp_path):
 
 def _run(tmp_path, out, steps=12, crash_at=None):
     cfg = LoopConfig(steps=steps, batch_size=4, lr=3e-3, save_every=5)
-    from harness.data import get_tokenizer
+    from harness.common.data import get_tokenizer
 
     tok = get_tokenizer(tiny_vocab(tmp_path))
     texts = tiny_corpus(tmp_path).read_text().splitlines()

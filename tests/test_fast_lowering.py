@@ -8,9 +8,9 @@ import hashlib
 import pytest
 import torch
 
-from harness import fast_lowering
-from harness.export import ProgramModule, example_inputs
-from harness.recipes import RecipeOptions, get_recipe, serialize
+from harness.export import fast_lowering
+from harness.export.exporter import ProgramModule, example_inputs
+from harness.export.recipes import RecipeOptions, get_recipe, serialize
 from model.config import get_preset
 from model.mobilebert import MobileBertForSequenceClassification
 
@@ -23,7 +23,7 @@ def tiny_model() -> ProgramModule:
 
 def program_sha(recipe: str, model: torch.nn.Module, inputs: tuple, opts: RecipeOptions) -> str:
     edge = get_recipe(recipe).lower(model, inputs, opts)
-    return hashlib.sha256(serialize(edge).buffer).hexdigest()  # as harness.export writes it
+    return hashlib.sha256(serialize(edge).buffer).hexdigest()  # as harness.export.exporter writes it
 
 
 def lower_both_ways(monkeypatch, recipe, model, inputs, opts) -> tuple[str, str, list[tuple[str, bool]]]:

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness import fast_lowering
+from harness.export import fast_lowering
 
 
 def test_shared_provenance_is_the_same_chain():

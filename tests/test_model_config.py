@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import transformers
 
-from harness.errors import BadInput
+from harness.common.errors import BadInput
 from model.config import PRESETS, MobileBertConfig, get_preset, list_presets
 
 

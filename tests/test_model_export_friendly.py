@@ -10,7 +10,7 @@ from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPar
 from executorch.backends.xnnpack.utils.configs import get_transform_passes, get_xnnpack_edge_compile_config
 from executorch.exir import to_edge_transform_and_lower
 
-from harness.delegation import heavy_ops_outside, summarize
+from harness.export.delegation import heavy_ops_outside, summarize
 from model.config import get_preset
 from model.mobilebert import HEADS
 
@@ -62,7 +62,7 @@ def test_no_sdpa_or_inplace_in_exported_graph(lowered):
 
 def test_lowered_program_matches_eager(lowered):
     model, example, edge, _ = lowered
-    from harness.program import load_forward
+    from harness.export.program import load_forward
 
     program = edge.to_executorch()
     method = load_forward(program.buffer)

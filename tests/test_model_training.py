@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.errors import BadInput
+from harness.common.errors import BadInput
 from model.config import get_preset
 from model.mobilebert import MobileBertForPreTraining, MobileBertModel
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from harness.errors import CheckpointError
+from harness.common.errors import CheckpointError
 from model.config import get_preset
 from model.mobilebert import (MobileBertForMaskedLM, MobileBertForQuestionAnswering,
                               MobileBertForSequenceClassification, MobileBertModel)

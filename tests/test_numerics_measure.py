@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from harness import numerics
-from harness.errors import BadInput, ProgramError
-from harness.recipes import RecipeOptions, get_recipe
+from harness.export import numerics
+from harness.common.errors import BadInput, ProgramError
+from harness.export.recipes import RecipeOptions, get_recipe
 
 
 class Bag(torch.nn.Module):

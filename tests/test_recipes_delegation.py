@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import delegation
-from harness.errors import ExportError
-from harness.recipes import RecipeOptions, get_recipe
+from harness.export import delegation
+from harness.common.errors import ExportError
+from harness.export.recipes import RecipeOptions, get_recipe
 
 
 class Attn(torch.nn.Module):

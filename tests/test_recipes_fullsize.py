@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.export import ExportRequest, build_model, export
-from harness.recipes import RecipeOptions
+from harness.export.exporter import ExportRequest, build_model, export
+from harness.export.recipes import RecipeOptions
 
 
 @pytest.mark.slow

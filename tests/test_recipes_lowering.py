@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import delegation
-from harness.export import ProgramModule, example_inputs
-from harness.recipes import RecipeOptions, get_recipe
+from harness.export import delegation
+from harness.export.exporter import ProgramModule, example_inputs
+from harness.export.recipes import RecipeOptions, get_recipe
 from model.config import get_preset
 from model.mobilebert import MobileBertForSequenceClassification
 
@@ -25,7 +25,7 @@ def model32() -> ProgramModule:
 
 def run(edge, x):
     import executorch.kernels.quantized  # noqa: F401
-    from harness.program import load_forward
+    from harness.export.program import load_forward
 
     return load_forward(edge.to_executorch().buffer).execute(list(x))[0]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.errors import BadInput
-from harness.export import ProgramModule, example_inputs
-from harness.recipes import RECIPES, RecipeOptions, get_recipe
+from harness.common.errors import BadInput
+from harness.export.exporter import ProgramModule, example_inputs
+from harness.export.recipes import RECIPES, RecipeOptions, get_recipe
 from model.config import get_preset
 from model.mobilebert import MobileBertForSequenceClassification
 

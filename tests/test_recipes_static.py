@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import delegation
-from harness.quantize.static import make_quantizer, quantize_static
-from harness.recipes import RecipeOptions, get_recipe
+from harness.export import delegation
+from harness.export.quantize.static import make_quantizer, quantize_static
+from harness.export.recipes import RecipeOptions, get_recipe
 
 
 class HFClassifier(torch.nn.Module):
@@ -73,7 +73,7 @@ def test_static_int8_tracks_fp32_and_lowers_fully(model):
     assert delegation.heavy_ops_outside(summary) == {}
     assert summary["delegated_by_op"].get("aten_linear_default", 0) > 0
     import executorch.kernels.quantized  # noqa: F401
-    from harness.program import load_forward
+    from harness.export.program import load_forward
 
     method = load_forward(edge.to_executorch().buffer)
     x = data[1]

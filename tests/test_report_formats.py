@@ -12,10 +12,11 @@ import pytest
 from click.testing import CliRunner
 
 from harness.commands.report import compare_command, report_command
-from harness.errors import BadInput, HarnessError
-from harness.records import RunRecord
-from harness.report import NO_RUNS, render
-from harness.store import ResultsStore
+from harness.common.errors import BadInput, HarnessError
+from harness.store.record import RunRecord
+from harness.results.grouping import NO_RUNS
+from harness.results.report import render
+from harness.store.db import ResultsStore
 from test_report_table import run
 
 

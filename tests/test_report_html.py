@@ -9,8 +9,8 @@ import pytest
 from matplotlib.image import imread
 
 from conftest import require_tool
-from harness.plots import pareto_front
-from harness.report import render
+from harness.results.plots import pareto_front
+from harness.results.report import render
 from test_report_table import run
 
 PROFILE = {"ops": [{"name": "DELEGATE_CALL xnn_fully_connected", "ms": 3.2, "backend": "XNNPACK"},

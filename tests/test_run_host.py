@@ -8,15 +8,15 @@ import shutil
 import numpy as np
 import pytest
 
-from harness import bench
-from harness.store import ResultsStore
+from harness.run import measure
+from harness.store.db import ResultsStore
 from tests.conftest import require_tool
 
 
 def _run(program, results, **kw):
     kw.setdefault("iterations", 12)
     kw.setdefault("warmup", 2)
-    return bench.run(bench.RunRequest(program=program, **kw), results)
+    return measure.run(measure.RunRequest(program=program, **kw), results)
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.errors import BadInput
-from harness.export import ProgramModule, example_inputs
-from harness.recipes import RecipeOptions, get_recipe
-from harness.sensitivity import module_groups, rank
+from harness.common.errors import BadInput
+from harness.export.exporter import ProgramModule, example_inputs
+from harness.export.recipes import RecipeOptions, get_recipe
+from harness.export.sensitivity import module_groups, rank
 from model.config import get_preset
 from model.mobilebert import MobileBertForSequenceClassification
 

@@ -4,7 +4,7 @@ independent, and reduce to the plain bootstrap when they are."""
 import numpy as np
 import pytest
 
-from harness.stats import (block_bootstrap_medians, block_length, bootstrap_medians, compare_samples, replications_ci,
+from harness.run.stats import (block_bootstrap_medians, block_length, bootstrap_medians, compare_samples, replications_ci,
                            summarize)
 
 

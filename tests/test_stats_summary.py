@@ -1,4 +1,4 @@
-"""harness.stats against numpy/scipy references, on fixed-seed draws and on latencies timed here."""
+"""harness.run.stats against numpy/scipy references, on fixed-seed draws and on latencies timed here."""
 
 import time
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness.errors import BadInput
-from harness.stats import PRESETS, TimingPreset, bootstrap_medians, preset, summarize
+from harness.common.errors import BadInput
+from harness.run.stats import PRESETS, TimingPreset, bootstrap_medians, preset, summarize
 
 
 def _timed_samples(n: int) -> list[float]:
@@ -102,3 +102,20 @@ def test_presets():
     assert preset("mlperf").iterations == 1024
     with pytest.raises(BadInput, match="unknown timing preset 'fast'.*quick"):
         preset("fast")
+
+
+@pytest.mark.parametrize("df", [1, 2, 3, 4, 7, 10, 29, 30, 100, 999])
+def test_t_quantile_matches_scipy(df):
+    from harness.run.stats import t_quantile
+
+    for p in (0.6, 0.9, 0.95, 0.975, 0.995, 0.9999, 0.025, 0.3):
+        assert t_quantile(p, df) == pytest.approx(sps.t.ppf(p, df), rel=1e-8)
+
+
+def test_trim_mean_matches_scipy():
+    from harness.run.stats import trim_mean
+
+    rng = np.random.default_rng(3)
+    for n in range(1, 60):
+        x = rng.lognormal(size=n)
+        assert trim_mean(x, 0.1) == pytest.approx(sps.trim_mean(x, 0.1), rel=1e-12)

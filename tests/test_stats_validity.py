@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness.stats import compare_samples, status_for, summarize, throttle_evidence, validity_flags
+from harness.run.stats import compare_samples, status_for, summarize, throttle_evidence, validity_flags
 
 STEADY = {"cpus": [{"cur_khz": 2_400_000, "max_khz": 2_400_000, "governor": "performance"}] * 4,
           "thermal": {"zone0 (cpu)": 41.0}, "battery_temp_c": 30.0}

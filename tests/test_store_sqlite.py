@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.errors import BadInput
-from harness.records import SCHEMA_VERSION, RunRecord
-from harness.stats import summarize
-from harness.store import ResultsStore
+from harness.common.errors import BadInput
+from harness.store.record import SCHEMA_VERSION, RunRecord
+from harness.run.stats import summarize
+from harness.store.db import ResultsStore
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -149,7 +149,7 @@ WRITER = textwrap.dedent(
     sys.path.insert(0, {repo!r}); sys.path.insert(0, {tests!r})
     from pathlib import Path
     from test_store_sqlite import make_record
-    from harness.store import ResultsStore
+    from harness.store.db import ResultsStore
     store = ResultsStore(Path(sys.argv[1]))
     for i in range(int(sys.argv[3])):
         store.add(make_record(f"{{sys.argv[2]}}-{{i:03d}}", seed=i))
@@ -180,7 +180,7 @@ KILLED_WRITER = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {repo!r})
     from pathlib import Path
-    from harness.store import ResultsStore
+    from harness.store.db import ResultsStore
     store = ResultsStore(Path(sys.argv[1]))
     with store._connect(write=True) as con:
         con.execute("BEGIN IMMEDIATE")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from harness.console import console, status
+from harness.common.console import console, status
 
 SEQ_LENS_HELP = "Sequence length; a comma list (32,128,384) makes a sweep."
 
@@ -55,8 +55,8 @@ def _export_options(f):
 def _export_requests(model, checkpoint, recipe, seq_len, head, num_labels, group_size, quant_embedding, keep_fp32,
                      calibration, allow_partial, min_agreement, numerics_task, numerics_samples, force,
                      out=None, name=None):
-    from harness.export import ExportRequest
-    from harness.recipes import RecipeOptions
+    from harness.export.exporter import ExportRequest
+    from harness.export.recipes import RecipeOptions
 
     reqs = []
     for s in _seq_lens(seq_len):
@@ -71,7 +71,7 @@ def _export_requests(model, checkpoint, recipe, seq_len, head, num_labels, group
 
 
 def _do_export(req, results: Path):
-    from harness.export import export
+    from harness.export.exporter import export
 
     with status(f"exporting {req.checkpoint or req.model} ({req.recipe}, seq {req.seq_len})") as update:
         res = export(req, results, progress=update)
@@ -160,7 +160,8 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
       harness run --model mobilebert --quant int8 --device emu-arm64 --task rotten_tomatoes --samples 50
       harness run --model mobilebert --quant int8 --seq-len 32,128,384 --device pixel7 --timing mlperf
     """
-    from harness import bench, stats
+    from harness.run import measure
+    from harness.run import stats
 
     results = ctx.obj["results"]
     if repeat < 1:
@@ -171,7 +172,7 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
     failed = 0
     for prog in programs:
         for _ in range(repeat):
-            req = bench.RunRequest(
+            req = measure.RunRequest(
                 program=prog, device=device, runner=runner, runner_bin=runner_bin, xnnpack_cache=xnnpack_cache,
                 warmup=t.warmup if warmup is None else warmup,
                 iterations=t.iterations if iterations is None else iterations,
@@ -181,7 +182,7 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
                 profile=profile_run, cooldown=cooldown, timeout=timeout, devices_file=devices_file,
                 address=address, serial=serial)
             with status(f"running {Path(prog).name} on {device}") as update:
-                rec = bench.run(req, results, progress=update)
+                rec = measure.run(req, results, progress=update)
             _print_run(rec)
             failed += rec.status == "failed"
     if failed:
@@ -235,9 +236,9 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat):
     Example:
       harness demo                      # full-size MobileBERT, fp32 and int8, host, Rotten Tomatoes
     """
-    from harness import bench
+    from harness.run import measure
     from harness.commands.report import report_command
-    from harness.recipes import RECIPES
+    from harness.export.recipes import RECIPES
 
     results = ctx.obj["results"]
     ok = True
@@ -250,10 +251,10 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat):
                   allow_partial=False, min_agreement=0.99, numerics_task="rotten_tomatoes", numerics_samples=64,
                   force=False)
         res = _do_export(_export_requests(**kw)[0], results)
-        req = bench.RunRequest(program=res.program, device="host", task="rotten_tomatoes", samples=samples)
+        req = measure.RunRequest(program=res.program, device="host", task="rotten_tomatoes", samples=samples)
         for i in range(repeat):
             with status(f"running {res.program.name} on host ({i + 1}/{repeat})") as update:
-                rec = bench.run(req, results, progress=update)
+                rec = measure.run(req, results, progress=update)
             _print_run(rec)
             ok &= rec.status != "failed"
     console.print()

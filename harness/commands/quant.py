@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from harness.console import console, status
+from harness.common.console import console, status
 
 
 @click.command("recipes")
 def recipes_command() -> None:
     """List the quantization recipes `--quant` accepts."""
-    from harness.recipes import RECIPES
+    from harness.export.recipes import RECIPES
 
     width = max(len(n) for n in RECIPES)
     for name, r in RECIPES.items():
@@ -53,10 +53,11 @@ def sensitivity_command(ctx, model, checkpoint, recipe, seq_len, head, num_label
     """
     import torch
 
-    from harness import data, sensitivity
-    from harness.errors import BadInput
-    from harness.export import INPUT_NAMES, ExportRequest, ProgramModule, build_model, calibration_inputs, example_inputs
-    from harness.recipes import RecipeOptions, get_recipe
+    from harness.common import data
+    from harness.export import sensitivity
+    from harness.common.errors import BadInput
+    from harness.export.exporter import INPUT_NAMES, ExportRequest, ProgramModule, build_model, calibration_inputs, example_inputs
+    from harness.export.recipes import RecipeOptions, get_recipe
 
     rec = get_recipe(recipe)
     if samples < 1:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harness.report import FORMATS
+from harness.results.report import FORMATS
 
 
 @click.command("report")
@@ -32,8 +32,8 @@ def report_command(ctx, fmt, output, model, device, recipe, status_):
       harness report --format html --output results/reports/today.html
       harness report --format json --output runs.json   # includes ExecuTorch benchmark v3 rows
     """
-    from harness.report import render
-    from harness.store import ResultsStore
+    from harness.results.report import render
+    from harness.store.db import ResultsStore
 
     results: Path = ctx.obj["results"]
     records = ResultsStore(results).runs(status=status_, model=model, recipe=recipe, device=device)
@@ -63,8 +63,8 @@ def compare_command(ctx, run_a, run_b, fmt):
     """
     import json
 
-    from harness.compare import compare_runs, render_comparison
-    from harness.store import ResultsStore
+    from harness.results.compare import compare_runs, render_comparison
+    from harness.store.db import ResultsStore
 
     store = ResultsStore(ctx.obj["results"])
     result = compare_runs(store.get(run_a), store.get(run_b))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from harness.errors import BadInput
+from harness.common.errors import BadInput
 
 
 def _results(ctx: click.Context) -> Path:
@@ -73,7 +73,7 @@ def train_command(ctx, task, model_spec, teacher, alpha, temperature, transfer_c
     """
     import torch
 
-    from harness.data import get_tokenizer, load_task
+    from harness.common.data import get_tokenizer, load_task
     from model.distill import models
     from model.distill.corpus import read_corpus
     from model.tasks import finetune
@@ -134,7 +134,7 @@ def distill_command(ctx, teacher, student, strategy, corpus, corpus_limit, fmt_w
     """
     import torch
 
-    from harness.data import get_tokenizer
+    from harness.common.data import get_tokenizer
     from model.distill.corpus import read_corpus
     from model.distill.losses import PDWeights
     from model.distill.strategies import TransferWeights

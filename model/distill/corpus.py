@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import BadInput
+from harness.common.errors import BadInput
 
 
 def read_corpus(spec: str, limit: int | None = None, min_chars: int = 8) -> list[str]:
     """Texts from a local .txt (one per line), a task name or data file (its train split), or `hf:NAME[:CONFIG]`."""
-    from harness.data import list_tasks, load_task
+    from harness.common.data import list_tasks, load_task
 
     path = Path(spec).expanduser()
     if spec.startswith("hf:"):

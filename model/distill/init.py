@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.errors import BadInput
+from harness.common.errors import BadInput
 
 
 def word_embeddings(model: torch.nn.Module) -> torch.nn.Embedding:

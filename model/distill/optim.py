@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.errors import BadInput
+from harness.common.errors import BadInput
 
 
 class Lamb(torch.optim.Optimizer):

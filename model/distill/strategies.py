@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from harness.errors import BadInput
+from harness.common.errors import BadInput
 from model.distill.losses import PDWeights, at_loss, fmt_loss, pd_loss
 
 STRATEGIES = ("auxiliary", "joint", "progressive")

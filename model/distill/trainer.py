@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.errors import BadInput
+from harness.common.errors import BadInput
 from model.distill import models
-from model.distill.loop import LoopConfig, batch_indices, pick_device, read_state, train_loop
+from model.distill.loop import LoopConfig, batch_indices, pick_device, read_state, train_loop, trim
 from model.distill.losses import Shapes, check_transfer
 from model.distill.strategies import TransferWeights, plan, stage_loss
-from model.tasks import trim
 
 
 def mask_tokens(ids: np.ndarray, special: np.ndarray, rng: np.random.Generator, prob: float, vocab: int,
@@ -46,7 +45,7 @@ class PairBatches:
             raise BadInput("the tokenizer has no [MASK] token: MLM needs a BERT-style vocabulary")
 
     def __call__(self, draw: int) -> dict[str, torch.Tensor]:
-        from harness.data import encode
+        from harness.common.data import encode
 
         n = len(self.texts)
         rng = np.random.default_rng([self.seed, 7, draw])
@@ -70,7 +69,7 @@ def distill(teacher_spec: str, student_spec: str, strategy: str, texts: list[str
             weights: TransferWeights = TransferWeights(), seq_len: int = 128, mlm_prob: float = 0.15,
             below_lr_scale: float = 0.0, tokenizer=None, device=None) -> dict:
     """Train a MobileBERT student from a teacher with one of the paper's strategies; resumable stage by stage."""
-    from harness.data import get_tokenizer
+    from harness.common.data import get_tokenizer
 
     device = device or pick_device()
     out_dir = Path(out_dir)

@@ -1,0 +1,1 @@
+"""Leaves every layer may import (errors, data, console, versions); they import nothing of the pipeline."""

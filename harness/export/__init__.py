@@ -1,0 +1,1 @@
+"""Checkpoint -> program: torch.export, recipes and quantization, XNNPACK lowering, manifest, numerics."""

@@ -1,0 +1,308 @@
+"""Model -> ExecuTorch program: build or load the model, lower it with a recipe, write NAME.pte + NAME.json.
+
+Programs are cached under <results>/programs by (checkpoint or preset, recipe and its options, seq_len, head,
+versions): a repeated export is near-instant and says it came from the cache.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import resource
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from harness.common import versions
+from harness.common.console import native_stderr_silenced
+from harness.common.errors import BadInput, ExportError
+from harness.export.manifest import InputSpec, ProgramManifest, manifest_path, sha256_file
+from harness.export.recipes import RecipeOptions, get_recipe, serialize
+
+INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
+HEADS = ("sequence_classification", "question_answering", "masked_lm", "base")
+RANDOM_SEED = 0  # random-weight programs are reproducible: same preset + seed -> same weights
+
+
+@dataclass
+class ExportRequest:
+    model: str = "mobilebert"
+    checkpoint: Path | None = None
+    recipe: str = "fp32"
+    seq_len: int = 128
+    head: str = "sequence_classification"  # for presets; a checkpoint brings its own head
+    num_labels: int = 2
+    options: RecipeOptions = field(default_factory=RecipeOptions)
+    out_dir: Path | None = None
+    name: str | None = None
+    force: bool = False
+    numerics_task: str | None = "rotten_tomatoes"  # real text for the agreement check (None: skip)
+    numerics_samples: int = 64
+    min_agreement: float = 0.99
+    calibration_samples: int = 64  # real train-split examples for recipes that calibrate
+
+
+@dataclass
+class ExportResult:
+    program: Path
+    manifest: ProgramManifest
+    cached: bool
+
+
+class ProgramModule(torch.nn.Module):
+    """The exported signature: (input_ids, attention_mask, token_type_ids) -> the head's outputs as a tuple."""
+
+    def __init__(self, model: torch.nn.Module, head: str):
+        super().__init__()
+        self.model, self.head = model, head
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        out = self.model(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        if self.head == "question_answering":
+            return out.start_logits, out.end_logits
+        if self.head == "base":
+            return (out.last_hidden_state,)
+        if self.head == "pretraining":
+            return out.prediction_logits, out.seq_relationship_logits
+        return (out.logits,)
+
+
+def output_names(head: str) -> list[str]:
+    return {
+        "question_answering": ["start_logits", "end_logits"],
+        "base": ["last_hidden_state"],
+        "pretraining": ["prediction_logits", "seq_relationship_logits"],
+    }.get(head, ["logits"])
+
+
+def build_model(req: ExportRequest) -> tuple[torch.nn.Module, str, dict, str | None]:
+    """-> (eager model in eval mode, head, HF config dict, checkpoint sha256 or None)."""
+    from model.config import get_preset
+    from model import mobilebert as mb
+
+    if req.checkpoint is not None:
+        from model.weights import load_checkpoint
+
+        ckpt = Path(req.checkpoint)
+        if not ckpt.is_dir():
+            raise BadInput(f"--checkpoint {ckpt}: not a directory (expected config.json + model.safetensors)")
+        model, head = load_checkpoint(ckpt)
+        if head == "next_sentence":
+            head = "pretraining"
+        return model.eval(), head, model.config.to_hf_dict(), checkpoint_sha256(ckpt)
+    if req.head not in HEADS:
+        raise BadInput(f"unknown --head {req.head!r}; known: {', '.join(HEADS)}")
+    overrides = {"num_labels": req.num_labels} if req.head == "sequence_classification" else {}
+    cfg = get_preset(req.model, **overrides)  # validated: a bad --num-labels is named
+    classes = {
+        "sequence_classification": mb.MobileBertForSequenceClassification,
+        "question_answering": mb.MobileBertForQuestionAnswering,
+        "masked_lm": mb.MobileBertForMaskedLM,
+        "base": mb.MobileBertModel,
+    }
+    torch.manual_seed(RANDOM_SEED)
+    model = classes[req.head](cfg)
+    return model.eval(), req.head, cfg.to_hf_dict(), None
+
+
+def checkpoint_sha256(ckpt: Path) -> str:
+    """One hash over the files that define the model (config + weights), in a stable order."""
+    h = hashlib.sha256()
+    for p in sorted(ckpt.iterdir()):
+        if p.is_file() and (p.name == "config.json" or p.suffix in (".safetensors", ".bin")):
+            h.update(p.name.encode())
+            h.update(sha256_file(p).encode())
+    return h.hexdigest()
+
+
+def example_inputs(seq_len: int, vocab_size: int, batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab_size, (batch, seq_len), generator=g, dtype=torch.long)
+    mask = torch.ones(batch, seq_len, dtype=torch.long)
+    types = torch.zeros(batch, seq_len, dtype=torch.long)
+    return ids, mask, types
+
+
+def code_fingerprint() -> str:
+    """Hash of the code that decides a program's contents (model, export, recipes): a change re-exports."""
+    root = Path(__file__).resolve().parents[2]
+    files = sorted([*root.glob("model/*.py"), root / "harness/export/exporter.py", root / "harness/export/recipes.py",
+                    *root.glob("harness/export/fast_lowering/*.py"), *root.glob("harness/export/quantize/*.py")])
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key(req: ExportRequest, head: str, ckpt_sha: str | None) -> str:
+    ident = {
+        "code": code_fingerprint(),
+        "source": ckpt_sha or f"preset:{req.model}:seed{RANDOM_SEED}:labels{req.num_labels}",
+        "head": head,
+        "recipe": req.recipe,
+        "options": {**req.options.describe(), "calibration_examples": 0},
+        "calibration": req.calibration_samples if get_recipe(req.recipe).needs_calibration else 0,
+        "numerics": [req.numerics_task, req.numerics_samples, req.min_agreement],
+        "seq_len": req.seq_len,
+        "versions": versions.stack(),
+        "format": 1,
+    }
+    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+
+
+def validate(req: ExportRequest) -> None:
+    if req.seq_len < 1 or req.seq_len > 4096:
+        raise BadInput(f"--seq-len {req.seq_len}: must be between 1 and 4096")
+    get_recipe(req.recipe)  # unknown recipe -> BadInput before any work
+    if req.checkpoint is not None and not Path(req.checkpoint).exists():
+        raise BadInput(f"--checkpoint {req.checkpoint}: no such directory")
+
+
+def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = lambda s: None) -> ExportResult:
+    """Export (or fetch from the cache) one program; returns where it is and its manifest."""
+    validate(req)
+    model, head, hf_config, ckpt_sha = build_model(req)
+    max_pos = hf_config.get("max_position_embeddings", 512)
+    if req.seq_len > max_pos:
+        raise BadInput(f"--seq-len {req.seq_len} exceeds the model's max_position_embeddings ({max_pos})")
+    key = cache_key(req, head, ckpt_sha)
+    source = Path(req.checkpoint).name if req.checkpoint else req.model
+    name = req.name or f"{source}-{req.recipe}-s{req.seq_len}"
+    cache_dir = Path(results) / "programs"
+    cached_pte = cache_dir / f"{name}-{key[:12]}.pte"
+    cached = not req.force and _cache_hit(cached_pte, key)
+    if cached:
+        progress(f"from cache: {cached_pte}")
+        manifest = ProgramManifest.read(manifest_path(cached_pte))
+    else:
+        manifest = _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, cached_pte, progress)
+    program = cached_pte
+    if req.out_dir is not None:
+        program = _publish(cached_pte, manifest, Path(req.out_dir), name)
+    return ExportResult(program=program, manifest=manifest, cached=cached)
+
+
+def calibration_inputs(req: ExportRequest, vocab: int, progress) -> list[tuple[torch.Tensor, ...]]:
+    """Real train-split examples of the numerics task, tokenized like the program's inputs."""
+    from harness.common import data
+
+    if req.calibration_samples < 1:
+        raise BadInput(f"--calibration {req.calibration_samples}: recipe {req.recipe} needs at least 1 example")
+    task_name = req.numerics_task or "rotten_tomatoes"
+    progress(f"calibrating on {req.calibration_samples} {task_name} examples")
+    task = data.load_task(task_name, split="train", limit=req.calibration_samples)
+    enc = data.encode(data.get_tokenizer(req.checkpoint), task.texts, seq_len=req.seq_len)
+    enc["input_ids"] = enc["input_ids"] % vocab
+    return [tuple(torch.from_numpy(enc[n][i : i + 1]) for n in INPUT_NAMES) for i in range(len(task))]
+
+
+def _cache_hit(pte: Path, key: str) -> bool:
+    mpath = manifest_path(pte)
+    if not (pte.is_file() and mpath.is_file()):
+        return False
+    try:
+        m = ProgramManifest.read(mpath)
+    except Exception:
+        return False
+    return m.cache_key == key and m.program_bytes == pte.stat().st_size
+
+
+def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, progress) -> ProgramManifest:
+    from harness.export import delegation
+
+    recipe = get_recipe(req.recipe)
+    vocab = int(hf_config["vocab_size"])
+    wrapper = ProgramModule(model, head).eval()
+    inputs = example_inputs(req.seq_len, vocab)
+    if recipe.needs_calibration and req.options.calibration is None:
+        req.options.calibration = calibration_inputs(req, vocab, progress)
+    t0 = time.perf_counter()
+    progress(f"lowering {name} with recipe {req.recipe} (full-size: under 1 min for float, about 2 for quantized)")
+    try:
+        edge = recipe.lower(wrapper, inputs, req.options)
+    except (BadInput, ExportError):
+        raise
+    except Exception as e:  # a model the recipe cannot lower is a user-visible outcome, not a crash
+        raise ExportError(f"recipe {req.recipe} could not lower {name}: {type(e).__name__}: {e}".splitlines()[0]) from e
+    summary = delegation.summarize(edge.exported_program().graph_module)
+    delegation.check(summary, req.options.allow_partial)
+    progress("serializing program")
+    et = serialize(edge)
+    seconds = time.perf_counter() - t0
+    pte.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pte.with_name(pte.name + f".tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            et.write_to_file(f)
+        manifest = ProgramManifest(
+            name=name,
+            model=req.model if req.checkpoint is None else "checkpoint",
+            head=head,
+            recipe=req.recipe,
+            seq_len=req.seq_len,
+            inputs=[InputSpec(n, "int64", [1, req.seq_len]) for n in INPUT_NAMES],
+            outputs=output_names(head),
+            program_bytes=tmp.stat().st_size,
+            program_sha256=sha256_file(tmp),
+            checkpoint=str(Path(req.checkpoint).resolve()) if req.checkpoint else None,
+            checkpoint_sha256=ckpt_sha,
+            random_weights=req.checkpoint is None,
+            vocab_size=vocab,
+            num_labels=hf_config.get("num_labels") if head == "sequence_classification" else None,
+            config=hf_config,
+            recipe_options=req.options.describe(),
+            versions=versions.stack(),
+            delegation=summary,
+            export_seconds=round(seconds, 2),
+            export_peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            cache_key=key,
+        )
+        _check_numerics(req, manifest, wrapper, tmp, progress)
+        manifest.write(manifest_path(pte))
+        tmp.replace(pte)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return manifest
+
+
+def _check_numerics(req: ExportRequest, manifest: ProgramManifest, reference, program: Path, progress) -> None:
+    """Program vs the fp32 eager model on real text: agreement and logit error go into the manifest."""
+    if not req.numerics_task or manifest.head not in ("sequence_classification", "masked_lm", "question_answering"):
+        return
+    from harness.common import data
+    from harness.export import numerics
+
+    progress(f"checking numerics on {req.numerics_samples} real examples of {req.numerics_task}")
+    task = data.load_task(req.numerics_task, split="dev", limit=req.numerics_samples)
+    tok = data.get_tokenizer(req.checkpoint)
+    enc = data.encode(tok, task.texts, seq_len=req.seq_len)
+    vocab = manifest.vocab_size or 0
+    if vocab and int(enc["input_ids"].max()) >= vocab:
+        # a model with a small vocabulary (tests, custom presets) cannot read the bert vocab: fold ids in
+        enc["input_ids"] = enc["input_ids"] % vocab
+    labels = task.labels if (manifest.head == "sequence_classification" and not manifest.random_weights) else None
+    with native_stderr_silenced():
+        result = numerics.measure(program, reference, enc, labels=labels)
+    result["task"] = task.name
+    manifest.numerics = result
+    ok, why = numerics.gate(result, req.min_agreement)
+    if not ok:
+        manifest.status, manifest.status_reason = "failed", why
+
+
+def _publish(pte: Path, manifest: ProgramManifest, out_dir: Path, name: str) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dst = out_dir / f"{name}.pte"
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.copyfile(pte, tmp)
+    manifest.write(manifest_path(dst))
+    tmp.replace(dst)
+    return dst

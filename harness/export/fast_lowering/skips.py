@@ -1,0 +1,121 @@
+"""Re-traces that cannot change the graph, not run: idle XNNPACK passes and decompositions with nothing to decompose.
+
+Every pass of a lowering re-traces the whole ~5,900-node int8 MobileBERT graph (~3-6 s each). Two kinds of them are
+known, before they run, to hand the graph back as it was:
+
+1. XnnpackBackend.preprocess runs 17 passes. Seven act only on ops an encoder never has (batch norm, convolution,
+   PReLU, bilinear upsampling, padding) or on the masked-SDPA pattern. Each is wrapped so that, when it would run,
+   it checks the graph's ops and hands the graph back untouched if the ops it needs are absent. The trigger sets come
+   from each pass's source in executorch 1.5.1 (pinned); the pattern passes' sets are checked against the patterns
+   themselves in the tests, so a version whose patterns change fails there, not silently.
+2. ExecuTorch's XNNPACK path decomposes three times (see `skip_settled_decompositions`); the last has nothing left
+   to do when XNNPACK took every op it asked to keep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import weakref
+from typing import Iterator
+
+import torch
+
+from harness.export.fast_lowering.memo import op_name
+
+# pass class name -> ops (by OpOverload name) of which the graph must contain ALL for the pass to possibly act
+REQUIRES_ALL: dict[str, frozenset[str]] = {
+    # its patterns are the masked SDPA decomposition: every one has these ops (tests check)
+    "ConvertToSDPAPass": frozenset({"aten.any.dim", "aten.where.self", "aten.logical_not.default",
+                                    "aten._softmax.default", "aten.bmm.default"}),
+    "ConvertToUpsampleBilinear2d": frozenset({"aten.upsample_bilinear2d.vec"}),
+}
+# pass class name -> ops of which the graph must contain ANY for the pass to possibly act
+REQUIRES_ANY: dict[str, frozenset[str]] = {
+    "FuseBatchNormPass": frozenset({"aten.native_batch_norm.default",
+                                    "aten._native_batch_norm_legit_no_training.default"}),
+    "DecomposeBatchNorm": frozenset({"aten.native_batch_norm.default",
+                                     "aten._native_batch_norm_legit_no_training.default"}),
+    "Conv1dUnsqueezePass": frozenset({"aten.convolution.default"}),
+    "PReLUReshapePass": frozenset({"aten._prelu_kernel.default"}),
+    "InsertPadQDQPass": frozenset({"aten.constant_pad_nd.default"}),
+}
+
+
+def graph_ops(gm: torch.fx.GraphModule) -> set[str]:
+    """The op names (e.g. "aten.linear.default") the graph calls."""
+    return {op_name(n.target) for n in gm.graph.nodes if n.op == "call_function"}
+
+
+def is_idle(pass_name: str, ops: set[str]) -> bool:
+    """True when the named pass cannot act on a graph calling exactly `ops`."""
+    if pass_name in REQUIRES_ALL:
+        return not REQUIRES_ALL[pass_name] <= ops
+    if pass_name in REQUIRES_ANY:
+        return not REQUIRES_ANY[pass_name] & ops
+    return False
+
+
+@functools.lru_cache(maxsize=None)
+def _skippable(pass_cls: type) -> type:
+    from torch.fx.passes.infra.pass_base import PassResult
+
+    def call(self, graph_module):
+        if is_idle(pass_cls.__name__, graph_ops(graph_module)):
+            return PassResult(graph_module, False)
+        return pass_cls.call(self, graph_module)
+
+    return type(pass_cls.__name__, (pass_cls,), {"call": call, "__module__": __name__})
+
+
+@contextlib.contextmanager
+def skip_idle_passes() -> Iterator[None]:
+    """Within this block, XNNPACK's default pass list checks each trigger set before re-tracing."""
+    from executorch.backends.xnnpack import _passes
+
+    manager = _passes.XNNPACKPassManager
+    original = manager.__init__
+
+    def init(self, exported_program, passes=None):
+        original(self, exported_program, passes)
+        if not passes:  # the default list (a caller's own list is left as it is)
+            self.passes = [_skippable(p) if p.__name__ in REQUIRES_ALL or p.__name__ in REQUIRES_ANY else p
+                           for p in self.passes]
+
+    manager.__init__ = init
+    try:
+        yield
+    finally:
+        manager.__init__ = original
+
+
+@contextlib.contextmanager
+def skip_settled_decompositions() -> Iterator[list]:
+    """Within this block, run_decompositions(table) on a program that already came out of run_decompositions and
+    calls no op of `table` returns the program as it is (yields the list of tables skipped).
+
+    ExecuTorch's XNNPACK path decomposes three times: functionalize, decompose all but the ops XNNPACK keeps, then,
+    once the kept ops that XNNPACK takes are renamed out of the table's reach, decompose with the full table. When
+    every kept op was taken, that last full re-trace (the slowest of the three) has nothing left to decompose:
+    ExecuTorch itself skips that case on its other path ("safe to skip when none of those targets occur")."""
+    from executorch.exir.graph_module import contains_any_call_fn_target_op
+    from torch.export import ExportedProgram
+
+    original = ExportedProgram.run_decompositions
+    settled: weakref.WeakSet = weakref.WeakSet()  # programs that run_decompositions made: functional already
+    skipped: list = []
+
+    def run_decompositions(self, decomp_table=None, decompose_custom_triton_ops=False):
+        if (self in settled and decomp_table and not decompose_custom_triton_ops
+                and not contains_any_call_fn_target_op(self.graph_module, decomp_table)):
+            skipped.append(decomp_table)
+            return self
+        out = original(self, decomp_table, decompose_custom_triton_ops)
+        settled.add(out)
+        return out
+
+    ExportedProgram.run_decompositions = run_decompositions
+    try:
+        yield skipped
+    finally:
+        ExportedProgram.run_decompositions = original

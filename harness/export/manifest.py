@@ -1,0 +1,82 @@
+"""The program contract: NAME.pte beside NAME.json, the manifest that `run` and `report` trust."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.common.errors import ProgramError
+
+
+@dataclass
+class InputSpec:
+    name: str
+    dtype: str  # torch dtype name without the prefix: "int64", "float32", ...
+    shape: list[int]
+
+
+@dataclass
+class ProgramManifest:
+    name: str
+    model: str  # preset name, or "checkpoint" when the shape came from a checkpoint's config.json
+    head: str  # "sequence_classification" | "question_answering" | "masked_lm" | "base" | "unknown"
+    recipe: str
+    seq_len: int
+    inputs: list[InputSpec]
+    outputs: list[str]
+    program_bytes: int
+    program_sha256: str
+    checkpoint: str | None = None
+    checkpoint_sha256: str | None = None
+    random_weights: bool = True  # True when no trained checkpoint was given: numbers say so
+    vocab_size: int | None = None
+    num_labels: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)  # the model config as HF field names
+    recipe_options: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    delegation: dict[str, Any] = field(default_factory=dict)
+    numerics: dict[str, Any] = field(default_factory=dict)  # quantized vs fp32 eager, when measured
+    status: str = "ok"  # "ok" | "failed" (e.g. a numerics gate failed)
+    status_reason: str | None = None
+    export_seconds: float | None = None
+    export_peak_rss_mb: float | None = None
+    created_at: str | None = None
+    cache_key: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ProgramManifest":
+        d = dict(d)
+        d["inputs"] = [InputSpec(**i) for i in d.get("inputs", [])]
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def write(self, path: Path) -> None:
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False))
+        tmp.replace(path)
+
+    @classmethod
+    def read(cls, path: Path) -> "ProgramManifest":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, TypeError, KeyError) as e:
+            raise ProgramError(f"manifest {path} is unreadable or malformed: {e}") from None
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def manifest_path(program: Path) -> Path:
+    return Path(program).with_suffix(".json")

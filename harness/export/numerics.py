@@ -1,0 +1,120 @@
+"""How far a program's outputs are from the fp32 eager model's on the same real inputs, and the gate on it.
+
+The program runs in-process through executorch.runtime (the quantized embedding kernels are loaded too), one
+program-sized batch at a time; the reference runs in torch on the same rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from harness.common.errors import BadInput, ProgramError
+
+
+def _load_method(program: str | Path | bytes):
+    from harness.export.program import load_forward
+
+    if not isinstance(program, (bytes, bytearray)) and not Path(program).is_file():
+        raise ProgramError(f"program {program} does not exist")
+    try:
+        return load_forward(program)
+    except RuntimeError as e:
+        raise ProgramError(f"program {program if not isinstance(program, bytes) else '<bytes>'} "
+                           f"cannot be loaded: {e}") from None
+
+
+def as_outputs(out) -> tuple[torch.Tensor, ...]:
+    """A model's or program's outputs as a tuple of tensors (a bare tensor, a tuple, or an output with .logits)."""
+    if isinstance(out, torch.Tensor):
+        return (out,)
+    if hasattr(out, "logits"):
+        return (out.logits,)
+    return tuple(out)
+
+
+def per_example(q: list[np.ndarray], r: list[np.ndarray], mask: np.ndarray):
+    """-> (relative L2 error, max abs error, top-1 agreement) of each example, over all of its outputs."""
+    n = mask.shape[0]
+    diff = np.zeros(n)
+    norm = np.zeros(n)
+    abs_err = np.zeros(n)
+    agree, count = np.zeros(n), np.zeros(n)
+    for qo, ro in zip(q, r):
+        d = (qo - ro).reshape(n, -1)
+        diff += (d**2).sum(1)
+        norm += (ro.reshape(n, -1) ** 2).sum(1)
+        abs_err = np.maximum(abs_err, np.abs(d).max(1))
+        same = qo.argmax(-1) == ro.argmax(-1)  # [n] per sequence, or [n, S] per token
+        if same.ndim == 2 and same.shape[1] == mask.shape[1]:
+            w = mask.astype(bool)  # per-token outputs (masked LM): only real tokens count
+            agree += (same & w).sum(1)
+            count += w.sum(1)
+        else:
+            same = same.reshape(n, -1)
+            agree += same.sum(1)
+            count += same.shape[1]
+    rel = np.sqrt(diff) / np.maximum(np.sqrt(norm), 1e-12)
+    return rel, abs_err, agree / np.maximum(count, 1)
+
+
+def measure(program: str | Path | bytes, reference_model: torch.nn.Module, inputs: dict[str, np.ndarray],
+            labels=None) -> dict[str, Any]:
+    """Program vs fp32 eager on the same rows: relative logit error, top-1 agreement, task accuracy of both."""
+    names = list(inputs)
+    arrays = [np.asarray(inputs[k]) for k in names]
+    n = arrays[0].shape[0] if arrays else 0
+    if n == 0:
+        raise BadInput("numerics need at least one input example")
+    method = _load_method(program)
+    meta = method.metadata
+    if meta.num_inputs() != len(names):
+        raise ProgramError(f"program takes {meta.num_inputs()} inputs, got {len(names)} ({', '.join(names)})")
+    batch = meta.input_tensor_meta(0).sizes()[0]
+    q_out: list[list[np.ndarray]] = []
+    r_out: list[list[np.ndarray]] = []
+    reference_model = reference_model.eval()
+    for start in range(0, n, batch):
+        rows = np.arange(start, start + batch) % n  # the last batch wraps around to fill the program's shape
+        tensors = [torch.from_numpy(np.ascontiguousarray(a[rows])) for a in arrays]
+        keep = min(batch, n - start)
+        got = [o.detach().float().numpy()[:keep] for o in as_outputs(method.execute(tensors))]
+        with torch.no_grad():
+            ref = [o.detach().float().numpy()[:keep] for o in as_outputs(reference_model(*tensors))]
+        q_out.append(got)
+        r_out.append(ref)
+    q = [np.concatenate(parts) for parts in zip(*q_out)]
+    r = [np.concatenate(parts) for parts in zip(*r_out)]
+    mask = np.asarray(inputs["attention_mask"]) if "attention_mask" in inputs else np.ones(arrays[0].shape)
+    rel, abs_err, agree = per_example(q, r, mask)
+    result: dict[str, Any] = {
+        "n": int(n),
+        "top1_agreement": float(agree.mean()),
+        "max_rel_logit_error": float(rel.max()),
+        "mean_rel_logit_error": float(rel.mean()),
+        "max_abs_logit_error": float(abs_err.max()),
+    }
+    if labels is not None:
+        labels = np.asarray(labels).reshape(-1)
+        if labels.shape[0] != n:
+            raise BadInput(f"{labels.shape[0]} labels for {n} examples")
+        result["accuracy"] = float((q[0].reshape(n, -1).argmax(1) == labels).mean())
+        result["reference_accuracy"] = float((r[0].reshape(n, -1).argmax(1) == labels).mean())
+    return result
+
+
+def gate(numerics: dict[str, Any], min_agreement: float) -> tuple[bool, str]:
+    """(passed, one-line reason). A program whose top-1 agreement with fp32 falls below the bar fails."""
+    if not 0.0 <= min_agreement <= 1.0:
+        raise BadInput(f"--min-agreement {min_agreement}: must be between 0 and 1")
+    agree = numerics.get("top1_agreement")
+    if agree is None:
+        return False, "numerics were not measured"
+    n = numerics.get("n", "?")
+    if agree < min_agreement:
+        return False, (f"top-1 agreement with fp32 eager {agree:.4f} on {n} examples is below --min-agreement "
+                       f"{min_agreement} (max rel logit error {numerics.get('max_rel_logit_error', float('nan')):.3g})")
+    return True, f"top-1 agreement {agree:.4f} >= {min_agreement} on {n} examples"

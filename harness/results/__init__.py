@@ -1,0 +1,1 @@
+"""Records -> answers: grouping, the report formats (md, csv, json, html), plots and compare."""

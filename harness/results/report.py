@@ -1,0 +1,65 @@
+"""`harness report`: the grouped table (harness/results/table.py) rendered as md, csv, json or html."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from harness.common.errors import BadInput
+from harness.results.grouping import NO_RUNS
+
+if TYPE_CHECKING:
+    from harness.store.record import RunRecord
+
+FORMATS = ("md", "csv", "json", "html")
+
+
+def render(records: Iterable[RunRecord], fmt: str, output: Path | None = None) -> str:
+    """The report as text in fmt (md, csv, json, html); also written to output when given."""
+    if fmt not in FORMATS:
+        raise BadInput(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    records = list(records)
+    if fmt == "md":  # without pandas: the terminal table answers in well under a second
+        from harness.results.markdown import render_md
+        from harness.results.table import build_rows
+
+        return _written(render_md(build_rows(records), records) if records else NO_RUNS + "\n", output)
+    from harness.results.table import build_table, table_records
+
+    df = build_table(records)
+    if fmt == "csv":
+        text = df.to_csv(index=False) if records else NO_RUNS + "\n"
+    elif fmt == "json":
+        from harness.results.v3 import benchmark_v3
+
+        payload = {"format": "harness-report/1", "table": table_records(df),
+                   "records": [r.to_dict() for r in records], "executorch_benchmark_v3": benchmark_v3(records)}
+        if not records:
+            payload["message"] = NO_RUNS
+        text = json.dumps(payload, indent=1, default=str)
+    else:
+        from harness.results.html import render_html
+
+        text = render_html(df, records)
+    return _written(text, output)
+
+
+def _written(text: str, output: Path | None) -> str:
+    if output is not None:
+        write_text(Path(output), text)
+    return text
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write atomically; a path that cannot be written is a BadInput naming it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as e:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise BadInput(f"cannot write the report to {path}: {e.strerror or e}") from None

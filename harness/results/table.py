@@ -1,0 +1,141 @@
+"""Reports over stored runs: one row per model x recipe x device x seq_len x runner x threads.
+
+Fields this module reads from a RunRecord (besides the plain ones):
+    latency   harness.run.stats.summarize(...) of the run's samples (recomputed from latencies_ms when those exist)
+    memory    {"peak_rss_mb" (kB / 1024 as the OS reports it), "peak_rss_method", "pss_mb", "pss_method",
+              "program_mb" (MiB, 2**20 bytes, as harness/run/measure.py writes it, like peak RSS), "arena_mb", "arena_method"};
+              program size falls back to manifest["program_bytes"] / 2**20
+    accuracy  {"task", "n", "metric", "value", "agreement_fp32", "max_rel_logit_error", "reference_value",
+              "gate": {"ratio", "passed": bool}} (harness/run/accuracy.py; a bare bool or "pass"/"fail" gate is read too)
+    profile   {"ops": [{"name", "ms", "backend": "XNNPACK" | "portable"}]} (harness/results/plots.py draws it)
+
+A group's latency pools the samples of its "ok" runs (its "invalid" runs when no run is ok); failed runs only count
+and show their error. With two or more runs the p50 CI is p50 +- Student's t over the runs' medians
+(stats.replications_ci, never narrower than the pooled block bootstrap), so it carries the run-to-run spread; from a
+single run it covers that run's noise and drift only (ci_scope says which). run_cv is the CV of the runs' medians;
+above stats.MAX_RUN_CV the row is flagged runs_disagree. Speed-up and accuracy delta are against the fp32 group of
+the same model, device, seq_len, runner and threads (any single fp32 group of that model/device/seq_len when those
+differ). Emulated groups get their own section and are never ranked or compared with hardware.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from statistics import median
+from typing import TYPE_CHECKING, Any, Iterable
+
+from harness.results.grouping import KEY, Group, gate_result, group_runs, random_weights
+from harness.run.stats import MAX_RUN_CV, summarize
+from harness.store.record import RunRecord
+
+if TYPE_CHECKING:  # pandas costs 0.6 s to import: the markdown report does without it
+    import pandas as pd
+
+BASELINE_RECIPE = "fp32"
+PROGRAM_MB = 2**20  # bytes per MB (MiB) for program sizes, matching harness/run/measure.py and peak RSS
+
+
+def _med(values: Iterable[Any]) -> float | None:
+    vals = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return median(vals) if vals else None
+
+
+def _program_mb(r: RunRecord) -> float | None:
+    if isinstance((r.memory or {}).get("program_mb"), (int, float)):
+        return float(r.memory["program_mb"])
+    size = (r.manifest or {}).get("program_bytes")
+    return size / PROGRAM_MB if isinstance(size, (int, float)) and size > 0 else None
+
+
+def _row(g: Group) -> dict[str, Any]:
+    model, recipe, device, seq_len, runner, threads = g.key
+    measured = g.measured
+    samples = g.samples
+    sizes = [len(r.latencies_ms) for r in measured if r.latencies_ms]
+    lat = summarize(samples, clusters=sizes) if samples else {}
+    p50 = lat.get("p50") if lat else _med((r.latency or {}).get("p50") for r in measured)
+    ci = lat.get("ci95_median") or [None, None]
+    acc_run = next((r for r in reversed(measured) if r.accuracy), None)
+    acc = acc_run.accuracy if acc_run else {}
+    last_failed = g.failed[-1] if g.failed else None
+    weights = {True: "random", False: "trained", None: ""}[
+        True if g.random_weights else (False if all(random_weights(r) is False for r in g.runs) else None)
+    ]
+    status = "ok" if any(r.status == "ok" for r in g.runs) else ("invalid" if measured else "failed")
+    run_cv = lat.get("run_cv")
+    flags = {f for r in measured for f in r.flags} | ({"runs_disagree"} if run_cv and run_cv > MAX_RUN_CV else set())
+    return {
+        "section": "emulated" if g.emulated else "hardware",
+        "model": model, "recipe": recipe, "device": device, "seq_len": seq_len, "runner": runner,
+        "threads": threads, "weights": weights, "status": status,
+        "n_runs": len(measured), "n_failed": len(g.failed), "n_samples": len(samples),
+        "p50_ms": p50, "p50_ci_low": ci[0], "p50_ci_high": ci[1],
+        "ci_scope": ("" if ci[0] is None else f"across {len(sizes)} runs" if len(sizes) >= 2 else "within one run"),
+        "p90_ms": lat.get("p90") if lat else _med((r.latency or {}).get("p90") for r in measured),
+        "cv": lat.get("cv") if lat else None,
+        "speedup_vs_fp32": None, "rank": None,
+        "program_mb": _med(_program_mb(r) for r in g.runs),
+        "peak_rss_mb": _med((r.memory or {}).get("peak_rss_mb") for r in measured),
+        "rss_method": next((m.get("peak_rss_method") or m.get("method") for m in (r.memory or {} for r in measured)
+                            if m.get("peak_rss_method") or m.get("method")), ""),
+        "load_ms": _med(r.load_ms for r in measured),
+        "first_inference_ms": _med(r.first_inference_ms for r in measured),
+        "accuracy_metric": acc.get("metric", ""), "accuracy": acc.get("value"), "accuracy_delta_vs_fp32": None,
+        "agreement_fp32": acc.get("agreement_fp32"), "accuracy_gate": gate_result(acc),
+        "run_cv": run_cv,
+        "flags": ", ".join(sorted(flags)),
+        "error": (last_failed.error or "failed").splitlines()[0] if last_failed else "",
+        "run_ids": " ".join(r.run_id for r in g.runs),
+    }
+
+
+def _baseline(row: dict, rows: list[dict]) -> dict | None:
+    same = [b for b in rows if b["recipe"] == BASELINE_RECIPE and b["p50_ms"] and b["section"] == row["section"]
+            and all(b[k] == row[k] for k in ("model", "device", "seq_len"))]
+    exact = [b for b in same if b["runner"] == row["runner"] and b["threads"] == row["threads"]]
+    return exact[0] if exact else (same[0] if len(same) == 1 else None)
+
+
+def build_rows(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
+    """One row (a dict of COLUMNS) per group (see the module docstring), hardware first, fastest first per device."""
+    rows = [_row(g) for g in group_runs(records)]
+    for row in rows:
+        base = _baseline(row, rows)
+        if base and row["p50_ms"]:
+            row["speedup_vs_fp32"] = base["p50_ms"] / row["p50_ms"]
+            if base["accuracy"] is not None and row["accuracy"] is not None \
+                    and base["accuracy_metric"] == row["accuracy_metric"]:
+                row["accuracy_delta_vs_fp32"] = row["accuracy"] - base["accuracy"]
+    ranked: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["section"] == "hardware" and row["status"] == "ok" and row["p50_ms"]:
+            ranked.setdefault((row["model"], row["device"], row["seq_len"]), []).append(row)
+    for peers in ranked.values():
+        for i, row in enumerate(sorted(peers, key=lambda r: r["p50_ms"]), 1):
+            row["rank"] = i
+    rows.sort(key=lambda r: (r["section"] != "hardware", str(r["device"]), str(r["model"]), r["seq_len"] or 0,
+                             r["p50_ms"] if r["p50_ms"] is not None else math.inf))
+    return rows
+
+
+def columns() -> list[str]:
+    """The table's column names, in order (also for an empty table)."""
+    return list(_row(Group(KEY, False)))
+
+
+def build_table(records: Iterable[RunRecord]) -> pd.DataFrame:
+    """build_rows as a DataFrame (csv, json, html and plots read it)."""
+    import pandas as pd
+
+    df = pd.DataFrame(build_rows(records), columns=columns())
+    for col in ("rank", "n_runs", "n_failed", "n_samples"):
+        df[col] = df[col].astype("Int64")  # integers that may be missing, not floats
+    return df
+
+
+def table_records(df: pd.DataFrame) -> list[dict[str, Any]]:
+    """The table as JSON-safe dicts (NaN -> None)."""
+    return json.loads(df.to_json(orient="records"))
+
+

@@ -1,0 +1,198 @@
+"""The results store: every RunRecord as one row of root/runs.sqlite.
+
+Filtered fields get their own columns; the whole record is kept as JSON beside them, so a newer harness can read
+fields this schema never indexed. The store owns only runs.sqlite: root/programs and root/reports belong to others.
+Writers take the lock up front (BEGIN IMMEDIATE) in WAL mode, so two processes adding runs never interleave.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from harness.common.errors import BadInput
+from harness.store.record import SCHEMA_VERSION, RunRecord
+
+DB_NAME = "runs.sqlite"
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    model TEXT,
+    recipe TEXT,
+    device TEXT NOT NULL,
+    seq_len INTEGER,
+    program_sha256 TEXT,
+    runner TEXT,
+    emulated INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_by_group ON runs (model, recipe, device, seq_len);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
+"""
+_COLUMNS = ("run_id", "created_at", "status", "model", "recipe", "device", "seq_len", "program_sha256", "runner")
+
+
+class ResultsStore:
+    """RunRecords in root/runs.sqlite. Reading a store that does not exist yet gives no runs, and creates nothing."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.path = self.root / DB_NAME
+        self._checked = False
+
+    # -- connection and schema ----------------------------------------------------------------------------------
+
+    def _bad_file(self, e: Exception) -> BadInput:
+        return BadInput(f"{self.path} is not a readable harness results database ({e}): move it aside or use --results")
+
+    @contextmanager
+    def _connect(self, write: bool) -> Iterator[sqlite3.Connection]:
+        if write:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise BadInput(f"cannot create the results directory {self.root}: {e.strerror or e}") from None
+        if self.root.exists() and not self.root.is_dir():
+            raise BadInput(f"results path {self.root} is a file, not a directory")
+        try:
+            # isolation_level=None: transactions are spelled out below, not opened implicitly by the driver.
+            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as e:
+            raise BadInput(f"cannot open results database {self.path}: {e}") from None
+        try:
+            con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if not self._checked:
+                self._prepare(con)
+                self._checked = True
+            yield con
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
+                raise  # contention past the busy timeout is not the file's fault
+            if "not a database" in str(e) or "malformed" in str(e) or "corrupt" in str(e):
+                raise self._bad_file(e) from None
+            raise
+        finally:
+            con.close()
+
+    def _prepare(self, con: sqlite3.Connection) -> None:
+        """Check the schema version; create the schema on first use."""
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if tables and "meta" not in tables:
+                raise self._bad_file(ValueError(f"an SQLite file of other tables: {', '.join(sorted(tables))}"))
+            # executescript would commit this transaction: run the statements one by one instead
+            for stmt in filter(str.strip, _SCHEMA.split(";")):
+                con.execute(stmt)
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                con.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                found = SCHEMA_VERSION
+            elif not str(row[0]).isdigit():
+                raise self._bad_file(ValueError(f"schema_version {row[0]!r}"))
+            else:
+                found = int(row[0])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        if found > SCHEMA_VERSION:
+            raise BadInput(
+                f"{self.path} has results schema version {found}, newer than this harness reads ({SCHEMA_VERSION}):"
+                " upgrade harness"
+            )
+
+    # -- writing ------------------------------------------------------------------------------------------------
+
+    def add(self, record: RunRecord, replace: bool = False) -> None:
+        """Store one record in one transaction; replace=True overwrites a stored run with the same id."""
+        if not isinstance(record, RunRecord):
+            raise TypeError(f"ResultsStore.add takes a RunRecord, not {type(record).__name__}")
+        payload = json.dumps(record.to_dict())  # serialise before touching the db: a bad record writes nothing
+        values = [getattr(record, c) for c in _COLUMNS] + [int(bool(record.emulated)), payload]
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        with self._connect(write=True) as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                con.execute(
+                    f"{verb} INTO runs ({', '.join(_COLUMNS)}, emulated, record) VALUES ({', '.join('?' * 11)})",
+                    values,
+                )
+                con.execute("COMMIT")
+            except sqlite3.IntegrityError as e:
+                con.execute("ROLLBACK")
+                if "UNIQUE" not in str(e):
+                    raise  # a record missing a required field is the caller's bug
+                raise BadInput(f"run {record.run_id} is already stored in {self.path}") from None
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+
+    def delete(self, run_id: str) -> str:
+        """Delete one run given its id or a unique prefix; returns the full id."""
+        full = self.get(run_id).run_id
+        with self._connect(write=True) as con:
+            con.execute("DELETE FROM runs WHERE run_id = ?", (full,))
+        return full
+
+    # -- reading ------------------------------------------------------------------------------------------------
+
+    def runs(
+        self,
+        status: str | None = None,
+        model: str | None = None,
+        recipe: str | None = None,
+        device: str | None = None,
+        ids: list[str] | None = None,
+    ) -> list[RunRecord]:
+        """Stored runs matching every given filter, oldest first."""
+        if not self.path.exists():
+            return []
+        where, args = [], []
+        for col, val in (("status", status), ("model", model), ("recipe", recipe), ("device", device)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        if ids is not None:
+            if not ids:
+                return []
+            where.append(f"run_id IN ({', '.join('?' * len(ids))})")
+            args.extend(ids)
+        sql = "SELECT record FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
+        with self._connect(write=False) as con:
+            rows = con.execute(sql + " ORDER BY created_at, run_id", args).fetchall()
+        return [RunRecord.from_dict(json.loads(r[0])) for r in rows]
+
+    def get(self, run_id: str) -> RunRecord:
+        """The run with this id, or with this unique id prefix."""
+        if not run_id:
+            raise BadInput("empty run id")
+        if not self.path.exists():
+            raise BadInput(f"no run {run_id!r}: {self.path} holds no runs yet")
+        with self._connect(write=False) as con:
+            exact = con.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            rows = [exact] if exact else con.execute(
+                "SELECT record FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT 6", (len(run_id), run_id)
+            ).fetchall()
+        if not rows:
+            raise BadInput(f"no run {run_id!r} in {self.path} (see `harness report`)")
+        if len(rows) > 1:
+            found = [json.loads(r[0])["run_id"] for r in rows]
+            more = ", ..." if len(found) > 5 else ""
+            raise BadInput(f"run id prefix {run_id!r} is ambiguous: {', '.join(found[:5])}{more}")
+        return RunRecord.from_dict(json.loads(rows[0][0]))
+
+    def __len__(self) -> int:
+        if not self.path.exists():
+            return 0
+        with self._connect(write=False) as con:
+            return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
