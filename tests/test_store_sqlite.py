@@ -109,7 +109,7 @@ def test_newer_schema_asks_to_upgrade(tmp_path):
     con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
     con.commit()
     con.close()
-    with pytest.raises(BadInput, match=r"runs.sqlite has results schema version 2.*upgrade harness"):
+    with pytest.raises(BadInput, match=rf"runs.sqlite has results schema version {SCHEMA_VERSION + 1}.*upgrade harness"):
         ResultsStore(tmp_path).runs()
 
 

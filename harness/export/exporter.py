@@ -255,7 +255,7 @@ def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, p
             checkpoint_sha256=ckpt_sha,
             random_weights=req.checkpoint is None,
             vocab_size=vocab,
-            num_labels=hf_config.get("num_labels") if head == "sequence_classification" else None,
+            num_labels=len(hf_config.get("id2label") or {}) or None if head == "sequence_classification" else None,
             config=hf_config,
             recipe_options=req.options.describe(),
             versions=versions.stack(),

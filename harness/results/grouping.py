@@ -1,14 +1,21 @@
-"""Which runs belong together: a group is the runs that share a KEY (and a section, hardware or emulated)."""
+"""Which runs belong together: a group is the runs that share every KEY field (and a section, hardware or emulated).
+
+A row pools only runs of one kind: the same model (by identity, so two checkpoints never share a row), recipe and
+its options, device, seq_len, runner, threads and affinity, timing preset, and campaign (one `harness run`
+invocation unless --campaign names it), so an unrelated run never moves a row's numbers.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from harness.store.record import RunRecord
+from harness.store.record import RunRecord, model_identity, recipe_label
 
 NO_RUNS = "no runs yet: measure one with `harness run` (or `harness demo`), then run `harness report` again"
-KEY = ("model", "recipe", "device", "seq_len", "runner", "threads")
+KEY = ("model", "recipe", "device", "seq_len", "runner", "threads", "affinity", "timing", "campaign")
+# what may differ between a row and the fp32 row it is compared with ("speed-up vs fp32", "Δ vs fp32")
+BASELINE_MAY_DIFFER = ("recipe", "campaign")
 
 
 @dataclass
@@ -37,9 +44,13 @@ class Group:
         return any(random_weights(r) for r in self.runs)
 
     @property
+    def fields(self) -> dict:
+        return dict(zip(KEY, self.key))
+
+    @property
     def label(self) -> str:
-        model, recipe, device, seq_len, runner, threads = self.key
-        return f"{model} {recipe} s{seq_len} {runner} t{threads} @{device}"
+        f = self.fields
+        return f"{f['model']} {f['recipe']} s{f['seq_len']} {f['runner']} t{f['threads']} @{f['device']}"
 
 
 def random_weights(r: RunRecord) -> bool | None:
@@ -49,10 +60,21 @@ def random_weights(r: RunRecord) -> bool | None:
     return (r.manifest or {}).get("random_weights")
 
 
+def identity(r: RunRecord) -> str:
+    """The model a run measured (RunRecord.model_id; derived from its manifest for records that predate it)."""
+    return r.model_id or model_identity(r.manifest, r.model, r.program_sha256)
+
+
+def key_of(r: RunRecord) -> tuple:
+    """The values of KEY for one run: model identity and the recipe with its options stand for model and recipe."""
+    values = {"model": identity(r), "recipe": recipe_label(r.recipe, (r.manifest or {}).get("recipe_options"))}
+    return tuple(values[k] if k in values else getattr(r, k) for k in KEY)
+
+
 def group_runs(records: Iterable[RunRecord]) -> list[Group]:
     groups: dict[tuple, Group] = {}
     for r in records:
-        key = tuple(getattr(r, k) for k in KEY)
+        key = key_of(r)
         g = groups.setdefault((bool(r.emulated),) + key, Group(key, bool(r.emulated)))
         g.runs.append(r)
     return list(groups.values())

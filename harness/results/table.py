@@ -1,4 +1,5 @@
-"""Reports over stored runs: one row per model x recipe x device x seq_len x runner x threads.
+"""Reports over stored runs: one row per group of harness/results/grouping.py (model identity x recipe and options x
+device x seq_len x runner x threads x affinity x timing preset x campaign).
 
 Fields this module reads from a RunRecord (besides the plain ones):
     latency   harness.run.stats.summarize(...) of the run's samples (recomputed from latencies_ms when those exist)
@@ -14,8 +15,10 @@ and show their error. With two or more runs the p50 CI is p50 +- Student's t ove
 (stats.replications_ci, never narrower than the pooled block bootstrap), so it carries the run-to-run spread; from a
 single run it covers that run's noise and drift only (ci_scope says which). run_cv is the CV of the runs' medians;
 above stats.MAX_RUN_CV the row is flagged runs_disagree. Speed-up and accuracy delta are against the fp32 group of
-the same model, device, seq_len, runner and threads (any single fp32 group of that model/device/seq_len when those
-differ). Emulated groups get their own section and are never ranked or compared with hardware.
+the same model (identity), device, seq_len, runner, threads, affinity and timing preset: of the row's own campaign,
+else the only such fp32 row of another campaign (named in fp32_campaign), else none; an accuracy delta also needs
+the same task, metric and number of examples. Emulated groups get their own section and are never ranked or
+compared with hardware.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import math
 from statistics import median
 from typing import TYPE_CHECKING, Any, Iterable
 
-from harness.results.grouping import KEY, Group, gate_result, group_runs, random_weights
+from harness.results.grouping import BASELINE_MAY_DIFFER, KEY, Group, gate_result, group_runs, random_weights
 from harness.run.stats import MAX_RUN_CV, summarize
 from harness.store.record import RunRecord
 
@@ -49,7 +52,7 @@ def _program_mb(r: RunRecord) -> float | None:
 
 
 def _row(g: Group) -> dict[str, Any]:
-    model, recipe, device, seq_len, runner, threads = g.key
+    f = g.fields
     measured = g.measured
     samples = g.samples
     sizes = [len(r.latencies_ms) for r in measured if r.latencies_ms]
@@ -67,8 +70,9 @@ def _row(g: Group) -> dict[str, Any]:
     flags = {f for r in measured for f in r.flags} | ({"runs_disagree"} if run_cv and run_cv > MAX_RUN_CV else set())
     return {
         "section": "emulated" if g.emulated else "hardware",
-        "model": model, "recipe": recipe, "device": device, "seq_len": seq_len, "runner": runner,
-        "threads": threads, "weights": weights, "status": status,
+        "model": f["model"], "recipe": f["recipe"], "device": f["device"], "seq_len": f["seq_len"],
+        "runner": f["runner"], "threads": f["threads"], "affinity": f["affinity"] or "", "timing": f["timing"] or "",
+        "campaign": f["campaign"] or "", "weights": weights, "status": status,
         "n_runs": len(measured), "n_failed": len(g.failed), "n_samples": len(samples),
         "p50_ms": p50, "p50_ci_low": ci[0], "p50_ci_high": ci[1],
         "ci_scope": ("" if ci[0] is None else f"across {len(sizes)} runs" if len(sizes) >= 2 else "within one run"),
@@ -82,19 +86,26 @@ def _row(g: Group) -> dict[str, Any]:
         "load_ms": _med(r.load_ms for r in measured),
         "first_inference_ms": _med(r.first_inference_ms for r in measured),
         "accuracy_metric": acc.get("metric", ""), "accuracy": acc.get("value"), "accuracy_delta_vs_fp32": None,
+        "accuracy_task": acc.get("task", ""), "accuracy_n": acc.get("n"),
         "agreement_fp32": acc.get("agreement_fp32"), "accuracy_gate": gate_result(acc),
         "run_cv": run_cv,
         "flags": ", ".join(sorted(flags)),
         "error": (last_failed.error or "failed").splitlines()[0] if last_failed else "",
         "run_ids": " ".join(r.run_id for r in g.runs),
+        "fp32_campaign": "",  # the fp32 row's campaign when it is another one than this row's
     }
 
 
+def _comparable(a: dict, b: dict) -> bool:
+    """Same model, device, seq_len, runner, threads, affinity and timing preset, and both hardware or both emulated."""
+    return a["section"] == b["section"] and all(a[k] == b[k] for k in KEY if k not in BASELINE_MAY_DIFFER)
+
+
 def _baseline(row: dict, rows: list[dict]) -> dict | None:
-    same = [b for b in rows if b["recipe"] == BASELINE_RECIPE and b["p50_ms"] and b["section"] == row["section"]
-            and all(b[k] == row[k] for k in ("model", "device", "seq_len"))]
-    exact = [b for b in same if b["runner"] == row["runner"] and b["threads"] == row["threads"]]
-    return exact[0] if exact else (same[0] if len(same) == 1 else None)
+    """The fp32 row this row is compared with: of its own campaign, else the only comparable one, else none."""
+    fp32 = [b for b in rows if b["recipe"] == BASELINE_RECIPE and b["p50_ms"] and _comparable(row, b)]
+    same = [b for b in fp32 if b["campaign"] == row["campaign"]]
+    return same[0] if same else (fp32[0] if len(fp32) == 1 else None)
 
 
 def build_rows(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
@@ -104,13 +115,14 @@ def build_rows(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
         base = _baseline(row, rows)
         if base and row["p50_ms"]:
             row["speedup_vs_fp32"] = base["p50_ms"] / row["p50_ms"]
-            if base["accuracy"] is not None and row["accuracy"] is not None \
-                    and base["accuracy_metric"] == row["accuracy_metric"]:
+            row["fp32_campaign"] = base["campaign"] if base["campaign"] != row["campaign"] else ""
+            if base["accuracy"] is not None and row["accuracy"] is not None and all(
+                    base[k] == row[k] for k in ("accuracy_metric", "accuracy_task", "accuracy_n")):
                 row["accuracy_delta_vs_fp32"] = row["accuracy"] - base["accuracy"]
     ranked: dict[tuple, list[dict]] = {}
     for row in rows:
         if row["section"] == "hardware" and row["status"] == "ok" and row["p50_ms"]:
-            ranked.setdefault((row["model"], row["device"], row["seq_len"]), []).append(row)
+            ranked.setdefault(tuple(row[k] for k in KEY if k not in BASELINE_MAY_DIFFER), []).append(row)
     for peers in ranked.values():
         for i, row in enumerate(sorted(peers, key=lambda r: r["p50_ms"]), 1):
             row["rank"] = i

@@ -25,7 +25,8 @@ from harness.run import stats
 from harness.common import versions
 from harness.common.errors import BadInput, DeviceError, HarnessError, ProgramError, RunnerError
 from harness.export.manifest import ProgramManifest
-from harness.store.record import RunRecord
+from harness.common.timing import timing_name
+from harness.store.record import RunRecord, model_identity
 from harness.store.db import ResultsStore
 
 RUNNERS = ("native", "python")
@@ -52,6 +53,12 @@ class RunRequest:
     address: str | None = None
     serial: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
+    campaign: str | None = None  # None: this run is a campaign of its own (the CLI gives one per invocation)
+
+
+def new_campaign(prefix: str = "run") -> str:
+    """A fresh campaign name: PREFIX-YYYYmmdd-HHMMSS-xxxx (UTC), sortable by time."""
+    return f"{prefix}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
 
 
 def validate(req: RunRequest) -> None:
@@ -115,9 +122,21 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
         rec.tags["runner_bin"] = str(Path(req.runner_bin).resolve())
     if rec.program_sha256 is None:
         rec.program_sha256 = program.sha256_file(path)
-    transport: Transport | None = None
+    rec.model_id = model_identity(rec.manifest, rec.model, rec.program_sha256)
+    rec.campaign = req.campaign or new_campaign()
+    rec.timing = timing_name(req.warmup, req.iterations, req.min_seconds)  # a preset's name, or "custom"
+    # Set-up: nothing has reached the device yet, so a failure here is the user's to fix and is not stored.
+    transport = _connect(profile, make_transport)
     try:
-        transport = make_transport(profile)
+        if req.runner == "native" and req.runner_bin is None:
+            from device_runners.build import build_bundle
+
+            progress(f"preparing the {profile.abi} runner bundle")
+            build_bundle(profile.abi)  # cached by content hash: the run below finds it ready
+    except BaseException:
+        transport.close()
+        raise
+    try:
         rec.emulated = bool(getattr(transport, "emulated", False))
         _execute(req, rec, transport, profile, path, manifest, run_inputs, progress)
     except HarnessError as e:
@@ -126,10 +145,28 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
         rec.status, rec.error = "failed", f"device {profile.name}: {type(e).__name__}: {e}"
     finally:
         rec.finished_at = _now()
-        if transport is not None:
-            transport.close()
+        transport.close()
     store.add(rec)
     return rec
+
+
+def _connect(profile, make_transport) -> Transport:
+    """The device's transport, checked to answer; a device that is absent or unreachable is a DeviceError (exit 2)."""
+    try:
+        transport = make_transport(profile)
+    except HarnessError:
+        raise
+    except (TransportError, TimeoutError, OSError) as e:
+        raise DeviceError(f"device {profile.name} is not reachable: {e}") from None
+    try:
+        rc, out, err = transport.shell("echo harness-ready", timeout=60)
+    except (TransportError, TimeoutError, OSError) as e:
+        transport.close()
+        raise DeviceError(f"device {profile.name} is not reachable: {e}") from None
+    if rc != 0 or "harness-ready" not in out:
+        transport.close()
+        raise DeviceError(f"device {profile.name} does not run commands: {(err or out).strip()[:200] or f'exit {rc}'}")
+    return transport
 
 
 def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, manifest: ProgramManifest | None,

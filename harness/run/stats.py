@@ -25,12 +25,12 @@ A report row pooling several runs adds runs_disagree when their medians' CV exce
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
 from harness.common.errors import BadInput
+from harness.common.timing import PRESETS, TimingPreset, preset  # noqa: F401  (re-exported: callers time with them)
 
 BOOTSTRAP_RESAMPLES = 2000
 MIN_SAMPLES = 10
@@ -41,30 +41,6 @@ THERMAL_RISE_C = 10.0
 
 INVALIDATING_FLAGS = frozenset({"too_few_samples", "throttled"})
 WARNING_FLAGS = frozenset({"high_cv", "emulated", "profiled"})
-
-
-@dataclass(frozen=True)
-class TimingPreset:
-    name: str
-    warmup: int
-    iterations: int
-    min_seconds: float
-
-
-PRESETS: dict[str, TimingPreset] = {
-    "quick": TimingPreset("quick", warmup=3, iterations=20, min_seconds=0.0),
-    "default": TimingPreset("default", warmup=10, iterations=50, min_seconds=0.0),
-    # MLPerf mobile's single-stream floor: at least 1024 queries and at least 60 s.
-    "mlperf": TimingPreset("mlperf", warmup=10, iterations=1024, min_seconds=60.0),
-}
-
-
-def preset(name: str) -> TimingPreset:
-    """The named timing preset; an unknown name is a BadInput listing the known ones."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise BadInput(f"unknown timing preset {name!r}: choose one of {', '.join(PRESETS)}") from None
 
 
 def _as_samples(samples_ms: Sequence[float]) -> np.ndarray:
@@ -254,7 +230,8 @@ def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int
         run_cv = float(run_medians.std(ddof=1) / run_medians.mean())
         t_lo, t_hi = replications_ci(run_medians, center=p50)
         b_lo, b_hi = np.percentile(block_bootstrap_medians(x, BOOTSTRAP_RESAMPLES, seed), [2.5, 97.5])
-        lo, hi = min(t_lo, b_lo), max(t_hi, b_hi)
+        # ...and never outside the data: a median lies between the smallest and largest sample (so never below 0)
+        lo, hi = max(min(t_lo, b_lo), float(x.min())), min(max(t_hi, b_hi), float(x.max()))
         block, method = None, (f"p50 +- Student t over the {len(sizes)} runs' medians (independent replications), "
                                "at least the pooled block-bootstrap interval")
     else:

@@ -3,6 +3,8 @@
 Filtered fields get their own columns; the whole record is kept as JSON beside them, so a newer harness can read
 fields this schema never indexed. The store owns only runs.sqlite: root/programs and root/reports belong to others.
 Writers take the lock up front (BEGIN IMMEDIATE) in WAL mode, so two processes adding runs never interleave.
+A store of an older schema is migrated in place, in one transaction, the first time this harness opens it
+(harness/store/migrate.py); every run is kept.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.common.errors import BadInput
+from harness.store import migrate
 from harness.store.record import SCHEMA_VERSION, RunRecord
 
 DB_NAME = "runs.sqlite"
@@ -32,12 +35,17 @@ CREATE TABLE IF NOT EXISTS runs (
     program_sha256 TEXT,
     runner TEXT,
     emulated INTEGER NOT NULL,
-    record TEXT NOT NULL
+    record TEXT NOT NULL,
+    model_id TEXT,
+    campaign TEXT,
+    timing TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_by_group ON runs (model, recipe, device, seq_len);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
+CREATE INDEX IF NOT EXISTS runs_by_campaign ON runs (campaign, created_at);
 """
-_COLUMNS = ("run_id", "created_at", "status", "model", "recipe", "device", "seq_len", "program_sha256", "runner")
+_COLUMNS = ("run_id", "created_at", "status", "model", "recipe", "device", "seq_len", "program_sha256", "runner",
+            "model_id", "campaign", "timing")
 
 
 class ResultsStore:
@@ -90,17 +98,19 @@ class ResultsStore:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if tables and "meta" not in tables:
                 raise self._bad_file(ValueError(f"an SQLite file of other tables: {', '.join(sorted(tables))}"))
-            # executescript would commit this transaction: run the statements one by one instead
-            for stmt in filter(str.strip, _SCHEMA.split(";")):
-                con.execute(stmt)
-            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                con.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-                found = SCHEMA_VERSION
-            elif not str(row[0]).isdigit():
+            row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() if tables else None
+            if row is not None and not str(row[0]).isdigit():
                 raise self._bad_file(ValueError(f"schema_version {row[0]!r}"))
-            else:
-                found = int(row[0])
+            found = int(row[0]) if row is not None else SCHEMA_VERSION
+            if found < SCHEMA_VERSION:
+                migrate.upgrade(con, found)  # inside this transaction: all of it lands, or none
+            elif found == SCHEMA_VERSION:
+                # executescript would commit this transaction: run the statements one by one instead
+                for stmt in filter(str.strip, _SCHEMA.split(";")):
+                    con.execute(stmt)
+            if row is None or found < SCHEMA_VERSION:
+                con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
+                            (str(SCHEMA_VERSION),))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -124,7 +134,8 @@ class ResultsStore:
             con.execute("BEGIN IMMEDIATE")
             try:
                 con.execute(
-                    f"{verb} INTO runs ({', '.join(_COLUMNS)}, emulated, record) VALUES ({', '.join('?' * 11)})",
+                    f"{verb} INTO runs ({', '.join(_COLUMNS)}, emulated, record) "
+                    f"VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})",
                     values,
                 )
                 con.execute("COMMIT")
