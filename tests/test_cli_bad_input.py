@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.store.record import RunRecord
+
 HARNESS = [sys.executable, "-m", "harness.cli"]
 
 
@@ -119,14 +121,16 @@ def test_checkpoint_with_mismatched_shapes(tmp_path):
     assert_user_error(harness("export", "--checkpoint", str(ckpt), results=tmp_path / "r"), "shape")
 
 
-def test_unreachable_device_stores_a_failed_run_and_exits_nonzero(tiny_export, tmp_path):
+def test_unreachable_device_is_refused_before_any_run_is_stored(tiny_export, tmp_path):
+    """Nothing reached the device: one line and exit 2, and no failed run sits in every report from then on."""
     from harness.store.db import ResultsStore
 
     _, res = tiny_export
     results = tmp_path / "r"
+    ResultsStore(results).add(RunRecord(run_id="earlier", created_at="2026-12-01T00:00:00+00:00", status="ok",
+                                        device="host"))
     proc = harness("run", "--program", str(res.program), "--device", "rpi5", "--address", "nobody@127.0.0.1:1",
                    "--iterations", "3", results=results)
-    assert proc.returncode == 3 and "Traceback" not in proc.stderr + proc.stdout
-    assert "connection refused" in proc.stdout
-    [rec] = ResultsStore(results).runs()
-    assert rec.status == "failed" and rec.device == "rpi5" and "127.0.0.1:1" in rec.error
+    assert_user_error(proc, "rpi5", "127.0.0.1:1")
+    assert "connection refused" in proc.stderr.lower() and proc.returncode == 2
+    assert [r.run_id for r in ResultsStore(results).runs()] == ["earlier"]

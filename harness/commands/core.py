@@ -149,9 +149,13 @@ def export_command(ctx, out, name, **kw):
 @click.option("--devices-file", type=click.Path(path_type=Path), default=None, help="Extra device catalog (TOML).")
 @click.option("--address", default=None, help="ssh address user@host[:port] for ssh devices.")
 @click.option("--serial", default=None, help="adb serial for Android devices.")
+@click.option("--campaign", default=None,
+              help="Name the runs' campaign (rows pool only runs of one campaign); default: one per invocation.")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Label the runs (report --tag selects); repeatable.")
 @click.pass_context
 def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_preset, iterations, warmup, min_seconds, threads, affinity,
-                task, samples, profile_run, cooldown, repeat, timeout, devices_file, address, serial, **export_kw):
+                task, samples, profile_run, cooldown, repeat, timeout, devices_file, address, serial, campaign, tags,
+                **export_kw):
     """Run a program on a device, store one RunRecord per run, print a summary.
 
     \b
@@ -159,13 +163,16 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
       harness run --program results/programs/mobilebert-fp32-s128-*.pte --device host
       harness run --model mobilebert --quant int8 --device emu-arm64 --task rotten_tomatoes --samples 50
       harness run --model mobilebert --quant int8 --seq-len 32,128,384 --device pixel7 --timing mlperf
+      harness run --model mobilebert --quant int8 --repeat 3 --campaign nightly --tag branch=main
     """
-    from harness.run import measure
-    from harness.run import stats
+    from harness.commands.selection import parse_tags
+    from harness.run import measure, stats
 
     results = ctx.obj["results"]
     if repeat < 1:
         raise click.BadParameter("must be at least 1", param_hint="--repeat")
+    run_tags = parse_tags(tags)
+    campaign = _campaign_name(campaign) or measure.new_campaign()
     t = stats.preset(timing_preset)
     programs = [program] if program is not None else [
         _do_export(req, results).program for req in _export_requests(**export_kw)]
@@ -180,13 +187,21 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
                 threads=threads, affinity=affinity, task=task,
                 samples=samples if samples is not None else (200 if task else 8),
                 profile=profile_run, cooldown=cooldown, timeout=timeout, devices_file=devices_file,
-                address=address, serial=serial)
+                address=address, serial=serial, campaign=campaign, tags=run_tags)
             with status(f"running {Path(prog).name} on {device}") as update:
                 rec = measure.run(req, results, progress=update)
             _print_run(rec)
             failed += rec.status == "failed"
     if failed:
         ctx.exit(3)
+
+
+def _campaign_name(name: str | None) -> str | None:
+    import re
+
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,99}", name):
+        raise click.BadParameter(f"{name!r}: letters, digits and . _ : + - only (at most 100)", param_hint="--campaign")
+    return name
 
 
 def _print_run(rec) -> None:
@@ -242,6 +257,7 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat):
 
     results = ctx.obj["results"]
     ok = True
+    campaign = measure.new_campaign("demo")  # the demo's rows pool its own runs only, and compare with its fp32
     for recipe in [r for r in recipes.split(",") if r]:
         if recipe not in RECIPES:
             console.print(f"[yellow]skipping recipe {recipe}: not available[/yellow]")
@@ -251,13 +267,15 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat):
                   allow_partial=False, min_agreement=0.99, numerics_task="rotten_tomatoes", numerics_samples=64,
                   force=False)
         res = _do_export(_export_requests(**kw)[0], results)
-        req = measure.RunRequest(program=res.program, device="host", task="rotten_tomatoes", samples=samples)
+        req = measure.RunRequest(program=res.program, device="host", task="rotten_tomatoes", samples=samples,
+                                 campaign=campaign)
         for i in range(repeat):
             with status(f"running {res.program.name} on host ({i + 1}/{repeat})") as update:
                 rec = measure.run(req, results, progress=update)
             _print_run(rec)
             ok &= rec.status != "failed"
     console.print()
-    ctx.invoke(report_command, fmt="md", output=None, model=None, device=None, recipe=None)
+    ctx.invoke(report_command, fmt="md", output=None, campaign=campaign, tags=(), run_ids=(), since=None, until=None,
+               timing=None, model=None, model_id=None, device=None, recipe=None, status_=None)
     if not ok:
         ctx.exit(3)

@@ -1,4 +1,9 @@
-"""`harness compare A B`: is run B faster than run A, by how much, and can we tell?"""
+"""`harness compare A B`: is B faster than A, by how much, and can we tell? A and B are runs or campaigns.
+
+Two runs: their samples, side by side. Two campaigns (or a campaign against one in a baseline store): every group
+of B (grouping.KEY but the campaign) against the same group of A, samples pooled per group. Only like with like:
+runs of different models, devices or sequence lengths, or hardware against an emulator, are refused.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,27 @@ from typing import Any
 
 from harness.common.errors import BadInput
 from harness.store.record import RunRecord
-from harness.results.grouping import gate_result, random_weights
+from harness.results.grouping import KEY, Group, gate_result, group_runs, identity, random_weights
 from harness.results.markdown import fmt_ms, md_table
 from harness.run.stats import compare_samples
 
-SAME = ("model", "device", "seq_len", "runner", "threads")
+SAME = ("model", "device", "seq_len", "runner", "threads")  # what a caveat names when two runs differ in it
+MUST_MATCH = {"model": "model", "device": "device", "seq_len": "seq_len"}  # what makes two runs incomparable
+MATCH = tuple(k for k in KEY if k != "campaign")  # what pairs a group of campaign B with one of campaign A
 
 
 def _describe(r: RunRecord) -> dict[str, Any]:
-    return {k: getattr(r, k) for k in ("run_id", "status", "model", "recipe", "device", "seq_len", "runner",
-                                       "threads", "emulated", "created_at")} | {"flags": list(r.flags)}
+    return {k: getattr(r, k) for k in ("run_id", "status", "recipe", "device", "seq_len", "runner", "threads",
+                                       "emulated", "created_at", "campaign", "timing")} | {
+        "model": identity(r), "flags": list(r.flags)}
+
+
+def _refuse_unlike(a: RunRecord, b: RunRecord) -> None:
+    for what, va, vb in (("models", identity(a), identity(b)), ("devices", a.device, b.device),
+                         ("sequence lengths", a.seq_len, b.seq_len)):
+        if va != vb:
+            raise BadInput(f"runs {a.run_id} and {b.run_id} are of different {what} ({va} vs {vb}): "
+                           "a comparison needs the same model, device and seq_len")
 
 
 def _delta(a: Any, b: Any) -> dict[str, Any] | None:
@@ -34,7 +50,10 @@ def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
     if bool(a.emulated) != bool(b.emulated):
         emu, hw = (a, b) if a.emulated else (b, a)
         raise BadInput(f"run {emu.run_id} is emulated and {hw.run_id} ran on hardware: their timings are not comparable")
+    _refuse_unlike(a, b)
     caveats = [f"different {k}: {getattr(a, k)} vs {getattr(b, k)}" for k in SAME if getattr(a, k) != getattr(b, k)]
+    if a.timing != b.timing:
+        caveats.append(f"different timing presets: {a.timing} vs {b.timing}")
     caveats += [f"run {r.run_id} is {r.status} ({', '.join(r.flags)})" for r in (a, b) if r.status == "invalid"]
     if a.emulated:
         caveats.append("both runs are emulated: functional timings only")
@@ -88,4 +107,65 @@ def render_comparison(result: dict[str, Any]) -> str:
     lines.append(md_table(["", "A", "B", "B/A"], rows))
     if result["caveats"]:
         lines += ["", "Caveats:"] + [f"- {c}" for c in result["caveats"]]
+    return "\n".join(lines) + "\n"
+
+
+# -- campaigns ------------------------------------------------------------------------------------------------------
+
+def _match_key(g: Group) -> tuple:
+    return (g.emulated,) + tuple(g.fields[k] for k in MATCH)
+
+
+def compare_campaigns(a: list[RunRecord], b: list[RunRecord], name_a: str, name_b: str) -> dict[str, Any]:
+    """Each group of B against the same group (all of KEY but the campaign) of A, on their pooled samples."""
+    groups_a = {_match_key(g): g for g in group_runs(a)}
+    groups_b = {_match_key(g): g for g in group_runs(b)}
+    pairs, unmatched = [], []
+    for key, gb in groups_b.items():
+        ga = groups_a.get(key)
+        if ga is None or len(ga.samples) < 2 or len(gb.samples) < 2:
+            unmatched.append(gb.label + ("" if ga is None else " (too few samples)"))
+            continue
+        lat = compare_samples(ga.samples, gb.samples)
+        pairs.append({"group": gb.label, **{k: gb.fields[k] for k in MATCH}, "emulated": gb.emulated,
+                      "runs_a": [r.run_id for r in ga.measured], "runs_b": [r.run_id for r in gb.measured],
+                      "random_weights": bool(ga.random_weights or gb.random_weights), "latency": lat})
+    if not pairs:
+        only_a = sorted(g.label for k, g in groups_a.items() if k not in groups_b)
+        raise BadInput(f"campaigns {name_a} and {name_b} share no model x recipe x device x seq_len x runner x threads "
+                       f"x timing: nothing to compare (A has {', '.join(only_a[:3]) or 'no measured runs'}; "
+                       f"B has {', '.join(unmatched[:3]) or 'no measured runs'})")
+    return {"a": name_a, "b": name_b, "pairs": pairs, "unmatched": unmatched}
+
+
+def regressions(result: dict[str, Any], threshold: float) -> list[str]:
+    """One line per pair where B is significantly slower than A by more than threshold (0.05 = 5%)."""
+    pairs = result["pairs"] if "pairs" in result else [{"group": f"run {result['b']['run_id']}",
+                                                       "latency": result["latency"]}]
+    out = []
+    for p in pairs:
+        lat = p["latency"]
+        if lat["verdict"] == "slower" and lat["ratio"] > 1 + threshold:
+            lo, hi = lat["ratio_ci"]
+            out.append(f"regression: {p['group']}: B is {lat['ratio'] - 1:.1%} slower than A (median B/A "
+                       f"{lat['ratio']:.3f}, 95% CI [{lo:.3f}, {hi:.3f}], p={lat['p_value']:.2g}), over the "
+                       f"{threshold:.0%} threshold")
+    return out
+
+
+def render_campaigns(result: dict[str, Any]) -> str:
+    rows = []
+    for p in result["pairs"]:
+        lat = p["latency"]
+        lo, hi = lat["ratio_ci"]
+        verdict = "same" if lat["verdict"] == "no significant difference" else lat["verdict"]
+        rows.append([p["group"], fmt_ms(lat["median_a"]), fmt_ms(lat["median_b"]), f"{lat['ratio']:.3f}",
+                     f"[{lo:.3f}, {hi:.3f}]", verdict, f"{lat['p_value']:.2g}",
+                     f"{len(p['runs_a'])}/{len(p['runs_b'])}"])
+    lines = [f"A: campaign {result['a']}", f"B: campaign {result['b']}", "",
+             md_table(["group", "A p50 ms", "B p50 ms", "B/A", "95% CI", "B is", "p", "runs A/B"], rows)]
+    if result["unmatched"]:
+        lines += ["", "In B only (not compared): " + "; ".join(result["unmatched"])]
+    if any(p["random_weights"] for p in result["pairs"]):
+        lines += ["", "untrained (random) weights in some groups: latency is real, accuracy is not compared"]
     return "\n".join(lines) + "\n"

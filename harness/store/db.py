@@ -9,9 +9,12 @@ A store of an older schema is migrated in place, in one transaction, the first t
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import json
 import sqlite3
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -164,24 +167,81 @@ class ResultsStore:
         recipe: str | None = None,
         device: str | None = None,
         ids: list[str] | None = None,
+        selection: "Selection | None" = None,
     ) -> list[RunRecord]:
         """Stored runs matching every given filter, oldest first."""
+        sel = selection or Selection()
+        sel = dataclasses.replace(sel, status=status or sel.status, model=model or sel.model,
+                                  recipe=recipe or sel.recipe, device=device or sel.device,
+                                  ids=ids if ids is not None else sel.ids)
         if not self.path.exists():
             return []
-        where, args = [], []
-        for col, val in (("status", status), ("model", model), ("recipe", recipe), ("device", device)):
-            if val is not None:
-                where.append(f"{col} = ?")
-                args.append(val)
-        if ids is not None:
-            if not ids:
-                return []
-            where.append(f"run_id IN ({', '.join('?' * len(ids))})")
-            args.extend(ids)
+        if sel.ids is not None and not sel.ids:
+            return []
+        where, args = sel.where()
         sql = "SELECT record FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
         with self._connect(write=False) as con:
             rows = con.execute(sql + " ORDER BY created_at, run_id", args).fetchall()
         return [RunRecord.from_dict(json.loads(r[0])) for r in rows]
+
+    def summaries(self, selection: "Selection | None" = None) -> list[dict]:
+        """The indexed columns plus p50 and tags of the selected runs, oldest first, without parsing whole records
+        (`harness runs list` on 10,000 runs)."""
+        if not self.path.exists():
+            return []
+        sel = selection or Selection()
+        where, args = sel.where()
+        cols = ["run_id", "created_at", "campaign", "status", "model", "model_id", "recipe", "device", "timing"]
+        sql = (f"SELECT {', '.join(cols)}, json_extract(record, '$.latency.p50'), json_extract(record, '$.tags') "
+               "FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY created_at, run_id")
+        with self._connect(write=False) as con:
+            rows = con.execute(sql, args).fetchall()
+        return [dict(zip(cols, r[:-2]), p50_ms=r[-2], tags=json.loads(r[-1]) if r[-1] else {}) for r in rows]
+
+    def delete_where(self, selection: "Selection") -> list[str]:
+        """Delete every selected run in one transaction; returns their ids (none: nothing matched)."""
+        if not self.path.exists():
+            return []
+        where, args = selection.where()
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        with self._connect(write=True) as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [r[0] for r in con.execute("SELECT run_id FROM runs" + clause, args)]
+                con.execute("DELETE FROM runs" + clause, args)
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return ids
+
+    def known(self, column: str, limit: int = 8) -> list[str]:
+        """The distinct values of a column, newest first: what a "no such campaign" error lists."""
+        if column not in _COLUMNS or not self.path.exists():
+            return []
+        with self._connect(write=False) as con:
+            rows = con.execute(f"SELECT {column}, MAX(created_at) AS t FROM runs WHERE {column} IS NOT NULL "
+                               f"GROUP BY {column} ORDER BY t DESC LIMIT ?", (limit + 1,)).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def check_selection(self, sel: "Selection") -> None:
+        """A selector that names nothing in the store is a BadInput listing what is there."""
+        for column, value in (("campaign", sel.campaign), ("timing", sel.timing), ("device", sel.device),
+                              ("model_id", sel.model_id)):
+            if value is not None and self.path.exists():
+                with self._connect(write=False) as con:
+                    hit = con.execute(f"SELECT 1 FROM runs WHERE {column} = ? LIMIT 1", (value,)).fetchone()
+                if not hit:
+                    flag = {"model_id": "model-id"}.get(column, column)
+                    raise BadInput(f"no runs with --{flag} {value!r} in {self.path}; known: {_listing(self.known(column))}")
+        for key, value in (sel.tags or {}).items():
+            with self._connect(write=False) as con:
+                seen = [r[0] for r in con.execute(
+                    "SELECT DISTINCT json_extract(record, '$.tags.' || json_quote(?)) FROM runs LIMIT 9", (key,))
+                    if r[0] is not None] if self.path.exists() else []
+            if str(value) not in [str(v) for v in seen]:
+                known = f"known values: {_listing([str(v) for v in seen])}" if seen else "no run has that tag"
+                raise BadInput(f"no runs tagged {key}={value} in {self.path}; {known}")
 
     def get(self, run_id: str) -> RunRecord:
         """The run with this id, or with this unique id prefix."""
@@ -207,3 +267,65 @@ class ResultsStore:
             return 0
         with self._connect(write=False) as con:
             return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+
+def _listing(values: list[str], limit: int = 8) -> str:
+    if not values:
+        return "none (the store holds no runs)"
+    return ", ".join(values[:limit]) + (", ..." if len(values) > limit else "")
+
+
+def parse_when(text: str, flag: str, end_of_day: bool = False) -> str:
+    """An ISO date or date-time (UTC unless it says otherwise) as the store's created_at format."""
+    try:
+        when = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise BadInput(f"{flag} {text!r}: not a date (use YYYY-MM-DD or YYYY-MM-DDTHH:MM)") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    if end_of_day and len(text.strip()) <= 10:  # a bare date: the whole of that day
+        when += dt.timedelta(days=1) - dt.timedelta(seconds=1)
+    return when.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class Selection:
+    """Which runs a report, compare or `runs` command works on; every field given must match."""
+
+    ids: list[str] | None = None  # full run ids or unique prefixes
+    campaign: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    status: str | None = None
+    model: str | None = None  # preset name as recorded (model column)
+    model_id: str | None = None  # model identity ("sst2-student@3f2a9c1b cls2")
+    recipe: str | None = None
+    device: str | None = None
+    timing: str | None = None
+    since: str | None = None  # created_at >= (store format; see parse_when)
+    until: str | None = None  # created_at <=
+
+    def empty(self) -> bool:
+        return all(v in (None, {}, []) for v in dataclasses.asdict(self).values())
+
+    def where(self) -> tuple[list[str], list]:
+        where, args = [], []
+        for col in ("status", "model", "model_id", "recipe", "device", "timing", "campaign"):
+            if getattr(self, col) is not None:
+                where.append(f"{col} = ?")
+                args.append(getattr(self, col))
+        for key, value in self.tags.items():
+            where.append("CAST(json_extract(record, '$.tags.' || json_quote(?)) AS TEXT) = ?")
+            args += [key, str(value)]
+        if self.since:
+            where.append("created_at >= ?")
+            args.append(self.since)
+        if self.until:
+            where.append("created_at <= ?")
+            args.append(self.until)
+        if self.ids:
+            clauses = []
+            for i in self.ids:
+                clauses.append("substr(run_id, 1, ?) = ?")
+                args += [len(i), i]
+            where.append("(" + " OR ".join(clauses) + ")")
+        return where, args
