@@ -6,7 +6,6 @@ import math
 from typing import Any, Callable, Mapping
 
 from harness.store.record import RunRecord
-from harness.run.stats import MAX_RUN_CV
 
 EMULATED_NOTE = "functional timings only, from an emulator: never ranked or compared with hardware"
 SINGLE_RUN_NOTE = ("p50 CI from a single run (runs = 1): it counts that run's noise and drift, not the shifts between "
@@ -108,6 +107,7 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord]) -> str:
     if any(r["ci_scope"] == "within one run" for r in rows):
         notes.append(SINGLE_RUN_NOTE)
     if any("runs_disagree" in r["flags"] for r in rows):
+        from harness.run.stats import MAX_RUN_CV
         notes.append(f"runs_disagree: the runs' medians spread by more than {MAX_RUN_CV:.0%} (CV): the machine changed "
                      "between them; the CI across runs says how much that matters (docs/statistics.md)")
     if any(r["weights"] == "random" for r in rows):

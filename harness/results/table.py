@@ -12,7 +12,7 @@ Fields this module reads from a RunRecord (besides the plain ones):
 
 A group's latency pools the samples of its "ok" runs (its "invalid" runs when no run is ok); failed runs only count
 and show their error. With two or more runs the p50 CI is p50 +- Student's t over the runs' medians
-(stats.replications_ci, never narrower than the pooled block bootstrap), so it carries the run-to-run spread; from a
+(stats.replications_ci, never narrower than the pooled plain bootstrap), so it carries the run-to-run spread; from a
 single run it covers that run's noise and drift only (ci_scope says which). run_cv is the CV of the runs' medians;
 above stats.MAX_RUN_CV the row is flagged runs_disagree. Speed-up and accuracy delta are against the fp32 group of
 the same model (identity), device, seq_len, runner, threads, affinity and timing preset: of the row's own campaign,
@@ -51,12 +51,22 @@ def _program_mb(r: RunRecord) -> float | None:
     return size / PROGRAM_MB if isinstance(size, (int, float)) and size > 0 else None
 
 
+def _pooled(measured: list[RunRecord], samples: list[float], sizes: list[int]) -> dict[str, Any]:
+    """summarize() of a group's samples; a one-run group reuses the summary stored with the run (the same call, made
+    at run time), so a report's cost grows with its pooled groups, not with every run's raw samples."""
+    if len(measured) == 1:
+        own = measured[0].latency or {}
+        if own.get("n") == len(samples) and own.get("ci95_median") and (own.get("bootstrap") or {}).get("seed") == 0:
+            return own
+    return summarize(samples, clusters=sizes)
+
+
 def _row(g: Group) -> dict[str, Any]:
     f = g.fields
     measured = g.measured
     samples = g.samples
     sizes = [len(r.latencies_ms) for r in measured if r.latencies_ms]
-    lat = summarize(samples, clusters=sizes) if samples else {}
+    lat = _pooled(measured, samples, sizes) if samples else {}
     p50 = lat.get("p50") if lat else _med((r.latency or {}).get("p50") for r in measured)
     ci = lat.get("ci95_median") or [None, None]
     acc_run = next((r for r in reversed(measured) if r.accuracy), None)
@@ -96,14 +106,15 @@ def _row(g: Group) -> dict[str, Any]:
     }
 
 
-def _comparable(a: dict, b: dict) -> bool:
-    """Same model, device, seq_len, runner, threads, affinity and timing preset, and both hardware or both emulated."""
-    return a["section"] == b["section"] and all(a[k] == b[k] for k in KEY if k not in BASELINE_MAY_DIFFER)
+def _comparable_key(row: dict) -> tuple:
+    """Rows with the same key may be compared: same model, device, seq_len, runner, threads, affinity and timing
+    preset, and both hardware or both emulated (recipe and campaign may differ)."""
+    return (row["section"],) + tuple(row[k] for k in KEY if k not in BASELINE_MAY_DIFFER)
 
 
-def _baseline(row: dict, rows: list[dict]) -> dict | None:
+def _baseline(row: dict, fp32_rows: dict[tuple, list[dict]]) -> dict | None:
     """The fp32 row this row is compared with: of its own campaign, else the only comparable one, else none."""
-    fp32 = [b for b in rows if b["recipe"] == BASELINE_RECIPE and b["p50_ms"] and _comparable(row, b)]
+    fp32 = fp32_rows.get(_comparable_key(row), [])
     same = [b for b in fp32 if b["campaign"] == row["campaign"]]
     return same[0] if same else (fp32[0] if len(fp32) == 1 else None)
 
@@ -111,8 +122,12 @@ def _baseline(row: dict, rows: list[dict]) -> dict | None:
 def build_rows(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
     """One row (a dict of COLUMNS) per group (see the module docstring), hardware first, fastest first per device."""
     rows = [_row(g) for g in group_runs(records)]
+    fp32_rows: dict[tuple, list[dict]] = {}
     for row in rows:
-        base = _baseline(row, rows)
+        if row["recipe"] == BASELINE_RECIPE and row["p50_ms"]:
+            fp32_rows.setdefault(_comparable_key(row), []).append(row)
+    for row in rows:
+        base = _baseline(row, fp32_rows)
         if base and row["p50_ms"]:
             row["speedup_vs_fp32"] = base["p50_ms"] / row["p50_ms"]
             row["fp32_campaign"] = base["campaign"] if base["campaign"] != row["campaign"] else ""
@@ -122,7 +137,7 @@ def build_rows(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
     ranked: dict[tuple, list[dict]] = {}
     for row in rows:
         if row["section"] == "hardware" and row["status"] == "ok" and row["p50_ms"]:
-            ranked.setdefault(tuple(row[k] for k in KEY if k not in BASELINE_MAY_DIFFER), []).append(row)
+            ranked.setdefault(_comparable_key(row), []).append(row)
     for peers in ranked.values():
         for i, row in enumerate(sorted(peers, key=lambda r: r["p50_ms"]), 1):
             row["rank"] = i

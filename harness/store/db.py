@@ -128,25 +128,30 @@ class ResultsStore:
 
     def add(self, record: RunRecord, replace: bool = False) -> None:
         """Store one record in one transaction; replace=True overwrites a stored run with the same id."""
-        if not isinstance(record, RunRecord):
-            raise TypeError(f"ResultsStore.add takes a RunRecord, not {type(record).__name__}")
-        payload = json.dumps(record.to_dict())  # serialise before touching the db: a bad record writes nothing
-        values = [getattr(record, c) for c in _COLUMNS] + [int(bool(record.emulated)), payload]
+        self.add_many([record], replace=replace)
+
+    def add_many(self, records: list[RunRecord], replace: bool = False) -> None:
+        """Store records in one transaction: all of them, or (on any error) none."""
+        for record in records:
+            if not isinstance(record, RunRecord):
+                raise TypeError(f"ResultsStore.add takes a RunRecord, not {type(record).__name__}")
+        # serialise before touching the db: a bad record writes nothing
+        values = [[getattr(r, c) for c in _COLUMNS] + [int(bool(r.emulated)), json.dumps(r.to_dict())]
+                  for r in records]
         verb = "INSERT OR REPLACE" if replace else "INSERT"
+        sql = (f"{verb} INTO runs ({', '.join(_COLUMNS)}, emulated, record) "
+               f"VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})")
         with self._connect(write=True) as con:
             con.execute("BEGIN IMMEDIATE")
             try:
-                con.execute(
-                    f"{verb} INTO runs ({', '.join(_COLUMNS)}, emulated, record) "
-                    f"VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})",
-                    values,
-                )
+                for record, row in zip(records, values):
+                    try:
+                        con.execute(sql, row)
+                    except sqlite3.IntegrityError as e:
+                        if "UNIQUE" not in str(e):
+                            raise  # a record missing a required field is the caller's bug
+                        raise BadInput(f"run {record.run_id} is already stored in {self.path}") from None
                 con.execute("COMMIT")
-            except sqlite3.IntegrityError as e:
-                con.execute("ROLLBACK")
-                if "UNIQUE" not in str(e):
-                    raise  # a record missing a required field is the caller's bug
-                raise BadInput(f"run {record.run_id} is already stored in {self.path}") from None
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
