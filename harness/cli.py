@@ -46,6 +46,7 @@ def _optional_commands() -> None:
     table = [
         ("harness.commands.report", ["report_command", "compare_command"]),
         ("harness.commands.runs", ["runs_group"]),
+        ("harness.commands.results", ["results_group"]),
         ("harness.commands.devices", ["devices_command"]),
         ("harness.commands.runner", ["runner_group"]),
         ("harness.commands.quant", ["recipes_command", "sensitivity_command"]),

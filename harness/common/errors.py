@@ -29,3 +29,7 @@ class DeviceError(HarnessError):
 
 class RunnerError(HarnessError):
     """The on-device runner could not be built, started, or crashed."""
+
+
+class StoreError(HarnessError):
+    """The results store (or another output folder) cannot be written or read: full disk, read-only, permissions."""

@@ -95,6 +95,7 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     if req.runner == "python" and profile.transport != "local":
         raise BadInput(f"--runner python runs only on the host; device {profile.name} needs --runner native")
     store = ResultsStore(Path(results))
+    store.check_writable()  # before minutes of measuring, not after
     if manifest:
         specs, vocab = manifest.inputs, manifest.vocab_size
     else:

@@ -12,17 +12,22 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import os
 import sqlite3
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from harness.common.errors import BadInput
+from harness.common.errors import BadInput, StoreError
 from harness.store import migrate
 from harness.store.record import SCHEMA_VERSION, RunRecord
 
 DB_NAME = "runs.sqlite"
+# sqlite3 messages that mean the disk or the folder, not this code, is at fault
+ENVIRONMENT_FAULTS = ("disk I/O error", "database or disk is full", "readonly database", "unable to open database",
+                      "attempt to write a readonly")
 BUSY_TIMEOUT_MS = 30_000
 
 _SCHEMA = """
@@ -64,34 +69,70 @@ class ResultsStore:
     def _bad_file(self, e: Exception) -> BadInput:
         return BadInput(f"{self.path} is not a readable harness results database ({e}): move it aside or use --results")
 
+    def check_writable(self) -> None:
+        """Before a run: a store that cannot take its record is a StoreError now, not after minutes of measuring."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the results directory {self.root}: {e.strerror or e}") from None
+        if not self.root.is_dir():
+            raise BadInput(f"results path {self.root} is a file, not a directory")
+        if self.read_only() or not os.access(self.root, os.W_OK):
+            raise StoreError(f"the results store {self.path} is read-only: give write access or use --results DIR")
+
+    def read_only(self) -> bool:
+        """True when this process may read the store but not write it (its file or folder is not writable)."""
+        return self.path.exists() and not (os.access(self.path, os.W_OK) and os.access(self.root, os.W_OK))
+
     @contextmanager
     def _connect(self, write: bool) -> Iterator[sqlite3.Connection]:
         if write:
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
             except OSError as e:
-                raise BadInput(f"cannot create the results directory {self.root}: {e.strerror or e}") from None
+                raise StoreError(f"cannot create the results directory {self.root}: {e.strerror or e}") from None
         if self.root.exists() and not self.root.is_dir():
             raise BadInput(f"results path {self.root} is a file, not a directory")
+        read_only = not write and self.read_only()
+        if write and self.read_only():
+            raise StoreError(f"the results store {self.path} is read-only: give write access or use --results DIR")
         try:
             # isolation_level=None: transactions are spelled out below, not opened implicitly by the driver.
-            con = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            # A read-only store (reports of an archived folder) opens as immutable: no lock, no journal, no -shm.
+            target, uri = (f"file:{self.path}?immutable=1", True) if read_only else (str(self.path), False)
+            con = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, uri=uri)
         except sqlite3.Error as e:
             raise BadInput(f"cannot open results database {self.path}: {e}") from None
         try:
             con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not self._checked:
-                self._prepare(con)
-                self._checked = True
+                self._check_read_only(con) if read_only else self._prepare(con)
+                self._checked = not read_only
             yield con
         except sqlite3.DatabaseError as e:
             if isinstance(e, sqlite3.OperationalError) and "locked" in str(e):
                 raise  # contention past the busy timeout is not the file's fault
             if "not a database" in str(e) or "malformed" in str(e) or "corrupt" in str(e):
                 raise self._bad_file(e) from None
+            if isinstance(e, sqlite3.OperationalError) and any(m in str(e) for m in ENVIRONMENT_FAULTS):
+                raise StoreError(f"cannot {'write' if write else 'read'} the results store {self.path}: {e} "
+                                 "(free disk space, fix its permissions, or use --results DIR)") from None
             raise
         finally:
             con.close()
+
+    def _check_read_only(self, con: sqlite3.Connection) -> None:
+        """A read-only store must already be of this schema: it cannot be migrated where it is."""
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        found = int(row[0]) if row and str(row[0]).isdigit() else None
+        if found is None:
+            raise self._bad_file(ValueError("no schema version"))
+        if found > SCHEMA_VERSION:
+            raise BadInput(f"{self.path} has results schema version {found}, newer than this harness reads "
+                           f"({SCHEMA_VERSION}): upgrade harness")
+        if found < SCHEMA_VERSION:
+            raise StoreError(f"{self.path} is read-only and of results schema {found}: open it once with write "
+                             f"access so it migrates to schema {SCHEMA_VERSION}, or copy it elsewhere")
 
     def _prepare(self, con: sqlite3.Connection) -> None:
         """Check the schema version; create the schema on first use."""
@@ -138,6 +179,31 @@ class ResultsStore:
         # serialise before touching the db: a bad record writes nothing
         values = [[getattr(r, c) for c in _COLUMNS] + [int(bool(r.emulated)), json.dumps(r.to_dict())]
                   for r in records]
+        try:
+            self._insert(records, values, replace)
+        except StoreError as e:
+            raise StoreError(f"{e}; {self._recover(records)}") from None
+
+    def _recover(self, records: list[RunRecord]) -> str:
+        """Keep records the store could not take in a JSON-lines file (beside the store, else in the temp folder);
+        returns where, as a sentence. `harness results import FILE` adds them once the store is writable."""
+        import tempfile
+
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+        from harness.store.exchange import dumps
+
+        text = dumps(records)
+        for folder in (self.root, Path(tempfile.gettempdir())):
+            path = folder / f"runs.recovered-{stamp}-{os.getpid()}.jsonl"
+            try:
+                with open(path, "x", encoding="utf-8") as f:
+                    f.write(text)
+                return f"the measurement is kept in {path} (add it later: harness results import {path})"
+            except OSError:
+                continue
+        return f"nowhere could keep the measurement, so here it is: {json.dumps([r.to_dict() for r in records])}"
+
+    def _insert(self, records: list[RunRecord], values: list[list], replace: bool) -> None:
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         sql = (f"{verb} INTO runs ({', '.join(_COLUMNS)}, emulated, record) "
                f"VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})")
@@ -186,8 +252,9 @@ class ResultsStore:
         where, args = sel.where()
         sql = "SELECT record FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
         with self._connect(write=False) as con:
-            rows = con.execute(sql + " ORDER BY created_at, run_id", args).fetchall()
-        return [RunRecord.from_dict(json.loads(r[0])) for r in rows]
+            rows = con.execute(sql.replace("SELECT record", "SELECT run_id, record") + " ORDER BY created_at, run_id",
+                               args).fetchall()
+        return [r for r in (_parse(run_id, text) for run_id, text in rows) if r is not None]
 
     def summaries(self, selection: "Selection | None" = None) -> list[dict]:
         """The indexed columns plus p50 and tags of the selected runs, oldest first, without parsing whole records
@@ -219,6 +286,19 @@ class ResultsStore:
                 con.execute("ROLLBACK")
                 raise
         return ids
+
+    def by_ids(self, ids: list[str]) -> dict[str, RunRecord]:
+        """The stored runs with exactly these ids (missing ones absent), read in chunks of 500."""
+        out: dict[str, RunRecord] = {}
+        if not self.path.exists():
+            return out
+        with self._connect(write=False) as con:
+            for i in range(0, len(ids), 500):
+                part = ids[i:i + 500]
+                rows = con.execute(f"SELECT run_id, record FROM runs WHERE run_id IN ({', '.join('?' * len(part))})",
+                                   part).fetchall()
+                out.update({rid: r for rid, r in ((rid, _parse(rid, text)) for rid, text in rows) if r is not None})
+        return out
 
     def known(self, column: str, limit: int = 8) -> list[str]:
         """The distinct values of a column, newest first: what a "no such campaign" error lists."""
@@ -334,3 +414,15 @@ class Selection:
                 args += [len(i), i]
             where.append("(" + " OR ".join(clauses) + ")")
         return where, args
+
+
+def _parse(run_id: str, text: str) -> RunRecord | None:
+    """A stored record, or None (with a warning naming it) when it cannot be read: one bad row never stops a report."""
+    try:
+        d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ValueError(f"a JSON {type(d).__name__}, not an object")
+        return RunRecord.from_dict(d)
+    except (ValueError, TypeError) as e:
+        print(f"warning: skipping run {run_id}: its stored record is unreadable ({str(e)[:120]})", file=sys.stderr)
+        return None

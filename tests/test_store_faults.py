@@ -1,0 +1,94 @@
+"""The results store under a hostile environment, for real: a read-only folder and a full disk, made with mounts in
+a private mount namespace (unshare -m, as root), never by patching sqlite."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.store.db import ResultsStore
+from test_report_identity import rec
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None,
+                                reason="needs root and unshare for private mounts")
+
+
+def in_namespace(setup: str, *argv: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `setup` (shell, mounts) then argv inside a private mount namespace; mounts vanish with it."""
+    script = f"set -e; {setup}; exec {shlex.join(argv)}"
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+def harness(*args: str) -> list[str]:
+    return [sys.executable, "-m", "harness.cli", *args]
+
+
+@pytest.fixture
+def store_dir(tmp_path):
+    root = tmp_path / "results"
+    store = ResultsStore(root)
+    store.add(rec("fp32", ms=30.0, seed=1, campaign="c"))
+    store.add(rec("int8", ms=12.0, seed=2, campaign="c"))
+    return root
+
+
+def read_only(d: Path) -> str:
+    return f"mount --bind {d} {d} && mount -o remount,ro,bind {d}"
+
+
+def test_report_compare_and_runs_list_work_on_a_read_only_store(store_dir):
+    ids = [r.run_id for r in ResultsStore(store_dir).runs()]
+    for args in (["report"], ["runs", "list"], ["compare", *ids], ["report", "--format", "csv"]):
+        p = in_namespace(read_only(store_dir), *harness("--results", str(store_dir), *args))
+        assert p.returncode == 0, (args, p.stderr)
+        assert "Traceback" not in p.stderr
+    p = in_namespace(read_only(store_dir), *harness("--results", str(store_dir), "runs", "rm", "--campaign", "c"))
+    assert p.returncode == 2 and "read-only" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_a_run_into_a_read_only_store_is_refused_before_it_measures(store_dir, tiny):
+    program, _ = tiny
+    p = in_namespace(read_only(store_dir), *harness("--results", str(store_dir), "run", "--program", str(program),
+                                                    "--iterations", "2", "--warmup", "0"))
+    assert p.returncode == 2 and "Traceback" not in p.stderr + p.stdout
+    assert "read-only" in p.stderr and str(store_dir) in p.stderr
+    assert "running" not in p.stdout  # refused before the runner started
+
+
+def test_a_full_disk_keeps_the_measurement_in_a_recovery_file(tmp_path, tiny):
+    program, _ = tiny
+    full = tmp_path / "full"
+    full.mkdir()
+    spare = tmp_path / "tmp"
+    spare.mkdir()
+    fill = f"mount -t tmpfs -o size=256k tmpfs {full} && (head -c 10M /dev/zero > {full}/filler || true)"
+    p = in_namespace(fill, *harness("--results", str(full), "run", "--program", str(program), "--iterations", "3",
+                                    "--warmup", "0"), env={"TMPDIR": str(spare)})
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr + p.stdout
+    err = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]  # besides the progress lines
+    assert len(err) == 1 and "cannot write the results store" in err[0] and "harness results import" in err[0]
+    [kept] = list(spare.glob("runs.recovered-*.jsonl"))  # the tmpfs went away with the namespace; this did not
+    [_, line] = kept.read_text().splitlines()  # the header, then the run
+    record = json.loads(line)
+    assert record["status"] in ("ok", "invalid") and len(record["latencies_ms"]) == 3 and str(kept) in err[0]
+
+
+def test_one_unreadable_record_is_skipped_with_a_warning(store_dir):
+    import sqlite3
+
+    con = sqlite3.connect(store_dir / "runs.sqlite")
+    bad = con.execute("SELECT run_id FROM runs LIMIT 1").fetchone()[0]
+    con.execute("UPDATE runs SET record = '{broken' WHERE run_id = ?", (bad,))
+    con.commit()
+    con.close()
+    p = subprocess.run(harness("--results", str(store_dir), "report"), capture_output=True, text=True)
+    assert p.returncode == 0 and f"skipping run {bad}" in p.stderr and "1 run" in p.stdout
