@@ -21,13 +21,17 @@ from harness.results.report import FORMATS
 @click.option("--recipe", default=None, help="Only runs of this recipe (fp32, int8, ...).")
 @click.option("--status", "status_", type=click.Choice(["ok", "invalid", "failed"]), default=None,
               help="Only runs with this status (default: all, failed runs listed with their error).")
+@click.option("--wide", is_flag=True,
+              help="Markdown with every column (default: a compact table that fits 100 characters; csv and json "
+                   "always hold every column, html shows them all).")
 @click.pass_context
-def report_command(ctx, fmt, output, model, device, recipe, status_):
+def report_command(ctx, fmt, output, model, device, recipe, status_, wide):
     """Summarise stored runs: latency with CIs, speed-up vs fp32, memory, accuracy, validity.
 
     \b
     Examples:
       harness report
+      harness report --wide
       harness report --device pixel8pro --model mobilebert
       harness report --format html --output results/reports/today.html
       harness report --format json --output runs.json   # includes ExecuTorch benchmark v3 rows
@@ -39,11 +43,26 @@ def report_command(ctx, fmt, output, model, device, recipe, status_):
     records = ResultsStore(results).runs(status=status_, model=model, recipe=recipe, device=device)
     if fmt == "html" and output is None:
         output = results / "reports" / f"report-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.html"
-    text = render(records, fmt, output)
+    if wide and fmt != "md":
+        raise click.UsageError(f"--wide is for --format md: {fmt} always has every column")
+    text = _wide_md(records, output) if wide else render(records, fmt, output)
     if output is None:
         click.echo(text, nl=False)
     else:
         click.echo(f"wrote {output} ({len(records)} runs)")
+
+
+def _wide_md(records, output: Path | None) -> str:
+    # TODO(lead): fold into harness.results.report.render as a `wide` argument (not this branch's file)
+    from harness.results.grouping import NO_RUNS
+    from harness.results.markdown import render_md
+    from harness.results.report import write_text
+    from harness.results.table import build_rows
+
+    text = render_md(build_rows(records), records, wide=True) if records else NO_RUNS + "\n"
+    if output is not None:
+        write_text(Path(output), text)
+    return text
 
 
 @click.command("compare")
