@@ -16,30 +16,49 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 from harness.results import columns as C
 
 if TYPE_CHECKING:
-    import plotly.graph_objects as go
-
     from harness.store.record import RunRecord
 
 Row = Mapping[str, Any]
 RANDOM_TITLE = "untrained (random) weights"
 BACKEND_COLORS = {"XNNPACK": "#2b7bba", "portable": "#e07b39"}
 OTHER_BACKEND = "#888888"
+# one colour per recipe on every chart of the page; one marker shape per model when several share a chart
+RECIPE_COLORS = {"fp32": "#1f77b4", "fp16": "#9467bd", "int8": "#ff7f0e", "int8-static": "#8c564b", "int4": "#2ca02c"}
+PALETTE = ["#17becf", "#bcbd22", "#e377c2", "#7f7f7f", "#d62728"]
+SYMBOLS = ["circle", "square", "diamond", "triangle-up", "star", "hexagon"]
 TOP_OPS = 15
 MAX_RUN_IDS = 6  # run ids listed in a hover box; the rest are counted
 LABELLED = [C.MODEL, C.DEVICE, C.RECIPE, *C.SETTINGS]  # what tells one group from another in a label
+
+
+AXIS = {"gridcolor": "#ebf0f8", "zerolinecolor": "#ebf0f8", "linecolor": "#c8d4e3", "automargin": True}
+
+
+class Fig:
+    """A Plotly figure as the plain dict plotly.js reads: built without plotly's per-property validation, which
+    costs seconds for a report of a few hundred groups."""
+
+    def __init__(self) -> None:
+        self.data: list[dict[str, Any]] = []
+        self.layout: dict[str, Any] = {}
+
+    def add(self, kind: str, **trace: Any) -> None:
+        self.data.append({"type": kind, **trace})
 
 
 @dataclass
 class Plot:
     title: str
     caption: str
-    figure: "go.Figure"
+    figure: Fig
 
     def html(self, div_id: str) -> str:
         """The chart as a <figure>; Plotly's JavaScript is NOT included (html.py inlines it once per page)."""
+        import plotly.io as pio
+
         # no mode bar (it would sit on the legend): dragging zooms, a double-click resets
-        div = self.figure.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                                  config={"displayModeBar": False, "responsive": True})
+        div = pio.to_html({"data": self.figure.data, "layout": self.figure.layout}, validate=False, full_html=False,
+                          include_plotlyjs=False, div_id=div_id, config={"displayModeBar": False, "responsive": True})
         return (f'<figure class="chart"><h4>{escape(self.title)}</h4>{div}'
                 f"<figcaption>{escape(self.caption)}</figcaption></figure>")
 
@@ -85,15 +104,15 @@ def hover(r: Row) -> str:
     return "<br>".join(lines)
 
 
-def _layout(fig: "go.Figure", title: str, xtitle: str, ytitle: str, height: int = 420, **kw) -> None:
+def _layout(fig: Fig, title: str, xtitle: str, ytitle: str, height: int = 420, xaxis: dict | None = None,
+            yaxis: dict | None = None) -> None:
     # the title is the page's <h4> above the chart (it wraps; in the chart it would run under the mode bar); the
     # legend sits above the plot, clear of the axis title whatever the chart's height
-    fig.update_layout(height=height, template="plotly_white", margin={"l": 60, "r": 20, "t": 36, "b": 50},
-                      hoverlabel={"align": "left"}, meta={"title": title},
-                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "font": {"size": 11}},
-                      **kw)
-    fig.update_xaxes(title_text=xtitle)
-    fig.update_yaxes(title_text=ytitle)
+    fig.layout = {"height": height, "paper_bgcolor": "white", "plot_bgcolor": "white", "meta": {"title": title},
+                  "margin": {"l": 60, "r": 20, "t": 36, "b": 50}, "hoverlabel": {"align": "left"},
+                  "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "font": {"size": 11}},
+                  "xaxis": {**AXIS, "title": {"text": xtitle}, **(xaxis or {})},
+                  "yaxis": {**AXIS, "title": {"text": ytitle}, **(yaxis or {})}}
 
 
 def _log_if_wide(values: Sequence[float]) -> str:
@@ -116,32 +135,29 @@ def box_stats(samples: Sequence[float]) -> dict[str, float]:
 def latency_distribution(rows: Sequence[Row], samples: Sequence[Sequence[float]], section: str) -> Plot | None:
     """One box per group from its pooled raw per-iteration samples (box statistics computed here, so a store of
     thousands of runs makes a small page); a diamond at the median carries the group's hover box."""
-    import plotly.graph_objects as go
-
     pairs = [(r, s) for r, s in zip(rows, samples) if len(s)]
     if not pairs:
         return None
     rows = [r for r, _ in pairs]
     names, shared = labels(rows)
-    fig = go.Figure()
+    fig = Fig()
     stats = [box_stats(s) for _, s in pairs]
-    for name, st in zip(names, stats):
-        fig.add_trace(go.Box(y=[name], q1=[st["q1"]], median=[st["median"]], q3=[st["q3"]], mean=[st["mean"]],
-                             lowerfence=[st["lowerfence"]], upperfence=[st["upperfence"]], orientation="h",
-                             name=name, marker_color="#2b7bba", showlegend=False, hoverinfo="x"))
-        if len(st["outliers"]):
-            out = st["outliers"][:: max(1, len(st["outliers"]) // 200)]  # at most ~200 drawn per group
-            fig.add_trace(go.Scatter(x=out, y=[name] * len(out), mode="markers", showlegend=False,
-                                     marker={"size": 3, "color": "#2b7bba", "opacity": 0.5},
-                                     hovertemplate="%{x:.4g} ms<extra>outlier</extra>"))
-    fig.add_trace(go.Scatter(x=[st["median"] for st in stats], y=names, mode="markers", name="median (hover: runs)",
-                             marker={"symbol": "diamond", "size": 9, "color": "#d62728"},
-                             hovertext=[hover(r) + f"<br>{st['n']} samples" for r, st in zip(rows, stats)],
-                             hovertemplate="%{hovertext}<extra></extra>"))
+    fig.add("box", y=names, orientation="h", marker={"color": "#2b7bba"}, showlegend=False, hoverinfo="x",
+            **{k: [st[k] for st in stats] for k in ("q1", "median", "q3", "mean", "lowerfence", "upperfence")})
+    outliers = [(x, name) for name, st in zip(names, stats)
+                for x in st["outliers"][:: max(1, len(st["outliers"]) // 200)]]  # at most ~200 drawn per group
+    if outliers:
+        fig.add("scatter", x=[float(x) for x, _ in outliers], y=[n for _, n in outliers], mode="markers",
+                showlegend=False, marker={"size": 3, "color": "#2b7bba", "opacity": 0.5},
+                hovertemplate="%{x:.4g} ms<extra>outlier</extra>")
+    fig.add("scatter", x=[float(st["median"]) for st in stats], y=names, mode="markers", name="median (hover: runs)",
+            marker={"symbol": "diamond", "size": 9, "color": "#d62728"},
+            hovertext=[hover(r) + f"<br>{st['n']} samples" for r, st in zip(rows, stats)],
+            hovertemplate="%{hovertext}<extra></extra>")
     title = f"Latency distribution, {section}" + random_suffix(rows)
     _layout(fig, title, "latency per inference (ms)", "", height=max(260, 120 + 34 * len(rows)),
-            xaxis_type=_log_if_wide([st["lowerfence"] for st in stats] + [st["upperfence"] for st in stats]),
-            yaxis={"autorange": "reversed", "automargin": True})
+            xaxis={"type": _log_if_wide([st["lowerfence"] for st in stats] + [st["upperfence"] for st in stats])},
+            yaxis={"autorange": "reversed"})
     caption = ("Boxes: quartiles and median of every timed iteration of the group's valid runs; whiskers 1.5 IQR; "
                "dots beyond them are outliers.") + (f" All groups: {shared}." if shared else "")
     if section == "emulated":
@@ -159,38 +175,43 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
     return front
 
 
-def _scatter(fig: "go.Figure", rows: Sequence[Row], x: str, y: str, error_y: bool = False) -> None:
-    """One trace per series (the rows' distinguishing settings but seq_len/runner/threads), hover on every point."""
-    import plotly.graph_objects as go
+def _ci_bars(pts: Sequence[Row], y: str) -> dict[str, Any]:
+    """Error bars from each group's 95% CI of p50."""
+    return {"type": "data", "symmetric": False, "thickness": 1, "width": 3,
+            "array": [(_f(r.get("p50_ci_high")) or _f(r[y])) - _f(r[y]) for r in pts],
+            "arrayminus": [_f(r[y]) - (_f(r.get("p50_ci_low")) or _f(r[y])) for r in pts]}
 
-    names, _ = labels(rows)
-    series: dict[tuple[str, bool], list[tuple[Row, str]]] = {}
-    for r, name in zip(rows, names):
-        series.setdefault((_series(r, rows), is_random(r)), []).append((r, name))
+
+def recipe_color(recipe: str) -> str:
+    return RECIPE_COLORS.get(recipe) or PALETTE[sum(map(ord, recipe)) % len(PALETTE)]
+
+
+def _scatter(fig: Fig, rows: Sequence[Row], x: str, y: str, error_y: bool = False) -> None:
+    """One trace per series (the settings that tell rows apart, but seq_len/runner/threads), hover on every point;
+    random-weight points are crosses when trained ones share the chart."""
+    cols, series = _series_columns(rows), {}
+    for r in rows:
+        series.setdefault((" ".join(c.cell(r) for c in cols if c.cell(r)), is_random(r)), []).append(r)
+    mixed = len({is_random(r) for r in rows}) > 1
+    models = list(dict.fromkeys(map(C.model_identity, rows)))
     for (name, random), pts in series.items():
-        err = None
-        if error_y:
-            err = {"type": "data", "symmetric": False, "thickness": 1, "width": 3,
-                   "array": [(_f(r.get("p50_ci_high")) or _f(r[y])) - _f(r[y]) for r, _ in pts],
-                   "arrayminus": [_f(r[y]) - (_f(r.get("p50_ci_low")) or _f(r[y])) for r, _ in pts]}
-        fig.add_trace(go.Scatter(
-            x=[_f(r[x]) for r, _ in pts], y=[_f(r[y]) for r, _ in pts], mode="markers", error_y=err,
-            name=name + (" ×random weights" if random and len({is_random(r) for r in rows}) > 1 else ""),
-            marker={"size": 10, "symbol": "x" if random and any(not is_random(r) for r in rows) else "circle"},
-            hovertext=[hover(r) for r, _ in pts], hovertemplate="%{hovertext}<extra></extra>"))
+        symbol = "x" if random and mixed else SYMBOLS[models.index(C.model_identity(pts[0])) % len(SYMBOLS)]
+        fig.add("scatter", x=[_f(r[x]) for r in pts], y=[_f(r[y]) for r in pts], mode="markers",
+                name=name + (" ×random weights" if random and mixed else ""),
+                marker={"size": 10, "symbol": symbol, "color": recipe_color(C.txt(pts[0].get("recipe")))},
+                hovertext=[hover(r) for r in pts], hovertemplate="%{hovertext}<extra></extra>",
+                **({"error_y": _ci_bars(pts, y)} if error_y else {}))
 
 
-def _series(r: Row, rows: Sequence[Row]) -> str:
-    cols = [c for c in (C.MODEL, C.DEVICE, C.RECIPE, C.SETTINGS[0]) if c is C.RECIPE
+def _series_columns(rows: Sequence[Row]) -> list[C.Column]:
+    """What names a series: recipe, and model, device and recipe options where they vary."""
+    return [c for c in (C.MODEL, C.DEVICE, C.RECIPE, C.SETTINGS[0]) if c is C.RECIPE
             or len({c.cell(o) for o in rows}) > 1]
-    return " ".join(c.cell(r) for c in cols if c.cell(r))
 
 
 def accuracy_vs_latency(rows: Sequence[Row], device: str) -> Plot | None:
     """Task accuracy vs p50 on one device, the Pareto front drawn; top-1 agreement with fp32 eager when no group
     has a task accuracy."""
-    import plotly.graph_objects as go
-
     part = [r for r in rows if r.get("device") == device and _f(r.get("p50_ms")) is not None]
     y, label = "accuracy", None
     if all(_f(r.get("accuracy")) is None for r in part):
@@ -198,46 +219,42 @@ def accuracy_vs_latency(rows: Sequence[Row], device: str) -> Plot | None:
     part = [r for r in part if _f(r.get(y)) is not None]
     if not part:
         return None
-    fig = go.Figure()
+    fig = Fig()
     front = pareto_front([(_f(r["p50_ms"]), _f(r[y])) for r in part])
-    fig.add_trace(go.Scatter(x=[p[0] for p in front], y=[p[1] for p in front], mode="lines", name="Pareto front",
-                             line={"shape": "hv", "color": "#d62728", "width": 2}, hoverinfo="skip"))
+    fig.add("scatter", x=[p[0] for p in front], y=[p[1] for p in front], mode="lines", name="Pareto front",
+            line={"shape": "hv", "color": "#d62728", "width": 2}, hoverinfo="skip")
     _scatter(fig, part, "p50_ms", y)
     metrics = {C.txt(r.get("accuracy_metric")) for r in part} - {""}
     title = f"{'Agreement' if label else 'Accuracy'} vs latency on {device}" + random_suffix(part)
     _layout(fig, title, "p50 latency (ms)", label or (metrics.pop() if len(metrics) == 1 else "accuracy"),
-            xaxis_type=_log_if_wide([_f(r["p50_ms"]) for r in part]))
+            xaxis={"type": _log_if_wide([_f(r["p50_ms"]) for r in part])})
     return Plot(title, "Up and to the left is better; the red line joins the programs nothing else beats on both.",
                 fig)
 
 
 def size_vs_latency(rows: Sequence[Row], section: str) -> Plot | None:
     """p50 (with its 95% CI) against program size, one point per group."""
-    import plotly.graph_objects as go
-
     part = [r for r in rows if _f(r.get("program_mb")) is not None and _f(r.get("p50_ms")) is not None]
     if not part:
         return None
-    fig = go.Figure()
+    fig = Fig()
     _scatter(fig, part, "program_mb", "p50_ms", error_y=True)
     title = f"Program size vs latency, {section}" + random_suffix(part)
     log = _log_if_wide([_f(r["p50_ms"]) for r in part])
-    _layout(fig, title, "program size (MB)", "p50 latency (ms)", yaxis_type=log)
+    _layout(fig, title, "program size (MB)", "p50 latency (ms)", yaxis={"type": log})
     return Plot(title, "One point per group, bars: 95% CI of p50" + ("; latency axis logarithmic." if log == "log"
                                                                       else "."), fig)
 
 
 def memory(rows: Sequence[Row], section: str) -> Plot | None:
     """Peak RSS against program size, with the line where they are equal."""
-    import plotly.graph_objects as go
-
     part = [r for r in rows if _f(r.get("program_mb")) is not None and _f(r.get("peak_rss_mb")) is not None]
     if not part:
         return None
-    fig = go.Figure()
+    fig = Fig()
     top = max(_f(r["program_mb"]) for r in part) * 1.1  # the line spans the sizes only: the points set the scale
-    fig.add_trace(go.Scatter(x=[0, top], y=[0, top], mode="lines", name="RSS = program size",
-                             line={"dash": "dot", "color": "#999999"}, hoverinfo="skip"))
+    fig.add("scatter", x=[0, top], y=[0, top], mode="lines", name="RSS = program size",
+            line={"dash": "dot", "color": "#999999"}, hoverinfo="skip")
     _scatter(fig, part, "program_mb", "peak_rss_mb")
     methods = sorted({C.txt(r.get("rss_method")) for r in part} - {""})
     title = f"Memory: peak RSS vs program size, {section}" + random_suffix(part)
@@ -248,8 +265,6 @@ def memory(rows: Sequence[Row], section: str) -> Plot | None:
 
 def seq_len_sweeps(rows: Sequence[Row], section: str) -> Plot | None:
     """p50 against seq_len for groups that differ only in seq_len (a sweep): one line per sweep."""
-    import plotly.graph_objects as go
-
     others = [c for c in LABELLED if c.setting != "seq_len"] + [C.WEIGHTS]
     sweeps: dict[tuple, list[Row]] = {}
     for r in rows:
@@ -260,17 +275,16 @@ def seq_len_sweeps(rows: Sequence[Row], section: str) -> Plot | None:
     if not sweeps:
         return None
     names, shared = labels([{**v[0], "seq_len": None} for v in sweeps.values()])  # seq_len is the x axis
-    fig = go.Figure()
+    fig = Fig()
     for name, pts in zip(names, sweeps.values()):
-        fig.add_trace(go.Scatter(
-            x=[_f(r["seq_len"]) for r in pts], y=[_f(r["p50_ms"]) for r in pts], mode="lines+markers", name=name,
-            error_y={"type": "data", "symmetric": False, "thickness": 1, "width": 3,
-                     "array": [(_f(r.get("p50_ci_high")) or _f(r["p50_ms"])) - _f(r["p50_ms"]) for r in pts],
-                     "arrayminus": [_f(r["p50_ms"]) - (_f(r.get("p50_ci_low")) or _f(r["p50_ms"])) for r in pts]},
-            hovertext=[hover(r) for r in pts], hovertemplate="%{hovertext}<extra></extra>"))
+        fig.add("scatter", x=[_f(r["seq_len"]) for r in pts], y=[_f(r["p50_ms"]) for r in pts], mode="lines+markers",
+                name=name, error_y=_ci_bars(pts, "p50_ms"), line={"color": recipe_color(C.txt(pts[0].get("recipe")))},
+                hovertext=[hover(r) for r in pts],
+                hovertemplate="%{hovertext}<extra></extra>")
     part = [r for v in sweeps.values() for r in v]
     title = f"Latency vs seq_len, {section}" + random_suffix(part)
-    _layout(fig, title, "seq_len (tokens)", "p50 latency (ms)", yaxis_type=_log_if_wide([_f(r["p50_ms"]) for r in part]))
+    _layout(fig, title, "seq_len (tokens)", "p50 latency (ms)",
+            yaxis={"type": _log_if_wide([_f(r["p50_ms"]) for r in part])})
     return Plot(title, "Groups that differ only in seq_len, bars: 95% CI of p50." + (f" All: {shared}." if shared
                                                                                        else ""), fig)
 
@@ -278,8 +292,6 @@ def seq_len_sweeps(rows: Sequence[Row], section: str) -> Plot | None:
 def op_breakdown(record: "RunRecord", random: bool, identity: str) -> Plot | None:
     """Time per operator of one profiled run (record.profile = {"ops": [{"name", "ms", "backend"}]}), coloured by
     the backend that ran it."""
-    import plotly.graph_objects as go
-
     ops = [o for o in (record.profile or {}).get("ops") or [] if isinstance(o, dict)
            and isinstance(o.get("ms"), (int, float)) and not isinstance(o.get("ms"), bool)]
     if not ops:
@@ -287,20 +299,19 @@ def op_breakdown(record: "RunRecord", random: bool, identity: str) -> Plot | Non
     ops = sorted(ops, key=lambda o: o["ms"], reverse=True)
     total = sum(o["ms"] for o in ops)
     shown = ops[:TOP_OPS]
-    fig = go.Figure()
+    fig = Fig()
     for backend in dict.fromkeys(str(o.get("backend") or "other") for o in shown):
         mine = [o for o in shown if str(o.get("backend") or "other") == backend]
-        fig.add_trace(go.Bar(
-            y=[f"{i}. {o.get('name')}" for i, o in enumerate(shown, 1) if o in mine], x=[o["ms"] for o in mine],
-            orientation="h", name=backend, marker_color=BACKEND_COLORS.get(backend, OTHER_BACKEND),
-            customdata=[[100 * o["ms"] / total if total else 0] for o in mine],
-            hovertemplate="%{y}<br>%{x:.4g} ms per inference (%{customdata[0]:.1f}%)<extra>" + escape(backend)
-                          + "</extra>"))
+        fig.add("bar", y=[f"{i}. {o.get('name')}" for i, o in enumerate(shown, 1) if o in mine],
+                x=[o["ms"] for o in mine], orientation="h", name=backend,
+                marker={"color": BACKEND_COLORS.get(backend, OTHER_BACKEND)},
+                customdata=[[100 * o["ms"] / total if total else 0] for o in mine],
+                hovertemplate=f"%{{y}}<br>%{{x:.4g}} ms per inference (%{{customdata[0]:.1f}}%)<extra>{escape(backend)}"
+                              "</extra>")
     title = (f"Per-op time, {identity} {record.recipe} on {record.device} (run {record.run_id})"
              + (f" ({RANDOM_TITLE})" if random else ""))
     _layout(fig, title, "ms per inference", "", height=140 + 26 * len(shown),
-            yaxis={"autorange": "reversed", "automargin": True, "tickfont": {"size": 10},
-                   "categoryorder": "array", "categoryarray": [f"{i}. {o.get('name')}" for i, o in
-                                                               enumerate(shown, 1)]})
+            yaxis={"autorange": "reversed", "tickfont": {"size": 10}, "categoryorder": "array",
+                   "categoryarray": [f"{i}. {o.get('name')}" for i, o in enumerate(shown, 1)]})
     caption = f"Top {len(shown)} of {len(ops)} ops, {total:.2f} ms in all (profiled run: includes ETDump overhead)."
     return Plot(title, caption, fig)
