@@ -41,11 +41,11 @@ def fmt_ms(v: Any) -> str:
 
 
 def fmt_mb(v: Any) -> str:
-    """A size in MB with 3 significant digits: 0.352, 7.00, 36.0, 100."""
+    """A size in MB, short: 0.352, 7.00, 36.0, 100.5, 1204."""
     if missing(v):
         return ""
     v = float(v)
-    return f"{v:.{0 if v >= 99.95 else 1 if v >= 9.995 else 2 if v >= 0.9995 else 3}f}"
+    return f"{v:.{0 if v >= 999.95 else 1 if v >= 9.995 else 2 if v >= 0.9995 else 3}f}"
 
 
 def model_identity(r: Row) -> str:
