@@ -65,7 +65,9 @@ def speedup(r: Row) -> str:
 
 
 def accuracy(r: Row, digits: int = 4) -> str:
-    return "" if missing(r.get("accuracy")) else f"{txt(r.get('accuracy_metric')) or 'accuracy'} {r['accuracy']:.{digits}f}"
+    if missing(r.get("accuracy")):
+        return ""
+    return f"{txt(r.get('accuracy_metric')) or 'accuracy'} {r['accuracy']:.{digits}f}"
 
 
 def delta(r: Row, digits: int = 4) -> str:

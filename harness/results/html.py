@@ -110,7 +110,8 @@ def table(cols: Sequence[C.Column], rows: Sequence[Mapping[str, Any]], classes: 
     head = "".join(f'<th class="{"l" if c.left else "n"}">{escape(c.header)}</th>' for c in cols)
     body = "".join(f'<tr class="{cls}">{"".join(_cell(c, r) for c in cols)}</tr>' for r, cls in zip(rows, classes))
     return (f'<div class="tablebox" data-table="{escape(name)}"><div class="tools">'
-            f'<input type="search" placeholder="filter rows: words they all contain" aria-label="filter {escape(name)}">'
+            '<input type="search" placeholder="filter rows: words they all contain" '
+            f'aria-label="filter {escape(name)}">'
             f'<span class="count"></span> · click a header to sort</div><div class="scroll"><table>'
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></div>")
 

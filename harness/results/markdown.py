@@ -30,7 +30,10 @@ def md_table(header: list[str], rows: list[list[str]], width: int | None = None)
     cells = [header] + [[c.replace("|", "\\|") for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     pad = " " if width is None or sum(widths) + 3 * len(widths) + 1 <= width else ""
-    line = lambda row: f"|{pad}" + f"{pad}|{pad}".join(c.ljust(w) for c, w in zip(row, widths)) + f"{pad}|"  # noqa: E731
+
+    def line(row: list[str]) -> str:
+        return f"|{pad}" + f"{pad}|{pad}".join(c.ljust(w) for c, w in zip(row, widths)) + f"{pad}|"
+
     rule = "|" + "|".join("-" * (w + 2 * len(pad)) for w in widths) + "|"
     return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
 
