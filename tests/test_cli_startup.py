@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("torch", "scipy", "pandas", "matplotlib", "executorch", "torchao", "transformers")
+HEAVY = ("torch", "scipy", "pandas", "plotly", "executorch", "torchao", "transformers")
 
 
 def _loaded_after(code: str) -> set[str]:
@@ -41,4 +41,4 @@ def test_markdown_report_loads_neither_pandas_nor_scipy(tmp_path):
     code = (f"from harness.cli import cli\ntry:\n    cli.main(['--results', {str(tmp_path)!r}, 'report'], "
             "standalone_mode=False)\nexcept SystemExit:\n    pass")
     loaded = _loaded_after(code)
-    assert not loaded & {"pandas", "scipy", "torch", "matplotlib"}, sorted(loaded & {"pandas", "scipy"})
+    assert not loaded & {"pandas", "scipy", "torch", "plotly"}, sorted(loaded & {"pandas", "scipy"})

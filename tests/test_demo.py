@@ -19,7 +19,7 @@ def test_demo_exports_runs_repeatedly_and_reports_an_interval_across_runs(tmp_pa
     runs = ResultsStore(tmp_path).runs()
     assert len(runs) == 2 and all(r.status != "failed" for r in runs)
     assert all(r.accuracy["n"] == 6 and r.accuracy["task"] == "rotten_tomatoes" for r in runs)
-    assert "# harness report: 2 runs, 1 groups" in proc.stdout
+    assert "# harness report: 2 runs, 1 group" in proc.stdout
     assert SINGLE_RUN_NOTE.split(":")[0] not in proc.stdout  # the row pools both runs: its CI is across runs
     assert "untrained" in proc.stdout  # random weights say so wherever they are shown
 

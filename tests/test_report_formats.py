@@ -15,7 +15,9 @@ from harness.commands.report import compare_command, report_command
 from harness.common.errors import BadInput, HarnessError
 from harness.store.record import RunRecord
 from harness.results.grouping import NO_RUNS
+from harness.results.markdown import render_md
 from harness.results.report import render
+from harness.results.table import build_rows
 from harness.store.db import ResultsStore
 from test_report_table import run
 
@@ -35,13 +37,64 @@ def test_markdown_sections_rows_and_notes(records):
     md = render(records, "md")
     hw, rest = md.split("## Emulated")
     emu, failed = rest.split("## Failed runs")
-    assert "| mobilebert | int8   | pixel8pro |" in hw and "-0.0100" in hw and "pass" in hw
-    assert re.search(r"\| (2\.9\d|3\.0\d)x ", hw)  # int8 drawn at a third of fp32's median
+    assert "Every row: model mobilebert, weights random (untrained), device pixel8pro, seq_len 128" in hw
+    int8 = next(ln for ln in hw.splitlines() if ln.startswith("| int8 "))
+    assert "-0.010" in int8 and re.search(r"\| (2\.9\d|3\.0\d)x ", int8)  # int8 drawn at a third of fp32's median
     assert "emu-arm64" not in hw and "emu-arm64" in emu and "never ranked" in emu
     assert "int4" in failed and "exit code 1" in failed
     assert "untrained (random) weights" in md
     lines = [ln for ln in hw.splitlines() if ln.startswith("|")]
     assert len({len(ln) for ln in lines}) == 1  # columns padded: it reads in a terminal
+    assert "pass" in render_md(build_rows(records), records, wide=True)  # the gate column is in the wide table
+
+
+def _two_checkpoints():
+    """Two trained checkpoints (named as the store names them), a seq_len sweep, noisy runs, an invalid run."""
+    out = []
+    for model, acc32 in (("sst2-small@3f2a9c1b", 0.777), ("sst2-distilled@77b1e0aa", 0.569)):
+        for recipe, ms, acc in (("fp32", 29.0, acc32), ("int8-static", 11.0, acc32 - 0.01)):
+            for seq in (32, 128):
+                r = run(recipe, median_ms=ms * seq / 128, seed=len(out), random=False,
+                        accuracy={"metric": "accuracy", "value": acc, "gate": {"passed": recipe == "fp32" or seq > 32}},
+                        flags=["high_cv"] if seq == 32 else [])
+                r.model, r.seq_len = model, seq
+                out.append(r)
+    out[-1].status, out[-1].flags = "invalid", ["throttled"]
+    return out
+
+
+def test_compact_markdown_fits_100_columns_and_names_each_model(records):
+    recs = _two_checkpoints()
+    md = render_md(build_rows(recs), recs)
+    assert max(len(ln) for ln in md.splitlines() if not ln.startswith("- ")) <= 100, md  # notes: one line each
+    assert "### sst2-small@3f2a9c1b" in md and "### sst2-distilled@77b1e0aa" in md  # a table per model
+    small = md.split("### sst2-small@3f2a9c1b")[1].split("###")[0].split("\n- ")[0]
+    assert "0.777" in small and "0.569" not in small  # no table mixes the two checkpoints
+    headers = [[c.strip() for c in ln.split("|")[1:-1]] for ln in md.splitlines() if ln.startswith("|recipe")]
+    assert len(headers) == 2, md  # crowded: the spaces around the pipes went, so that it fits
+    assert headers[0] == ["recipe", "seq", "p50 ms [CI]", "×fp32", "size MB", "RSS MB", "acc", "Δ fp32", "status",
+                          "runs"]  # the sweep's seq_len varies, so it is a column; weights, device... are shared
+    assert "Every row: weights trained, device pixel8pro" in md and "untrained" not in md
+    assert "|invalid throttled" in md and "|noisy gate-fail" in md
+    assert "noisy = high_cv" in md and "gate-fail = gate_fail" in md  # the short flags are explained
+    assert "`harness report --wide`" in md
+
+
+def test_wide_markdown_has_every_column(records):
+    wide = render_md(build_rows(records), records, wide=True)
+    header = next(ln for ln in wide.splitlines() if ln.startswith("| model"))
+    for col in ("seq", "runner", "thr", "weights", "p50 ms [95% CI]", "p90 ms", "speed-up vs fp32", "rank",
+                "program MB", "peak RSS MB", "load ms", "1st inf ms", "accuracy", "Δ vs fp32", "agree fp32",
+                "gate", "flags", "status", "runs", "run ids"):
+        assert f"| {col} " in header, col
+    assert records[1].run_id in wide and "Every row" not in wide and "--wide" not in wide
+
+
+def test_report_counts_runs_and_groups_in_good_english(records):
+    assert render(records[:1], "md").startswith("# harness report: 1 run, 1 group\n")
+    assert render(records[:1] * 2, "md").startswith("# harness report: 2 runs, 1 group\n")
+    assert render(records, "md").startswith("# harness report: 4 runs, 4 groups\n")
+    assert "1 run in 1 group," in render(records[:1], "html")
 
 
 def test_csv_is_the_table(records):
@@ -118,8 +171,8 @@ def test_report_command_filters_and_writes(records, tmp_path):
     for r in records:
         store.add(r)
     res, _ = _invoke("--results", str(tmp_path), "report", "--device", "pixel8pro", "--recipe", "int8")
-    rows = [ln for ln in res.output.splitlines() if ln.startswith("| mobilebert")]
-    assert len(rows) == 1 and "| int8 " in rows[0] and "pixel8pro" in rows[0] and "emu-arm64" not in res.output
+    rows = [ln for ln in res.output.splitlines() if ln.startswith("| int8 ")]
+    assert len(rows) == 1 and "device pixel8pro" in res.output and "emu-arm64" not in res.output
     res, _ = _invoke("--results", str(tmp_path), "report", "--format", "html")
     written = list((tmp_path / "reports").glob("report-*.html"))
     assert len(written) == 1 and f"wrote {written[0]}" in res.output
@@ -129,6 +182,10 @@ def test_report_command_filters_and_writes(records, tmp_path):
     assert res.output.strip() == NO_RUNS
     res = CliRunner().invoke(cli, ["--results", str(tmp_path), "report", "--format", "xml"])
     assert res.exit_code == 2 and "xml" in res.output
+    res, _ = _invoke("--results", str(tmp_path), "report", "--wide", "--output", str(tmp_path / "w.md"))
+    assert "| p90 ms " in (tmp_path / "w.md").read_text() and "wrote" in res.output
+    res = CliRunner().invoke(cli, ["--results", str(tmp_path), "report", "--wide", "--format", "csv"])
+    assert res.exit_code == 2 and "--wide is for --format md" in res.output
 
 
 def test_compare_command(records, tmp_path):

@@ -17,9 +17,12 @@ from harness.results.report import FORMATS
                    "rows; html: one self-contained file with plots.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write here instead of printing (html defaults to <results>/reports/report-<time>.html).")
+@click.option("--wide", is_flag=True,
+              help="Markdown with every column (default: a compact table that fits 100 characters; csv and json "
+                   "always hold every column, html shows them all).")
 @selection_options
 @click.pass_context
-def report_command(ctx, fmt, output, **sel):
+def report_command(ctx, fmt, output, wide, **sel):
     """Summarise stored runs: latency with CIs, speed-up vs fp32, memory, accuracy, validity.
 
     A row pools only runs of one kind: one model (by identity), recipe and options, device, seq_len, runner,
@@ -28,6 +31,7 @@ def report_command(ctx, fmt, output, **sel):
     \b
     Examples:
       harness report
+      harness report --wide
       harness report --device host --recipe int8
       harness report --campaign nightly --tag branch=main
       harness report --since 2026-12-01 --timing mlperf
@@ -42,7 +46,9 @@ def report_command(ctx, fmt, output, **sel):
     records = store.runs(selection=selection(store, **sel))
     if fmt == "html" and output is None:
         output = results / "reports" / f"report-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.html"
-    text = render(records, fmt, output)
+    if wide and fmt != "md":
+        raise click.UsageError(f"--wide is for --format md: {fmt} always has every column")
+    text = render(records, fmt, output, wide=wide)
     if output is None:
         click.echo(text, nl=False)
     else:

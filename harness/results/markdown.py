@@ -1,108 +1,92 @@
-"""The report table as terminal-friendly markdown: hardware, emulated and failed runs in their own sections."""
+"""The report table as terminal-friendly markdown: hardware, emulated and failed runs in their own sections.
+
+By default the table is compact (harness.results.columns.compact: the columns a reader needs first, settings every
+row shares said once above it, empty columns left out) so that it fits 100 characters; wide=True gives every column.
+"""
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, Mapping
+import textwrap
+from typing import Any
 
+from harness.results import columns as C
+from harness.results.columns import fmt_ms  # noqa: F401  (compare.py and the HTML report format with it)
 from harness.store.record import RunRecord
 
 EMULATED_NOTE = "functional timings only, from an emulator: never ranked or compared with hardware"
 SINGLE_RUN_NOTE = ("p50 CI from a single run (runs = 1): it counts that run's noise and drift, not the shifts between "
                    "runs (several percent on a shared machine); measure with `harness run --repeat 3` or more for an "
                    "interval across runs (docs/statistics.md)")
+FLAG_MEANING = {"high_cv": " (cv above 0.10)", "too_few_samples": " (under 10 timed iterations)",
+                "gate_fail": " (accuracy below the gate vs fp32)"}
+WIDTH = 100  # the compact report fits a terminal this wide
 RANDOM_NOTE = "weights=random: untrained (random) weights, so accuracy means nothing; latency and memory are real"
 
 
-def _num(v: Any, digits: int = 2) -> str:
-    if v is None or type(v).__name__ == "NAType" or (isinstance(v, float) and math.isnan(v)):  # pandas.NA too
-        return ""
-    return f"{v:.{digits}f}" if isinstance(v, float) else str(v)
-
-
-def _txt(v: Any) -> str:
-    return "" if _num(v) == "" else str(v)
-
-
-def fmt_ms(v: Any) -> str:
-    """A latency with about 4 significant digits: 0.02571, 6.300, 12.04, 2991.4."""
-    if _num(v) == "":
-        return ""
-    decimals = min(6, max(1, 3 - math.floor(math.log10(abs(v))))) if v else 1
-    return f"{v:.{decimals}f}"
-
-
-def _p50(r: Mapping) -> str:
-    if _num(r["p50_ms"]) == "":
-        return ""
-    ci = f" [{fmt_ms(r['p50_ci_low'])}-{fmt_ms(r['p50_ci_high'])}]" if _num(r["p50_ci_low"]) else ""
-    return fmt_ms(r["p50_ms"]) + ci
-
-
-def _acc(r: Mapping) -> str:
-    return f"{r['accuracy_metric']} {_num(r['accuracy'], 4)}" if _num(r["accuracy"]) else ""
-
-
-def _delta(r: Mapping) -> str:
-    d = r["accuracy_delta_vs_fp32"]
-    return "" if _num(d) == "" else f"{d:+.4f}"
-
-
-def _speedup(r: Mapping) -> str:
-    return "" if _num(r["speedup_vs_fp32"]) == "" else f"{r['speedup_vs_fp32']:.2f}x"
-
-
-def _runs(r: Mapping) -> str:
-    return f"{r['n_runs']}" + (f" (+{r['n_failed']} failed)" if r["n_failed"] else "")
-
-
-COLUMNS: list[tuple[str, Callable[[Mapping], str]]] = [
-    ("model", lambda r: _txt(r["model"])),
-    ("recipe", lambda r: _txt(r["recipe"])),
-    ("device", lambda r: _txt(r["device"])),
-    ("seq", lambda r: _num(r["seq_len"])),
-    ("runner", lambda r: _txt(r["runner"])),
-    ("thr", lambda r: _num(r["threads"])),
-    ("weights", lambda r: r["weights"]),
-    ("p50 ms [95% CI]", _p50),
-    ("p90 ms", lambda r: fmt_ms(r["p90_ms"])),
-    ("speed-up vs fp32", _speedup),
-    ("rank", lambda r: _num(r["rank"])),
-    ("program MB", lambda r: _num(r["program_mb"], 3)),
-    ("peak RSS MB", lambda r: _num(r["peak_rss_mb"], 1)),
-    ("load ms", lambda r: fmt_ms(r["load_ms"])),
-    ("1st inf ms", lambda r: fmt_ms(r["first_inference_ms"])),
-    ("accuracy", _acc),
-    ("Δ vs fp32", _delta),
-    ("agree fp32", lambda r: _num(r["agreement_fp32"], 3)),
-    ("gate", lambda r: r["accuracy_gate"]),
-    ("flags", lambda r: r["flags"]),
-    ("status", lambda r: r["status"]),
-    ("runs", _runs),
-]
-
-
-def md_table(header: list[str], rows: list[list[str]]) -> str:
-    """A pipe table padded to column width, so it reads in a terminal as well as rendered."""
+def md_table(header: list[str], rows: list[list[str]], width: int | None = None) -> str:
+    """A pipe table padded to column width, so it reads in a terminal as well as rendered; with width, the spaces
+    around the pipes go when the padded table would be wider (it renders the same)."""
     cells = [header] + [[c.replace("|", "\\|") for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    line = lambda row: "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
-    return "\n".join([line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in cells[1:]])
+    pad = " " if width is None or sum(widths) + 3 * len(widths) + 1 <= width else ""
+
+    def line(row: list[str]) -> str:
+        return f"|{pad}" + f"{pad}|{pad}".join(c.ljust(w) for c, w in zip(row, widths)) + f"{pad}|"
+
+    rule = "|" + "|".join("-" * (w + 2 * len(pad)) for w in widths) + "|"
+    return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
 
 
-def render_md(rows: list[dict[str, Any]], records: list[RunRecord]) -> str:
-    """rows: harness.results.table.build_rows(records)."""
-    out = [f"# harness report: {len(records)} runs, {len(rows)} groups", ""]
+def section_table(part: list[dict[str, Any]], wide: bool = False) -> list[str]:
+    """One section's table as markdown lines, the shared-settings line first; compact tables come one per model
+    (speed-up and Δ compare within a model anyway), so that long model identities never widen them."""
+    if wide:
+        cols = C.present(C.WIDE, part)
+        return [md_table([c.header for c in cols], [[c.cell(r) for c in cols] for r in part]), ""]
+    models = list(dict.fromkeys(map(C.model_identity, part)))
+    out = []
+    for model in models:
+        mine = [r for r in part if C.model_identity(r) == model]
+        cols, shared = C.shared_settings(C.present(C.compact(mine), mine, drop_empty=True), mine)
+        if len(models) > 1:
+            out += [f"### {model}", ""]
+            shared = [s for s in shared if s[0] != "model"]
+        out += _wrap(C.settings_line(shared)) + [""] if shared else []
+        out += [md_table([c.header for c in cols], [[c.cell(r) for c in cols] for r in mine], WIDTH), ""]
+    return out
+
+
+def _wrap(line: str) -> list[str]:
+    """Wrapped at WIDTH, never inside one "name value" setting."""
+    line = line.replace(" ", "\xa0").replace(",\xa0", ", ").replace("row:\xa0", "row: ")
+    return [part.replace("\xa0", " ") for part in textwrap.wrap(line, WIDTH)]
+
+
+def _flag_legend(rows: list[dict[str, Any]]) -> str:
+    shown = {f for r in rows for f in C.SHORT_FLAGS if C.SHORT_FLAGS[f] in C.status_short(r).split()}
+    return "; ".join(f"{C.SHORT_FLAGS[f]} = {f}" + FLAG_MEANING.get(f, "") for f in C.SHORT_FLAGS if f in shown)
+
+
+def _failed_table(failed: list[RunRecord], wide: bool) -> str:
+    rows = [[r.run_id, r.device or "", getattr(r, "model_id", None) or r.model or "", r.recipe or "",
+             (r.error or "").splitlines()[0] if r.error else ""] for r in failed]
+    if not wide:  # the error's first line, cut to fit (the whole of it with --wide)
+        room = WIDTH - 3 * 5 - 1 - sum(max(len(r[i]) for r in rows + [["run", "device", "model", "recipe"]])
+                                       for i in range(4))
+        rows = [r[:4] + [r[4] if len(r[4]) <= room else r[4][:max(room, 20) - 1] + "…"] for r in rows]
+    return md_table(["run", "device", "model", "recipe", "error"], rows, None if wide else WIDTH)
+
+
+def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool = False) -> str:
+    """rows: harness.results.table.build_rows(records); wide: every column instead of the compact table."""
+    out = [f"# harness report: {C.plural(len(records), 'run')}, {C.plural(len(rows), 'group')}", ""]
     for section, title in (("hardware", "Hardware"), ("emulated", f"Emulated ({EMULATED_NOTE})")):
         part = [r for r in rows if r["section"] == section and r["status"] != "failed"]
-        if not part:
-            continue
-        out += [f"## {title}", "", md_table([c for c, _ in COLUMNS], [[f(r) for _, f in COLUMNS] for r in part]), ""]
+        if part:
+            out += [f"## {title}", ""] + section_table(part, wide)
     failed = [r for r in records if r.status == "failed"]
     if failed:
-        lines = [[r.run_id, r.device or "", r.model or "", r.recipe or "", (r.error or "").splitlines()[0] if r.error else ""]
-                 for r in failed]
-        out += ["## Failed runs", "", md_table(["run", "device", "model", "recipe", "error"], lines), ""]
+        out += ["## Failed runs", "", _failed_table(failed, wide), ""]
     notes = []
     if any(r["ci_scope"] == "within one run" for r in rows):
         notes.append(SINGLE_RUN_NOTE)
@@ -115,5 +99,11 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord]) -> str:
     if any(r["status"] == "invalid" for r in rows):
         notes.append("status=invalid: measured, but a validity flag (too_few_samples, throttled) makes the numbers "
                      "untrustworthy; see docs/statistics.md")
-    out += [f"- {n}" for n in notes]
+    legend = "" if wide else _flag_legend([r for r in rows if r["status"] != "failed"])
+    if legend:
+        notes.append(f"status: {legend} (docs/statistics.md)")
+    if not wide and rows:
+        notes.append("more columns (p90, rank, load, first inference, agreement, gate, run ids): "
+                     "`harness report --wide`, or every field with `--format csv`")
+    out += [f"- {n}" for n in notes]  # one line each (a terminal or a renderer wraps prose; grep finds it)
     return "\n".join(out).rstrip() + "\n"

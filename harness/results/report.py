@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 FORMATS = ("md", "csv", "json", "html")
 
 
-def render(records: Iterable[RunRecord], fmt: str, output: Path | None = None) -> str:
-    """The report as text in fmt (md, csv, json, html); also written to output when given."""
+def render(records: Iterable[RunRecord], fmt: str, output: Path | None = None, wide: bool = False) -> str:
+    """The report as text in fmt (md, csv, json, html); also written to output when given. wide: markdown with
+    every column (csv, json and html always have them all)."""
     if fmt not in FORMATS:
         raise BadInput(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")
     records = list(records)
@@ -25,7 +26,7 @@ def render(records: Iterable[RunRecord], fmt: str, output: Path | None = None) -
         from harness.results.markdown import render_md
         from harness.results.table import build_rows
 
-        return _written(render_md(build_rows(records), records) if records else NO_RUNS + "\n", output)
+        return _written(render_md(build_rows(records), records, wide=wide) if records else NO_RUNS + "\n", output)
     from harness.results.table import build_table, table_records
 
     df = build_table(records)
