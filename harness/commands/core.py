@@ -117,7 +117,6 @@ def export_command(ctx, out, name, **kw):
       harness export --model mobilebert --quant fp32 --seq-len 128
       harness export --checkpoint ./my-mobilebert-sst2 --quant int8 --out programs/
       harness export --model mobilebert --quant int4 --group-size 64 --seq-len 32,128,384
-      harness export --model mobilebert --head question_answering --seq-len 384 --quant int8
     """
     failed = 0
     for req in _export_requests(**kw, out=out, name=name):
@@ -166,6 +165,7 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
       harness run --program results/programs/mobilebert-fp32-s128-*.pte --device host
       harness run --model mobilebert --quant int8 --device emu-arm64 --task rotten_tomatoes --samples 50
       harness run --model mobilebert --quant int8 --seq-len 32,128,384 --device pixel7 --timing mlperf
+      harness run --model test-tiny --head question_answering --seq-len 64 --task tests/data/squad-tiny.json
     """
     from harness.run import measure
     from harness.run import stats
