@@ -115,17 +115,29 @@ def load_hf_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], so
     model.load_state_dict(loaded, strict=True)
 
 
+def check_config_file(file: Path, source: str | None = None) -> dict:
+    """config.json as a dict, refused in one line when it is not readable or describes another kind of model."""
+    where = source or str(file)
+    try:
+        d = json.loads(Path(file).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{where}: not readable JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise CheckpointError(f"{where}: not a JSON object")
+    archs = [a for a in d.get("architectures") or [] if isinstance(a, str)]
+    kind = d.get("model_type") or ("mobilebert" if not archs or all(a in ARCHITECTURES for a in archs) else None)
+    if kind != "mobilebert":
+        what = f"model_type is {kind!r}" if kind else f"architectures {', '.join(archs)}"
+        raise CheckpointError(f"{where}: {what}, not MobileBERT: the harness exports MobileBERT checkpoints only "
+                              "(model_type 'mobilebert')")
+    return d
+
+
 def _read_config(path: Path) -> MobileBertConfig:
     file = path / "config.json"
     if not file.is_file():
         raise CheckpointError(f"{file}: no config.json in the checkpoint directory")
-    try:
-        d = json.loads(file.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{file}: not readable JSON ({e})") from None
-    if not isinstance(d, dict) or d.get("model_type", "mobilebert") != "mobilebert":
-        raise CheckpointError(f"{file}: model_type is {d.get('model_type') if isinstance(d, dict) else d!r}, "
-                              "expected 'mobilebert'")
+    d = check_config_file(file, str(file))
     try:
         return MobileBertConfig.from_hf_dict(d)
     except (BadInput, TypeError) as e:

@@ -26,7 +26,9 @@ def _export_options(f):
         click.option("--model", "model", default="mobilebert", show_default=True,
                      help="Preset name (mobilebert, mobilebert-tiny, ib-bert-large, test-tiny, ...)."),
         click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-                     help="Hugging Face MobileBERT checkpoint folder (config.json + weights); its shape and head win."),
+                     help="MobileBERT checkpoint: a folder (config.json + weights) or a hub ORG/NAME; its shape and head win."),
+        click.option("--tokenizer", type=click.Path(path_type=Path), default=None, metavar="DIR|FILE",
+                     help="tokenizer.json or vocab.txt (or a folder holding one) when the checkpoint has none."),
         click.option("--quant", "recipe", default="fp32", show_default=True, help="Recipe; `harness recipes` lists them."),
         click.option("--seq-len", "seq_len", default="128", show_default=True, help=SEQ_LENS_HELP),
         click.option("--head", default="sequence_classification", show_default=True,
@@ -54,7 +56,7 @@ def _export_options(f):
 
 def _export_requests(model, checkpoint, recipe, seq_len, head, num_labels, group_size, quant_embedding, keep_fp32,
                      calibration, allow_partial, min_agreement, numerics_task, numerics_samples, force,
-                     out=None, name=None):
+                     out=None, name=None, tokenizer=None):
     from harness.export.exporter import ExportRequest
     from harness.export.recipes import RecipeOptions
 
@@ -63,8 +65,8 @@ def _export_requests(model, checkpoint, recipe, seq_len, head, num_labels, group
         opts = RecipeOptions(group_size=group_size, quant_embedding=quant_embedding, keep_fp32=list(keep_fp32),
                              allow_partial=allow_partial)
         reqs.append(ExportRequest(
-            model=model, checkpoint=checkpoint, recipe=recipe, seq_len=s, head=head, num_labels=num_labels,
-            options=opts, out_dir=out, name=name, force=force, calibration_samples=calibration,
+            model=model, checkpoint=checkpoint, tokenizer=tokenizer, recipe=recipe, seq_len=s, head=head,
+            num_labels=num_labels, options=opts, out_dir=out, name=name, force=force, calibration_samples=calibration,
             numerics_task=None if numerics_task.lower() == "none" else numerics_task,
             numerics_samples=numerics_samples, min_agreement=min_agreement))
     return reqs
@@ -86,6 +88,8 @@ def _print_export(res) -> None:
     console.print(f"[bold]{res.program}[/bold]  ({m.program_bytes / 2**20:.2f} MiB, {where})")
     console.print(f"  model {m.model}{' (untrained random weights)' if m.random_weights else ''}, head {m.head}, "
                   f"recipe {m.recipe}, seq_len {m.seq_len}")
+    for note in res.notes:
+        console.print(f"  note: {note}")
     outside = ", ".join(f"{k} x{v}" for k, v in d.get("outside_by_op", {}).items()) or "none"
     console.print(f"  XNNPACK: {d.get('pieces', '?')} pieces, {d.get('ops_delegated', '?')} ops delegated; "
                   f"outside: {outside}")
@@ -140,7 +144,9 @@ def export_command(ctx, out, name, **kw):
 @click.option("--min-seconds", type=float, default=None, help="Keep timing until this many seconds have passed.")
 @click.option("--threads", type=int, default=None, help="Runner threads (default: the device profile's).")
 @click.option("--affinity", default=None, help="CPU list to pin the runner to, e.g. 4-7 or 0,1.")
-@click.option("--task", default=None, help="Score real examples of this task through the program (rotten_tomatoes, sst2, FILE).")
+@click.option("--task", default=None,
+              help="Score real examples of this task through the program (rotten_tomatoes, sst2, mrpc, ..., FILE; "
+                   "squad, squad_v2 or a SQuAD FILE.json on a question-answering program).")
 @click.option("--samples", type=int, default=None, help="Examples fed to the program (default 8; 200 with --task).")
 @click.option("--profile", "profile_run", is_flag=True, help="Collect an ETDump (flagged; never mixed with timing runs).")
 @click.option("--cooldown", type=float, default=0.0, help="Wait up to this many seconds for temperatures to settle.")
@@ -164,6 +170,7 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
       harness run --model mobilebert --quant int8 --device emu-arm64 --task rotten_tomatoes --samples 50
       harness run --model mobilebert --quant int8 --seq-len 32,128,384 --device pixel7 --timing mlperf
       harness run --model mobilebert --quant int8 --repeat 3 --campaign nightly --tag branch=main
+      harness run --model test-tiny --head question_answering --seq-len 64 --task tests/data/squad-tiny.json
     """
     from harness.commands.selection import parse_tags
     from harness.run import measure, stats
@@ -174,6 +181,9 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
     run_tags = parse_tags(tags)
     campaign = _campaign_name(campaign) or measure.new_campaign()
     t = stats.preset(timing_preset)
+    if task and program is None:
+        from harness.run.inputs import check_task_head
+        check_task_head(task, export_kw["head"] if export_kw["checkpoint"] is None else None)  # before any export
     programs = [program] if program is not None else [
         _do_export(req, results).program for req in _export_requests(**export_kw)]
     failed = 0
@@ -184,7 +194,7 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
                 warmup=t.warmup if warmup is None else warmup,
                 iterations=t.iterations if iterations is None else iterations,
                 min_seconds=t.min_seconds if min_seconds is None else min_seconds,
-                threads=threads, affinity=affinity, task=task,
+                threads=threads, affinity=affinity, task=task, tokenizer=export_kw["tokenizer"],
                 samples=samples if samples is not None else (200 if task else 8),
                 profile=profile_run, cooldown=cooldown, timeout=timeout, devices_file=devices_file,
                 address=address, serial=serial, campaign=campaign, tags=run_tags)
@@ -224,7 +234,8 @@ def _print_run(rec) -> None:
     if acc:
         parts = []
         if "value" in acc:
-            parts.append(f"{acc['metric']} {acc['value']:.4f}")
+            parts.append(f"{acc['metric']} {acc['value']:.4f}"
+                         + (f" (exact match {acc['exact_match']:.4f})" if "exact_match" in acc else ""))
         if "agreement_fp32" in acc:
             parts.append(f"top-1 agreement with fp32 eager {acc['agreement_fp32']:.4f}, "
                          f"max rel logit error {acc['max_rel_logit_error']:.2e}")

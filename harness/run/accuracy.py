@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.common.errors import ProgramError
+
 
 def logits_of(outputs: list[list[np.ndarray]]) -> np.ndarray:
     """[N, C] float64 from each example's first output (the classification logits)."""
@@ -30,3 +32,52 @@ def score(device_logits: np.ndarray, labels: np.ndarray | None, reference_logits
             out["gate"] = {"ratio": gate_ratio,
                            "passed": bool(out["value"] >= gate_ratio * out["reference_value"])}
     return out
+
+
+def score_squad(outputs: list[list[np.ndarray]], run_inputs, manifest, gate_ratio: float = 0.99) -> dict[str, Any]:
+    """SQuAD exact match and F1 of the device's start/end logits, and of the fp32 eager model's on the same windows.
+
+    The gate is MLPerf's: the program keeps at least gate_ratio of the fp32 model's F1.
+    """
+    from harness.run import squad
+
+    task, feats = run_inputs.qa
+    if len(outputs[0]) < 2:
+        raise ProgramError("--task on question answering needs a program returning start and end logits")
+    start = np.concatenate([np.asarray(o[0], dtype=np.float64).reshape(1, -1) for o in outputs])
+    end = np.concatenate([np.asarray(o[1], dtype=np.float64).reshape(1, -1) for o in outputs])
+    v2 = task.version == "2.0"
+    preds = squad.predict(task.examples, feats, start, end, version_2=v2)
+    metrics = squad.evaluate(task.examples, preds, version_2=v2)
+    out: dict[str, Any] = {"task": task.name, "n": metrics["n"], "windows": len(feats.offsets), "metric": "f1",
+                           "squad_version": task.version, "exact_match": metrics["exact_match"]}
+    random_weights = manifest is not None and manifest.random_weights
+    if not random_weights:
+        out["value"] = metrics["f1"]
+    ref = _reference_outputs(manifest, feats.arrays) if manifest is not None else None
+    if ref is None:
+        out["note"] = "fp32 reference unavailable (checkpoint moved or changed)" if manifest is not None else None
+    else:
+        ref_preds = squad.predict(task.examples, feats, ref[0], ref[1], version_2=v2)
+        ids = [ex.id for ex in task.examples]
+        out["agreement_fp32"] = float(np.mean([preds[i] == ref_preds[i] for i in ids]))
+        both, ref_both = np.concatenate([start, end], axis=1), np.concatenate([ref[0], ref[1]], axis=1)
+        denom = np.maximum(np.abs(ref_both).max(axis=1), 1e-12)
+        out["max_rel_logit_error"] = float((np.abs(both - ref_both).max(axis=1) / denom).max())
+        if not random_weights:
+            ref_metrics = squad.evaluate(task.examples, ref_preds, version_2=v2)
+            out["reference_value"] = ref_metrics["f1"]
+            out["reference_exact_match"] = ref_metrics["exact_match"]
+            out["gate"] = {"ratio": gate_ratio, "passed": bool(out["value"] >= gate_ratio * out["reference_value"])}
+    if random_weights:
+        out["note"] = "untrained (random) weights: F1 not meaningful, agreement only"
+    out["samples"] = [{"id": ex.id, "question": ex.question, "prediction": preds[ex.id], "answers": ex.answers[:3]}
+                      for ex in task.examples[:5]]
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _reference_outputs(manifest, arrays: dict[str, np.ndarray]) -> list[np.ndarray] | None:
+    from harness.run import reference
+
+    module = reference.reference_module(manifest)
+    return None if module is None else reference.reference_outputs(module, arrays)

@@ -46,6 +46,7 @@ class RunRequest:
     affinity: str | None = None
     task: str | None = None  # score real examples of this task through the program
     samples: int = 8  # examples in the inputs file (with --task: how many are scored)
+    tokenizer: Path | None = None  # --tokenizer: overrides the one the program was exported with
     profile: bool = False
     cooldown: float = 0.0  # seconds to wait, at most, for temperatures to settle before the run
     timeout: float = 900.0
@@ -103,7 +104,8 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
         specs, vocab = program.input_specs(info), info.get("vocab_size")
     if req.task:
         run_inputs = inputs.from_task(specs, req.task, req.samples, vocab,
-                                      Path(manifest.checkpoint) if manifest and manifest.checkpoint else None)
+                                      inputs.tokenizer_source(manifest, req.tokenizer),
+                                      head=manifest.head if manifest else None)
     else:
         run_inputs = inputs.synthetic(specs, req.samples, vocab)
 
@@ -335,6 +337,8 @@ def _fill_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest
 def _score(outputs: list[list[np.ndarray]], run_inputs: inputs.RunInputs, manifest: ProgramManifest | None) -> dict | None:
     if not outputs:
         return None
+    if run_inputs.qa is not None:
+        return accuracy.score_squad(outputs, run_inputs, manifest)
     logits = accuracy.logits_of(outputs)
     ref = None
     note = None

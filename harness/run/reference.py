@@ -27,14 +27,18 @@ def reference_module(manifest: ProgramManifest) -> torch.nn.Module | None:
     return ProgramModule(model, head).eval()
 
 
-@torch.no_grad()
 def reference_logits(module: torch.nn.Module, encoded: dict[str, np.ndarray], batch: int = 16) -> np.ndarray:
     """[N, C] logits of the eager fp32 model (first output, flattened per example)."""
+    return reference_outputs(module, encoded, batch)[0]
+
+
+@torch.no_grad()
+def reference_outputs(module: torch.nn.Module, encoded: dict[str, np.ndarray], batch: int = 16) -> list[np.ndarray]:
+    """Every output of the eager fp32 model ([N, ...] float64, flattened per example), e.g. start and end logits."""
     names = ("input_ids", "attention_mask", "token_type_ids")
     n = encoded["input_ids"].shape[0]
-    chunks = []
+    chunks: list[list[np.ndarray]] = []
     for i in range(0, n, batch):
         args = [torch.from_numpy(np.ascontiguousarray(encoded[k][i : i + batch])) for k in names]
-        out = module(*args)[0]
-        chunks.append(out.reshape(out.shape[0], -1).double().numpy())
-    return np.concatenate(chunks, axis=0)
+        chunks.append([o.reshape(o.shape[0], -1).double().numpy() for o in module(*args)])
+    return [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
