@@ -155,19 +155,19 @@ def parse_devinfo(text: str) -> dict[str, Any]:
 
 # What changes a phone's speed during a run, read as the shell user: per-policy frequency caps and clocks,
 # time_in_state, thermal zones, battery and screen. A file the shell user may not read (SELinux, mode bits) prints
-# "?" and is recorded as unreadable; the snippet never fails.
+# "?" and is recorded as unreadable; the snippet never fails. (Not `r()`: mksh, Android's sh, aliases r to fc -e -.)
 STATE_SCRIPT = r"""
-r() { v=$(cat "$1" 2>/dev/null) && [ -n "$v" ] && echo "$v" || echo "?"; }
+rd() { v=$(cat "$1" 2>/dev/null) && [ -n "$v" ] && echo "$v" || echo "?"; }
 for p in /sys/devices/system/cpu/cpufreq/policy*; do
   [ -d "$p" ] || continue
   echo "@@policy ${p##*/}"
-  for f in related_cpus cpuinfo_max_freq scaling_max_freq scaling_cur_freq scaling_governor; do echo "$f $(r $p/$f)"; done
+  for f in related_cpus cpuinfo_max_freq scaling_max_freq scaling_cur_freq scaling_governor; do echo "$f $(rd $p/$f)"; done
   echo "@@tis ${p##*/}"; cat $p/stats/time_in_state 2>/dev/null || echo "?"
 done
 echo @@zones
 for z in /sys/class/thermal/thermal_zone*; do
   [ -d "$z" ] || continue
-  echo "${z##*/} $(r $z/temp) $(r $z/type)"
+  echo "${z##*/} $(rd $z/temp) $(rd $z/type)"
 done
 if command -v dumpsys >/dev/null 2>&1; then
   echo @@battery; dumpsys battery 2>/dev/null

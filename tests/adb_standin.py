@@ -182,7 +182,7 @@ class AdbStandin:
 
     def _sysfile(self, path: Path, value, readable: bool = True) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"{value}\n")
+        path.write_text(f"{str(value).rstrip()}\n")
         path.chmod(0o644 if readable else 0o000)
 
     def _build_cpu_tree(self) -> None:
@@ -232,7 +232,7 @@ class AdbStandin:
         """Add time (10 ms ticks) at one frequency of a cluster's stats/time_in_state."""
         f = self.policy(cluster) / "stats/time_in_state"
         mode = f.stat().st_mode
-        rows = dict(line.split() for line in f.read_text().splitlines())
+        rows = dict(line.split() for line in f.read_text().splitlines() if line.strip())
         rows[str(khz)] = str(int(rows.get(str(khz), 0)) + ticks)
         f.write_text("".join(f"{k} {v}\n" for k, v in sorted(rows.items(), key=lambda kv: int(kv[0]))))
         f.chmod(mode)
