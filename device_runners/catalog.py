@@ -198,3 +198,100 @@ def _where(profile: DeviceProfile, transport: Transport) -> str:
     if profile.transport == "ssh":
         return f"{profile.address} answers"
     return "answers"
+
+
+CLUSTER_NAMES = {1: ("big",), 2: ("little", "big"), 3: ("little", "mid", "big")}
+
+
+def clusters_from_freqs(max_khz: dict[int, int]) -> dict[str, str]:
+    """Cores grouped by cpuinfo_max_freq, slowest first: little, (mid,) big; more than three groups keep the fastest
+    as big and the slowest as little and number the rest mid1, mid2..."""
+    groups: dict[int, list[int]] = {}
+    for cpu, khz in sorted(max_khz.items()):
+        groups.setdefault(khz, []).append(cpu)
+    ordered = [groups[k] for k in sorted(groups)]
+    names = CLUSTER_NAMES.get(len(ordered)) or (
+        "little", *[f"mid{i}" for i in range(1, len(ordered) - 1)], "big")
+    return {name: _cpu_span(cpus) for name, cpus in zip(names, ordered)}
+
+
+def _cpu_span(cpus: list[int]) -> str:
+    cpus = sorted(cpus)
+    if len(cpus) > 1 and cpus == list(range(cpus[0], cpus[-1] + 1)):
+        return f"{cpus[0]}-{cpus[-1]}"
+    return ",".join(map(str, cpus))
+
+
+def profile_from_device(name: str, transport_kind: str, info: dict, serial: str | None = None,
+                        address: str | None = None) -> DeviceProfile:
+    """A profile for the device `info` (Transport.info()) describes: model, ABI, clusters, the big cluster pinned."""
+    max_khz = {int(k): int(v) for k, v in (info.get("freq_max_khz") or {}).items()}
+    clusters = clusters_from_freqs(max_khz) if max_khz else {}
+    abi = info.get("abi")
+    if abi not in ABIS:
+        raise BadInput(f"device {name}: ABI {abi!r} is not one the harness builds ({', '.join(ABIS)})")
+    big = clusters.get("big")
+    threads = max(1, min(2, len(_expand(big)) if big else int(info.get("cores") or 1)))
+    props = info.get("android_props") or {}
+    soc = props.get("ro.soc.model") or info.get("cpu") or ""
+    desc = " ".join(x for x in (info.get("model"), f"({soc})" if soc else "", info.get("os")) if x)
+    return DeviceProfile(name=name, abi=abi, transport=transport_kind, description=desc, threads=threads,
+                         affinity="big" if big and len(clusters) > 1 else None, model=info.get("model"),
+                         clusters=clusters, serial=serial, address=address)
+
+
+def _expand(mask: str) -> list[int]:
+    out = []
+    for part in mask.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def profile_toml(p: DeviceProfile) -> str:
+    """One [name] table in the catalog's format."""
+    def q(v: str) -> str:
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    lines = [f"[{p.name}]"]
+    for key in ("description", "abi", "transport", "model", "serial", "address", "workdir", "affinity"):
+        v = getattr(p, key)
+        if v:
+            lines.append(f"{key} = {q(v)}")
+    lines.append(f"threads = {p.threads}")
+    if p.clusters:
+        lines.append("clusters = { " + ", ".join(f"{k} = {q(v)}" for k, v in p.clusters.items()) + " }")
+    if p.options:
+        lines.append("options = { " + ", ".join(f"{k} = {q(v)}" for k, v in p.options.items()) + " }")
+    return "\n".join(lines) + "\n"
+
+
+def add_profile(p: DeviceProfile, path: Path | None = None, replace: bool = False) -> Path:
+    """Write the profile into the user's catalog (atomically); an existing name needs replace=True."""
+    path = Path(path) if path else user_catalog_path()
+    text = path.read_text() if path.is_file() else ""
+    tables = _read_toml(path) if text else {}
+    if p.name in tables and not replace:
+        raise BadInput(f"device {p.name} is already in {path}: pass --replace to overwrite it")
+    if p.name in tables:
+        text = _drop_table(text, p.name)
+    if p.name in load_catalog() and p.name not in tables and not replace:
+        raise BadInput(f"device {p.name} is a built-in profile: choose another name or pass --replace to override it")
+    new = (text.rstrip() + "\n\n" if text.strip() else "") + profile_toml(p)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(new)
+    with open(tmp, "rb") as f:
+        tomllib.load(f)  # never leave an unreadable catalog behind
+    tmp.replace(path)
+    return path
+
+
+def _drop_table(text: str, name: str) -> str:
+    out, skip = [], False
+    for line in text.splitlines(keepends=True):
+        head = re.match(r"\s*\[([^\]]+)\]\s*$", line)
+        if head:
+            skip = head.group(1).strip().strip('"') == name
+        if not skip:
+            out.append(line)
+    return "".join(out)
