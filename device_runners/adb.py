@@ -69,7 +69,7 @@ def ensure_server(host: str, port: int) -> None:
 def _start_server(host: str, port: int) -> str | None:
     if _answers(host, port):
         return None
-    where = f"adb server {host}:{port} not reachable"
+    where = f"adb server not reachable on {host}:{port}"
     if host not in ("127.0.0.1", "localhost", "::1"):
         return f"{where}: start it on {host} (`adb -a start-server`)"
     adb = os.environ.get("ADBUTILS_ADB_PATH") or shutil.which("adb")

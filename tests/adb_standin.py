@@ -67,7 +67,7 @@ class _Server(socketserver.ThreadingTCPServer):
 class AdbStandin:
     """`with AdbStandin(tmp) as adb:` an adb server on adb.host:adb.port with one device, adb.serial."""
 
-    def __init__(self, sandbox: Path, serial: str = "emulator-standin", model: str = "Pixel 7 (stand-in)",
+    def __init__(self, sandbox: Path, serial: str = "emulator-standin", model: str = "Pixel 7",
                  extra_serials: tuple[str, ...] = (), abi: str = "arm64-v8a", release: str = "14",
                  battery_temp_decicelsius: int = 312, emulated: bool = True, state: str = "device",
                  phone_like: bool | None = None, max_push_bytes: int | None = None, device: str = "panther",

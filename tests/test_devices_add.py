@@ -87,3 +87,20 @@ def test_devices_json_for_scripts(env):
     assert by_name["pixel7"]["model"] == "Pixel 7" and by_name["pixel7"]["clusters"]["big"] == "6-7"
     assert by_name["pixel7"]["workdir"] == "/data/local/tmp/harness"
     assert by_name["android-emulator"]["abi"] == "x86_64"
+
+
+def test_android_emulator_profile_runs_the_x86_64_bundle(tmp_path, env, tiny_export):
+    """What the CI emulator job runs, against a stand-in x86_64 "emulator": the self-contained x86_64 bundle
+    started through its own loader, as uid 2000 under mksh, with no /tmp (phone-like stand-in)."""
+    results, res = tiny_export
+    with AdbStandin(tmp_path / "emu", serial="emulator-5554", model="sdk_gphone64_x86_64", abi="x86_64") as emu:
+        env["ANDROID_ADB_SERVER_PORT"] = str(emu.port)
+        check = _cli("devices", "--check", env=env, timeout=120)
+        assert "yes: adb device emulator-5554 answers" in check.stdout, check.stdout + check.stderr
+        run = _cli("--results", str(results), "run", "--program", str(res.program), "--device", "android-emulator",
+                   "--timing", "quick", env=env)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "ok run" in run.stdout or "invalid run" in run.stdout
+        assert "flags: emulated" in run.stdout  # ro.kernel.qemu=1: an emulator's timings are never a phone's
+        ran = [c for c in emu.commands if "harness_runner" in c]
+        assert ran and "ld-linux-x86-64.so.2 --library-path" in ran[0] and "qemu" not in ran[0]

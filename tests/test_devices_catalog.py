@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from device_runners.catalog import get_profile, load_catalog, make_transport, reachable
+from device_runners.catalog import resolve_affinity, get_profile, load_catalog, make_transport, reachable
 from harness.commands.devices import devices_command
 from harness.common.errors import BadInput
 
@@ -24,8 +24,10 @@ def test_builtin_profiles_describe_the_devices_we_target():
     assert {"host", "emu-arm64", "pixel7", "pixel8pro", "galaxy-s24", "rpi5"} <= set(cat)
     assert (cat["host"].abi, cat["host"].transport) == ("x86_64", "local")
     assert (cat["emu-arm64"].abi, cat["emu-arm64"].transport) == ("arm64-v8a", "qemu")
-    assert (cat["pixel7"].transport, cat["pixel7"].affinity, cat["pixel7"].threads) == ("adb", "6-7", 2)
-    assert (cat["pixel8pro"].affinity, cat["pixel8pro"].threads) == ("8", 1)
+    assert (cat["pixel7"].transport, cat["pixel7"].affinity, cat["pixel7"].threads) == ("adb", "big", 2)
+    assert cat["pixel7"].clusters == {"big": "6-7", "mid": "4-5", "little": "0-3"} and cat["pixel7"].model == "Pixel 7"
+    assert resolve_affinity(cat["pixel8pro"], cat["pixel8pro"].affinity) == "8" and cat["pixel8pro"].threads == 1
+    assert all(p.model for p in cat.values() if p.transport == "adb")  # a run checks the attached phone's model
     assert cat["rpi5"].transport == "ssh" and cat["rpi5"].threads == 4 and cat["rpi5"].address_env == "HARNESS_RPI5"
     assert all(p.workdir.startswith("/data/local/tmp") for p in cat.values() if p.transport == "adb")
 

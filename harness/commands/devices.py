@@ -39,7 +39,8 @@ def _rows(profiles: list[DeviceProfile], check: bool, timeout: float) -> list[tu
         answers = [None] * len(profiles)
     rows = []
     for p, answer in zip(profiles, answers):
-        cores = f"{p.threads}" + (f" @ {p.affinity}" if p.affinity else "")
+        mask = p.clusters.get(p.affinity, p.affinity) if p.affinity else None
+        cores = f"{p.threads}" + (f" @ {p.affinity}" if p.affinity else "") + (f"={mask}" if mask != p.affinity else "")
         state = "-" if answer is None else ("yes: " if answer[0] else "no: ") + answer[1]
         rows.append((p.name, p.abi, p.transport, _where(p), cores, state))
     return rows
