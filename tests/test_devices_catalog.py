@@ -137,3 +137,20 @@ def test_devices_check_reports_unreachable_with_reason(tmp_path, monkeypatch):
     assert "no: device rpi5 has no ssh address" in rpi
     pixel = next(line for line in result.output.splitlines() if line.startswith("pixel7"))
     assert "no: " in pixel and "adb server not reachable" in pixel
+
+
+def test_workdir_defaults_per_transport(isolated_home, tmp_path):
+    """A user's profile without workdir: adb gets /data/local/tmp/harness (Android has no /tmp), local a temporary
+    folder of this machine, ssh the device's own ${TMPDIR:-/tmp}, asked on first use."""
+    import tempfile
+
+    from device_runners.base import DeviceProfile
+
+    isolated_home.parent.mkdir(parents=True)
+    isolated_home.write_text('[myphone]\nabi = "arm64-v8a"\ntransport = "adb"\n\n'
+                             '[mybox]\nabi = "x86_64"\ntransport = "local"\n\n'
+                             '[myboard]\nabi = "arm64-v8a"\ntransport = "ssh"\naddress = "me@board"\n')
+    assert make_transport(get_profile("myphone")).workdir() == "/data/local/tmp/harness"
+    assert make_transport(get_profile("mybox")).workdir() == f"{tempfile.gettempdir()}/harness"
+    assert make_transport(get_profile("myboard"))._workdir is None
+    assert DeviceProfile(name="x", abi="x86_64", transport="ssh").workdir is None
