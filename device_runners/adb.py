@@ -3,14 +3,18 @@ sync for files."""
 
 from __future__ import annotations
 
+import atexit
+import os
 import posixpath
 import re
 import select
 import shlex
+import shutil
 import socket
 import stat
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,68 @@ from device_runners.remote_shell import (PID_GRACE_S, RemoteFileMissing, check_c
 PROPS = ("ro.product.model", "ro.product.manufacturer", "ro.product.cpu.abi", "ro.build.version.release",
          "ro.build.version.sdk", "ro.soc.model")
 _ERRORS = (AdbError, OSError, EOFError, subprocess.SubprocessError)
+DEFAULT_WORKDIR = "/data/local/tmp/harness"  # the one place the shell user may write on every phone; no /tmp there
+SYNC_CHUNK = 64 * 1024  # adbd's SYNC_DATA_MAX
+
+_server_lock = threading.Lock()
+_server_state: dict[tuple[str, int], str | None] = {}  # (host, port) -> None when it answers, else why not
+_started: list[tuple[str, int]] = []  # adb servers this process started, stopped at exit
+
+
+def _answers(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _stop_started_servers() -> None:
+    for adb, port in _started:
+        subprocess.run([adb, "-P", str(port), "kill-server"], capture_output=True, stdin=subprocess.DEVNULL,
+                       timeout=15)
+    _started.clear()
+
+
+def ensure_server(host: str, port: int) -> None:
+    """Start the local adb server once per process, quietly, if none answers; it is stopped when the process ends.
+
+    adbutils would run `adb start-server` from every thread whose connection fails (a burst of "daemon not
+    running" lines and racing daemons); this serialises it. Raises TransportError saying why there is no server.
+    """
+    with _server_lock:
+        if (host, port) not in _server_state:
+            _server_state[(host, port)] = _start_server(host, port)
+        reason = _server_state[(host, port)]
+    if reason:
+        raise TransportError(reason)
+
+
+def _start_server(host: str, port: int) -> str | None:
+    if _answers(host, port):
+        return None
+    where = f"adb server not reachable on {host}:{port}"
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        return f"{where}: start it on {host} (`adb -a start-server`)"
+    adb = os.environ.get("ADBUTILS_ADB_PATH") or shutil.which("adb")
+    if adb is None:
+        return f"{where} and no adb program to start one: install Debian package adb (or Android platform-tools)"
+    try:
+        p = subprocess.run([adb, "-P", str(port), "start-server"], capture_output=True, text=True, timeout=30,
+                           stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"{where}: `{adb} start-server` failed: {e}"
+    if p.returncode != 0 or not _answers(host, port):
+        last = (p.stderr or p.stdout).strip().splitlines()[-1:] or [f"exit code {p.returncode}"]
+        return f"{where}: `adb -P {port} start-server` failed: {last[0][:200]}"
+    if not _started:
+        atexit.register(_stop_started_servers)
+    _started.append((adb, port))
+    return None
+
+
+class _Refused(Exception):
+    """adbd answered FAIL with a reason."""
 
 
 class AdbTransport(Transport):
@@ -33,7 +99,7 @@ class AdbTransport(Transport):
     kind = "adb"
 
     def __init__(self, serial: str | None = None, host: str = "127.0.0.1", port: int = 5037,
-                 workdir: str = "/data/local/tmp/harness"):
+                 workdir: str = DEFAULT_WORKDIR):
         self.serial = serial
         self.host, self.port = host, int(port)
         self._workdir = workdir
@@ -59,6 +125,10 @@ class AdbTransport(Transport):
     def _dev(self) -> adbutils.AdbDevice:
         if self._device is not None:
             return self._device
+        try:
+            ensure_server(self.host, self.port)
+        except TransportError as e:
+            raise TransportError(f"{self._name()}: {e}; start one with `adb start-server`") from None
         try:
             infos = self._client.list()
         except _ERRORS as e:
@@ -148,35 +218,74 @@ class AdbTransport(Transport):
             pass  # the device went away; nothing left to kill from here
 
     def push(self, local: Path, remote: str) -> None:
-        """Copy a file or a directory tree (keeping permission bits) to `remote`; adbd creates the parents."""
+        """Copy a file or a directory tree (keeping permission bits) to `remote`; adbd creates the parents.
+        A refusal (full disk, read-only or missing path) raises TransportError with adbd's own reason."""
         local = Path(local)
         if not local.exists():
             raise FileNotFoundError(f"{local}: no such file to push to {self._name()}")
         files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
-        sync = adbutils.Sync(self._dev())
         for path in files:
             rel = path.relative_to(local).as_posix()
             target = remote if rel == "." else posixpath.join(remote, rel)
-            try:
-                sync.push(path, target, mode=stat.S_IMODE(path.stat().st_mode), check=True)
-            except _ERRORS as e:
-                raise self._gone(f"push {path} -> {target} failed: {e}") from None
+            self._send(path, target, stat.S_IMODE(path.stat().st_mode))
         if local.is_dir() and not files:
             self.shell(f"mkdir -p {shlex.quote(remote)}", timeout=30)
 
-    def pull(self, remote: str, local: Path) -> None:
-        """Copy a file (or a directory) back; a missing one raises RemoteFileMissing (adbutils would not)."""
+    def _send(self, path: Path, target: str, mode: int) -> None:
+        """One sync SEND. adbutils' Sync.push reads only the 4-byte status and drops adbd's reason after FAIL."""
         sync = adbutils.Sync(self._dev())
+        try:
+            with sync._prepare_sync(f"{target},{stat.S_IFREG | mode}", "SEND") as c:
+                try:
+                    with open(path, "rb") as f:
+                        for chunk in iter(lambda: f.read(SYNC_CHUNK), b""):
+                            c.conn.sendall(b"DATA" + struct.pack("<I", len(chunk)) + chunk)
+                    c.conn.sendall(b"DONE" + struct.pack("<I", int(time.time())))
+                except OSError:
+                    pass  # adbd may have refused early and closed: its FAIL, if any, is still to be read
+                status = c.read(4)
+                if status == b"FAIL":
+                    reason = c.read(struct.unpack("<I", c.read(4))[0]).decode(errors="replace")
+                    raise _Refused(f"push {path.name} -> {target} refused by the device: {reason}")
+                if status != b"OKAY":
+                    raise self._gone(f"push {path} -> {target}: no answer from adbd ({status!r})")
+        except _Refused as e:
+            raise TransportError(f"{self._name()}: {e}") from None
+        except _ERRORS as e:
+            raise self._gone(f"push {path} -> {target} failed: {e}") from None
+
+    def pull(self, remote: str, local: Path) -> None:
+        """Copy a file back; a missing one raises RemoteFileMissing (adbutils would not), a refused one adbd's reason."""
+        sync = adbutils.Sync(self._dev())
+        local = Path(local)
         try:
             st = sync.stat(remote)
             if st.mode == 0:
                 raise RemoteFileMissing(f"{remote}: no such file on {self._name()}")
-            Path(local).parent.mkdir(parents=True, exist_ok=True)
-            sync.pull(remote, Path(local), exist_ok=True)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            tmp = local.with_name(local.name + ".part")
+            with sync._prepare_sync(remote, "RECV") as c, open(tmp, "wb") as out:
+                while True:
+                    kind = c.read(4)
+                    if kind == b"DATA":
+                        out.write(c.read(struct.unpack("<I", c.read(4))[0]))
+                    elif kind == b"DONE":
+                        c.read(4)
+                        break
+                    elif kind == b"FAIL":
+                        reason = c.read(struct.unpack("<I", c.read(4))[0]).decode(errors="replace")
+                        raise _Refused(f"pull {remote} refused by the device: {reason}")
+                    else:
+                        raise self._gone(f"pull {remote}: unexpected answer {kind!r}")
+            tmp.replace(local)  # no partial file under the final name
         except RemoteFileMissing:
             raise
+        except _Refused as e:
+            raise TransportError(f"{self._name()}: {e}") from None
         except _ERRORS as e:
             raise self._gone(f"pull {remote} failed: {e}") from None
+        finally:
+            local.with_name(local.name + ".part").unlink(missing_ok=True)
 
     def cleanup(self, remote_dir: str) -> None:
         """Delete a scratch directory under the workdir."""

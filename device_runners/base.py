@@ -54,11 +54,13 @@ class DeviceProfile:
     transport: str  # "local" | "qemu" | "ssh" | "adb"
     description: str = ""
     threads: int = 2
-    affinity: str | None = None  # big-core mask, e.g. "4-7" or "0,1"
+    affinity: str | None = None  # a cluster name (big, mid, little) or a CPU list, e.g. "4-7" or "0,1"
+    model: str | None = None  # what the device reports (Android ro.product.model); a run refuses another model
+    clusters: dict[str, str] = field(default_factory=dict)  # {"big": "6-7", "mid": "4-5", "little": "0-3"}
     serial: str | None = None  # adb serial
     address: str | None = None  # ssh user@host[:port]
     address_env: str | None = None  # environment variable that holds serial/address
-    workdir: str = "/tmp/harness"
+    workdir: str | None = None  # None: per transport (adb /data/local/tmp/harness; ssh and local a temporary folder)
     options: dict[str, Any] = field(default_factory=dict)
 
 

@@ -1,8 +1,8 @@
 """Build the native runner into a per-ABI bundle (bin/harness_runner + lib/), cached by a content hash.
 
-arm64 bundles are self-contained: they carry the glibc loader and libraries from Debian's arm64 cross packages, so
-they start anywhere a Linux kernel runs aarch64 binaries (qemu-user here; an Android phone via adb, not yet verified
-on hardware) through `lib/ld-linux-aarch64.so.1 --library-path lib bin/harness_runner`.
+Bundles are self-contained: they carry the glibc loader and libraries (arm64: from Debian's cross packages; x86_64:
+the build machine's), so they start anywhere a Linux kernel runs their ABI (qemu-user here; an Android phone or the
+x86_64 Android emulator via adb, not yet verified there) through `lib/LOADER --library-path lib bin/harness_runner`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ ET_LIBS = ("libexecutorch.so", "libexecutorch_backend_xnnpack.so", "libexecutorc
 GLIBC_LIBS = ("ld-linux-aarch64.so.1", "libc.so.6", "libm.so.6", "libstdc++.so.6", "libgcc_s.so.1",
               "libpthread.so.0", "libdl.so.2")
 AARCH64_SYSROOT = Path("/usr/aarch64-linux-gnu")
+X86_64_LIBS = ("ld-linux-x86-64.so.2", *GLIBC_LIBS[1:])
+X86_64_LIB_DIRS = (Path("/lib64"), Path("/lib/x86_64-linux-gnu"), Path("/usr/lib/x86_64-linux-gnu"))
+LOADERS = {"x86_64": "ld-linux-x86-64.so.2", "arm64-v8a": "ld-linux-aarch64.so.1"}
 COMPILERS = {"x86_64": ("g++", "g++"), "arm64-v8a": ("aarch64-linux-gnu-g++", "g++-aarch64-linux-gnu")}
 CFLAGS = ("-std=c++17", "-O2", "-DC10_USING_CUSTOM_GENERATED_MACROS", "-DET_USE_THREADPOOL")
 
@@ -73,7 +76,8 @@ def bundle_key(abi: str, compiler_version: str) -> str:
     h = hashlib.sha256()
     for p in _sources():
         h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-    h.update("\0".join([executorch_version(), abi, compiler_version, *CFLAGS, *ET_LIBS, *GLIBC_LIBS]).encode())
+    h.update("\0".join([executorch_version(), abi, compiler_version, *CFLAGS, *ET_LIBS, *GLIBC_LIBS,
+                        *X86_64_LIBS]).encode())
     return h.hexdigest()[:16]
 
 
@@ -156,22 +160,34 @@ def build_bundle(abi: str, cache_dir: Path | None = None, force: bool = False) -
         (tmp / "lib").mkdir()
         for name in ET_LIBS:
             shutil.copy2(et_libs / name, tmp / "lib" / name)
-        if abi == "arm64-v8a":
-            for name in GLIBC_LIBS:  # copy the files the sonames point at, under the soname
-                shutil.copyfile((AARCH64_SYSROOT / "lib" / name).resolve(), tmp / "lib" / name)
-                os.chmod(tmp / "lib" / name, 0o755)
+        for name, src in _glibc_files(abi):  # copy the files the sonames point at, under the soname
+            shutil.copyfile(src.resolve(), tmp / "lib" / name)
+            os.chmod(tmp / "lib" / name, 0o755)
         _compile(abi, compiler, key, tmp / "lib", tmp / "bin" / "harness_runner")
         files = {str(p.relative_to(tmp)): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
         meta = {"abi": abi, "key": key, "executorch": executorch_version(), "compiler": compiler_version,
-                "self_contained": abi == "arm64-v8a", "build_seconds": round(time.perf_counter() - t0, 2),
+                "self_contained": True, "build_seconds": round(time.perf_counter() - t0, 2),
                 "bytes": sum(files.values()), "files": files,
-                "start": "lib/ld-linux-aarch64.so.1 --library-path lib bin/harness_runner" if abi == "arm64-v8a"
-                else "bin/harness_runner"}
+                "start": f"lib/{LOADERS[abi]} --library-path lib bin/harness_runner"}
         (tmp / "bundle.json").write_text(json.dumps(meta, indent=2) + "\n")
         _publish(tmp, bundle, replace=force or not (bundle / "bundle.json").is_file())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return bundle
+
+
+def _glibc_files(abi: str) -> list[tuple[str, Path]]:
+    """(soname, file) for the loader and C/C++ runtime libraries the bundle carries."""
+    if abi == "arm64-v8a":
+        return [(n, AARCH64_SYSROOT / "lib" / n) for n in GLIBC_LIBS]
+    out = []
+    for name in X86_64_LIBS:
+        src = next((d / name for d in X86_64_LIB_DIRS if (d / name).exists()), None)
+        if src is None:
+            raise RunnerError(f"no {name} on this machine for the self-contained x86_64 bundle "
+                              "(looked in " + ", ".join(map(str, X86_64_LIB_DIRS)) + ")")
+        out.append((name, src))
+    return out
 
 
 def bundle_info(bundle: Path) -> dict:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shutil
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -41,11 +43,17 @@ def _check_fields(path: Path, name: str, table: object) -> dict:
     if unknown:
         raise BadInput(f"{path}: [{name}] has unknown field(s) {', '.join(unknown)}; "
                        f"known: {', '.join(sorted(_FIELDS))}")
-    if "options" in table and not isinstance(table["options"], dict):
-        raise BadInput(f"{path}: [{name}] options must be a table")
+    for key in ("options", "clusters"):
+        if key in table and not isinstance(table[key], dict):
+            raise BadInput(f"{path}: [{name}] {key} must be a table")
+    for cluster, mask in (table.get("clusters") or {}).items():
+        if not isinstance(mask, str) or not _is_cpu_list(mask):
+            raise BadInput(f"{path}: [{name}] clusters.{cluster} must be a CPU list like \"4-7\" or \"0,1\", "
+                           f"got {mask!r}")
     if "threads" in table and (type(table["threads"]) is not int or table["threads"] < 1):
         raise BadInput(f"{path}: [{name}] threads must be a positive integer, got {table['threads']!r}")
-    for key in ("abi", "transport", "description", "affinity", "serial", "address", "address_env", "workdir"):
+    for key in ("abi", "transport", "description", "affinity", "serial", "address", "address_env", "workdir",
+                "model"):
         if key in table and not isinstance(table[key], str):
             raise BadInput(f"{path}: [{name}] {key} must be a string (in quotes), got {table[key]!r}")
     return {k: v for k, v in table.items() if k != "name"}
@@ -74,7 +82,8 @@ def load_catalog(extra: Path | None = None) -> dict[str, DeviceProfile]:
             fields = _check_fields(path, name, table)
             if name in profiles:
                 options = {**profiles[name].options, **fields.pop("options", {})}
-                profile = dataclasses.replace(profiles[name], options=options, **fields)
+                clusters = fields.pop("clusters", profiles[name].clusters)
+                profile = dataclasses.replace(profiles[name], options=options, clusters=clusters, **fields)
             else:
                 missing = [k for k in ("abi", "transport") if k not in fields]
                 if missing:
@@ -101,12 +110,45 @@ def get_profile(name: str, extra: Path | None = None, address: str | None = None
     return p
 
 
+def _is_cpu_list(text: str) -> bool:
+    return bool(re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", text.replace(" ", "")))
+
+
+def resolve_affinity(profile: DeviceProfile, value: str | None) -> str | None:
+    """A cluster name of the profile (big, mid, little) or a CPU list -> the CPU list; BadInput for anything else."""
+    if value is None or value == "":
+        return None
+    if value in profile.clusters:
+        return profile.clusters[value]
+    if _is_cpu_list(value):
+        return value.replace(" ", "")
+    known = ", ".join(f"{k} = {v}" for k, v in profile.clusters.items())
+    if value in ("big", "mid", "little", "prime"):
+        raise BadInput(f"device {profile.name} has no {value} cluster "
+                       + (f"(its clusters: {known})" if known else
+                          "(its profile lists no clusters: `harness devices add` reads them from the device)"))
+    raise BadInput(f"--affinity {value!r} is neither a cluster of {profile.name} ({known or 'none listed'}) "
+                   "nor a CPU list like 4-7 or 0,1")
+
+
+def default_workdir(profile: DeviceProfile) -> str | None:
+    """Where the harness keeps its files on the device when the profile names no workdir."""
+    if profile.workdir:
+        return profile.workdir
+    if profile.transport == "adb":
+        from device_runners.adb import DEFAULT_WORKDIR
+        return DEFAULT_WORKDIR  # Android has no /tmp; /data/local/tmp is the shell user's
+    if profile.transport in ("local", "qemu"):
+        return os.path.join(tempfile.gettempdir(), "harness")
+    return None  # ssh: the device's own temporary folder, asked on first use
+
+
 def make_transport(profile: DeviceProfile) -> Transport:
     """The transport for a profile; nothing is contacted until it is used."""
     opts = profile.options
     if profile.transport == "local":
         from device_runners.local import LocalTransport
-        return LocalTransport()
+        return LocalTransport(workdir=default_workdir(profile))
     if profile.transport == "qemu":
         from device_runners.qemu import QemuTransport
         return QemuTransport(Path(opts["sandbox"]) if opts.get("sandbox") else None)
@@ -117,12 +159,12 @@ def make_transport(profile: DeviceProfile) -> Transport:
         from device_runners.ssh import SshTransport
         password = os.environ.get(opts["password_env"]) if opts.get("password_env") else None
         return SshTransport(profile.address, key_file=opts.get("key_file"), password=password,
-                            workdir=profile.workdir, connect_timeout=float(opts.get("connect_timeout", 10)))
+                            workdir=default_workdir(profile), connect_timeout=float(opts.get("connect_timeout", 10)))
     if profile.transport == "adb":
         from device_runners.adb import AdbTransport
         host = opts.get("adb_host") or os.environ.get("ANDROID_ADB_SERVER_HOST") or "127.0.0.1"
         port = int(opts.get("adb_port") or os.environ.get("ANDROID_ADB_SERVER_PORT") or 5037)
-        return AdbTransport(serial=profile.serial, host=host, port=port, workdir=profile.workdir)
+        return AdbTransport(serial=profile.serial, host=host, port=port, workdir=default_workdir(profile))
     raise BadInput(f"device {profile.name}: unknown transport {profile.transport!r}")
 
 
@@ -156,3 +198,100 @@ def _where(profile: DeviceProfile, transport: Transport) -> str:
     if profile.transport == "ssh":
         return f"{profile.address} answers"
     return "answers"
+
+
+CLUSTER_NAMES = {1: ("big",), 2: ("little", "big"), 3: ("little", "mid", "big")}
+
+
+def clusters_from_freqs(max_khz: dict[int, int]) -> dict[str, str]:
+    """Cores grouped by cpuinfo_max_freq, slowest first: little, (mid,) big; more than three groups keep the fastest
+    as big and the slowest as little and number the rest mid1, mid2..."""
+    groups: dict[int, list[int]] = {}
+    for cpu, khz in sorted(max_khz.items()):
+        groups.setdefault(khz, []).append(cpu)
+    ordered = [groups[k] for k in sorted(groups)]
+    names = CLUSTER_NAMES.get(len(ordered)) or (
+        "little", *[f"mid{i}" for i in range(1, len(ordered) - 1)], "big")
+    return {name: _cpu_span(cpus) for name, cpus in zip(names, ordered)}
+
+
+def _cpu_span(cpus: list[int]) -> str:
+    cpus = sorted(cpus)
+    if len(cpus) > 1 and cpus == list(range(cpus[0], cpus[-1] + 1)):
+        return f"{cpus[0]}-{cpus[-1]}"
+    return ",".join(map(str, cpus))
+
+
+def profile_from_device(name: str, transport_kind: str, info: dict, serial: str | None = None,
+                        address: str | None = None) -> DeviceProfile:
+    """A profile for the device `info` (Transport.info()) describes: model, ABI, clusters, the big cluster pinned."""
+    max_khz = {int(k): int(v) for k, v in (info.get("freq_max_khz") or {}).items()}
+    clusters = clusters_from_freqs(max_khz) if max_khz else {}
+    abi = info.get("abi")
+    if abi not in ABIS:
+        raise BadInput(f"device {name}: ABI {abi!r} is not one the harness builds ({', '.join(ABIS)})")
+    big = clusters.get("big")
+    threads = max(1, min(2, len(_expand(big)) if big else int(info.get("cores") or 1)))
+    props = info.get("android_props") or {}
+    soc = props.get("ro.soc.model") or info.get("cpu") or ""
+    desc = " ".join(x for x in (info.get("model"), f"({soc})" if soc else "", info.get("os")) if x)
+    return DeviceProfile(name=name, abi=abi, transport=transport_kind, description=desc, threads=threads,
+                         affinity="big" if big and len(clusters) > 1 else None, model=info.get("model"),
+                         clusters=clusters, serial=serial, address=address)
+
+
+def _expand(mask: str) -> list[int]:
+    out = []
+    for part in mask.split(","):
+        lo, _, hi = part.partition("-")
+        out += list(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def profile_toml(p: DeviceProfile) -> str:
+    """One [name] table in the catalog's format."""
+    def q(v: str) -> str:
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    lines = [f"[{p.name}]"]
+    for key in ("description", "abi", "transport", "model", "serial", "address", "workdir", "affinity"):
+        v = getattr(p, key)
+        if v:
+            lines.append(f"{key} = {q(v)}")
+    lines.append(f"threads = {p.threads}")
+    if p.clusters:
+        lines.append("clusters = { " + ", ".join(f"{k} = {q(v)}" for k, v in p.clusters.items()) + " }")
+    if p.options:
+        lines.append("options = { " + ", ".join(f"{k} = {q(v)}" for k, v in p.options.items()) + " }")
+    return "\n".join(lines) + "\n"
+
+
+def add_profile(p: DeviceProfile, path: Path | None = None, replace: bool = False) -> Path:
+    """Write the profile into the user's catalog (atomically); an existing name needs replace=True."""
+    path = Path(path) if path else user_catalog_path()
+    text = path.read_text() if path.is_file() else ""
+    tables = _read_toml(path) if text else {}
+    if p.name in tables and not replace:
+        raise BadInput(f"device {p.name} is already in {path}: pass --replace to overwrite it")
+    if p.name in tables:
+        text = _drop_table(text, p.name)
+    if p.name in load_catalog() and p.name not in tables and not replace:
+        raise BadInput(f"device {p.name} is a built-in profile: choose another name or pass --replace to override it")
+    new = (text.rstrip() + "\n\n" if text.strip() else "") + profile_toml(p)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(new)
+    with open(tmp, "rb") as f:
+        tomllib.load(f)  # never leave an unreadable catalog behind
+    tmp.replace(path)
+    return path
+
+
+def _drop_table(text: str, name: str) -> str:
+    out, skip = [], False
+    for line in text.splitlines(keepends=True):
+        head = re.match(r"\s*\[([^\]]+)\]\s*$", line)
+        if head:
+            skip = head.group(1).strip().strip('"') == name
+        if not skip:
+            out.append(line)
+    return "".join(out)

@@ -151,3 +151,130 @@ def parse_devinfo(text: str) -> dict[str, Any]:
         info["loadavg"] = [float(x) for x in s["loadavg"][0].split()[:3]]
     info["devinfo_complete"] = "end" in s
     return info
+
+
+# What changes a phone's speed during a run, read as the shell user: per-policy frequency caps and clocks,
+# time_in_state, thermal zones, battery and screen. A file the shell user may not read (SELinux, mode bits) prints
+# "?" and is recorded as unreadable; the snippet never fails. (Not `r()`: mksh, Android's sh, aliases r to fc -e -.)
+STATE_SCRIPT = r"""
+rd() { v=$(cat "$1" 2>/dev/null) && [ -n "$v" ] && echo "$v" || echo "?"; }
+for p in /sys/devices/system/cpu/cpufreq/policy*; do
+  [ -d "$p" ] || continue
+  echo "@@policy ${p##*/}"
+  for f in related_cpus cpuinfo_max_freq scaling_max_freq scaling_cur_freq scaling_governor; do echo "$f $(rd $p/$f)"; done
+  echo "@@tis ${p##*/}"; cat $p/stats/time_in_state 2>/dev/null || echo "?"
+done
+echo @@zones
+for z in /sys/class/thermal/thermal_zone*; do
+  [ -d "$z" ] || continue
+  echo "${z##*/} $(rd $z/temp) $(rd $z/type)"
+done
+if command -v dumpsys >/dev/null 2>&1; then
+  echo @@battery; dumpsys battery 2>/dev/null
+  echo @@power; dumpsys power 2>/dev/null | grep -E 'mWakefulness=|Display Power: state='
+fi
+echo @@end
+"""
+
+LIGHT_STATE_SCRIPT = r"""
+for p in /sys/devices/system/cpu/cpufreq/policy*; do
+  [ -d "$p" ] || continue
+  echo "${p##*/} $(cat $p/scaling_max_freq 2>/dev/null || echo ?) $(cat $p/scaling_cur_freq 2>/dev/null || echo ?)"
+done
+"""
+
+
+def _cpus(text: str) -> list[int]:
+    out = []
+    for part in text.replace(",", " ").split():
+        lo, _, hi = part.partition("-")
+        if lo.isdigit():
+            out += list(range(int(lo), int(hi) + 1)) if hi.isdigit() else [int(lo)]
+    return out
+
+
+def parse_state(text: str) -> dict[str, Any]:
+    """STATE_SCRIPT's output -> {"policies": {name: {cpus, max_khz, cap_khz, cur_khz, governor, time_in_state}},
+    "thermal_c": {type: C}, "battery": {temp_c, charging, level}, "screen": "on"|"off"|None,
+    "unreadable": [paths], "complete": bool}."""
+    policies: dict[str, dict[str, Any]] = {}
+    thermal: dict[str, float] = {}
+    unreadable: list[str] = []
+    battery: dict[str, Any] = {}
+    screen = None
+    section, name = None, None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("@@"):
+            section, _, name = line[2:].partition(" ")
+            if section == "policy":
+                policies[name] = {"time_in_state": {}}
+            continue
+        if not line:
+            continue
+        if section == "policy":
+            key, _, val = line.partition(" ")
+            field = {"related_cpus": "cpus", "cpuinfo_max_freq": "max_khz", "scaling_max_freq": "cap_khz",
+                     "scaling_cur_freq": "cur_khz", "scaling_governor": "governor"}.get(key)
+            if field is None:
+                continue
+            if val == "?":
+                unreadable.append(f"cpufreq/{name}/{key}")
+                policies[name][field] = None
+            elif field == "cpus":
+                policies[name][field] = _cpus(val)
+            elif field == "governor":
+                policies[name][field] = val
+            else:
+                policies[name][field] = _int(val)
+        elif section == "tis":
+            if line == "?":
+                unreadable.append(f"cpufreq/{name}/stats/time_in_state")
+                policies[name]["time_in_state"] = None
+            elif policies[name].get("time_in_state") is not None:
+                parts = line.split()
+                if len(parts) == 2 and all(p.isdigit() for p in parts):
+                    policies[name]["time_in_state"][parts[0]] = int(parts[1])
+        elif section == "zones":
+            zone, _, rest = line.partition(" ")
+            temp, _, kind = rest.partition(" ")
+            kind = kind if kind and kind != "?" else zone
+            v = _int(temp)
+            if v is None:
+                unreadable.append(f"thermal/{zone}/temp ({kind})")
+                continue
+            key, i = kind, 1
+            while key in thermal:
+                i += 1
+                key = f"{kind}#{i}"
+            thermal[key] = v / 1000.0 if abs(v) >= 1000 else float(v)
+        elif section == "battery":
+            key, _, val = (p.strip() for p in line.partition(":"))
+            if key == "temperature" and _int(val) is not None:
+                battery["temp_c"] = int(val) / 10.0
+            elif key == "level" and _int(val) is not None:
+                battery["level"] = int(val)
+            elif key in ("AC powered", "USB powered", "Wireless powered") and val == "true":
+                battery["charging"] = True
+            elif key == "status" and _int(val) is not None:
+                battery["status"] = {2: "charging", 3: "discharging", 4: "not charging", 5: "full"}.get(int(val),
+                                                                                                       val)
+        elif section == "power":
+            if "mWakefulness=" in line:
+                screen = "on" if line.split("=", 1)[1].strip() == "Awake" else "off"
+            elif "Display Power: state=" in line and screen is None:
+                screen = "on" if line.split("=", 1)[1].strip() == "ON" else "off"
+    if battery:
+        battery.setdefault("charging", False)
+    return {"policies": policies, "thermal_c": thermal, "battery": battery or None, "screen": screen,
+            "unreadable": unreadable, "complete": section == "end"}
+
+
+def parse_light_state(text: str) -> dict[str, dict[str, int | None]]:
+    """LIGHT_STATE_SCRIPT's output -> {policy: {"cap_khz", "cur_khz"}}."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            out[parts[0]] = {"cap_khz": _int(parts[1]), "cur_khz": _int(parts[2])}
+    return out

@@ -11,6 +11,7 @@ QEMU = "qemu-aarch64"
 # wrong outputs (and run 13x slower). A Cortex-A76 is also what the phones' mid/big cores look like.
 QEMU_CPU = "cortex-a76"
 ARM64_LOADER = "lib/ld-linux-aarch64.so.1"
+X86_64_LOADER = "lib/ld-linux-x86-64.so.2"
 
 
 def runner_args(job: RunJob) -> list[str]:
@@ -31,7 +32,8 @@ def runner_args(job: RunJob) -> list[str]:
 def bundle_command(bundle_dir: str, abi: str, args: list[str], qemu: bool = False, sysroot: str | None = None) -> str:
     """The shell command that starts the runner of the bundle at bundle_dir (a path on the device).
 
-    arm64 bundles start through their own glibc loader, so they need nothing from the device but a kernel. Under QEMU
+    Bundles start through their own glibc loader, so they need nothing from the device but a kernel (an x86_64
+    Android emulator has no glibc at all). Under QEMU
     with a `sysroot` the runner is started the classic way instead (`-L sysroot`, the sysroot's glibc).
     """
     d = bundle_dir.rstrip("/") or "/"
@@ -39,7 +41,7 @@ def bundle_command(bundle_dir: str, abi: str, args: list[str], qemu: bool = Fals
     if abi == "x86_64":
         if qemu:
             raise ValueError("an x86_64 bundle does not run under qemu-aarch64")
-        argv = [runner]
+        argv = [f"{d}/{X86_64_LOADER}", "--library-path", f"{d}/lib", runner]
     elif abi == "arm64-v8a":
         if qemu and sysroot:
             argv = [QEMU, "-cpu", QEMU_CPU, "-L", sysroot, runner]

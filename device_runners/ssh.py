@@ -36,7 +36,8 @@ class SshTransport(Transport):
     kind = "ssh"
 
     def __init__(self, address: str, key_file: str | Path | None = None, password: str | None = None,
-                 workdir: str = "/tmp/harness", connect_timeout: float = 10):
+                 workdir: str | None = None, connect_timeout: float = 10):
+        """workdir None: `harness` under the device's temporary folder (${TMPDIR:-/tmp}), asked on first use."""
         self.address = address
         self.user, self.host, self.port = parse_address(address)
         self.key_file = str(key_file) if key_file else None
@@ -46,6 +47,10 @@ class SshTransport(Transport):
         self._client: paramiko.SSHClient | None = None
 
     def workdir(self) -> str:
+        if self._workdir is None:
+            rc, out, err = self.shell('echo "${TMPDIR:-/tmp}"', timeout=30)
+            tmp = out.strip().rstrip("/") if rc == 0 and out.strip().startswith("/") else "/tmp"
+            self._workdir = f"{tmp}/harness"
         return self._workdir
 
     def _connect(self) -> paramiko.SSHClient:
@@ -191,7 +196,7 @@ class SshTransport(Transport):
 
     def cleanup(self, remote_dir: str) -> None:
         """Delete a scratch directory under the workdir."""
-        path = check_cleanup_path(remote_dir, self._workdir)
+        path = check_cleanup_path(remote_dir, self.workdir())
         rc, _, err = self.shell(f"rm -rf -- {shlex.quote(path)}", timeout=60)
         if rc != 0:
             raise TransportError(f"ssh {self.address}: cannot remove {path}: {err.strip()}")

@@ -1,18 +1,28 @@
 """A loopback adb server for tests: it speaks the adb server protocol (host services, shell v1/v2, sync) well
 enough for adbutils 2.12 and Debian's adb 29, and plays one arm64 "phone" whose /data/local/tmp is a sandbox.
 
-How the phone is faked:
-- Paths: every "/data/local/tmp" in a command or a sync path is rewritten to the sandbox, and back in output.
-- Commands run with `sh -c` in their own session (like adbd), cwd = the sandbox; `getprop` and `dumpsys` are
-  shims on PATH that answer the model, ABI, Android release and battery temperature.
-- arm64 programs: binfmt_misc is not mounted here, so tests/arm64_rewrite.py puts `qemu-aarch64 -cpu cortex-a76
-  -L <root>` before each aarch64 program a command starts; <root> holds data/local/tmp -> sandbox, so a program
-  whose interpreter or files are at /data/local/tmp paths finds them.
+How the phone is faked (as root, with unshare and Debian's mksh and toybox: "phone-like", the default):
+- Every command runs in its own private mount namespace, chrooted into a small root: /system/bin holds
+  /system/bin/sh (mksh) and toybox's applets and is first on PATH, as on Android; /data/local/tmp is the sandbox;
+  there is no /tmp; /usr, /dev and /proc come from this machine (the loader and qemu need them), with a
+  Pixel-7-like /proc/cpuinfo bound over the real one. The command runs as uid 2000 (shell), cwd /,
+  TMPDIR=/data/local/tmp, in its own session, like adbd's.
+- /sys holds only a Pixel-like devices/system/cpu tree (three clusters little 0-3, mid 4-5, big 6-7, sched_pixel
+  governor, per-policy stats/time_in_state) and class/thermal zones, some unreadable by the shell user (SELinux
+  denials look like that). A test changes them mid-run with set_cap(), add_time_in_state(), set_temp().
+- `getprop` and `dumpsys` (battery, power) are shims in /system/bin; battery temperature and charging follow
+  set_battery().
+- A push larger than `max_push_bytes` is refused the way adbd refuses a full disk.
+- arm64 programs: binfmt_misc is not mounted here, so tests/arm64_rewrite.py puts `qemu-aarch64 -cpu cortex-a76`
+  before each aarch64 program a command starts.
+Without root (or without unshare, mksh or toybox) the stand-in falls back to the host's `sh -c` in the sandbox with
+every "/data/local/tmp" in commands and sync paths rewritten to the sandbox (`phone_like` is then False).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import socketserver
@@ -22,10 +32,26 @@ import tempfile
 import threading
 from pathlib import Path
 
+from shlex import quote as shlex_quote
+
 from arm64_rewrite import rewrite_for_qemu
 
 DEVICE_ROOT = "/data/local/tmp"
 FEATURES = "shell_v2,cmd,fixed_push_mkdir"  # no stat_v2/ls_v2/sendrecv_v2: the v1 sync protocol is all we speak
+SHELL_UID = 2000  # AID_SHELL: what `adb shell` runs as on a phone that is not rooted
+PHONE_PATH = "/product/bin:/apex/com.android.runtime/bin:/system_ext/bin:/system/bin:/system/xbin:/vendor/bin"
+# Pixel 7 (Tensor G2): cluster -> (cpus, cpuinfo_min_freq, cpuinfo_max_freq, MIDR part)
+PIXEL_CLUSTERS = {"little": ((0, 1, 2, 3), 300000, 1803000, "0xd05"), "mid": ((4, 5), 400000, 2348000, "0xd41"),
+                  "big": ((6, 7), 500000, 2850000, "0xd44")}
+# type -> millidegrees; None: the file exists but the shell user may not read it
+THERMAL_ZONES = {"BIG": 41200, "MID": 38100, "LITTLE": 36400, "TPU": None, "VIRTUAL-SKIN": 33500,
+                 "battery": 31200}
+
+
+def phone_like_available() -> bool:
+    """Whether this machine can play the phone-like device (root, unshare, mksh, toybox)."""
+    return (os.geteuid() == 0 and all(shutil.which(t) for t in ("unshare", "mksh", "toybox", "chroot"))
+            and subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0)
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -41,18 +67,23 @@ class _Server(socketserver.ThreadingTCPServer):
 class AdbStandin:
     """`with AdbStandin(tmp) as adb:` an adb server on adb.host:adb.port with one device, adb.serial."""
 
-    def __init__(self, sandbox: Path, serial: str = "emulator-standin", model: str = "Pixel 7 (stand-in)",
+    def __init__(self, sandbox: Path, serial: str = "emulator-standin", model: str = "Pixel 7",
                  extra_serials: tuple[str, ...] = (), abi: str = "arm64-v8a", release: str = "14",
-                 battery_temp_decicelsius: int = 312, emulated: bool = True, state: str = "device"):
+                 battery_temp_decicelsius: int = 312, emulated: bool = True, state: str = "device",
+                 phone_like: bool | None = None, max_push_bytes: int | None = None, device: str = "panther",
+                 soc: str = "GS201"):
         self.sandbox = Path(sandbox).resolve()
         self.serial = serial
         self.serials = [serial, *extra_serials]
         self.state = state  # "unauthorized" or "offline" play a phone whose USB debugging prompt is pending
-        self.props = {"ro.product.model": model, "ro.product.cpu.abi": abi,
-                      "ro.build.version.release": release, "ro.serialno": serial,
+        self.props = {"ro.product.model": model, "ro.product.cpu.abi": abi, "ro.product.device": device,
+                      "ro.product.manufacturer": "Google", "ro.soc.model": soc,
+                      "ro.build.version.release": release, "ro.build.version.sdk": "34", "ro.serialno": serial,
                       # Its programs run under QEMU, so it says what an Android emulator says: no hardware timings.
                       "ro.kernel.qemu": "1" if emulated else "0", "ro.hardware": "ranchu" if emulated else "standin"}
         self.battery_temp = battery_temp_decicelsius
+        self.phone_like = phone_like_available() if phone_like is None else phone_like
+        self.max_push_bytes = max_push_bytes
         self.host = "127.0.0.1"
         self.port = 0
         self._server: _Server | None = None
@@ -76,11 +107,16 @@ class AdbStandin:
         self.sandbox.mkdir(parents=True, exist_ok=True)
         self._tmp = tempfile.TemporaryDirectory(prefix="adb-standin-")
         tmp = Path(self._tmp.name)
-        self.bin = tmp / "bin"
-        self.bin.mkdir()
-        self.qemu_root = tmp / "root"
-        (self.qemu_root / "data" / "local").mkdir(parents=True)
-        (self.qemu_root / "data" / "local" / "tmp").symlink_to(self.sandbox)
+        os.chmod(tmp, 0o755)
+        self.root = tmp / "root"  # phone-like: the chroot; legacy: qemu's -L root
+        if self.phone_like:
+            self.bin = self.root / "system" / "bin"
+            self._build_root()
+        else:
+            self.bin = tmp / "bin"
+            self.bin.mkdir()
+            (self.root / "data" / "local").mkdir(parents=True)
+            (self.root / "data" / "local" / "tmp").symlink_to(self.sandbox)
         self._write_shims()
         self._server = _Server((self.host, 0), _Handler)
         self._server.standin = self
@@ -111,18 +147,127 @@ class AdbStandin:
             self._tmp.cleanup()
             self._tmp = None
 
+    # --- the phone's filesystem ------------------------------------------------------------------------------
+
+    def _build_root(self) -> None:
+        r = self.root
+        for d in ("usr", "etc", "dev", "proc", "data/local/tmp", "system/bin", "system/etc", "sys/class/thermal"):
+            (r / d).mkdir(parents=True, exist_ok=True)
+        for link in ("bin", "lib", "lib64", "sbin"):
+            if os.path.islink(f"/{link}"):
+                (r / link).symlink_to(os.readlink(f"/{link}"))
+        (r / "system/bin/sh").symlink_to(shutil.which("mksh"))
+        toybox = shutil.which("toybox")
+        applets = subprocess.run([toybox], capture_output=True, text=True).stdout.split()
+        for name in applets:
+            if name not in ("sh", "getprop", "dumpsys") and name.replace("-", "").isalnum():
+                (r / "system/bin" / name).symlink_to(toybox)
+        if shutil.which("qemu-aarch64"):  # the stand-in's "hardware": arm64 programs run under it
+            (r / "system/bin/qemu-aarch64").symlink_to(shutil.which("qemu-aarch64"))
+        (r / "etc/passwd").write_text(f"root:x:0:0::/:/system/bin/sh\nshell:x:{SHELL_UID}:{SHELL_UID}::/:/system/bin/sh\n")
+        (r / "etc/group").write_text(f"root:x:0:\nshell:x:{SHELL_UID}:\n")
+        if os.path.isfile("/etc/ld.so.cache"):
+            shutil.copy("/etc/ld.so.cache", r / "etc/ld.so.cache")
+        os.chown(self.sandbox, SHELL_UID, SHELL_UID)
+        self._build_cpu_tree()
+        self._build_thermal()
+        self.set_battery(self.battery_temp / 10, charging=True)
+        lines = []
+        for cluster, (cpus, _, _, part) in PIXEL_CLUSTERS.items():
+            for c in cpus:
+                lines.append(f"processor\t: {c}\nBogoMIPS\t: 49.15\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 "
+                             f"crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\n"
+                             f"CPU architecture: 8\nCPU variant\t: 0x1\nCPU part\t: {part}\nCPU revision\t: 0\n")
+        (r / "system/etc/cpuinfo").write_text("\n".join(lines) + "\nHardware\t: GS201\n")
+
+    def _sysfile(self, path: Path, value, readable: bool = True) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"{str(value).rstrip()}\n")
+        path.chmod(0o644 if readable else 0o000)
+
+    def _build_cpu_tree(self) -> None:
+        cpu = self.root / "sys/devices/system/cpu"
+        n = sum(len(c[0]) for c in PIXEL_CLUSTERS.values())
+        for name in ("possible", "present", "online"):
+            self._sysfile(cpu / name, f"0-{n - 1}")
+        self._sysfile(cpu / "offline", "")
+        for cluster, (cpus, lo, hi, _) in PIXEL_CLUSTERS.items():
+            pol = cpu / "cpufreq" / f"policy{cpus[0]}"
+            steps = [lo, (lo + hi) // 2, hi * 3 // 4, hi]
+            for name, value in (("affected_cpus", " ".join(map(str, cpus))),
+                                ("related_cpus", " ".join(map(str, cpus))),
+                                ("cpuinfo_min_freq", lo), ("cpuinfo_max_freq", hi), ("scaling_min_freq", lo),
+                                ("scaling_max_freq", hi), ("scaling_cur_freq", hi), ("scaling_governor", "sched_pixel"),
+                                ("scaling_available_frequencies", " ".join(map(str, steps)))):
+                self._sysfile(pol / name, value)
+            # SELinux on some phones denies the shell user the little cluster's stats: unreadable, not fatal
+            self._sysfile(pol / "stats/time_in_state", "".join(f"{f} {100 * (i + 1)}\n" for i, f in enumerate(steps)),
+                          readable=cluster != "little")
+            for c in cpus:
+                d = cpu / f"cpu{c}"
+                d.mkdir(parents=True)
+                (d / "cpufreq").symlink_to(f"../cpufreq/policy{cpus[0]}")
+                if c:
+                    self._sysfile(d / "online", 1)
+                for name, value in (("core_id", c - cpus[0]), ("physical_package_id", 0),
+                                    ("core_siblings_list", f"{cpus[0]}-{cpus[-1]}"), ("thread_siblings_list", c)):
+                    self._sysfile(d / "topology" / name, value)
+
+    def _build_thermal(self) -> None:
+        for i, (kind, milli) in enumerate(THERMAL_ZONES.items()):
+            z = self.root / f"sys/class/thermal/thermal_zone{i}"
+            self._sysfile(z / "type", kind)
+            self._sysfile(z / "temp", milli if milli is not None else 0, readable=milli is not None)
+
+    def policy(self, cluster: str) -> Path:
+        return self.root / f"sys/devices/system/cpu/cpufreq/policy{PIXEL_CLUSTERS[cluster][0][0]}"
+
+    def set_cap(self, cluster: str, khz: int) -> None:
+        """Cap a cluster's frequency as the thermal governor does (scaling_max_freq), its clock following."""
+        pol = self.policy(cluster)
+        (pol / "scaling_max_freq").write_text(f"{khz}\n")
+        (pol / "scaling_cur_freq").write_text(f"{khz}\n")
+
+    def add_time_in_state(self, cluster: str, khz: int, ticks: int) -> None:
+        """Add time (10 ms ticks) at one frequency of a cluster's stats/time_in_state."""
+        f = self.policy(cluster) / "stats/time_in_state"
+        mode = f.stat().st_mode
+        rows = dict(line.split() for line in f.read_text().splitlines() if line.strip())
+        rows[str(khz)] = str(int(rows.get(str(khz), 0)) + ticks)
+        f.write_text("".join(f"{k} {v}\n" for k, v in sorted(rows.items(), key=lambda kv: int(kv[0]))))
+        f.chmod(mode)
+
+    def set_temp(self, zone_type: str, celsius: float) -> None:
+        i = list(THERMAL_ZONES).index(zone_type)
+        (self.root / f"sys/class/thermal/thermal_zone{i}/temp").write_text(f"{round(celsius * 1000)}\n")
+
+    def set_battery(self, celsius: float, charging: bool = True) -> None:
+        """What `dumpsys battery` reports from now on."""
+        self.battery_temp = round(celsius * 10)
+        state = self.root / "system/etc/battery" if self.phone_like else self.bin / "battery"
+        state.parent.mkdir(parents=True, exist_ok=True)
+        state.write_text(f"  AC powered: false\n  USB powered: {'true' if charging else 'false'}\n"
+                         f"  status: {2 if charging else 3}\n  health: 2\n  present: true\n  level: 87\n"
+                         f"  scale: 100\n  voltage: 4213\n  temperature: {self.battery_temp}\n"
+                         "  technology: Li-ion\n")
+
     def _write_shims(self) -> None:
         cases = "".join(f"  {k}) echo '{v}' ;;\n" for k, v in self.props.items())
         listing = "".join(f"echo '[{k}]: [{v}]'\n" for k, v in self.props.items())
+        sh = "/system/bin/sh" if self.phone_like else "/bin/sh"
+        battery = "/system/etc/battery" if self.phone_like else self.bin / "battery"
+        if not self.phone_like:
+            self.set_battery(self.battery_temp / 10)
         (self.bin / "getprop").write_text(
-            f"#!/bin/sh\nif [ $# -eq 0 ]; then\n{listing}exit 0\nfi\ncase \"$1\" in\n{cases}  *) echo ;;\nesac\n")
+            f"#!{sh}\nif [ $# -eq 0 ]; then\n{listing}exit 0\nfi\ncase \"$1\" in\n{cases}  *) echo ;;\nesac\n")
         (self.bin / "dumpsys").write_text(
-            "#!/bin/sh\n[ \"$1\" = battery ] || { echo \"Can't find service: $1\"; exit 0; }\n"
-            "cat <<EOF\nCurrent Battery Service state:\n  AC powered: false\n  USB powered: true\n"
-            f"  status: 2\n  health: 2\n  present: true\n  level: 87\n  scale: 100\n  voltage: 4213\n"
-            f"  temperature: {self.battery_temp}\n  technology: Li-ion\nEOF\n")
-        for f in self.bin.iterdir():
-            f.chmod(0o755)
+            f"#!{sh}\ncase \"$1\" in\n"
+            f"  battery) echo 'Current Battery Service state:'; cat {battery} ;;\n"
+            "  power) echo 'POWER MANAGER (dumpsys power)'; echo '  mWakefulness=Awake'; "
+            "echo '  Display Power: state=ON' ;;\n"
+            "  *) echo \"Can't find service: $1\" ;;\nesac\n")
+        for name in ("getprop", "dumpsys"):
+            (self.bin / name).chmod(0o755)
 
     # --- device side -----------------------------------------------------------------------------------------
 
@@ -130,7 +275,7 @@ class AdbStandin:
         return text.replace(DEVICE_ROOT, str(self.sandbox))
 
     def to_device(self, data: bytes) -> bytes:
-        return data.replace(str(self.sandbox).encode(), DEVICE_ROOT.encode())
+        return data if self.phone_like else data.replace(str(self.sandbox).encode(), DEVICE_ROOT.encode())
 
     def _host_path(self, device_path: str) -> Path | None:
         if device_path == DEVICE_ROOT or device_path.startswith(DEVICE_ROOT + "/"):
@@ -138,11 +283,26 @@ class AdbStandin:
         return None
 
     def _spawn(self, cmd: str) -> subprocess.Popen:
-        cmd = rewrite_for_qemu(self.to_host(cmd), self.sandbox, self.qemu_root)
+        if self.phone_like:
+            cmd = rewrite_for_qemu(cmd, Path("/"), None, host_path=lambda p: Path(self.to_host(str(p))))
+            r = shlex_quote(str(self.root))
+            # a private mount namespace per command: the mounts vanish with it
+            setup = (f"set -e; r={r}; for d in usr dev proc; do /usr/bin/mount --rbind /$d $r/$d; done; "
+                     f"/usr/bin/mount --bind $r/system/etc/cpuinfo $r/proc/cpuinfo; "
+                     f"/usr/bin/mount --bind {shlex_quote(str(self.sandbox))} $r/data/local/tmp; "
+                     f"cd /; exec /usr/sbin/chroot --userspec={SHELL_UID}:{SHELL_UID} --groups={SHELL_UID} $r "
+                     f'/system/bin/sh -c "$1"')
+            argv = [shutil.which("unshare"), "-m", "--propagation", "private", "/bin/sh", "-c", setup, "standin", cmd]
+            env = {"PATH": PHONE_PATH, "TMPDIR": DEVICE_ROOT, "HOME": "/", "ANDROID_SERIAL": self.serial}
+            cwd = "/"
+        else:
+            cmd = rewrite_for_qemu(self.to_host(cmd), self.sandbox, self.root)
+            argv = ["/bin/sh", "-c", cmd]
+            env = dict(os.environ, PATH=f"{self.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+                       ANDROID_SERIAL=self.serial)
+            cwd = self.sandbox
         self.commands.append(cmd)
-        env = dict(os.environ, PATH=f"{self.bin}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-                   ANDROID_SERIAL=self.serial)
-        p = subprocess.Popen(["/bin/sh", "-c", cmd], cwd=self.sandbox, env=env, start_new_session=True,
+        p = subprocess.Popen(argv, cwd=cwd, env=env, start_new_session=True,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         with self._lock:
             self._procs.add(p)
@@ -365,13 +525,22 @@ class AdbStandin:
                 return c.sync_fail(f"unexpected {kind!r} during SEND")
         if path is None:
             return c.sync_fail(f"couldn't create file {device_path}: Read-only file system")
+        if self.max_push_bytes is not None and self._used_bytes() + len(data) > self.max_push_bytes:
+            return c.sync_fail("write failed: No space left on device")  # what adbd says on ENOSPC
         try:
+            made = [d for d in [path.parent, *path.parent.parents] if not d.exists()]
             path.parent.mkdir(parents=True, exist_ok=True)  # adbd makes missing parents too
             path.write_bytes(bytes(data))
             path.chmod(int(mode) & 0o777 if mode.isdigit() else 0o644)
+            if self.phone_like:  # adbd runs as shell: what it writes belongs to uid 2000
+                for f in [path, *made]:
+                    os.chown(f, SHELL_UID, SHELL_UID)
         except OSError as e:
             return c.sync_fail(f"couldn't create file {device_path}: {e.strerror}")
         c.send(b"OKAY" + bytes(4))
+
+    def _used_bytes(self) -> int:
+        return sum(f.stat().st_size for f in self.sandbox.rglob("*") if f.is_file() and not f.is_symlink())
 
 
 class _Conn:

@@ -60,8 +60,10 @@ def _words(cmd: str):
         new_segment = False
 
 
-def rewrite_for_qemu(cmd: str, cwd: Path, qemu_root: Path) -> str:
-    """Put qemu-aarch64 before the first aarch64 ELF word of each simple command not already started by qemu."""
+def rewrite_for_qemu(cmd: str, cwd: Path, qemu_root: Path | None, host_path=None) -> str:
+    """Put qemu-aarch64 before the first aarch64 ELF word of each simple command not already started by qemu.
+    qemu_root: qemu's -L (none when None); host_path: where a path of the command is on this machine (a chroot's
+    paths differ from the host's), identity when None."""
     inserts, cur_dir = [], cwd
     first = None  # first word of the current simple command
     done = False
@@ -76,10 +78,10 @@ def rewrite_for_qemu(cmd: str, cwd: Path, qemu_root: Path) -> str:
             continue
         if done or "/" not in word:
             continue
-        if _is_aarch64_elf(cur_dir / word):
+        if _is_aarch64_elf((host_path or (lambda p: p))(cur_dir / word)):
             inserts.append(start)
             done = True
-    prefix = " ".join(QEMU + ["-L", str(qemu_root)]) + " "
+    prefix = " ".join(QEMU + (["-L", str(qemu_root)] if qemu_root is not None else [])) + " "
     for start in reversed(inserts):
         cmd = cmd[:start] + prefix + cmd[start:]
     return cmd

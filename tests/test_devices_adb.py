@@ -142,7 +142,7 @@ def test_cleanup_removes_scratch(phone, tmp_path):
 
 def test_info_has_android_properties_and_battery(phone):
     info = AdbTransport(port=phone.port).info()
-    assert (info["model"], info["abi"], info["os"]) == ("Pixel 7 (stand-in)", "arm64-v8a", "Android 14")
+    assert (info["model"], info["abi"], info["os"]) == ("Pixel 7", "arm64-v8a", "Android 14")
     assert info["battery_temp_c"] == pytest.approx(31.2) and info["battery_level"] == 87
     assert info["transport"] == "adb" and info["serial"] == phone.serial
     assert info["emulated"] is True  # the stand-in runs programs under QEMU and says so, as an Android emulator does

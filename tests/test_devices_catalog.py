@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from device_runners.catalog import get_profile, load_catalog, make_transport, reachable
+from device_runners.catalog import resolve_affinity, get_profile, load_catalog, make_transport, reachable
 from harness.commands.devices import devices_command
 from harness.common.errors import BadInput
 
@@ -24,8 +24,10 @@ def test_builtin_profiles_describe_the_devices_we_target():
     assert {"host", "emu-arm64", "pixel7", "pixel8pro", "galaxy-s24", "rpi5"} <= set(cat)
     assert (cat["host"].abi, cat["host"].transport) == ("x86_64", "local")
     assert (cat["emu-arm64"].abi, cat["emu-arm64"].transport) == ("arm64-v8a", "qemu")
-    assert (cat["pixel7"].transport, cat["pixel7"].affinity, cat["pixel7"].threads) == ("adb", "6-7", 2)
-    assert (cat["pixel8pro"].affinity, cat["pixel8pro"].threads) == ("8", 1)
+    assert (cat["pixel7"].transport, cat["pixel7"].affinity, cat["pixel7"].threads) == ("adb", "big", 2)
+    assert cat["pixel7"].clusters == {"big": "6-7", "mid": "4-5", "little": "0-3"} and cat["pixel7"].model == "Pixel 7"
+    assert resolve_affinity(cat["pixel8pro"], cat["pixel8pro"].affinity) == "8" and cat["pixel8pro"].threads == 1
+    assert all(p.model for p in cat.values() if p.transport == "adb")  # a run checks the attached phone's model
     assert cat["rpi5"].transport == "ssh" and cat["rpi5"].threads == 4 and cat["rpi5"].address_env == "HARNESS_RPI5"
     assert all(p.workdir.startswith("/data/local/tmp") for p in cat.values() if p.transport == "adb")
 
@@ -135,3 +137,20 @@ def test_devices_check_reports_unreachable_with_reason(tmp_path, monkeypatch):
     assert "no: device rpi5 has no ssh address" in rpi
     pixel = next(line for line in result.output.splitlines() if line.startswith("pixel7"))
     assert "no: " in pixel and "adb server not reachable" in pixel
+
+
+def test_workdir_defaults_per_transport(isolated_home, tmp_path):
+    """A user's profile without workdir: adb gets /data/local/tmp/harness (Android has no /tmp), local a temporary
+    folder of this machine, ssh the device's own ${TMPDIR:-/tmp}, asked on first use."""
+    import tempfile
+
+    from device_runners.base import DeviceProfile
+
+    isolated_home.parent.mkdir(parents=True)
+    isolated_home.write_text('[myphone]\nabi = "arm64-v8a"\ntransport = "adb"\n\n'
+                             '[mybox]\nabi = "x86_64"\ntransport = "local"\n\n'
+                             '[myboard]\nabi = "arm64-v8a"\ntransport = "ssh"\naddress = "me@board"\n')
+    assert make_transport(get_profile("myphone")).workdir() == "/data/local/tmp/harness"
+    assert make_transport(get_profile("mybox")).workdir() == f"{tempfile.gettempdir()}/harness"
+    assert make_transport(get_profile("myboard"))._workdir is None
+    assert DeviceProfile(name="x", abi="x86_64", transport="ssh").workdir is None

@@ -27,7 +27,7 @@ def test_run_on_pixel7_profile_through_adb(tiny_export, tmp_path, monkeypatch):
     assert rec.transport == "adb" and rec.device_abi == "arm64-v8a" and rec.affinity == "0"
     assert rec.emulated  # the stand-in runs the runner under QEMU: its timings must never pass for a phone's
     info = rec.device_info_before
-    assert (info["model"], info["os"], info["serial"]) == ("Pixel 7 (stand-in)", "Android 14", phone.serial)
+    assert (info["model"], info["os"], info["serial"]) == ("Pixel 7", "Android 14", phone.serial)
     assert info["battery_temp_c"] == pytest.approx(31.2)
     assert rec.accuracy["n"] == 4 and rec.accuracy["agreement_fp32"] == 1.0
     assert ResultsStore(results).get(rec.run_id).device == "pixel7"

@@ -73,7 +73,8 @@ def test_compile_error_is_a_runner_error(tmp_path, monkeypatch):
 def test_bundle_commands_quote_and_never_use_cpu_max():
     args = ["--program", "/data/my model.pte", "--result", "r.json"]
     x86 = bundle_command("/opt/b", "x86_64", args)
-    assert shlex.split(x86) == ["/opt/b/bin/harness_runner", *args]
+    assert shlex.split(x86) == ["/opt/b/lib/ld-linux-x86-64.so.2", "--library-path", "/opt/b/lib",
+                                "/opt/b/bin/harness_runner", *args]
     arm = shlex.split(bundle_command("/data/local/tmp/b/", "arm64-v8a", args))
     assert arm[:4] == ["/data/local/tmp/b/lib/ld-linux-aarch64.so.1", "--library-path", "/data/local/tmp/b/lib",
                        "/data/local/tmp/b/bin/harness_runner"]
@@ -103,3 +104,36 @@ def test_cli_build_reports_the_bundle():
     assert result.exit_code == 0, result.output
     path = Path(result.output.split()[0])
     assert (path / "bin" / "harness_runner").is_file() and "cached" in result.output
+
+
+def test_x86_64_bundle_runs_from_an_empty_root(tmp_path):
+    """Self-contained like the arm64 bundle: its own loader and libraries, nothing from the host but the kernel
+    (what an x86_64 Android emulator, which has no glibc, needs). Checked in a chroot holding only the bundle."""
+    import json
+    import os
+
+    from tests.fixtures_programs import cached_tiny_program, write_token_inputs
+
+    bundle = build.build_bundle("x86_64")
+    for name in build.X86_64_LIBS:
+        assert (bundle / "lib" / name).is_file() and not (bundle / "lib" / name).is_symlink(), name
+    assert build.bundle_info(bundle)["self_contained"] is True
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("the empty-root check needs root and unshare")
+    jail = tmp_path / "jail"
+    shutil.copytree(bundle, jail / "b")
+    (jail / "w").mkdir()
+    pte, _ = cached_tiny_program(seq_len=8)
+    shutil.copy(pte, jail / "w" / "p.pte")
+    write_token_inputs(jail / "w" / "in.bin", 2)
+    for d in ("proc", "sys"):
+        (jail / d).mkdir()
+    cmd = bundle_command("/b", "x86_64", ["--program", "/w/p.pte", "--inputs", "/w/in.bin", "--result", "/w/r.json",
+                                          "--outputs", "/w/o.bin", "--iterations", "2", "--threads", "1"])
+    script = f"mount -t proc proc {jail}/proc && mount --rbind /sys {jail}/sys && chroot {jail} {cmd}"
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert sorted(os.listdir(jail)) == ["b", "proc", "sys", "w"]  # no /lib64, /usr, /etc: nothing of the host's
+    r = json.loads((jail / "w" / "r.json").read_text())
+    assert r["runner_version"]["abi"] == "x86_64" and len(r["latencies_ms"]) == 2

@@ -142,14 +142,21 @@ def export_command(ctx, out, name, **kw):
 @click.option("--iterations", type=int, default=None, help="Timed iterations (at least).")
 @click.option("--warmup", type=int, default=None, help="Untimed warmup iterations.")
 @click.option("--min-seconds", type=float, default=None, help="Keep timing until this many seconds have passed.")
-@click.option("--threads", type=int, default=None, help="Runner threads (default: the device profile's).")
-@click.option("--affinity", default=None, help="CPU list to pin the runner to, e.g. 4-7 or 0,1.")
+@click.option("--threads", "threads_list", default=None,
+              help="Runner threads (default: the device profile's); a comma list (1,2,4) makes a sweep.")
+@click.option("--affinity", "affinities", multiple=True,
+              help="Cores to pin the runner to: a cluster of the profile (big, mid, little) or a CPU list (4-7, 0,1); "
+                   "repeat it for a sweep.")
 @click.option("--task", default=None,
               help="Score real examples of this task through the program (rotten_tomatoes, sst2, mrpc, ..., FILE; "
                    "squad, squad_v2 or a SQuAD FILE.json on a question-answering program).")
 @click.option("--samples", type=int, default=None, help="Examples fed to the program (default 8; 200 with --task).")
 @click.option("--profile", "profile_run", is_flag=True, help="Collect an ETDump (flagged; never mixed with timing runs).")
 @click.option("--cooldown", type=float, default=0.0, help="Wait up to this many seconds for temperatures to settle.")
+# device state options (harness/run/device_state.py)
+@click.option("--max-start-temp", type=float, default=None,
+              help="Thermal gate: start only when battery and skin are at or below this many °C (waits --cooldown).")
+@click.option("--no-check-model", is_flag=True, help="Run even if the device's model is not its profile's.")
 @click.option("--repeat", type=int, default=1, show_default=True, help="Back-to-back runs of the same program.")
 @click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds before the run is killed.")
 @click.option("--devices-file", type=click.Path(path_type=Path), default=None, help="Extra device catalog (TOML).")
@@ -159,9 +166,9 @@ def export_command(ctx, out, name, **kw):
               help="Name the runs' campaign (rows pool only runs of one campaign); default: one per invocation.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Label the runs (report --tag selects); repeatable.")
 @click.pass_context
-def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_preset, iterations, warmup, min_seconds, threads, affinity,
-                task, samples, profile_run, cooldown, repeat, timeout, devices_file, address, serial, campaign, tags,
-                **export_kw):
+def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_preset, iterations, warmup, min_seconds,
+                threads_list, affinities, task, samples, profile_run, cooldown, max_start_temp, no_check_model, repeat,
+                timeout, devices_file, address, serial, campaign, tags, **export_kw):
     """Run a program on a device, store one RunRecord per run, print a summary.
 
     \b
@@ -171,6 +178,8 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
       harness run --model mobilebert --quant int8 --seq-len 32,128,384 --device pixel7 --timing mlperf
       harness run --model mobilebert --quant int8 --repeat 3 --campaign nightly --tag branch=main
       harness run --model test-tiny --head question_answering --seq-len 64 --task tests/data/squad-tiny.json
+      harness run --model mobilebert --quant int8 --device pixel7 --threads 1,2 --affinity big --affinity mid \\
+        --max-start-temp 35 --cooldown 300
     """
     from harness.commands.selection import parse_tags
     from harness.run import measure, stats
@@ -187,8 +196,9 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
     programs = [program] if program is not None else [
         _do_export(req, results).program for req in _export_requests(**export_kw)]
     failed = 0
+    sweep = [(th, af) for th in _thread_counts(threads_list) for af in (affinities or (None,))]
     for prog in programs:
-        for _ in range(repeat):
+        for (threads, affinity), _ in ((x, i) for x in sweep for i in range(repeat)):
             req = measure.RunRequest(
                 program=prog, device=device, runner=runner, runner_bin=runner_bin, xnnpack_cache=xnnpack_cache,
                 warmup=t.warmup if warmup is None else warmup,
@@ -197,7 +207,8 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
                 threads=threads, affinity=affinity, task=task, tokenizer=export_kw["tokenizer"],
                 samples=samples if samples is not None else (200 if task else 8),
                 profile=profile_run, cooldown=cooldown, timeout=timeout, devices_file=devices_file,
-                address=address, serial=serial, campaign=campaign, tags=run_tags)
+                address=address, serial=serial, max_start_temp=max_start_temp, check_model=not no_check_model,
+                campaign=campaign, tags=run_tags)
             with status(f"running {Path(prog).name} on {device}") as update:
                 rec = measure.run(req, results, progress=update)
             _print_run(rec)
@@ -214,10 +225,23 @@ def _campaign_name(name: str | None) -> str | None:
     return name
 
 
+def _thread_counts(value: str | None) -> list[int | None]:
+    if value is None:
+        return [None]
+    try:
+        out = [int(v) for v in str(value).split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma list of integers", param_hint="--threads") from None
+    if not out or any(v < 1 for v in out):
+        raise click.BadParameter(f"{value!r}: thread counts must be at least 1", param_hint="--threads")
+    return out
+
+
 def _print_run(rec) -> None:
     color = {"ok": "green", "invalid": "yellow", "failed": "red"}.get(rec.status, "white")
     console.print(f"[{color}]{rec.status}[/{color}] run {rec.run_id}: {rec.model} {rec.recipe or ''} "
-                  f"seq {rec.seq_len} on {rec.device} ({rec.runner} runner, {rec.threads} threads)"
+                  f"seq {rec.seq_len} on {rec.device} ({rec.runner} runner, {rec.threads} threads"
+                  + (f" @ cpus {rec.affinity}" if rec.affinity else "") + ")"
                   + ("  [emulated: timings are functional only]" if rec.emulated else ""))
     if rec.status == "failed":
         console.print(f"  error: {rec.error}")
@@ -245,6 +269,8 @@ def _print_run(rec) -> None:
                       + (f"  ({acc['note']})" if acc.get("note") else ""))
     if rec.flags:
         console.print(f"  flags: {', '.join(rec.flags)}")
+    for why in ((rec.device_info_after or {}).get("during") or {}).get("throttle_evidence") or []:
+        console.print(f"  throttled: {why}")
 
 
 @click.command("demo")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,24 +32,45 @@ def _rows(profiles: list[DeviceProfile], check: bool, timeout: float) -> list[tu
     from device_runners.catalog import reachable
 
     if check:
+        _start_adb_server_once(profiles)
         with ThreadPoolExecutor(max_workers=min(8, len(profiles) or 1)) as pool:
             answers = list(pool.map(lambda p: reachable(p, timeout=timeout), profiles))
     else:
         answers = [None] * len(profiles)
     rows = []
     for p, answer in zip(profiles, answers):
-        cores = f"{p.threads}" + (f" @ {p.affinity}" if p.affinity else "")
+        mask = p.clusters.get(p.affinity, p.affinity) if p.affinity else None
+        cores = f"{p.threads}" + (f" @ {p.affinity}" if p.affinity else "") + (f"={mask}" if mask != p.affinity else "")
         state = "-" if answer is None else ("yes: " if answer[0] else "no: ") + answer[1]
         rows.append((p.name, p.abi, p.transport, _where(p), cores, state))
     return rows
 
 
-@click.command("devices")
+def _start_adb_server_once(profiles: list[DeviceProfile]) -> None:
+    """One quiet `adb start-server` before the checks run in parallel (it is stopped when the command ends)."""
+    from device_runners.base import TransportError
+    from device_runners.catalog import make_transport
+
+    for p in profiles:
+        if p.transport == "adb":
+            from device_runners.adb import ensure_server
+            t = make_transport(p)
+            try:
+                ensure_server(t.host, t.port)
+            except TransportError:
+                pass  # each adb row says why
+            return
+
+
+@click.group("devices", invoke_without_command=True)
 @click.option("--check", is_flag=True, help="Contact every device now and say whether it answers, and why not.")
 @click.option("--devices-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="An extra device catalog (TOML) on top of the built-in one and ~/.config/harness/devices.toml.")
 @click.option("--timeout", default=10.0, show_default=True, type=float, help="Seconds to wait for each device.")
-def devices_command(check: bool, devices_file: Path | None, timeout: float) -> None:
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="json: one object per profile, for scripts.")
+@click.pass_context
+def devices_command(ctx, check: bool, devices_file: Path | None, timeout: float, fmt: str) -> None:
     """List the device profiles: name, ABI, transport, address or serial, threads @ cores.
 
     \b
@@ -55,13 +78,28 @@ def devices_command(check: bool, devices_file: Path | None, timeout: float) -> N
       harness devices
       HARNESS_RPI5=pi@raspberrypi.local HARNESS_PIXEL7_SERIAL=28121FDH2000AB harness devices --check
       harness devices --devices-file my-lab.toml --check
+      harness devices --format json
+      harness devices add mypixel --adb              # read the attached phone, write its profile
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from device_runners.catalog import get_profile, load_catalog, user_catalog_path
 
     names = sorted(load_catalog(devices_file))
     profiles = [get_profile(n, extra=devices_file) for n in names]
     header = ("NAME", "ABI", "TRANSPORT", "ADDRESS/SERIAL", "THREADS", "REACHABLE")
-    rows = [header, *_rows(profiles, check, timeout)]
+    body = _rows(profiles, check, timeout)
+    if fmt == "json":
+        out = []
+        for p, row in zip(profiles, body):
+            d = dataclasses.asdict(p)
+            d["where"] = row[3]
+            if check:
+                d["reachable"], d["reason"] = row[5].startswith("yes"), row[5].split(": ", 1)[1]
+            out.append(d)
+        click.echo(json.dumps(out, indent=2))
+        return
+    rows = [header, *body]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
@@ -72,3 +110,50 @@ def devices_command(check: bool, devices_file: Path | None, timeout: float) -> N
                f"{', ' + str(devices_file) if devices_file else ''}; add devices in {user} (docs/devices.md).")
     if os.environ.get("ANDROID_ADB_SERVER_PORT"):
         click.echo(f"adb server port from ANDROID_ADB_SERVER_PORT={os.environ['ANDROID_ADB_SERVER_PORT']}")
+
+
+@devices_command.command("add")
+@click.argument("name")
+@click.option("--adb", "adb_serial", is_flag=False, flag_value="", default=None, metavar="[SERIAL]",
+              help="Read an Android device over adb (the only attached one when no serial is given).")
+@click.option("--ssh", "ssh_address", default=None, metavar="USER@HOST[:PORT]", help="Read a Linux board over ssh.")
+@click.option("--key-file", default=None, help="ssh private key (default: agent and ~/.ssh keys).")
+@click.option("--devices-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write into this catalog instead of ~/.config/harness/devices.toml.")
+@click.option("--replace", is_flag=True, help="Overwrite a profile of the same name.")
+@click.option("--timeout", default=30.0, show_default=True, type=float, help="Seconds to wait for the device.")
+def add_command(name, adb_serial, ssh_address, key_file, devices_file, replace, timeout) -> None:
+    """Read the attached device (model, SoC, ABI, cores by max frequency) and write its profile.
+
+    Clusters are named by speed (little, mid, big) with their CPU lists; the profile pins the big cluster.
+
+    \b
+    Examples:
+      harness devices add mypixel --adb
+      harness devices add lab-phone --adb 28121FDH2000AB
+      harness devices add myboard --ssh pi@raspberrypi.local
+    """
+    from device_runners.base import DeviceProfile, TransportError
+    from device_runners.catalog import add_profile, make_transport, profile_from_device, profile_toml
+    from harness.common.errors import BadInput, DeviceError
+
+    if (adb_serial is None) == (ssh_address is None):
+        raise BadInput("harness devices add: give exactly one of --adb [SERIAL] or --ssh user@host")
+    kind = "adb" if adb_serial is not None else "ssh"
+    probe = DeviceProfile(name=name, abi="arm64-v8a", transport=kind, serial=adb_serial or None,
+                          address=ssh_address, options={"key_file": key_file} if key_file else {})
+    transport = make_transport(probe)
+    try:
+        info = transport.info()
+        serial = getattr(transport, "serial", None)
+    except (TransportError, TimeoutError, OSError) as e:
+        raise DeviceError(f"cannot read device for {name}: {e}") from None
+    finally:
+        transport.close()
+    profile = profile_from_device(name, kind, info, serial=serial if adb_serial else None, address=ssh_address)
+    if key_file:
+        profile.options["key_file"] = key_file
+    path = add_profile(profile, devices_file, replace=replace)
+    click.echo(profile_toml(profile).rstrip())
+    click.echo(f"written to {path}; run it with: harness run --device {name} --devices-file {path}"
+               if devices_file else f"written to {path}; run it with: harness run --device {name}")

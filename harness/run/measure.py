@@ -19,6 +19,7 @@ import numpy as np
 from device_runners.base import RawResult, RunJob, Transport, TransportError
 from device_runners.tensorfile import read_tensors, write_tensors
 from harness.run import accuracy
+from harness.run import device_state
 from harness.run import inputs
 from harness.export import program
 from harness.run import stats
@@ -49,6 +50,9 @@ class RunRequest:
     tokenizer: Path | None = None  # --tokenizer: overrides the one the program was exported with
     profile: bool = False
     cooldown: float = 0.0  # seconds to wait, at most, for temperatures to settle before the run
+    # device state (harness/run/device_state.py)
+    max_start_temp: float | None = None  # thermal gate: battery and skin at or below this (°C), within `cooldown`
+    check_model: bool = True  # refuse a device whose model is not its profile's
     timeout: float = 900.0
     devices_file: Path | None = None
     address: str | None = None
@@ -93,6 +97,11 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     path = program.check_file(req.program)
     manifest = program.manifest_for(path)
     profile = get_profile(req.device, extra=req.devices_file, address=req.address, serial=req.serial)
+    from device_runners.catalog import resolve_affinity
+
+    affinity = resolve_affinity(profile, req.affinity or profile.affinity)
+    if req.max_start_temp is not None and req.cooldown <= 0:
+        raise BadInput(f"--max-start-temp {req.max_start_temp:g} needs --cooldown SECONDS: how long it may wait")
     if req.runner == "python" and profile.transport != "local":
         raise BadInput(f"--runner python runs only on the host; device {profile.name} needs --runner native")
     store = ResultsStore(Path(results))
@@ -118,7 +127,7 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
         seq_len=manifest.seq_len if manifest else (specs[0].shape[-1] if specs and specs[0].shape else None),
         random_weights=manifest.random_weights if manifest else None,
         device_abi=profile.abi, transport=profile.transport, runner=req.runner,
-        threads=req.threads or profile.threads, affinity=req.affinity or profile.affinity,
+        threads=req.threads or profile.threads, affinity=affinity,
         warmup=req.warmup, iterations=req.iterations, min_seconds=req.min_seconds, tags=dict(req.tags),
     )
     if req.runner_bin is not None:
@@ -175,9 +184,14 @@ def _connect(profile, make_transport) -> Transport:
 def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, manifest: ProgramManifest | None,
              run_inputs: inputs.RunInputs, progress) -> None:
     progress(f"reading {profile.name}'s state")
-    if req.cooldown > 0:
-        _cool_down(transport, req.cooldown, progress)
     rec.device_info_before = _info(transport)
+    device_state.check_model(profile, rec.device_info_before, req.check_model)
+    if req.max_start_temp is not None:
+        rec.device_info_before["thermal_gate"] = device_state.thermal_gate(
+            transport, req.max_start_temp, req.cooldown, profile.name, progress)
+    elif req.cooldown > 0:
+        _cool_down(transport, req.cooldown, progress)
+    rec.device_info_before["state"] = device_state.read_state(transport)
     run_dir = f"{transport.workdir().rstrip('/')}/runs/{rec.run_id}"
     with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
         tmp = Path(tmp)
@@ -195,7 +209,11 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
             transport.push(tmp / "inputs.bin", job.inputs)
             cmd = _runner_command(req, transport, profile, job, progress, rec.program_sha256)
             progress(f"running on {profile.name} ({req.runner} runner, {job.threads} threads)")
-            rc, out, err = transport.shell(cmd, timeout=req.timeout)
+            sampler = device_state.Sampler(transport).start()
+            try:
+                rc, out, err = transport.shell(cmd, timeout=req.timeout)
+            finally:
+                samples = sampler.stop()
             raw_text = _pull_text(transport, job.result, tmp / "result.json")
             if rc != 0:
                 reason = _runner_error(raw_text, err or out, rc)
@@ -211,10 +229,15 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
         finally:
             _cleanup(transport, run_dir)
     rec.device_info_after = _info(transport)
+    rec.device_info_after["state"] = device_state.read_state(transport)
+    evidence = device_state.throttle_evidence(rec.device_info_before["state"], samples,
+                                              rec.device_info_after["state"], rec.affinity)
+    rec.device_info_after["during"] = {"samples": samples, "throttle_evidence": evidence}
     _fill_measurements(rec, raw, manifest, path)
     rec.accuracy = _score(outputs, run_inputs, manifest) if run_inputs.task or manifest else None
     rec.flags = stats.validity_flags(rec.latency, emulated=rec.emulated, info_before=rec.device_info_before,
-                                     info_after=rec.device_info_after, profiled=req.profile)
+                                     info_after=rec.device_info_after, profiled=req.profile,
+                                     evidence=evidence)
     rec.status = stats.status_for(rec.flags)
 
 

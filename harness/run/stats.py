@@ -13,7 +13,11 @@ Validity flags (RunRecord.flags) and what they do to RunRecord.status, see `stat
     throttled        between the before/after snapshots: the highest
                      frequency cap fell >10%, a temperature rose >10 °C, or
                      (performance/userspace/unknown governor only) the
-                     fastest core's current clock fell >10%              -> status "invalid"
+                     fastest core's current clock fell >10%; or, from the
+                     state sampled during the run (run/device_state.py),
+                     a scaling_max_freq cap below its start value, or a
+                     pinned cluster's time_in_state mostly below 90% of
+                     its cap (the reasons: device_info_after["during"])  -> status "invalid"
     high_cv          cv above `max_cv`: noisy, but the median and its CI
                      still say how noisy                                  -> warning only
     emulated         timed under an emulator: functional timings only,
@@ -326,15 +330,17 @@ def validity_flags(
     min_samples: int = MIN_SAMPLES,
     max_cv: float = MAX_CV,
     profiled: bool = False,
+    evidence: Sequence[str] = (),
 ) -> list[str]:
-    """The validity flags of a measured run (see the module docstring for what each one means)."""
+    """The validity flags of a measured run (see the module docstring for what each one means). `evidence`: reasons
+    for throttling found by harness/run/device_state.py (caps and time_in_state during the run)."""
     flags = []
     if (summary.get("n") or 0) < min_samples:
         flags.append("too_few_samples")
     cv = summary.get("cv")
     if cv is not None and cv > max_cv:
         flags.append("high_cv")
-    if throttle_evidence(info_before, info_after):
+    if evidence or throttle_evidence(info_before, info_after):
         flags.append("throttled")
     if emulated:
         flags.append("emulated")
