@@ -102,6 +102,9 @@ def load_hf_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], so
         if key not in wanted:
             if not _ignorable(key, model.config):
                 problems.append(f"unexpected key {key}")
+        elif not state_dict[key].is_floating_point() and own[wanted[key]].is_floating_point():
+            problems.append(f"{key} is stored as {str(state_dict[key].dtype).removeprefix('torch.')}, not a float "
+                            "type: the weights would be cast (and mostly lost)")
         elif tuple(state_dict[key].shape) != tuple(own[wanted[key]].shape):
             problems.append(f"shape mismatch for {key}: checkpoint {tuple(state_dict[key].shape)}, "
                             f"model {tuple(own[wanted[key]].shape)}")

@@ -9,9 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
+import re
 import resource
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from harness.common import versions
 from harness.common.console import native_stderr_silenced
 from harness.common.errors import BadInput, ExportError
+from harness.common.files import copy_atomic, ensure_dir, sweep_stale, temp_sibling
 from harness.export.manifest import InputSpec, ProgramManifest, manifest_path, sha256_file
 from harness.export.recipes import RecipeOptions, get_recipe, serialize
 
@@ -172,10 +172,30 @@ def _tokenizer_id(tokenizer: str | None) -> str | None:
     return sha256_file(Path(tokenizer))
 
 
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,150}")
+MAX_EXAMPLES = 100_000  # --numerics-samples and --calibration: far past any useful check, short of a MemoryError
+
+
 def validate(req: ExportRequest) -> None:
+    """Everything that can be checked before a model is built or lowered."""
     if req.seq_len < 1 or req.seq_len > 4096:
         raise BadInput(f"--seq-len {req.seq_len}: must be between 1 and 4096")
-    get_recipe(req.recipe)  # unknown recipe -> BadInput before any work
+    recipe = get_recipe(req.recipe)  # unknown recipe -> BadInput before any work
+    if req.name is not None and (not NAME.fullmatch(req.name) or ".." in req.name):
+        raise BadInput(f"--name {req.name!r}: a plain file name (letters, digits, . _ + -), never a folder: "
+                       "use --out DIR to choose where the program goes")
+    if not (isinstance(req.min_agreement, (int, float)) and 0.0 <= req.min_agreement <= 1.0):
+        raise BadInput(f"--min-agreement {req.min_agreement}: a fraction between 0 and 1 (0.99 = 99% top-1 agreement)")
+    if not 1 <= req.numerics_samples <= MAX_EXAMPLES:
+        raise BadInput(f"--numerics-samples {req.numerics_samples}: between 1 and {MAX_EXAMPLES:,} "
+                       "(or --numerics-task none to skip the check)")
+    if not 0 <= req.calibration_samples <= MAX_EXAMPLES:
+        raise BadInput(f"--calibration {req.calibration_samples}: between 0 and {MAX_EXAMPLES:,}")
+    if req.recipe.startswith("int4") or req.options.quant_embedding == "4w":
+        g = req.options.group_size
+        if g <= 0 or g % 32:
+            raise BadInput(f"--group-size {g}: XNNPACK's int4 kernels need a positive multiple of 32 (32, 64, 128)")
+    recipe.check_options(req.options)
     if req.checkpoint is not None and not Path(req.checkpoint).exists():
         raise BadInput(f"--checkpoint {req.checkpoint}: no such directory (nor a Hugging Face ORG/NAME)")
     if req.tokenizer is not None and not Path(req.tokenizer).exists():
@@ -205,7 +225,10 @@ def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = 
         hub_ckpt = hub.download(str(req.checkpoint), progress)
         req.checkpoint = hub_ckpt.path
     validate(req)
+    cache_dir = ensure_dir(Path(results) / "programs", "create the program cache")  # writable, before any work
+    sweep_stale(cache_dir)  # temporaries of exports that were killed
     model, head, hf_config, ckpt_sha = build_model(req)
+    get_recipe(req.recipe).check(model, req.options)  # --keep-fp32 patterns, int4 groups: before any lowering
     max_pos = hf_config.get("max_position_embeddings", 512)
     if req.seq_len > max_pos:
         raise BadInput(f"--seq-len {req.seq_len} exceeds the model's max_position_embeddings ({max_pos})")
@@ -213,7 +236,6 @@ def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = 
     key = cache_key(req, head, ckpt_sha, choice.source)
     source = hub_ckpt.repo.split("/")[-1] if hub_ckpt else Path(req.checkpoint).name if req.checkpoint else req.model
     name = req.name or f"{source}-{req.recipe}-s{req.seq_len}"
-    cache_dir = Path(results) / "programs"
     cached_pte = cache_dir / f"{name}-{key[:12]}.pte"
     cached = not req.force and _cache_hit(cached_pte, key)
     if cached:
@@ -286,7 +308,7 @@ def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, p
     et = serialize(edge)
     seconds = time.perf_counter() - t0
     pte.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pte.with_name(pte.name + f".tmp{os.getpid()}")
+    tmp = temp_sibling(pte)  # unique: parallel exports into one cache never share it
     try:
         with open(tmp, "wb") as f:
             et.write_to_file(f)
@@ -354,10 +376,8 @@ def _check_numerics(req: ExportRequest, manifest: ProgramManifest, reference, pr
 
 
 def _publish(pte: Path, manifest: ProgramManifest, out_dir: Path, name: str) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out_dir, "create the --out folder")
     dst = out_dir / f"{name}.pte"
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copyfile(pte, tmp)
+    copy_atomic(pte, dst)
     manifest.write(manifest_path(dst))
-    tmp.replace(dst)
     return dst

@@ -60,9 +60,9 @@ class ProgramManifest:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def write(self, path: Path) -> None:
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False))
-        tmp.replace(path)
+        from harness.common.files import write_atomic
+
+        write_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=False))
 
     @classmethod
     def read(cls, path: Path) -> "ProgramManifest":

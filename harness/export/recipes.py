@@ -44,13 +44,17 @@ class Recipe:
     needs_calibration = False
     quantizes_linears = False  # whether --keep-fp32 can mean anything beyond the embedding tables
 
-    def check(self, model: torch.nn.Module, opts: RecipeOptions) -> None:
-        """Refuse options this model cannot honour, before any slow work."""
+    def check_options(self, opts: RecipeOptions) -> None:
+        """Refuse options no model could honour (checked before a model is even built)."""
         if opts.quant_embedding not in (None, "8w", "4w"):
             raise BadInput(f"--quant-embedding {opts.quant_embedding!r}: expected 8w or 4w")
         if opts.keep_fp32 and not (self.quantizes_linears or opts.quant_embedding):
             raise BadInput(f"--keep-fp32 has nothing to keep: recipe {self.name} quantizes no module "
                            "(use it with int8, int8-static, int4 or --quant-embedding)")
+
+    def check(self, model: torch.nn.Module, opts: RecipeOptions) -> None:
+        """Refuse options this model cannot honour, before any slow work."""
+        self.check_options(opts)
         select.check_patterns(model, opts.keep_fp32)
 
     def quantize_eager(self, model: torch.nn.Module, example_inputs: tuple, opts: RecipeOptions) -> torch.nn.Module:
@@ -130,10 +134,10 @@ class Fp16(Recipe):
     name = "fp16"
     description = "float16 weights and activations (XNNPACK fp16 kernels), float32 outputs"
 
-    def check(self, model, opts):
+    def check_options(self, opts):
         if opts.keep_fp32:
             raise BadInput("--keep-fp32 is not supported with recipe fp16 (mixed fp16/fp32 graphs are not lowered)")
-        super().check(model, opts)
+        super().check_options(opts)
 
     def quantize_eager(self, model, example_inputs, opts):
         return _float_outputs(model.half())

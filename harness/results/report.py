@@ -54,13 +54,8 @@ def _written(text: str, output: Path | None) -> str:
 
 
 def write_text(path: Path, text: str) -> None:
-    """Write atomically; a path that cannot be written is a BadInput naming it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as e:
-        if tmp.parent.is_dir():
-            tmp.unlink(missing_ok=True)
-        raise BadInput(f"cannot write the report to {path}: {e.strerror or e}") from None
+    """Write atomically; a path that cannot be written is one line naming it (StoreError)."""
+    from harness.common.files import ensure_dir, write_atomic
+
+    ensure_dir(Path(path).parent, "create the report folder")
+    write_atomic(Path(path), text)
