@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from harness.store.record import RunRecord
+from harness.store.record import NOT_MEASURED, RunRecord
 
 NO_RUNS = "no runs yet: measure one with `harness run` (or `harness demo`), then run `harness report` again"
 KEY = ("model", "recipe", "device", "seq_len", "runner", "threads")
@@ -26,7 +26,7 @@ class Group:
 
     @property
     def failed(self) -> list[RunRecord]:
-        return [r for r in self.runs if r.status == "failed"]
+        return [r for r in self.runs if r.status in NOT_MEASURED]
 
     @property
     def samples(self) -> list[float]:

@@ -7,7 +7,7 @@ from html import escape
 
 import pandas as pd
 
-from harness.store.record import RunRecord
+from harness.store.record import NOT_MEASURED, RunRecord
 from harness.results.grouping import NO_RUNS, group_runs
 from harness.results.markdown import COLUMNS, EMULATED_NOTE, RANDOM_NOTE, SINGLE_RUN_NOTE, fmt_ms
 
@@ -17,7 +17,7 @@ h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 28px; border-bottom: 1
 table { border-collapse: collapse; font-size: 12px; margin: 8px 0; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; white-space: nowrap; }
 th { background: #f0f3f7; } .l { text-align: left; }
-tr.invalid td { background: #fff6e0; } tr.failed td { background: #fde8e8; }
+tr.invalid td { background: #fff6e0; } tr.failed td, tr.interrupted td { background: #fde8e8; }
 .wide { overflow-x: auto; }
 .note { color: #555; } .warn { color: #9a5b00; }
 figure { margin: 16px 0; } figure img { max-width: 100%; border: 1px solid #eee; }
@@ -73,12 +73,12 @@ def render_html(df: pd.DataFrame, records: list[RunRecord]) -> str:
             body.append(plot.html())
     profiled = {}
     for r in records:  # the latest profiled run of each group
-        if r.status != "failed" and (r.profile or {}).get("ops"):
+        if r.status not in NOT_MEASURED and (r.profile or {}).get("ops"):
             profiled[(r.emulated, r.model, r.recipe, r.device, r.seq_len, r.runner, r.threads)] = r
     if profiled:
         body.append("<h2>Per-op breakdown</h2>")
         body += [p.html() for p in map(plots.op_breakdown, profiled.values()) if p]
-    failed = [r for r in records if r.status == "failed"]
+    failed = [r for r in records if r.status in NOT_MEASURED]  # interrupted runs too: their error says so
     if failed:
         body.append("<h2>Failed runs</h2>")
         rows = [[r.run_id, r.created_at, r.device or "", r.model or "", r.recipe or "", r.error or ""] for r in failed]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping
 
-from harness.store.record import RunRecord
+from harness.store.record import NOT_MEASURED, RunRecord
 from harness.run.stats import MAX_RUN_CV
 
 EMULATED_NOTE = "functional timings only, from an emulator: never ranked or compared with hardware"
@@ -99,7 +99,7 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord]) -> str:
         if not part:
             continue
         out += [f"## {title}", "", md_table([c for c, _ in COLUMNS], [[f(r) for _, f in COLUMNS] for r in part]), ""]
-    failed = [r for r in records if r.status == "failed"]
+    failed = [r for r in records if r.status in NOT_MEASURED]  # interrupted runs too: their error says so
     if failed:
         lines = [[r.run_id, r.device or "", r.model or "", r.recipe or "", (r.error or "").splitlines()[0] if r.error else ""]
                  for r in failed]

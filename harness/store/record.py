@@ -7,13 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SCHEMA_VERSION = 1
+# Statuses of runs with no measurement a report may pool: counted and listed, never averaged into a latency.
+NOT_MEASURED = ("failed", "interrupted")
 
 
 @dataclass
 class RunRecord:
     run_id: str
     created_at: str  # ISO-8601 UTC
-    status: str  # "ok" | "invalid" (measured but flagged) | "failed"
+    status: str  # "ok" | "invalid" (measured but flagged) | "failed" | "interrupted" (Ctrl-C/SIGTERM; samples partial)
     device: str
     error: str | None = None
     finished_at: str | None = None
