@@ -40,7 +40,7 @@ class HarnessRun:
     def _read_err(self) -> None:
         for line in self.proc.stderr:
             self.err.append(line)
-            if ": timing " in line:  # the runner's progress line, streamed from the device
+            if ": timing, " in line:  # the runner's progress line, streamed from the device
                 self._timing.set()
 
     def wait_timing(self, timeout: float = 120) -> None:

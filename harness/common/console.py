@@ -103,17 +103,23 @@ class _Ticker:
 
 @contextlib.contextmanager
 def native_stderr_silenced():
-    """ExecuTorch's C++ runtime logs cpuinfo probing straight to fd 2; keep it off the user's terminal."""
+    """ExecuTorch's C++ runtime logs cpuinfo probing (`[cpuinfo_utils.cpp:71] Reading file ...`) to stderr; keep it
+    off the user's terminal. Both ways it gets there are closed: fd 2 itself, and Python's sys.stderr, to which the
+    pybindings redirect std::cerr while a call runs, flushing after every `<<` piece (under a rich spinner each piece
+    became a line of its own: `[`, `cpuinfo_utils.cpp`, `:`, `71`, `]`, ...)."""
     import sys
 
     sys.stderr.flush()
     saved = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
+    saved_py, quiet = sys.stderr, open(os.devnull, "w")
     try:
         os.dup2(devnull, 2)
+        sys.stderr = quiet
         yield
     finally:
-        sys.stderr.flush()
+        sys.stderr = saved_py
+        quiet.close()
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)

@@ -180,6 +180,7 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
                     _keep_partial(rec, transport, job, tmp, manifest, path, interrupts.signame_of(e))
                 raise
             err = without_progress(err)
+            progress(f"collecting the results from {profile.name}")
             raw_text = _pull_text(transport, job.result, tmp / "result.json")
             if rc != 0:
                 reason = _runner_error(raw_text, err or out, rc)
@@ -216,7 +217,7 @@ def _progress_lines(progress: Callable[[str], None], where: str) -> Callable[[st
         if not p.get("target") and not done:
             return  # no warmup asked for
         elapsed, target, min_s = float(p.get("elapsed_s") or 0), p.get("target") or 0, float(p.get("min_seconds") or 0)
-        text = f"{where}: {stage} {done}/{target} iterations, {elapsed:.0f} s"
+        text = f"{where}: {stage}, {done} iterations of at least {target}, {elapsed:.0f} s elapsed"
         if min_s > 0:
             text += f", {max(min_s - elapsed, 0):.0f} s of --min-seconds {min_s:g} left"
         progress(text)
