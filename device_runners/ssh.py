@@ -140,9 +140,9 @@ class SshTransport(Transport):
         """Kill a command's tree; graceful: SIGTERM first, so the runner can write what it measured."""
         try:
             chan = self._connect().get_transport().open_session(timeout=self.connect_timeout)
-            chan.settimeout(STOP_GRACE_S + self.connect_timeout)
             chan.exec_command(stop_tree_command(pid) if graceful else kill_tree_command(pid))
-            chan.recv_exit_status()
+            chan.status_event.wait(STOP_GRACE_S + self.connect_timeout)  # bounded: an interrupt must not hang here
+            chan.close()
         except (paramiko.SSHException, OSError, EOFError, TransportError):
             pass  # the connection went away; the command's fate is beyond reach
 
