@@ -17,14 +17,15 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import adbutils
 from adbutils.errors import AdbError
 
 from device_runners.base import Transport, TransportError
-from device_runners.remote_shell import (PID_GRACE_S, RemoteFileMissing, check_cleanup_path, kill_tree_command,
-                                          split_pid_line, with_pid_line)
+from device_runners.remote_shell import (PID_GRACE_S, STOP_GRACE_S, LineSplitter, RemoteFileMissing,
+                                          check_cleanup_path, kill_tree_command, split_pid_line, stop_tree_command,
+                                          with_pid_line)
 
 PROPS = ("ro.product.model", "ro.product.manufacturer", "ro.product.cpu.abi", "ro.build.version.release",
          "ro.build.version.sdk", "ro.soc.model")
@@ -154,12 +155,17 @@ class AdbTransport(Transport):
         self._device = None
         return TransportError(f"{self._name()}: connection lost: {e}")
 
-    def shell(self, cmd: str, timeout: float | None = None) -> tuple[int, str, str]:
-        rc, out, err = self._shell_v2(with_pid_line(cmd), timeout, label=cmd)
+    def shell(self, cmd: str, timeout: float | None = None,
+              on_stderr: Callable[[str], None] | None = None) -> tuple[int, str, str]:
+        """Run cmd on the phone. stdin stays open for the remote watchdog (remote_shell.watchdog): when this process
+        dies, even by SIGKILL, the connection drops and the command's process group is killed. An interrupt stops
+        the command (SIGTERM, then SIGKILL) before it is re-raised."""
+        rc, out, err = self._shell_v2(with_pid_line(cmd), timeout, label=cmd, keep_stdin=True, on_stderr=on_stderr)
         _, out = split_pid_line(out)
         return rc, out.decode(errors="replace"), err.decode(errors="replace")
 
-    def _shell_v2(self, script: str, timeout: float | None, label: str) -> tuple[int, bytes, bytes]:
+    def _shell_v2(self, script: str, timeout: float | None, label: str, keep_stdin: bool = False,
+                  on_stderr: Callable[[str], None] | None = None) -> tuple[int, bytes, bytes]:
         dev = self._dev()
         try:
             c = dev.open_transport(timeout=None)
@@ -169,22 +175,32 @@ class AdbTransport(Transport):
             try:
                 c.send_command("shell,v2,raw:" + script)
                 c.check_okay()
-                c.conn.sendall(struct.pack("<BI", 4, 0))  # close stdin: a command that reads it must not hang
+                if not keep_stdin:
+                    c.conn.sendall(struct.pack("<BI", 4, 0))  # close stdin: a command that reads it must not hang
             except _ERRORS as e:
                 raise self._gone(e) from None
-            return self._read_packets(c.conn, timeout, label)
+            return self._read_packets(c.conn, timeout, label, LineSplitter(on_stderr))
         finally:
             c.close()
 
-    def _read_packets(self, sock: socket.socket, timeout: float | None, label: str) -> tuple[int, bytes, bytes]:
+    def _read_packets(self, sock: socket.socket, timeout: float | None, label: str,
+                      lines: LineSplitter) -> tuple[int, bytes, bytes]:
         buf, out, err = bytearray(), bytearray(), bytearray()
-        pid = None
+        pid: list[int | None] = [None]
+        try:
+            return self._packets(sock, timeout, label, lines, buf, out, err, pid)
+        except BaseException as e:  # an interrupt (or a callback's error): leave nothing running on the phone
+            if pid[0] is not None and not isinstance(e, (TimeoutError, TransportError)):
+                self._kill(pid[0], graceful=True)
+            raise
+
+    def _packets(self, sock, timeout, label, lines, buf, out, err, pid) -> tuple[int, bytes, bytes]:
         deadline = time.monotonic() + timeout if timeout is not None else None
         while True:
             now = time.monotonic()
-            if deadline is not None and now > deadline and (pid is not None or now > deadline + PID_GRACE_S):
-                if pid is not None:
-                    self._kill(pid)
+            if deadline is not None and now > deadline and (pid[0] is not None or now > deadline + PID_GRACE_S):
+                if pid[0] is not None:
+                    self._kill(pid[0])
                 raise TimeoutError(f"{self._name()}: `{label[:80]}` still running after {timeout:g} s (killed)")
             wait = 1.0 if deadline is None else min(1.0, max(deadline - now, 0.05))
             ready, _, _ = select.select([sock], [], [], wait)
@@ -204,16 +220,19 @@ class AdbTransport(Transport):
                 data, buf = bytes(buf[5:5 + n]), buf[5 + n:]
                 if kind == 1:
                     out += data
-                    if pid is None:
-                        pid, _ = split_pid_line(bytes(out[:200]))
+                    if pid[0] is None:
+                        pid[0], _ = split_pid_line(bytes(out[:200]))
                 elif kind == 2:
                     err += data
+                    lines.feed(data)
                 elif kind == 3:
                     return data[0], bytes(out), bytes(err)
 
-    def _kill(self, pid: int) -> None:
+    def _kill(self, pid: int, graceful: bool = False) -> None:
+        """Kill a command's tree; graceful: SIGTERM first, so the runner can write what it measured."""
         try:
-            self._shell_v2(kill_tree_command(pid), 15, label="kill")
+            self._shell_v2(stop_tree_command(pid) if graceful else kill_tree_command(pid), STOP_GRACE_S + 15,
+                           label="kill")
         except (TransportError, TimeoutError):
             pass  # the device went away; nothing left to kill from here
 

@@ -8,7 +8,28 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+
+# The runners' progress lines on stderr: `@@harness-progress {"stage": ..., "done": N, "target": N, "elapsed_s": S,
+# "min_seconds": S}` (only "stage" on a stage change), about twice a second while warming up and timing.
+PROGRESS_MARK = "@@harness-progress"
+
+
+def parse_progress(line: str) -> dict[str, Any] | None:
+    """The JSON of a runner progress line, or None for any other stderr line."""
+    if not line.startswith(PROGRESS_MARK + " "):
+        return None
+    try:
+        d = json.loads(line[len(PROGRESS_MARK) + 1:])
+    except ValueError:
+        return None
+    return d if isinstance(d, dict) else None
+
+
+def without_progress(text: str) -> str:
+    """stderr without the progress lines (what is left explains a failure)."""
+    return "".join(ln for ln in text.splitlines(keepends=True) if not ln.startswith(PROGRESS_MARK))
 
 
 class TransportError(Exception):
@@ -29,9 +50,12 @@ class Transport(abc.ABC):
     def pull(self, remote: str, local: Path) -> None: ...
 
     @abc.abstractmethod
-    def shell(self, cmd: str, timeout: float | None = None) -> tuple[int, str, str]:
-        """Run a shell command on the device; returns (exit code, stdout, stderr).
-        Raises TransportError when the device cannot be reached, TimeoutError on timeout."""
+    def shell(self, cmd: str, timeout: float | None = None,
+              on_stderr: Callable[[str], None] | None = None) -> tuple[int, str, str]:
+        """Run a shell command on the device; returns (exit code, stdout, stderr); on_stderr gets each stderr line as
+        it arrives. Raises TransportError when the device cannot be reached, TimeoutError on timeout. On
+        KeyboardInterrupt the command and everything it started are stopped (SIGTERM, then SIGKILL) before the
+        interrupt goes on; if this process dies, the command dies with it (remote_shell.watchdog)."""
 
     @abc.abstractmethod
     def info(self) -> dict[str, Any]:

@@ -12,15 +12,70 @@ import argparse
 import json
 import os
 import resource
+import signal
 import sys
 import time
 from pathlib import Path
 
+from device_runners.base import PROGRESS_MARK
 from device_runners.tensorfile import TensorFileError, read_tensors, write_tensors
 
 
 class RunFailed(Exception):
     pass
+
+
+class Stopped(BaseException):
+    """SIGINT/SIGTERM/SIGHUP before timing started: the result says "interrupted" and holds no samples.
+    A BaseException, so no `except Exception` in a library it interrupts can swallow it."""
+
+    def __init__(self, signame: str, stage: str):
+        super().__init__(f"interrupted by {signame} while {stage}")
+        self.signame = signame
+
+
+class _Stop:
+    """As the native runner (stop.h): a stop signal ends the run at once before timing, and after the current
+    iteration once timing runs (the samples so far are kept, marked partial)."""
+
+    def __init__(self):
+        self.stage, self.deferred, self.signame = "starting", False, None
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.deferred:
+            self.signame = name
+        else:
+            raise Stopped(name, self.stage)
+
+    def enter(self, stage: str) -> None:
+        self.stage = stage
+        print(f"{PROGRESS_MARK} " + json.dumps({"stage": stage}), file=sys.stderr, flush=True)
+
+
+class _Progress:
+    """`@@harness-progress {json}` on stderr at most every 0.5 s: iterations done, seconds elapsed in the stage."""
+
+    def __init__(self, stage: str, target: int, min_seconds: float):
+        self.stage, self.target, self.min_seconds = stage, target, min_seconds
+        self.t0 = self.last = time.monotonic()
+        self.tick(0, force=True)
+
+    def tick(self, done: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last < 0.5:
+            return
+        self.last = now
+        line = {"stage": self.stage, "done": done, "target": self.target, "elapsed_s": round(now - self.t0, 2),
+                "min_seconds": self.min_seconds}
+        print(f"{PROGRESS_MARK} " + json.dumps(line), file=sys.stderr, flush=True)
+
+
+STOP = _Stop()
 
 
 def _proc_kb(path: str, field: str) -> int | None:
@@ -77,6 +132,7 @@ def run(a: argparse.Namespace) -> dict:
             os.sched_setaffinity(0, parse_cpu_list(a.affinity))  # before torch starts its threads
         except OSError as e:
             raise RunFailed(f"sched_setaffinity failed for --affinity {a.affinity}: {e}") from None
+    STOP.enter("loading torch and executorch")
     import torch
 
     torch.set_num_threads(1)  # torch's intra-op pool would compete with ExecuTorch's on the same cores
@@ -97,6 +153,7 @@ def run(a: argparse.Namespace) -> dict:
     if not Path(a.program).is_file():
         raise RunFailed(f"cannot open program {a.program}")
 
+    STOP.enter("loading program")
     t0 = time.perf_counter()
     try:
         program = Runtime.get().load_program(Path(a.program), verification=Verification.InternalConsistency,
@@ -130,20 +187,30 @@ def run(a: argparse.Namespace) -> dict:
         except Exception as e:
             raise RunFailed(f"execute failed: {e}") from None
 
+    STOP.enter("running the first inference")
     t = time.perf_counter()
     execute(0)
     first_ms = (time.perf_counter() - t) * 1000
+    STOP.enter("warming up")
+    progress = _Progress("warming up", a.warmup, 0)
     for i in range(a.warmup):
         execute(i)
+        progress.tick(i + 1)
     lat: list[float] = []
     max_timed = max(a.iterations, 100_000)  # as the native runner: a bounded list, whatever --min-seconds says
+    STOP.enter("timing")
+    STOP.deferred = True
+    progress = _Progress("timing", a.iterations, a.min_seconds)
     t_timed = time.perf_counter()
     i = 0
-    while i < a.iterations or (time.perf_counter() - t_timed < a.min_seconds and i < max_timed):
+    while STOP.signame is None and (i < a.iterations or
+                                    (time.perf_counter() - t_timed < a.min_seconds and i < max_timed)):
         t = time.perf_counter()
         execute(i)
         lat.append((time.perf_counter() - t) * 1000)
         i += 1
+        progress.tick(i)
+    progress.tick(i, force=True)
     timed_s = time.perf_counter() - t_timed
     # memory before the outputs pass, as the native runner measures it
     # VmHWM first: ru_maxrss survives execve, so it can be the parent's peak (see runner.cpp)
@@ -154,11 +221,14 @@ def run(a: argparse.Namespace) -> dict:
 
     last = execute(0)
     out_specs = [{"dtype": str(o.numpy().dtype), "shape": list(o.shape)} for o in last if torch.is_tensor(o)]
-    if a.outputs:
+    if a.outputs and STOP.signame is None:  # stopped: the outputs pass would only delay the exit
+        STOP.enter("writing outputs")
         outs = [[o.detach().numpy().copy() for o in execute(e) if torch.is_tensor(o)] for e in range(len(tensors))]
         write_tensors(Path(a.outputs), outs)
     extra = {}
-    if a.etdump:
+    if STOP.signame is not None:
+        extra.update(interrupted=STOP.signame, partial=True)
+    elif a.etdump:
         program.write_etdump_result_to_file(a.etdump, a.etdump + ".debug")
         extra["etdump_bytes"] = Path(a.etdump).stat().st_size if Path(a.etdump).exists() else 0
 
@@ -195,9 +265,15 @@ def _torch_dtype(scalar_type):
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
+    STOP.install()
     try:
         result = run(a)
-        rc = 0
+        rc = 128 + signal.Signals[STOP.signame].value if STOP.signame else 0
+    except Stopped as e:
+        print(f"python_runner: {e}", file=sys.stderr)
+        result = {"runner": "python", "error": str(e), "interrupted": e.signame, "stage": STOP.stage,
+                  "latencies_ms": []}
+        rc = 128 + signal.Signals[e.signame].value
     except RunFailed as e:
         print(f"python_runner: error: {e}", file=sys.stderr)
         result, rc = {"runner": "python", "error": str(e)}, 1

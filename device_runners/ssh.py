@@ -11,13 +11,14 @@ import socket
 import stat
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import paramiko
 
 from device_runners.base import Transport, TransportError
-from device_runners.remote_shell import (PID_GRACE_S, RemoteFileMissing, check_cleanup_path, kill_tree_command,
-                                          split_pid_line, with_pid_line)
+from device_runners.remote_shell import (PID_GRACE_S, STOP_GRACE_S, LineSplitter, RemoteFileMissing,
+                                          check_cleanup_path, kill_tree_command, split_pid_line, stop_tree_command,
+                                          with_pid_line)
 
 def parse_address(address: str) -> tuple[str, str, int]:
     """'user@host[:port]' (user optional, IPv6 in brackets) -> (user, host, port)."""
@@ -88,36 +89,49 @@ class SshTransport(Transport):
         why = f": {e}" if e else ""
         return TransportError(f"ssh {self.address}: connection lost{why}")
 
-    def shell(self, cmd: str, timeout: float | None = None) -> tuple[int, str, str]:
+    def shell(self, cmd: str, timeout: float | None = None,
+              on_stderr: Callable[[str], None] | None = None) -> tuple[int, str, str]:
+        """Run cmd on the board. stdin stays open: the remote watchdog (remote_shell.watchdog) reads it, so when this
+        process dies, even by SIGKILL, sshd closes it and the command's process group is killed. An interrupt stops
+        the command (SIGTERM, then SIGKILL) before it is re-raised."""
         client = self._connect()
         transport = client.get_transport()
         try:
             chan = transport.open_session(timeout=self.connect_timeout)
             chan.exec_command("exec sh -c " + shlex.quote(with_pid_line(cmd)))
-            chan.shutdown_write()
         except (paramiko.SSHException, OSError, EOFError) as e:
             raise self._dropped(e) from None
         out, err = bytearray(), bytearray()
+        lines = LineSplitter(on_stderr)
         pid = None
         deadline = time.monotonic() + timeout if timeout is not None else None
-        while True:
-            done = chan.closed or (chan.eof_received and chan.status_event.is_set())
-            while chan.recv_ready():
-                out += chan.recv(1 << 16)
-            while chan.recv_stderr_ready():
-                err += chan.recv_stderr(1 << 16)
-            if pid is None:
-                pid, _ = split_pid_line(bytes(out[:200]))
-            if done:
-                break
-            now = time.monotonic()
-            if deadline is not None and now > deadline and (pid is not None or now > deadline + PID_GRACE_S):
-                chan.close()
-                if pid is not None:
-                    self._kill(pid)
-                raise TimeoutError(f"ssh {self.address}: `{cmd[:80]}` still running after {timeout:g} s (killed)")
-            select.select([chan], [], [], 0.05)
-        status = chan.recv_exit_status()
+        try:
+            while True:
+                done = chan.closed or (chan.eof_received and chan.status_event.is_set())
+                while chan.recv_ready():
+                    out += chan.recv(1 << 16)
+                while chan.recv_stderr_ready():
+                    chunk = chan.recv_stderr(1 << 16)
+                    err += chunk
+                    lines.feed(chunk)
+                if pid is None:
+                    pid, _ = split_pid_line(bytes(out[:200]))
+                if done:
+                    break
+                now = time.monotonic()
+                if deadline is not None and now > deadline and (pid is not None or now > deadline + PID_GRACE_S):
+                    chan.close()
+                    if pid is not None:
+                        self._kill(pid)
+                    raise TimeoutError(f"ssh {self.address}: `{cmd[:80]}` still running after {timeout:g} s (killed)")
+                select.select([chan], [], [], 0.05)
+            status = chan.recv_exit_status()
+        except BaseException:  # an interrupt (or a callback's error): leave nothing running on the board
+            if pid is not None:
+                self._kill(pid, graceful=True)
+            raise
+        finally:
+            chan.close()  # closes the command's stdin: its watchdog ends what is left of it
         if status == -1:
             # Channels close before the transport is marked inactive: give it a moment to tell a drop apart.
             for _ in range(20):
@@ -127,11 +141,13 @@ class SshTransport(Transport):
         _, out_b = split_pid_line(bytes(out))
         return status, out_b.decode(errors="replace"), err.decode(errors="replace")
 
-    def _kill(self, pid: int) -> None:
+    def _kill(self, pid: int, graceful: bool = False) -> None:
+        """Kill a command's tree; graceful: SIGTERM first, so the runner can write what it measured."""
         try:
             chan = self._connect().get_transport().open_session(timeout=self.connect_timeout)
-            chan.exec_command(kill_tree_command(pid))
-            chan.recv_exit_status()
+            chan.exec_command(stop_tree_command(pid) if graceful else kill_tree_command(pid))
+            chan.status_event.wait(STOP_GRACE_S + self.connect_timeout)  # bounded: an interrupt must not hang here
+            chan.close()
         except (paramiko.SSHException, OSError, EOFError, TransportError):
             pass  # the connection went away; the command's fate is beyond reach
 

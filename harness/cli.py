@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from harness import __version__
+from harness.common import interrupts
 from harness.common.console import silence_libraries
 
 silence_libraries()  # before torch/torchao/executorch are imported anywhere
@@ -62,21 +63,24 @@ _optional_commands()
 
 
 def main() -> None:
+    interrupts.install()  # SIGTERM unwinds like Ctrl-C: runs stop their runners and store themselves
     try:
         rv = cli.main(standalone_mode=False)  # returns ctx.exit()'s code instead of exiting
         sys.exit(rv if isinstance(rv, int) else 0)
     except HarnessError as e:
         click.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as e:  # click turns KeyboardInterrupt (and Interrupted) into Abort
+        cause = e.__cause__
+        click.echo(f"interrupted by {interrupts.signame_of(cause)}" if isinstance(cause, KeyboardInterrupt)
+                   else "aborted", err=True)
+        sys.exit(interrupts.EXIT_CODE)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        click.echo(f"interrupted by {interrupts.signame_of(e)}", err=True)
+        sys.exit(interrupts.EXIT_CODE)
 
 
 if __name__ == "__main__":

@@ -68,3 +68,14 @@ def test_second_export_comes_from_cache_and_out_dir_publishes(tiny_export, tmp_p
     assert sha256_file(again.program) == first.manifest.program_sha256
     assert json.loads((tmp_path / "test-tiny-fp32-s16.json").read_text())["cache_key"] == first.manifest.cache_key
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_last_export_of_the_same_size_gives_the_estimate(tiny_export):
+    from harness.export.exporter import last_export_seconds
+
+    results, res = tiny_export
+    m, cache = res.manifest, results / "programs"
+    assert last_export_seconds(cache, "fp32", m.config, 16) == m.export_seconds > 0
+    assert last_export_seconds(cache, "int8", m.config, 16) is None  # another recipe
+    assert last_export_seconds(cache, "fp32", m.config, 32) is None  # another length
+    assert last_export_seconds(cache, "fp32", {**m.config, "num_hidden_layers": 24}, 16) is None  # another size

@@ -128,3 +128,18 @@ def test_xnnpack_cache_is_written_then_reused_with_the_same_outputs(tiny_export)
     assert second.accuracy["max_rel_logit_error"] == pytest.approx(first.accuracy["max_rel_logit_error"], abs=1e-6)
     with pytest.raises(Exception, match="--xnnpack-cache"):
         _run(res.program, results, xnnpack_cache=True, runner="python")
+
+
+def test_piped_run_output_is_one_line_per_fact_with_progress_on_stderr(tiny_export, tmp_path):
+    import subprocess
+    import sys
+
+    _, res = tiny_export  # `harness run ... | cat`: stdout is a pipe
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "--results", str(tmp_path), "run", "--program",
+                        str(res.program), "--warmup", "0", "--iterations", "5", "--min-seconds", "1.2", "--samples", "2"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    latency = [ln for ln in p.stdout.splitlines() if ln.strip().startswith("latency p50")]
+    assert len(latency) == 1 and " ms, first inference " in latency[0] and latency[0].endswith(" ms")
+    timing = [ln for ln in p.stderr.splitlines() if ": timing, " in ln]
+    assert timing and "s of --min-seconds 1.2 left" in timing[0]  # the runner's progress, as it ran

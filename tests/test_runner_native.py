@@ -198,3 +198,60 @@ def test_int8_program_matches_the_python_runtime(bundle, tmp_path):
     # int8 is close to, not equal to, fp32 eager: the error stays within a few quantization steps
     err = max(np.abs(o[0] - e).max() for o, e in zip(read_tensors(tmp_path / "out.bin"), eager_outputs(model, examples)))
     assert err < 0.1
+
+
+def test_progress_lines_twice_a_second_on_stderr(bundle, tiny, tmp_path):
+    from device_runners.base import parse_progress
+
+    write_token_inputs(tmp_path / "in.bin", 2)
+    p = run_native(bundle, "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
+                   "--warmup", 0, "--iterations", 5, "--min-seconds", 1.6, "--threads", 1)
+    assert p.returncode == 0, p.stderr
+    lines = [parse_progress(ln) for ln in p.stderr.splitlines()]
+    timing = [ln for ln in lines if ln and ln.get("stage") == "timing" and "done" in ln]
+    elapsed = timing[-1]["elapsed_s"]  # 1.6 s, or less where the 100,000-iteration cap came first
+    assert elapsed > 0.5 and int(elapsed / 0.5) <= len(timing) <= int(elapsed / 0.5) + 2  # start, every 0.5 s, end
+    assert [t["done"] for t in timing] == sorted(t["done"] for t in timing) and timing[-1]["done"] >= 5
+    assert timing[-1]["min_seconds"] == 1.6 and timing[-1]["target"] == 5
+    assert {"stage": "loading program"} in lines  # each stage as it begins
+
+
+def test_sigterm_while_timing_keeps_the_samples_so_far(bundle, tiny, tmp_path):
+    import signal
+    import time
+
+    write_token_inputs(tmp_path / "in.bin", 2)
+    cmd = bundle_command(str(bundle), "x86_64", [str(a) for a in (
+        "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json", "--outputs",
+        tmp_path / "out.bin", "--warmup", 0, "--iterations", 10_000_000, "--min-seconds", 60, "--threads", 1)])
+    proc = subprocess.Popen(["sh", "-c", "exec " + cmd], stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if '"stage": "timing", "done"' in line:
+            break
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    proc.stderr.read()
+    assert proc.wait(timeout=5) == 128 + signal.SIGTERM
+    raw = json.loads((tmp_path / "r.json").read_text())
+    assert raw["interrupted"] == "SIGTERM" and raw["partial"] is True and "error" not in raw
+    assert len(raw["latencies_ms"]) == raw["iterations"] > 0
+    assert not (tmp_path / "out.bin").exists()  # the outputs pass is skipped: it would only delay the exit
+
+
+def test_sigint_before_timing_leaves_an_interrupted_error(bundle, tiny, tmp_path):
+    import signal
+
+    write_token_inputs(tmp_path / "in.bin", 2)
+    cmd = bundle_command(str(bundle), "x86_64", [str(a) for a in (
+        "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
+        "--warmup", 10_000_000, "--threads", 1)])
+    proc = subprocess.Popen(["sh", "-c", "exec " + cmd], stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if '"stage": "warming up"' in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    proc.stderr.read()
+    assert proc.wait(timeout=5) == 128 + signal.SIGINT
+    raw = json.loads((tmp_path / "r.json").read_text())
+    assert raw["interrupted"] == "SIGINT" and raw["latencies_ms"] == []
+    assert raw["error"] == "interrupted by SIGINT while warming up"

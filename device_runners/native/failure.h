@@ -22,6 +22,8 @@ inline int g_runtime_errors = 0;
 
 inline void stage(const char* what) {
   g_stage = what;
+  std::fprintf(stderr, "@@harness-progress {\"stage\": \"%s\"}\n", what);  // the harness shows it as it goes
+  std::fflush(stderr);
   g_runtime_error.clear();
   g_runtime_errors = 0;
 }

@@ -5,6 +5,7 @@
 //                  [--method forward] [--xnnpack-cache PACKED.bin]
 //
 // Any failure writes {"error": ...} to R.json (even on a crash signal), says why on stderr and exits non-zero.
+// SIGINT/SIGTERM/SIGHUP during timing: R.json holds the iterations timed so far ("partial": true), exit 128+signal.
 #include <signal.h>
 
 #include <algorithm>
@@ -28,6 +29,7 @@
 #include "json.h"
 #include "page_dropping_loader.h"
 #include "process.h"
+#include "stop.h"
 #include "tensorfile.h"
 #include "threadpool_api.h"
 #include "xnnpack_cache.h"
@@ -105,6 +107,7 @@ struct InputTensor {
 
 int main(int argc, char** argv) {
   for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT}) signal(sig, harness::on_crash);
+  harness::install_stop_handlers();
   for (int i = 1; i + 1 < argc; ++i)  // known before parsing, so even a bad flag leaves an error JSON
     if (std::strcmp(argv[i], "--result") == 0) harness::g_result = argv[i + 1];
   if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
@@ -241,9 +244,12 @@ int main(int argc, char** argv) {
   memory_stages.raw("first_inference", harness::memory_snapshot_json());
 
   stage("warming up");
+  harness::Progress progress;
+  progress.begin("warming up", args.warmup, 0);
   for (long i = 0; i < args.warmup; ++i) {
     set_inputs(i % in.num_examples);
     check(method->execute(), "warmup run " + std::to_string(i));
+    progress.tick(i + 1);
   }
 
   stage("timing");
@@ -252,14 +258,18 @@ int main(int argc, char** argv) {
   const size_t max_timed = std::max<size_t>(static_cast<size_t>(args.iterations), 100000);
   std::vector<double> lat;
   lat.reserve(static_cast<size_t>(args.iterations));
+  harness::g_deferred = 1;  // a stop signal now ends the loop and keeps what was measured
+  progress.begin("timing", args.iterations, args.min_seconds);
   auto t_timed = Clock::now();
-  for (size_t i = 0; static_cast<long>(i) < args.iterations ||
-                     (ms_since(t_timed) < args.min_seconds * 1000 && i < max_timed); ++i) {
+  for (size_t i = 0; !harness::g_stop && (static_cast<long>(i) < args.iterations ||
+                     (ms_since(t_timed) < args.min_seconds * 1000 && i < max_timed)); ++i) {
     set_inputs(i % in.num_examples);
     auto t0 = Clock::now();  // only execute() is timed: the input copy is the harness's, not the model's
     check(method->execute(), "timed run " + std::to_string(i));
     lat.push_back(ms_since(t0));
+    progress.tick(static_cast<long>(i + 1));
   }
+  progress.tick(static_cast<long>(lat.size()), true);
   double timed_s = ms_since(t_timed) / 1000.0;
   // Memory now, before the outputs pass buffers every example's outputs: the figures are the model's, not ours.
   // VmHWM, not ru_maxrss: the kernel carries ru_maxrss across execve, so a runner (v)forked by a 500 MB Python
@@ -279,7 +289,7 @@ int main(int argc, char** argv) {
     s.dims.assign(v.toTensor().sizes().begin(), v.toTensor().sizes().end());
     out_specs.push_back(s);
   }
-  if (!args.outputs.empty()) {
+  if (!args.outputs.empty() && !harness::g_stop) {  // stopped: the outputs pass would only delay the exit
     stage("writing outputs");
     std::vector<std::vector<std::vector<uint8_t>>> outs(in.num_examples);
     for (size_t e = 0; e < in.num_examples; ++e) {
@@ -297,7 +307,7 @@ int main(int argc, char** argv) {
     if (!err.empty()) fail(err);
   }
 
-  if (etdump) {
+  if (etdump && !harness::g_stop) {
     stage("writing the etdump");
     auto dump = etdump->get_etdump_data();
     if (dump.buf == nullptr || dump.size == 0) fail("ETDump is empty (runtime built without event tracing?)");
@@ -335,9 +345,10 @@ int main(int argc, char** argv) {
         return JsonObject().str("backend", n).str("status", "registered and initialised").text();
       }))
       .integer("program_bytes", static_cast<long long>(loader.size().get()));
+  if (harness::g_stop) r.str("interrupted", harness::signal_name(harness::g_stop)).boolean("partial", true);
   if (!harness::write_text_file(args.result, r.text() + "\n")) {
     harness::g_result = nullptr;
     fail("cannot write result " + args.result);
   }
-  return 0;
+  return harness::g_stop ? 128 + harness::g_stop : 0;
 }

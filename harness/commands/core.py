@@ -209,9 +209,7 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
                 profile=profile_run, cooldown=cooldown, timeout=timeout, devices_file=devices_file,
                 address=address, serial=serial, max_start_temp=max_start_temp, check_model=not no_check_model,
                 campaign=campaign, tags=run_tags)
-            with status(f"running {Path(prog).name} on {device}") as update:
-                rec = measure.run(req, results, progress=update)
-            _print_run(rec)
+            rec = _measure(req, results, f"running {Path(prog).name} on {device}")
             failed += rec.status == "failed"
     if failed:
         ctx.exit(3)
@@ -237,14 +235,32 @@ def _thread_counts(value: str | None) -> list[int | None]:
     return out
 
 
+def _measure(req, results: Path, label: str):
+    """One run under a status line fed by the runner's progress; the record is printed, interrupted ones too."""
+    from harness.run import measure
+
+    try:
+        with status(label) as update:
+            rec = measure.run(req, results, progress=update)
+    except measure.RunInterrupted as e:
+        _print_run(e.record)
+        raise
+    _print_run(rec)
+    return rec
+
+
 def _print_run(rec) -> None:
-    color = {"ok": "green", "invalid": "yellow", "failed": "red"}.get(rec.status, "white")
+    color = {"ok": "green", "invalid": "yellow", "failed": "red", "interrupted": "magenta"}.get(rec.status, "white")
     console.print(f"[{color}]{rec.status}[/{color}] run {rec.run_id}: {rec.model} {rec.recipe or ''} "
                   f"seq {rec.seq_len} on {rec.device} ({rec.runner} runner, {rec.threads} threads"
                   + (f" @ cpus {rec.affinity}" if rec.affinity else "") + ")"
                   + ("  [emulated: timings are functional only]" if rec.emulated else ""))
-    if rec.status == "failed":
-        console.print(f"  error: {rec.error}")
+    if rec.status in ("failed", "interrupted"):
+        console.print(f"  {'error' if rec.status == 'failed' else 'stopped'}: {rec.error}")
+        if rec.status == "interrupted" and rec.latency.get("n"):
+            lat = rec.latency
+            console.print(f"  partial latency p50 {lat['median']:.2f} ms over {lat['n']} iterations "
+                          "(stored, never pooled into the report)")
         return
     lat = rec.latency
     ci = lat.get("ci95_median") or [float("nan"), float("nan")]
@@ -307,9 +323,7 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat):
         req = measure.RunRequest(program=res.program, device="host", task="rotten_tomatoes", samples=samples,
                                  campaign=campaign)
         for i in range(repeat):
-            with status(f"running {res.program.name} on host ({i + 1}/{repeat})") as update:
-                rec = measure.run(req, results, progress=update)
-            _print_run(rec)
+            rec = _measure(req, results, f"running {res.program.name} on host ({i + 1}/{repeat})")
             ok &= rec.status != "failed"
     console.print()
     ctx.invoke(report_command, fmt="md", output=None, campaign=campaign, tags=(), run_ids=(), since=None, until=None,

@@ -242,7 +242,9 @@ def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = 
         progress(f"from cache: {cached_pte}")
         manifest = ProgramManifest.read(manifest_path(cached_pte))
     else:
-        manifest = _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, cached_pte, progress, choice)
+        estimate = last_export_seconds(cache_dir, req.recipe, hf_config, req.seq_len)
+        manifest = _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, cached_pte, progress, choice,
+                                 estimate)
     manifest.checkpoint_source = hub_ckpt.describe() if hub_ckpt else manifest.checkpoint_source
     manifest.tokenizer = choice.source
     nkey = numerics_key(req, choice.source)
@@ -285,7 +287,29 @@ def _cache_hit(pte: Path, key: str) -> bool:
     return m.cache_key == key and m.program_bytes == pte.stat().st_size
 
 
-def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, progress, choice) -> ProgramManifest:
+# What makes two exports take about as long: the model's shape, the recipe, the sequence length.
+_SIZE_KEYS = ("num_hidden_layers", "hidden_size", "intermediate_size", "embedding_size", "true_hidden_size",
+              "num_attention_heads", "num_feedforward_networks", "vocab_size")
+
+
+def last_export_seconds(cache_dir: Path, recipe: str, hf_config: dict, seq_len: int) -> float | None:
+    """How long the latest cached export of a model of this size, recipe and seq_len took (None: none cached)."""
+    size = [hf_config.get(k) for k in _SIZE_KEYS]
+    best = None
+    for mpath in Path(cache_dir).glob("*.json"):
+        try:
+            m = ProgramManifest.read(mpath)
+        except Exception:  # a foreign or damaged JSON in the cache is no estimate, not an error
+            continue
+        if (m.recipe == recipe and m.seq_len == seq_len and m.export_seconds
+                and [(m.config or {}).get(k) for k in _SIZE_KEYS] == size):
+            if best is None or (m.created_at or "") > (best.created_at or ""):
+                best = m
+    return float(best.export_seconds) if best else None
+
+
+def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, progress, choice,
+                  estimate: float | None = None) -> ProgramManifest:
     from harness.export import delegation
 
     recipe = get_recipe(req.recipe)
@@ -295,7 +319,9 @@ def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, p
     if recipe.needs_calibration and req.options.calibration is None:
         req.options.calibration = calibration_inputs(req, vocab, progress, choice)
     t0 = time.perf_counter()
-    progress(f"lowering {name} with recipe {req.recipe} (full-size: under 1 min for float, about 2 for quantized)")
+    hint = (f"the last export of this size took {estimate:.0f} s" if estimate is not None
+            else "full-size: under 1 min for float, about 2 for quantized")
+    progress(f"lowering {name} with recipe {req.recipe} ({hint})")
     try:
         edge = recipe.lower(wrapper, inputs, req.options)
     except (BadInput, ExportError):

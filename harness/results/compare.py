@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.common.errors import BadInput
-from harness.store.record import RunRecord
+from harness.store.record import NOT_MEASURED, RunRecord
 from harness.results.grouping import KEY, Group, gate_result, group_runs, identity, random_weights
 from harness.results.markdown import fmt_ms, md_table
 from harness.run.stats import compare_samples
@@ -43,8 +43,8 @@ def _delta(a: Any, b: Any) -> dict[str, Any] | None:
 def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
     """Latency verdict (stats.compare_samples) plus load, memory and accuracy deltas, and what makes it unfair."""
     for r in (a, b):
-        if r.status == "failed":
-            raise BadInput(f"run {r.run_id} failed ({(r.error or 'no error text').splitlines()[0]}): nothing to compare")
+        if r.status in NOT_MEASURED:
+            raise BadInput(f"run {r.run_id} {r.status} ({(r.error or 'no error text').splitlines()[0]}): nothing to compare")
         if len(r.latencies_ms) < 2:
             raise BadInput(f"run {r.run_id} has {len(r.latencies_ms)} latency samples: need at least 2 to compare")
     if bool(a.emulated) != bool(b.emulated):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from harness.store.record import RunRecord, model_identity, recipe_label
+from harness.store.record import NOT_MEASURED, RunRecord, model_identity, recipe_label
 
 NO_RUNS = "no runs yet: measure one with `harness run` (or `harness demo`), then run `harness report` again"
 KEY = ("model", "recipe", "device", "seq_len", "runner", "threads", "affinity", "timing", "campaign")
@@ -33,7 +33,7 @@ class Group:
 
     @property
     def failed(self) -> list[RunRecord]:
-        return [r for r in self.runs if r.status == "failed"]
+        return [r for r in self.runs if r.status in NOT_MEASURED]
 
     @property
     def samples(self) -> list[float]:

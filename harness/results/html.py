@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from harness.results import columns as C
 from harness.results.grouping import NO_RUNS, group_runs, random_weights
+from harness.store.record import NOT_MEASURED
 from harness.results.markdown import EMULATED_NOTE, RANDOM_NOTE, SINGLE_RUN_NOTE
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ def _profiled(part: list[dict[str, Any]], records: list[RunRecord]) -> list[tupl
     out = []
     for row in part:
         runs = [by_id[i] for i in C.txt(row.get("run_ids")).split() if i in by_id]
-        runs = [r for r in runs if r.status != "failed" and (r.profile or {}).get("ops")]
+        runs = [r for r in runs if r.status not in NOT_MEASURED and (r.profile or {}).get("ops")]
         if runs:
             out.append((runs[-1], row))
     return out
@@ -194,7 +195,7 @@ def render_html(df: pd.DataFrame, records: list[RunRecord]) -> str:
         if any(ops):
             body.append(f"<h3>Per-op time, {section}</h3><div class='charts'>"
                         + "".join(add(p) for p in ops if p) + "</div>")
-    failed = [r for r in records if r.status == "failed"]
+    failed = [r for r in records if r.status in NOT_MEASURED]
     if failed:
         body.append("<h2 id='failed'>Failed runs</h2>")
         body.append(_plain([("run", True), ("created", True), ("device", True), ("model", True), ("recipe", True),

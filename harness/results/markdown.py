@@ -11,7 +11,7 @@ from typing import Any
 
 from harness.results import columns as C
 from harness.results.columns import fmt_ms  # noqa: F401  (compare.py and the HTML report format with it)
-from harness.store.record import RunRecord
+from harness.store.record import NOT_MEASURED, RunRecord
 
 EMULATED_NOTE = "functional timings only, from an emulator: never ranked or compared with hardware"
 SINGLE_RUN_NOTE = ("p50 CI from a single run (runs = 1): it counts that run's noise and drift, not the shifts between "
@@ -84,7 +84,7 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool =
         part = [r for r in rows if r["section"] == section and r["status"] != "failed"]
         if part:
             out += [f"## {title}", ""] + section_table(part, wide)
-    failed = [r for r in records if r.status == "failed"]
+    failed = [r for r in records if r.status in NOT_MEASURED]  # interrupted runs too: their error says so
     if failed:
         out += ["## Failed runs", "", _failed_table(failed, wide), ""]
     notes = []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from harness.store.record import RunRecord
+from harness.store.record import NOT_MEASURED, RunRecord
 
 
 def _runner(r: RunRecord) -> dict[str, Any]:
@@ -71,7 +71,7 @@ def benchmark_v3(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
             },
         }
         model = {"name": r.model or "unknown", "type": "OSS model", "backend": r.recipe or ""}
-        if r.status == "failed":
+        if r.status in NOT_MEASURED:
             benchmark["extra_info"]["job_conclusion"] = "failure"
             benchmark["extra_info"]["error"] = r.error
             metrics = [("FAILURE_REPORT", 0, "")]

@@ -16,14 +16,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from device_runners.base import RawResult, RunJob, Transport, TransportError
+from device_runners.base import RawResult, RunJob, Transport, TransportError, parse_progress, without_progress
 from device_runners.tensorfile import read_tensors, write_tensors
 from harness.run import accuracy
 from harness.run import device_state
 from harness.run import inputs
 from harness.export import program
 from harness.run import stats
-from harness.common import versions
+from harness.common import interrupts, versions
 from harness.common.errors import BadInput, DeviceError, HarnessError, ProgramError, RunnerError
 from harness.export.manifest import ProgramManifest
 from harness.common.timing import timing_name
@@ -31,6 +31,15 @@ from harness.store.record import RunRecord, model_identity
 from harness.store.db import ResultsStore
 
 RUNNERS = ("native", "python")
+
+
+class RunInterrupted(interrupts.Interrupted):
+    """Ctrl-C or SIGTERM ended a run: everything it started is stopped, its work folder removed, and `record`
+    (status "interrupted", the samples measured so far flagged partial) is stored."""
+
+    def __init__(self, record: RunRecord, signame: str):
+        super().__init__(signame)
+        self.record = record
 
 
 @dataclass
@@ -148,9 +157,13 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     except BaseException:
         transport.close()
         raise
+    stopped: str | None = None
     try:
         rec.emulated = bool(getattr(transport, "emulated", False))
         _execute(req, rec, transport, profile, path, manifest, run_inputs, progress)
+    except KeyboardInterrupt as e:  # _execute stopped the runner and cleaned up; the record says how far it got
+        stopped = interrupts.signame_of(e)
+        rec.status, rec.error = "interrupted", rec.error or f"interrupted by {stopped}"
     except HarnessError as e:
         rec.status, rec.error = "failed", str(e)
     except (TransportError, TimeoutError, OSError) as e:
@@ -158,6 +171,10 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     finally:
         rec.finished_at = _now()
         transport.close()
+    if stopped:
+        with interrupts.deferred():
+            store.add(rec)
+        raise RunInterrupted(rec, stopped)
     store.add(rec)
     return rec
 
@@ -208,12 +225,20 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
             transport.push(path, job.program)
             transport.push(tmp / "inputs.bin", job.inputs)
             cmd = _runner_command(req, transport, profile, job, progress, rec.program_sha256)
-            progress(f"running on {profile.name} ({req.runner} runner, {job.threads} threads)")
+            where = f"{profile.name} ({req.runner} runner, {job.threads} threads)"
+            progress(f"running on {where}")
             sampler = device_state.Sampler(transport).start()
             try:
-                rc, out, err = transport.shell(cmd, timeout=req.timeout)
+                rc, out, err = transport.shell(cmd, timeout=req.timeout, on_stderr=_progress_lines(progress, where))
+            except KeyboardInterrupt as e:  # the transport has stopped the runner: keep what it measured
+                sampler.stop()  # before the transport is used again
+                with interrupts.deferred():
+                    _keep_partial(rec, transport, job, tmp, manifest, path, interrupts.signame_of(e))
+                raise
             finally:
                 samples = sampler.stop()
+            err = without_progress(err)
+            progress(f"collecting the results from {profile.name}")
             raw_text = _pull_text(transport, job.result, tmp / "result.json")
             if rc != 0:
                 reason = _runner_error(raw_text, err or out, rc)
@@ -227,7 +252,8 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
                 transport.pull(job.etdump, tmp / "profile.etdp")
                 rec.profile = _profile_summary(tmp / "profile.etdp", path)
         finally:
-            _cleanup(transport, run_dir)
+            with interrupts.deferred():
+                _cleanup(transport, run_dir)
     rec.device_info_after = _info(transport)
     rec.device_info_after["state"] = device_state.read_state(transport)
     evidence = device_state.throttle_evidence(rec.device_info_before["state"], samples,
@@ -239,6 +265,45 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
                                      info_after=rec.device_info_after, profiled=req.profile,
                                      evidence=evidence)
     rec.status = stats.status_for(rec.flags)
+
+
+def _progress_lines(progress: Callable[[str], None], where: str) -> Callable[[str], None]:
+    """A transport's on_stderr: the runner's progress lines (device_runners.base.PROGRESS_MARK) as status text."""
+    def on_line(line: str) -> None:
+        p = parse_progress(line)
+        if p is None:
+            return
+        stage, done = p.get("stage", ""), p.get("done")
+        if done is None:
+            progress(f"{where}: {stage}")
+            return
+        if not p.get("target") and not done:
+            return  # no warmup asked for
+        elapsed, target, min_s = float(p.get("elapsed_s") or 0), p.get("target") or 0, float(p.get("min_seconds") or 0)
+        text = f"{where}: {stage}, {done} iterations of at least {target}, {elapsed:.0f} s elapsed"
+        if min_s > 0:
+            text += f", {max(min_s - elapsed, 0):.0f} s of --min-seconds {min_s:g} left"
+        progress(text)
+
+    return on_line
+
+
+def _keep_partial(rec: RunRecord, transport: Transport, job: RunJob, tmp: Path, manifest: ProgramManifest | None,
+                  path: Path, signame: str) -> None:
+    """After an interrupt: the samples the runner wrote before it stopped (flagged partial), or none."""
+    try:
+        raw_text = _pull_text(transport, job.result, tmp / "result.json", timeout=15)
+        data = json.loads(raw_text) if raw_text else {}
+    except (TransportError, TimeoutError, OSError, ValueError):
+        data = {}
+    if data.get("latencies_ms") and "load_ms" in data:
+        raw = RawResult.from_json(raw_text)
+        _fill_measurements(rec, raw, manifest, path)
+        rec.flags = ["partial", *stats.validity_flags(rec.latency, emulated=rec.emulated,
+                                                      info_before=rec.device_info_before, info_after=None)]
+        rec.error = f"interrupted by {signame} after {len(rec.latencies_ms)} timed iterations (partial)"
+    else:
+        rec.error = f"interrupted by {signame}" + (f" while {data['stage']}" if data.get("stage") else "")
 
 
 def _shell(transport: Transport, cmd: str, timeout: float, device: str) -> str:
@@ -291,8 +356,8 @@ def _runner_command(req: RunRequest, transport: Transport, profile, job: RunJob,
                           sysroot=getattr(transport, "sysroot", None))
 
 
-def _pull_text(transport: Transport, remote: str, local: Path) -> str | None:
-    rc, _, _ = transport.shell(f"test -f {shlex.quote(remote)}", timeout=60)
+def _pull_text(transport: Transport, remote: str, local: Path, timeout: float = 60) -> str | None:
+    rc, _, _ = transport.shell(f"test -f {shlex.quote(remote)}", timeout=timeout)
     if rc != 0:
         return None
     transport.pull(remote, local)
@@ -316,7 +381,7 @@ def _runner_error(raw_text: str | None, stderr: str, rc: int) -> str:
 
 def _cleanup(transport: Transport, run_dir: str) -> None:
     try:
-        transport.shell(f"rm -rf {shlex.quote(run_dir)}", timeout=60)
+        transport.shell(f"rm -rf {shlex.quote(run_dir)}", timeout=30)
     except (TransportError, TimeoutError, OSError):
         pass  # the device went away: nothing left to clean from here
 

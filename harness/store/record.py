@@ -9,13 +9,15 @@ from typing import Any
 SCHEMA_VERSION = 2  # 2: model_id, campaign and timing (columns and fields); v1 stores migrate on open
 
 HEAD_LABELS = {"sequence_classification": "cls", "question_answering": "qa", "masked_lm": "mlm", "base": "base"}
+# Statuses of runs with no measurement a report may pool: counted and listed, never averaged into a latency.
+NOT_MEASURED = ("failed", "interrupted")
 
 
 @dataclass
 class RunRecord:
     run_id: str
     created_at: str  # ISO-8601 UTC
-    status: str  # "ok" | "invalid" (measured but flagged) | "failed"
+    status: str  # "ok" | "invalid" (measured but flagged) | "failed" | "interrupted" (Ctrl-C/SIGTERM; samples partial)
     device: str
     error: str | None = None
     finished_at: str | None = None
