@@ -44,8 +44,11 @@ def watchdog(fd: int | str = 0) -> str:
     """Shell lines that tie a command's life to its caller: a background sh blocks reading `fd` (a pipe whose other
     end only the harness holds, or the channel's stdin) and kills its whole process group when that read returns,
     i.e. when the harness exits, even by SIGKILL. The command itself then runs with stdin from /dev/null.
-    (A non-interactive sh gives background lists /dev/null as stdin, hence the explicit dup to fd 9 first.)"""
-    return (f"exec 9<&{fd}\n{{ read _ <&9; kill -KILL 0; }} </dev/null >/dev/null 2>&1 &\n"
+    (A non-interactive sh gives background lists /dev/null as stdin, hence the explicit dup to fd 9 first.) The
+    watchdog is a new `sh` process, not a forked subshell: mksh (Android's shell) keeps copies of the caller's stdout
+    and stderr in high fds that a subshell inherits, so a subshell would hold the output pipes open and the command
+    would never seem to end; an exec'd sh gets only what its redirections give it."""
+    return (f"exec 9<&{fd}\nsh -c 'read _; kill -KILL 0' <&9 9<&- >/dev/null 2>&1 &\n"
             "exec 9<&- </dev/null\n")
 
 
