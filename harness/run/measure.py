@@ -16,8 +16,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from device_runners.base import RawResult, RunJob, Transport, TransportError, parse_progress, without_progress
-from device_runners.tensorfile import read_tensors, write_tensors
+from device_runners.base import (MalformedResult, RawResult, RunJob, Transport, TransportError, parse_progress,
+                                 without_progress)
+from device_runners.tensorfile import TensorFileError, read_tensors, write_tensors
 from harness.run import accuracy
 from harness.run import device_state
 from harness.run import inputs
@@ -245,9 +246,12 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
                 raise RunnerError(f"runner failed on {profile.name}: {reason}")
             if raw_text is None:
                 raise RunnerError(f"runner on {profile.name} exited 0 but wrote no result file")
-            raw = RawResult.from_json(raw_text)
+            raw = _parse_result(raw_text, job, profile.name)
             transport.pull(job.outputs, tmp / "outputs.bin")
-            outputs = read_tensors(tmp / "outputs.bin")
+            try:
+                outputs = read_tensors(tmp / "outputs.bin")
+            except TensorFileError as e:
+                raise RunnerError(f"runner on {profile.name} wrote a damaged outputs file: {e}") from None
             if req.profile:
                 transport.pull(job.etdump, tmp / "profile.etdp")
                 rec.profile = _profile_summary(tmp / "profile.etdp", path)
@@ -288,6 +292,18 @@ def _progress_lines(progress: Callable[[str], None], where: str) -> Callable[[st
     return on_line
 
 
+def _parse_result(text: str, job: RunJob, device: str) -> RawResult:
+    """The runner's result, checked: a malformed one fails the run (stored, with the reason), never the CLI."""
+    try:
+        raw = RawResult.from_json(text)
+    except MalformedResult as e:
+        raise RunnerError(f"runner on {device} wrote a malformed result: {e}") from None
+    if len(raw.latencies_ms) < job.iterations:
+        raise RunnerError(f"runner on {device} reported {len(raw.latencies_ms)} timed iterations, fewer than the "
+                          f"{job.iterations} asked for")
+    return raw
+
+
 def _keep_partial(rec: RunRecord, transport: Transport, job: RunJob, tmp: Path, manifest: ProgramManifest | None,
                   path: Path, signame: str) -> None:
     """After an interrupt: the samples the runner wrote before it stopped (flagged partial), or none."""
@@ -296,8 +312,11 @@ def _keep_partial(rec: RunRecord, transport: Transport, job: RunJob, tmp: Path, 
         data = json.loads(raw_text) if raw_text else {}
     except (TransportError, TimeoutError, OSError, ValueError):
         data = {}
-    if data.get("latencies_ms") and "load_ms" in data:
-        raw = RawResult.from_json(raw_text)
+    try:
+        raw = RawResult.from_json(raw_text) if data.get("latencies_ms") else None
+    except MalformedResult:
+        raw = None  # what it wrote cannot be trusted: keep the interruption, not the numbers
+    if raw is not None:
         _fill_measurements(rec, raw, manifest, path)
         rec.flags = ["partial", *stats.validity_flags(rec.latency, emulated=rec.emulated,
                                                       info_before=rec.device_info_before, info_after=None)]
@@ -367,9 +386,9 @@ def _pull_text(transport: Transport, remote: str, local: Path, timeout: float = 
 def _runner_error(raw_text: str | None, stderr: str, rc: int) -> str:
     if raw_text:
         try:
-            err = json.loads(raw_text).get("error")
-            if err:
-                return str(err)
+            d = json.loads(raw_text)
+            if isinstance(d, dict) and d.get("error"):
+                return str(d["error"])[:300]
         except ValueError:
             pass
     lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
