@@ -114,7 +114,7 @@ def train_command(ctx, task, model_spec, teacher, alpha, temperature, transfer_c
     Example:
       harness train --task rotten_tomatoes --model minilm --steps 300 --seq-len 64
       harness train --model mobilebert --layers 6 --teacher results/checkpoints/minilm-rt --steps 1000
-      harness train --task rotten_tomatoes --model test-tiny --steps 20 --seq-len 32 --nproc 2
+      harness train --task rotten_tomatoes --model mobilebert-tiny --steps 20 --batch-size 8 --seq-len 32 --nproc 2
     """
     w = _start(ctx, nproc, threads, batch_size)
     _run_rank(w, _train, ctx, w, task, model_spec, teacher, alpha, temperature, transfer_corpus, transfer_limit,
