@@ -452,6 +452,17 @@ def _cool_down(transport: Transport, limit_s: float, progress) -> None:
         time.sleep(5)
 
 
+def record_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest | None, path: Path,
+                        outputs: list | None = None, run_inputs: inputs.RunInputs | None = None) -> None:
+    """Measurements, accuracy, validity flags and status of `rec` from a raw result run elsewhere (a device farm)."""
+    _fill_measurements(rec, raw, manifest, path)
+    if outputs is not None and run_inputs is not None and (run_inputs.task or manifest):
+        rec.accuracy = _score(outputs, run_inputs, manifest)
+    rec.flags = stats.validity_flags(rec.latency, emulated=rec.emulated, info_before=rec.device_info_before,
+                                     info_after=rec.device_info_after)
+    rec.status = stats.status_for(rec.flags)
+
+
 def _fill_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest | None, path: Path) -> None:
     rec.runner = raw.runner or rec.runner
     rec.runner_version = raw.runner_version
