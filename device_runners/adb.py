@@ -94,6 +94,28 @@ class _Refused(Exception):
     """adbd answered FAIL with a reason."""
 
 
+# Build properties then the battery: one script, so a farm's test spec captures what a local adb run does.
+ANDROID_INFO_SCRIPT = "".join(f'echo "{p}=$(getprop {p})"; ' for p in PROPS) + "echo @@battery; dumpsys battery"
+
+
+def parse_android_info(out: str) -> dict[str, Any]:
+    """ANDROID_INFO_SCRIPT's output as the snapshot fields: model, abi, os, battery temperature and level."""
+    props_text, _, battery = out.partition("@@battery")
+    props = dict(line.split("=", 1) for line in props_text.splitlines() if "=" in line)
+    info: dict[str, Any] = {"android_props": {k: v for k, v in props.items() if v}}
+    if props.get("ro.product.model"):
+        info["model"] = props["ro.product.model"]
+    if props.get("ro.product.cpu.abi"):
+        info["abi"] = props["ro.product.cpu.abi"]
+    if props.get("ro.build.version.release"):
+        info["os"] = f"Android {props['ro.build.version.release']}"
+    for key, field, scale in (("temperature", "battery_temp_c", 10.0), ("level", "battery_level", 1)):
+        m = re.search(rf"^\s*{key}:\s*(-?\d+)\s*$", battery, re.M)
+        if m:
+            info[field] = int(m.group(1)) / scale if scale != 1 else int(m.group(1))
+    return info
+
+
 class AdbTransport(Transport):
     """One device of an adb server; with no serial, the only attached device."""
 
@@ -315,22 +337,8 @@ class AdbTransport(Transport):
 
     def android_info(self) -> dict[str, Any]:
         """Build properties and the battery (temperature is the phone's best single thermal throttling hint)."""
-        script = "".join(f'echo "{p}=$(getprop {p})"; ' for p in PROPS) + "echo @@battery; dumpsys battery"
-        _, out, _ = self.shell(script, timeout=30)
-        props_text, _, battery = out.partition("@@battery")
-        props = dict(line.split("=", 1) for line in props_text.splitlines() if "=" in line)
-        info: dict[str, Any] = {"android_props": {k: v for k, v in props.items() if v}}
-        if props.get("ro.product.model"):
-            info["model"] = props["ro.product.model"]
-        if props.get("ro.product.cpu.abi"):
-            info["abi"] = props["ro.product.cpu.abi"]
-        if props.get("ro.build.version.release"):
-            info["os"] = f"Android {props['ro.build.version.release']}"
-        for key, field, scale in (("temperature", "battery_temp_c", 10.0), ("level", "battery_level", 1)):
-            m = re.search(rf"^\s*{key}:\s*(-?\d+)\s*$", battery, re.M)
-            if m:
-                info[field] = int(m.group(1)) / scale if scale != 1 else int(m.group(1))
-        return info
+        _, out, _ = self.shell(ANDROID_INFO_SCRIPT, timeout=30)
+        return parse_android_info(out)
 
     def info(self) -> dict[str, Any]:
         from device_runners.devinfo import DEVINFO_SCRIPT, parse_devinfo

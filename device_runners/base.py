@@ -6,6 +6,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -123,9 +124,43 @@ class RawResult:
 
     @classmethod
     def from_json(cls, text: str) -> "RawResult":
-        d = json.loads(text)
+        """Parse and check a runner's result: the runner's output is untrusted input. MalformedResult names what is
+        wrong (invalid JSON, a missing field, a NaN, negative or non-numeric latency, a wrong type)."""
+        try:
+            d = json.loads(text)
+        except ValueError as e:
+            raise MalformedResult(f"not valid JSON ({e})") from None
+        if not isinstance(d, dict):
+            raise MalformedResult(f"a JSON {type(d).__name__}, not an object")
+        for key in ("load_ms", "first_inference_ms", "latencies_ms"):
+            if key not in d:
+                raise MalformedResult(f"no {key!r}")
+        for key in ("load_ms", "first_inference_ms"):
+            _duration(d[key], key)
+        lat = d["latencies_ms"]
+        if not isinstance(lat, list) or not lat:
+            raise MalformedResult("'latencies_ms' is not a non-empty list")
+        for i, v in enumerate(lat):
+            _duration(v, f"latencies_ms[{i}]")
+        for key, lo in (("peak_rss_kb", 0), ("pss_kb", 0), ("num_examples", 0), ("threads", 1)):
+            v = d.get(key)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < lo):
+                raise MalformedResult(f"{key!r} is {v!r}, not an integer >= {lo}")
+        if not isinstance(d.get("runner", ""), str) or not isinstance(d.get("runner_version", {}), dict):
+            raise MalformedResult("'runner' must be a string and 'runner_version' an object")
         known = {f.name for f in dataclasses.fields(cls)}
         extra = {k: v for k, v in d.items() if k not in known}
-        obj = cls(**{k: v for k, v in d.items() if k in known})
+        obj = cls(**{k: v for k, v in d.items() if k in known and k != "extra"})
         obj.extra.update(extra)
         return obj
+
+
+class MalformedResult(ValueError):
+    """A runner's result file that does not hold what a run needs (the message says what)."""
+
+
+def _duration(v: Any, name: str) -> float:
+    """A finite, non-negative number of milliseconds."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        raise MalformedResult(f"{name} is {v!r}, not a finite number of milliseconds >= 0")
+    return float(v)

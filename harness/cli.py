@@ -52,6 +52,7 @@ def _optional_commands() -> None:
         ("harness.commands.runner", ["runner_group"]),
         ("harness.commands.quant", ["recipes_command", "sensitivity_command"]),
         ("harness.commands.train", ["distill_command", "train_command"]),
+        ("harness.commands.farm", ["farm_group"]),
     ]
     for module, names in table:
         mod = importlib.import_module(module)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from harness.common.data import TaskData, encode, load_task
 from harness.common.errors import BadInput
-from model.distill import models
+from model.distill import dist, models
 from model.distill.loop import LoopConfig, batch_indices, pick_device, train_loop, trim, write_atomic
 
 
@@ -35,11 +35,15 @@ def evaluate(model, tok, data: TaskData, seq_len: int = 128, batch_size: int = 6
     return {"task": data.name, "n": len(data), "metric": data.metric, "accuracy": acc}
 
 
-def kd_loss(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
-    """Hinton's soft-target loss: KL(teacher || student) at temperature T, scaled by T^2 to keep gradients comparable."""
+def kd_loss(student_logits, teacher_logits, temperature: float, n_rows=None) -> torch.Tensor:
+    """Hinton's soft-target loss: KL(teacher || student) at temperature T, scaled by T^2 to keep gradients comparable.
+
+    `n_rows`: the global batch's rows when this is one rank's shard (the KL sum is divided by it).
+    """
     t = temperature
-    return F.kl_div(F.log_softmax(student_logits / t, -1), F.log_softmax(teacher_logits / t, -1),
-                    log_target=True, reduction="batchmean") * t * t
+    kl = F.kl_div(F.log_softmax(student_logits / t, -1), F.log_softmax(teacher_logits / t, -1),
+                  log_target=True, reduction="sum")
+    return kl / (len(student_logits) if n_rows is None else n_rows) * t * t
 
 
 def finetune(model, tok, task: str, out_dir: Path, cfg: LoopConfig, seq_len: int = 128, teacher=None,
@@ -53,7 +57,9 @@ def finetune(model, tok, task: str, out_dir: Path, cfg: LoopConfig, seq_len: int
     if not 0.0 <= alpha <= 1.0:
         raise BadInput(f"--alpha must be in [0, 1] (got {alpha})")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    main = dist.world().main  # under torchrun, rank 0 alone writes and evaluates
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     train = load_task(task, "train")
     texts, labels = list(train.texts), train.labels
     if transfer_texts:
@@ -70,10 +76,12 @@ def finetune(model, tok, task: str, out_dir: Path, cfg: LoopConfig, seq_len: int
             t_logits = np.load(cache)
         else:
             t_logits = predict_logits(teacher, enc)
-            write_atomic(cache, lambda p: np.save(open(p, "wb"), t_logits))
+            if main:
+                write_atomic(cache, lambda p: np.save(open(p, "wb"), t_logits))
         tensors["teacher_logits"] = torch.from_numpy(t_logits)
-        teacher_dev = evaluate(teacher, tok, load_task(task, eval_split), seq_len)
-        print(f"teacher {eval_split} accuracy {teacher_dev['accuracy']:.4f}")
+        if main:
+            teacher_dev = evaluate(teacher, tok, load_task(task, eval_split), seq_len)
+            print(f"teacher {eval_split} accuracy {teacher_dev['accuracy']:.4f}")
     n = len(texts)
 
     def sample(draw: int) -> dict:
@@ -82,10 +90,12 @@ def finetune(model, tok, task: str, out_dir: Path, cfg: LoopConfig, seq_len: int
     def loss_fn(m, batch):
         logits = models.outputs(m, batch).logits
         has_label = batch["labels"] >= 0
-        ce = F.cross_entropy(logits[has_label], batch["labels"][has_label]) if has_label.any() else logits.sum() * 0
+        # Sums over the global counts (see model/distill/dist.py): a rank's shard adds up to the 1-process loss.
+        ce = dist.mean(F.cross_entropy(logits[has_label], batch["labels"][has_label], reduction="sum"), batch,
+                       "n_labelled", has_label.sum()) if has_label.any() else logits.sum() * 0
         if teacher is None:
             return ce, {"loss": ce.item(), "ce": ce.item()}
-        kd = kd_loss(logits, batch["teacher_logits"], temperature)
+        kd = kd_loss(logits, batch["teacher_logits"], temperature, batch.get("n_rows"))
         loss = alpha * ce + (1 - alpha) * kd
         return loss, {"loss": loss.item(), "ce": ce.item(), "kd": kd.item()}
 
@@ -93,6 +103,8 @@ def finetune(model, tok, task: str, out_dir: Path, cfg: LoopConfig, seq_len: int
                 "n_train": n, "teacher": teacher is not None, **(args or {})}
     last = train_loop(model, loss_fn, sample, cfg, out_dir, lambda m, d: models.save(m, d, tok),
                       desc=f"finetune-{task}", args=run_args)
+    if not main:
+        return {}
     result = evaluate(model, tok, load_task(task, eval_split), seq_len)
     result.update(split=eval_split, train_steps=cfg.steps, last=last)
     write_atomic(out_dir / f"eval_{eval_split}.json", lambda p: p.write_text(json.dumps(result, indent=2)))

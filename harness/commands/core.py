@@ -162,13 +162,14 @@ def export_command(ctx, out, name, **kw):
 @click.option("--devices-file", type=click.Path(path_type=Path), default=None, help="Extra device catalog (TOML).")
 @click.option("--address", default=None, help="ssh address user@host[:port] for ssh devices.")
 @click.option("--serial", default=None, help="adb serial for Android devices.")
+@click.option("--oversubscribe", is_flag=True, help="Allow more runner threads than the device has cores.")
 @click.option("--campaign", default=None,
               help="Name the runs' campaign (rows pool only runs of one campaign); default: one per invocation.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Label the runs (report --tag selects); repeatable.")
 @click.pass_context
 def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_preset, iterations, warmup, min_seconds,
                 threads_list, affinities, task, samples, profile_run, cooldown, max_start_temp, no_check_model, repeat,
-                timeout, devices_file, address, serial, campaign, tags, **export_kw):
+                timeout, devices_file, address, serial, oversubscribe, campaign, tags, **export_kw):
     """Run a program on a device, store one RunRecord per run, print a summary.
 
     \b
@@ -189,6 +190,12 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
         raise click.BadParameter("must be at least 1", param_hint="--repeat")
     run_tags = parse_tags(tags)
     campaign = _campaign_name(campaign) or measure.new_campaign()
+    if program is not None:
+        given = [f"--{n.replace('_', '-')}" for n in export_kw
+                 if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise click.UsageError(f"--program runs a program as it was exported: {', '.join(given)} describe an "
+                                   "export (drop them, or export with them and run the result)")
     t = stats.preset(timing_preset)
     if task and program is None:
         from harness.run.inputs import check_task_head
@@ -208,7 +215,7 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
                 samples=samples if samples is not None else (200 if task else 8),
                 profile=profile_run, cooldown=cooldown, timeout=timeout, devices_file=devices_file,
                 address=address, serial=serial, max_start_temp=max_start_temp, check_model=not no_check_model,
-                campaign=campaign, tags=run_tags)
+                oversubscribe=oversubscribe, campaign=campaign, tags=run_tags)
             rec = _measure(req, results, f"running {Path(prog).name} on {device}")
             failed += rec.status == "failed"
     if failed:

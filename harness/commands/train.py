@@ -6,18 +6,18 @@ from pathlib import Path
 
 import click
 
-from harness.common.errors import BadInput
+from harness.common.errors import BadInput, DeviceError
 
 
 def _results(ctx: click.Context) -> Path:
     return Path((ctx.obj or {}).get("results", "results"))
 
 
-def _loop_config(steps, batch_size, lr, optimizer, grad_accum, seed, save_every, **extra):
+def _loop_config(steps, batch_size, lr, optimizer, grad_accum, seed, save_every, precision, **extra):
     from model.distill.loop import LoopConfig
 
     return LoopConfig(steps=steps, batch_size=batch_size, lr=lr, optimizer=optimizer, grad_accum=grad_accum,
-                      seed=seed, save_every=save_every, **extra)
+                      seed=seed, save_every=save_every, precision=precision, **extra)
 
 
 def _common(f):
@@ -31,7 +31,13 @@ def _common(f):
         click.option("--seq-len", type=int, default=128, show_default=True),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--save-every", type=int, default=200, show_default=True, help="Checkpoint interval (steps)."),
-        click.option("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)."),
+        click.option("--threads", type=int, default=None,
+                     help="torch CPU threads per process (default: torch's choice; the cores / N under --nproc N)."),
+        click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+                     help="bf16: autocast the forward passes (GPUs; weights and optimizer stay fp32)."),
+        click.option("--nproc", type=int, default=None,
+                     help="Train on N local processes (torchrun, DDP: NCCL one per GPU, gloo one per CPU core); "
+                          "same global batch and result as 1 process. Under torchrun, leave it out."),
         click.option("--out", type=click.Path(path_type=Path), default=None,
                      help="Checkpoint dir (default RESULTS/checkpoints/NAME); rerun the same command to resume."),
     ]
@@ -45,6 +51,44 @@ def _threads(n):
         import torch
 
         torch.set_num_threads(n)
+
+
+def _start(ctx, nproc, threads, batch_size):
+    """Launch torchrun for --nproc N (then exit with its code), else join the run torchrun describes, if any.
+
+    Returns the World this process is part of (rank 0 of 1 without torchrun).
+    """
+    from model.distill import dist
+
+    if nproc is not None and dist.env_size() > 1:
+        raise BadInput("--nproc launches torchrun itself: under torchrun, leave it out")
+    if nproc is not None:
+        from harness.commands.torchrun import check_nproc
+
+        check_nproc(nproc)
+    if nproc is not None and nproc > 1:
+        from harness.commands.torchrun import launch
+
+        dist.check_batch(batch_size, nproc)
+        ctx.exit(launch(ctx, nproc))
+    w = dist.init()  # before anything is read or written: a rank without a rendezvous fails first
+    _threads(threads)
+    return w
+
+
+def _run_rank(w, work, *args):
+    """Run `work` as one rank: a peer that dies mid-run is one line here (torchrun stops this rank anyway)."""
+    from model.distill import dist
+
+    try:
+        work(*args)
+    except RuntimeError as exc:
+        if w.size == 1 or not dist.lost_peer(exc):
+            raise
+        raise DeviceError(f"rank {w.rank} of {w.size}: another training process is gone "
+                          f"({str(exc).splitlines()[0][:120]}); rerun the same command to resume") from None
+    finally:
+        dist.shutdown()
 
 
 @click.command("train")
@@ -63,14 +107,24 @@ def _threads(n):
 @click.pass_context
 def train_command(ctx, task, model_spec, teacher, alpha, temperature, transfer_corpus, transfer_limit,
                   init_embeddings_from, layers, tokenizer, steps, batch_size, grad_accum, lr, optimizer, seq_len, seed,
-                  save_every, threads, out):
+                  save_every, threads, precision, nproc, out):
     """Fine-tune a classification head on a task, optionally distilling a teacher's logits.
 
     \b
     Example:
       harness train --task rotten_tomatoes --model minilm --steps 300 --seq-len 64
       harness train --model mobilebert --layers 6 --teacher results/checkpoints/minilm-rt --steps 1000
+      harness train --task rotten_tomatoes --model mobilebert-tiny --steps 20 --batch-size 8 --seq-len 32 --nproc 2
     """
+    w = _start(ctx, nproc, threads, batch_size)
+    _run_rank(w, _train, ctx, w, task, model_spec, teacher, alpha, temperature, transfer_corpus, transfer_limit,
+              init_embeddings_from, layers, tokenizer, steps, batch_size, grad_accum, lr, optimizer, seq_len, seed,
+              save_every, precision, out)
+
+
+def _train(ctx, w, task, model_spec, teacher, alpha, temperature, transfer_corpus, transfer_limit,
+           init_embeddings_from, layers, tokenizer, steps, batch_size, grad_accum, lr, optimizer, seq_len, seed,
+           save_every, precision, out):
     import torch
 
     from harness.common.data import get_tokenizer, load_task
@@ -78,7 +132,6 @@ def train_command(ctx, task, model_spec, teacher, alpha, temperature, transfer_c
     from model.distill.corpus import read_corpus
     from model.tasks import finetune
 
-    _threads(threads)
     torch.manual_seed(seed)
     num_labels = load_task(task, "dev").num_labels
     overrides = {"num_hidden_layers": layers} if layers else {}
@@ -95,11 +148,12 @@ def train_command(ctx, task, model_spec, teacher, alpha, temperature, transfer_c
     transfer = read_corpus(transfer_corpus, limit=transfer_limit) if transfer_corpus else None
     name = f"{Path(model_spec).name}-{Path(task).stem}"
     out = out or _results(ctx) / "checkpoints" / name
-    cfg = _loop_config(steps, batch_size, lr, optimizer, grad_accum, seed, save_every)
+    cfg = _loop_config(steps, batch_size, lr, optimizer, grad_accum, seed, save_every, precision)
     args = {"model": model_spec, "layers": layers, "teacher": teacher, "transfer_corpus": transfer_corpus,
             "transfer_limit": transfer_limit, "init_embeddings_from": init_embeddings_from}
     result = finetune(model, tok, task, out, cfg, seq_len, teacher_model, alpha, temperature, transfer, args=args)
-    click.echo(f"{out}: {result['split']} accuracy {result['accuracy']:.4f} on {result['n']} examples of {task}")
+    if w.main:
+        click.echo(f"{out}: {result['split']} accuracy {result['accuracy']:.4f} on {result['n']} examples of {task}")
 
 
 @click.command("distill")
@@ -123,7 +177,7 @@ def train_command(ctx, task, model_spec, teacher, alpha, temperature, transfer_c
 @click.pass_context
 def distill_command(ctx, teacher, student, strategy, corpus, corpus_limit, fmt_weight, at_weight, pd_weight, pd_alpha,
                     nsp_weight, fmt_normalize, below_lr_scale, mlm_prob, tokenizer, steps, batch_size, grad_accum, lr,
-                    optimizer, seq_len, seed, save_every, threads, out):
+                    optimizer, seq_len, seed, save_every, threads, precision, nproc, out):
     """Distil a teacher into a MobileBERT student, layer by layer then on the masked-LM task.
 
     \b
@@ -131,7 +185,18 @@ def distill_command(ctx, teacher, student, strategy, corpus, corpus_limit, fmt_w
       harness distill --teacher test-tiny-teacher --student test-tiny --corpus notes.txt --steps 20
       harness distill --teacher ib-bert-large --student mobilebert --strategy progressive \\
           --corpus hf:wikipedia:20220301.en --steps 24000 --optimizer lamb --lr 1.5e-3 --batch-size 256
+      harness distill --teacher test-tiny-teacher --student test-tiny --corpus notes.txt --steps 20 --nproc 2
+      torchrun --nproc-per-node 8 -m harness.cli distill --teacher ib-bert-large --student mobilebert ...
     """
+    w = _start(ctx, nproc, threads, batch_size)
+    _run_rank(w, _distill, ctx, w, teacher, student, strategy, corpus, corpus_limit, fmt_weight, at_weight,
+              pd_weight, pd_alpha, nsp_weight, fmt_normalize, below_lr_scale, mlm_prob, tokenizer, steps, batch_size,
+              grad_accum, lr, optimizer, seq_len, seed, save_every, precision, out)
+
+
+def _distill(ctx, w, teacher, student, strategy, corpus, corpus_limit, fmt_weight, at_weight, pd_weight, pd_alpha,
+             nsp_weight, fmt_normalize, below_lr_scale, mlm_prob, tokenizer, steps, batch_size, grad_accum, lr,
+             optimizer, seq_len, seed, save_every, precision, out):
     import torch
 
     from harness.common.data import get_tokenizer
@@ -140,14 +205,14 @@ def distill_command(ctx, teacher, student, strategy, corpus, corpus_limit, fmt_w
     from model.distill.strategies import TransferWeights
     from model.distill.trainer import distill
 
-    _threads(threads)
     torch.manual_seed(seed)
     weights = TransferWeights(fmt=fmt_weight, at=at_weight, pd=pd_weight, fmt_normalize=fmt_normalize,
                               pd_weights=PDWeights(alpha=pd_alpha, nsp=nsp_weight))
     texts = read_corpus(corpus, limit=corpus_limit)
     tok = get_tokenizer(tokenizer) if tokenizer else None
     out = out or _results(ctx) / "checkpoints" / f"{Path(student).name}-{strategy}"
-    cfg = _loop_config(steps, batch_size, lr, optimizer, grad_accum, seed, save_every)
+    cfg = _loop_config(steps, batch_size, lr, optimizer, grad_accum, seed, save_every, precision)
     last = distill(teacher, student, strategy, texts, out, cfg, weights, seq_len, mlm_prob, below_lr_scale, tok)
     terms = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if isinstance(v, float))
-    click.echo(f"{out}: student checkpoint ({strategy}); last stage {last.get('stage')}: {terms}")
+    if w.main:
+        click.echo(f"{out}: student checkpoint ({strategy}); last stage {last.get('stage')}: {terms}")

@@ -21,7 +21,7 @@ import torch
 from harness.common import versions
 from harness.common.console import native_stderr_silenced
 from harness.common.errors import BadInput, ExportError
-from harness.common.files import copy_atomic, ensure_dir, sweep_stale, temp_sibling
+from harness.common.files import copy_atomic, ensure_dir, fault, sweep_stale, temp_sibling
 from harness.export.manifest import InputSpec, ProgramManifest, manifest_path, sha256_file
 from harness.export.recipes import RecipeOptions, get_recipe, serialize
 
@@ -333,7 +333,6 @@ def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, p
     progress("serializing program")
     et = serialize(edge)
     seconds = time.perf_counter() - t0
-    pte.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_sibling(pte)  # unique: parallel exports into one cache never share it
     try:
         with open(tmp, "wb") as f:
@@ -364,6 +363,8 @@ def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, p
         )
         manifest.write(manifest_path(pte))  # numerics pending: export() checks them on the cached program
         tmp.replace(pte)
+    except OSError as e:  # a full disk or a folder gone read-only while lowering: one line, nothing partial
+        raise fault(pte, e) from None
     finally:
         tmp.unlink(missing_ok=True)
     return manifest

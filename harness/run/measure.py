@@ -16,8 +16,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from device_runners.base import RawResult, RunJob, Transport, TransportError, parse_progress, without_progress
-from device_runners.tensorfile import read_tensors, write_tensors
+from device_runners.base import (MalformedResult, RawResult, RunJob, Transport, TransportError, parse_progress,
+                                 without_progress)
+from device_runners.tensorfile import TensorFileError, read_tensors, write_tensors
 from harness.run import accuracy
 from harness.run import device_state
 from harness.run import inputs
@@ -68,6 +69,7 @@ class RunRequest:
     serial: str | None = None
     tags: dict[str, Any] = field(default_factory=dict)
     campaign: str | None = None  # None: this run is a campaign of its own (the CLI gives one per invocation)
+    oversubscribe: bool = False  # allow more runner threads than the device has cores
 
 
 def new_campaign(prefix: str = "run") -> str:
@@ -75,23 +77,51 @@ def new_campaign(prefix: str = "run") -> str:
     return f"{prefix}-{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:4]}"
 
 
+# Upper bounds, checked before anything runs (docs/runner.md): far past any useful measurement, short of a run that
+# cannot end before its --timeout or of inputs that do not fit in memory.
+MAX_ITERATIONS = 1_000_000
+MAX_WARMUP = 100_000
+MAX_MIN_SECONDS = 24 * 3600.0
+MAX_SAMPLES = 100_000
+MAX_THREADS = 256
+MAX_INPUT_BYTES = 2 * 2**30  # the inputs file all examples are written to
+
+
 def validate(req: RunRequest) -> None:
-    if req.iterations < 1:
-        raise BadInput(f"--iterations {req.iterations}: must be at least 1")
-    if req.warmup < 0:
-        raise BadInput(f"--warmup {req.warmup}: must be 0 or more")
-    if req.min_seconds < 0:
-        raise BadInput(f"--min-seconds {req.min_seconds}: must be 0 or more")
-    if req.threads is not None and req.threads < 1:
-        raise BadInput(f"--threads {req.threads}: must be at least 1")
-    if req.samples < 1:
-        raise BadInput(f"--samples {req.samples}: must be at least 1")
+    import math
+
+    if not 1 <= req.iterations <= MAX_ITERATIONS:
+        raise BadInput(f"--iterations {req.iterations}: between 1 and {MAX_ITERATIONS:,}")
+    if not 0 <= req.warmup <= MAX_WARMUP:
+        raise BadInput(f"--warmup {req.warmup}: between 0 and {MAX_WARMUP:,}")
+    if not (math.isfinite(req.min_seconds) and 0 <= req.min_seconds <= MAX_MIN_SECONDS):
+        raise BadInput(f"--min-seconds {req.min_seconds}: a number of seconds between 0 and {MAX_MIN_SECONDS:.0f}")
+    if not (math.isfinite(req.timeout) and 0 < req.timeout <= 7 * 24 * 3600):
+        raise BadInput(f"--timeout {req.timeout}: a positive number of seconds (at most a week)")
+    if req.min_seconds >= req.timeout:
+        raise BadInput(f"--min-seconds {req.min_seconds:g} is not shorter than --timeout {req.timeout:g}: the run "
+                       "would be killed before it could finish")
+    if req.threads is not None and not 1 <= req.threads <= MAX_THREADS:
+        raise BadInput(f"--threads {req.threads}: between 1 and {MAX_THREADS}")
+    if not 1 <= req.samples <= MAX_SAMPLES:
+        raise BadInput(f"--samples {req.samples}: between 1 and {MAX_SAMPLES:,}")
     if req.runner not in RUNNERS:
         raise BadInput(f"unknown --runner {req.runner!r}; known: {', '.join(RUNNERS)}")
     if req.xnnpack_cache and req.runner == "python":
         raise BadInput("--xnnpack-cache needs the native runner (ExecuTorch's Python runtime takes no backend options)")
     if req.runner_bin is not None and not Path(req.runner_bin).is_file():
         raise BadInput(f"--runner-bin {req.runner_bin}: no such file")
+
+
+def _check_input_size(specs, samples: int) -> None:
+    """The inputs file is estimated before a byte of it is made: a huge --samples is one line, not a MemoryError."""
+    import math
+
+    sizes = {"int64": 8, "float32": 4, "int32": 4, "float16": 2, "bool": 1, "uint8": 1, "int8": 1}
+    per = sum(math.prod(max(1, d) for d in s.shape) * sizes.get(s.dtype, 8) for s in specs)
+    if per * samples > MAX_INPUT_BYTES:
+        raise BadInput(f"--samples {samples}: the inputs would take {per * samples / 2**30:.1f} GiB (limit "
+                       f"{MAX_INPUT_BYTES / 2**30:.0f} GiB): use fewer samples")
 
 
 def _now() -> str:
@@ -120,6 +150,7 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     else:
         info = program.inspect(path)
         specs, vocab = program.input_specs(info), info.get("vocab_size")
+    _check_input_size(specs, req.samples)
     if req.task:
         run_inputs = inputs.from_task(specs, req.task, req.samples, vocab,
                                       inputs.tokenizer_source(manifest, req.tokenizer),
@@ -149,6 +180,13 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     # Set-up: nothing has reached the device yet, so a failure here is the user's to fix and is not stored.
     transport = _connect(profile, make_transport)
     try:
+        progress(f"reading {profile.name}'s state")
+        rec.device_info_before = _info(transport)
+        device_state.check_model(profile, rec.device_info_before, req.check_model)
+        cores = rec.device_info_before.get("cores")
+        if isinstance(cores, int) and rec.threads and rec.threads > cores and not req.oversubscribe:
+            raise BadInput(f"--threads {rec.threads}: device {profile.name} has {cores} cores; more threads than cores "
+                           "time the scheduler, not the model (pass --oversubscribe to measure it anyway)")
         if req.runner == "native" and req.runner_bin is None:
             from device_runners.build import build_bundle
 
@@ -200,9 +238,6 @@ def _connect(profile, make_transport) -> Transport:
 
 def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, manifest: ProgramManifest | None,
              run_inputs: inputs.RunInputs, progress) -> None:
-    progress(f"reading {profile.name}'s state")
-    rec.device_info_before = _info(transport)
-    device_state.check_model(profile, rec.device_info_before, req.check_model)
     if req.max_start_temp is not None:
         rec.device_info_before["thermal_gate"] = device_state.thermal_gate(
             transport, req.max_start_temp, req.cooldown, profile.name, progress)
@@ -245,9 +280,12 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
                 raise RunnerError(f"runner failed on {profile.name}: {reason}")
             if raw_text is None:
                 raise RunnerError(f"runner on {profile.name} exited 0 but wrote no result file")
-            raw = RawResult.from_json(raw_text)
+            raw = _parse_result(raw_text, job, profile.name)
             transport.pull(job.outputs, tmp / "outputs.bin")
-            outputs = read_tensors(tmp / "outputs.bin")
+            try:
+                outputs = read_tensors(tmp / "outputs.bin")
+            except TensorFileError as e:
+                raise RunnerError(f"runner on {profile.name} wrote a damaged outputs file: {e}") from None
             if req.profile:
                 transport.pull(job.etdump, tmp / "profile.etdp")
                 rec.profile = _profile_summary(tmp / "profile.etdp", path)
@@ -288,6 +326,18 @@ def _progress_lines(progress: Callable[[str], None], where: str) -> Callable[[st
     return on_line
 
 
+def _parse_result(text: str, job: RunJob, device: str) -> RawResult:
+    """The runner's result, checked: a malformed one fails the run (stored, with the reason), never the CLI."""
+    try:
+        raw = RawResult.from_json(text)
+    except MalformedResult as e:
+        raise RunnerError(f"runner on {device} wrote a malformed result: {e}") from None
+    if len(raw.latencies_ms) < job.iterations:
+        raise RunnerError(f"runner on {device} reported {len(raw.latencies_ms)} timed iterations, fewer than the "
+                          f"{job.iterations} asked for")
+    return raw
+
+
 def _keep_partial(rec: RunRecord, transport: Transport, job: RunJob, tmp: Path, manifest: ProgramManifest | None,
                   path: Path, signame: str) -> None:
     """After an interrupt: the samples the runner wrote before it stopped (flagged partial), or none."""
@@ -296,8 +346,11 @@ def _keep_partial(rec: RunRecord, transport: Transport, job: RunJob, tmp: Path, 
         data = json.loads(raw_text) if raw_text else {}
     except (TransportError, TimeoutError, OSError, ValueError):
         data = {}
-    if data.get("latencies_ms") and "load_ms" in data:
-        raw = RawResult.from_json(raw_text)
+    try:
+        raw = RawResult.from_json(raw_text) if data.get("latencies_ms") else None
+    except MalformedResult:
+        raw = None  # what it wrote cannot be trusted: keep the interruption, not the numbers
+    if raw is not None:
         _fill_measurements(rec, raw, manifest, path)
         rec.flags = ["partial", *stats.validity_flags(rec.latency, emulated=rec.emulated,
                                                       info_before=rec.device_info_before, info_after=None)]
@@ -367,9 +420,9 @@ def _pull_text(transport: Transport, remote: str, local: Path, timeout: float = 
 def _runner_error(raw_text: str | None, stderr: str, rc: int) -> str:
     if raw_text:
         try:
-            err = json.loads(raw_text).get("error")
-            if err:
-                return str(err)
+            d = json.loads(raw_text)
+            if isinstance(d, dict) and d.get("error"):
+                return str(d["error"])[:300]
         except ValueError:
             pass
     lines = [ln for ln in stderr.strip().splitlines() if ln.strip()]
@@ -397,6 +450,17 @@ def _cool_down(transport: Transport, limit_s: float, progress) -> None:
         progress(f"cooling down: {hottest:.1f} C")
         last = hottest
         time.sleep(5)
+
+
+def record_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest | None, path: Path,
+                        outputs: list | None = None, run_inputs: inputs.RunInputs | None = None) -> None:
+    """Measurements, accuracy, validity flags and status of `rec` from a raw result run elsewhere (a device farm)."""
+    _fill_measurements(rec, raw, manifest, path)
+    if outputs is not None and run_inputs is not None and (run_inputs.task or manifest):
+        rec.accuracy = _score(outputs, run_inputs, manifest)
+    rec.flags = stats.validity_flags(rec.latency, emulated=rec.emulated, info_before=rec.device_info_before,
+                                     info_after=rec.device_info_after)
+    rec.status = stats.status_for(rec.flags)
 
 
 def _fill_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest | None, path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from harness.common.errors import BadInput, CheckpointError
+from model.distill import dist
 from model.distill.optim import make_optimizer, param_groups, set_lr
 
 STATE_FILE = "training_state.pt"
@@ -46,6 +48,7 @@ class LoopConfig:
     save_every: int = 200
     log_every: int = 20
     lr_scale: dict[str, float] = field(default_factory=dict)  # name prefix -> lr multiplier (e.g. lower layers)
+    precision: str = "fp32"  # or "bf16": autocast of the forward passes (GPUs; CPUs with bf16 support)
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "grad_accum", "save_every", "log_every"):
@@ -53,13 +56,15 @@ class LoopConfig:
                 raise BadInput(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})")
         if self.lr <= 0:
             raise BadInput(f"--lr must be positive (got {self.lr})")
+        if self.precision not in ("fp32", "bf16"):
+            raise BadInput(f"--precision {self.precision!r}: choose fp32 or bf16")
 
 
 def pick_device(name: str | None = None) -> torch.device:
-    """The GPU when present, else the CPU; an explicit name wins."""
+    """This rank's GPU when present, else the CPU; an explicit name wins."""
     if name:
         return torch.device(name)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return dist.world().device
 
 
 def batch_indices(n: int, batch_size: int, seed: int, draw: int) -> np.ndarray:
@@ -93,6 +98,20 @@ def read_state(out_dir: Path) -> dict | None:
         raise CheckpointError(f"{path}: unreadable training state ({type(exc).__name__}); delete it to restart") from None
 
 
+def read_state_shared(out_dir: Path) -> dict | None:
+    """read_state on rank 0, handed to every rank: other nodes need not see rank 0's disk, and all fail alike."""
+    found = None
+    if dist.world().main:
+        try:
+            found = ("ok", read_state(out_dir))
+        except CheckpointError as exc:
+            found = ("error", str(exc))
+    kind, value = dist.broadcast(found)
+    if kind == "error":
+        raise CheckpointError(value)
+    return value
+
+
 def check_not_partial(directory: Path) -> None:
     """Refuse to use, as a finished model, a directory whose training was interrupted."""
     state = read_state(Path(directory))
@@ -108,15 +127,21 @@ def train_loop(model: torch.nn.Module, loss_fn: Callable, sample: Callable[[int]
 
     Resumes from `out_dir/training_state.pt` when present (same `args` required); saves the model in Hugging Face
     format with `save_model` every `cfg.save_every` steps and at the end. Returns the last logged terms.
+
+    Under torchrun, every rank runs this with the same arguments: each trains on its rows of the global batch
+    `sample(draw)` through DistributedDataParallel, and rank 0 alone writes (see model/distill/dist.py).
     """
+    w = dist.world()
     device = device or pick_device()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    dist.check_batch(cfg.batch_size, w.size)
+    if w.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     model.to(device)
     opt = make_optimizer(cfg.optimizer, param_groups(model.named_parameters(), cfg.weight_decay, cfg.lr_scale), cfg.lr)
     run_args = {"loop": asdict(cfg), **(args or {})}
     step = 0
-    state = read_state(out_dir)
+    state = read_state_shared(out_dir)
     if state is not None and state.get("desc") == desc:
         if state["args"] != run_args:
             changed = sorted(k for k in set(state["args"]) | set(run_args) if state["args"].get(k) != run_args.get(k))
@@ -127,11 +152,16 @@ def train_loop(model: torch.nn.Module, loss_fn: Callable, sample: Callable[[int]
         step = state["step"]
         if step >= cfg.steps:
             return state.get("last", {})
-        print(f"[{desc}] resuming {out_dir} at step {step}/{cfg.steps}", file=sys.stderr)
+        if w.main:
+            print(f"[{desc}] resuming {out_dir} at step {step}/{cfg.steps}", file=sys.stderr)
     elif state is not None:
         model.load_state_dict(state["model"])  # an earlier stage of the same run finished: start from its weights
 
+    net = dist.wrap(model, w)  # after the resume: DDP starts every rank from rank 0's weights
+
     def save(done: bool, last: dict) -> None:
+        if not w.main:
+            return
         # Weights first, then the state that says how far they got: a kill in between replays a few steps at most.
         save_model(model, out_dir)
         blob = {"desc": desc, "args": run_args, "step": step, "total": cfg.steps, "done": done and final_stage,
@@ -142,8 +172,9 @@ def train_loop(model: torch.nn.Module, loss_fn: Callable, sample: Callable[[int]
     warmup = int(cfg.warmup_frac * cfg.steps)
     last: dict = {}
     seen, t0 = 0, time.perf_counter()
-    log = open(out_dir / LOG_FILE, "a")
-    bar = _Bar(desc, cfg.steps, step)
+    log = open(out_dir / LOG_FILE, "a") if w.main else None
+    bar = _Bar(desc, cfg.steps, step, quiet=not w.main)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
     try:
         model.train()
         while step < cfg.steps:
@@ -152,38 +183,46 @@ def train_loop(model: torch.nn.Module, loss_fn: Callable, sample: Callable[[int]
             opt.zero_grad(set_to_none=True)
             terms_sum: dict[str, float] = {}
             for micro in range(cfg.grad_accum):
-                batch = {k: v.to(device) for k, v in sample(step * cfg.grad_accum + micro).items()}
-                loss, terms = loss_fn(model, batch)
-                (loss / cfg.grad_accum).backward()
+                batch = dist.shard(sample(step * cfg.grad_accum + micro), w)
+                batch = {k: v.to(device) for k, v in batch.items()}
+                last_micro = micro == cfg.grad_accum - 1
+                with (contextlib.nullcontext() if last_micro or net is model else net.no_sync()):
+                    with autocast:
+                        loss, terms = loss_fn(net, batch)
+                    # DDP averages gradients over ranks; each loss is a shard sum over a global count, so scale back
+                    (loss * w.size / cfg.grad_accum).backward()
                 for k, v in terms.items():
                     terms_sum[k] = terms_sum.get(k, 0.0) + float(v) / cfg.grad_accum
-                seen += len(next(iter(batch.values())))
+                seen += int(batch["n_rows"])
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             opt.step()
             step += 1
+            terms_sum = dist.sum_terms(terms_sum)
             rate = seen / max(time.perf_counter() - t0, 1e-9)
             last = {"step": step, "lr": lr, "samples_per_s": rate, **terms_sum}
             bar.update(step, terms_sum.get("loss", loss.item()), rate)
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            if log is not None and (step % cfg.log_every == 0 or step == cfg.steps):
                 log.write(json.dumps({"desc": desc, **last}) + "\n")
                 log.flush()
             if step % cfg.save_every == 0 and step < cfg.steps:
                 save(False, last)
         save(True, last)
+        dist.barrier()  # every rank returns once the checkpoint is on disk
     finally:
         bar.close()
-        log.close()
+        if log is not None:
+            log.close()
     return last
 
 
 class _Bar:
     """A rich progress bar on a terminal, a log line every few seconds otherwise (nohup logs stay readable)."""
 
-    def __init__(self, desc: str, total: int, done: int):
-        self.desc, self.total, self.t_print = desc, total, 0.0
+    def __init__(self, desc: str, total: int, done: int, quiet: bool = False):
+        self.desc, self.total, self.t_print, self.quiet = desc, total, 0.0, quiet
         self.progress = None
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and not quiet:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -195,7 +234,7 @@ class _Bar:
     def update(self, step: int, loss: float, rate: float) -> None:
         if self.progress is not None:
             self.progress.update(self.task, completed=step, loss=loss, rate=rate)
-        elif time.monotonic() - self.t_print > 10 or step == self.total:
+        elif not self.quiet and (time.monotonic() - self.t_print > 10 or step == self.total):
             self.t_print = time.monotonic()
             print(f"[{self.desc}] step {step}/{self.total} loss {loss:.4f} {rate:.1f} samples/s",
                   file=sys.stderr, flush=True)

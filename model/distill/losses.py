@@ -10,40 +10,49 @@ import torch.nn.functional as F
 from harness.common.errors import BadInput
 
 
-def _token_mean(per_token: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean over [B, S] positions, counting only real tokens when a mask is given."""
+def _divide(total: torch.Tensor, n) -> torch.Tensor:
+    return total / torch.as_tensor(n, dtype=total.dtype, device=total.device).clamp(min=1)
+
+
+def _token_mean(per_token: torch.Tensor, mask: torch.Tensor | None, n: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over [B, S] positions, counting only real tokens when a mask is given.
+
+    `n` is the count to divide by when this batch is one rank's shard of a larger one (the global token count).
+    """
     if mask is None:
-        return per_token.mean()
+        return per_token.mean() if n is None else _divide(per_token.sum(), n)
     m = mask.to(per_token.dtype)
-    return (per_token * m).sum() / m.sum().clamp(min=1)
+    return _divide((per_token * m).sum(), m.sum() if n is None else n)
 
 
 def fmt_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None = None,
-             normalize: bool = False) -> torch.Tensor:
+             normalize: bool = False, n_tokens: torch.Tensor | None = None) -> torch.Tensor:
     """Feature-map transfer: MSE between one layer's [B, S, H] maps; `normalize` layer-norms both first (no params)."""
     if student.shape != teacher.shape:
         raise BadInput(f"feature maps differ: student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}")
     if normalize:
         student = F.layer_norm(student, student.shape[-1:])
         teacher = F.layer_norm(teacher, teacher.shape[-1:])
-    return _token_mean((student - teacher.detach()).pow(2).mean(-1), mask)
+    return _token_mean((student - teacher.detach()).pow(2).mean(-1), mask, n_tokens)
 
 
 def at_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None = None,
-            eps: float = 1e-12) -> torch.Tensor:
+            eps: float = 1e-12, n_tokens: torch.Tensor | None = None) -> torch.Tensor:
     """Attention transfer: KL(teacher || student) per head and query over [B, heads, S, S] probabilities."""
     if student.shape != teacher.shape:
         raise BadInput(f"attention maps differ: student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}")
     t = teacher.detach()
     kl = (t * ((t + eps).log() - (student + eps).log())).sum(-1)  # [B, heads, S]
-    return _token_mean(kl.mean(1), mask)
+    return _token_mean(kl.mean(1), mask, n_tokens)
 
 
-def kd_mlm_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+def kd_mlm_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0,
+                n: torch.Tensor | None = None) -> torch.Tensor:
     """Soft cross-entropy of the student's masked-LM distribution against the teacher's ([N, vocab] rows)."""
     t = temperature
     target = F.softmax(teacher_logits.detach() / t, -1)
-    return -(target * F.log_softmax(student_logits / t, -1)).sum(-1).mean() * t * t
+    per_row = -(target * F.log_softmax(student_logits / t, -1)).sum(-1)
+    return (per_row.mean() if n is None else _divide(per_row.sum(), n)) * t * t
 
 
 @dataclass
@@ -61,18 +70,24 @@ class PDWeights:
 
 def pd_loss(student_mlm: torch.Tensor, teacher_mlm: torch.Tensor, mlm_labels: torch.Tensor,
             student_nsp: torch.Tensor | None = None, nsp_labels: torch.Tensor | None = None,
-            w: PDWeights = PDWeights()) -> tuple[torch.Tensor, dict[str, float]]:
-    """Pre-training distillation on the masked positions (labels != -100). Returns (loss, logged terms)."""
+            w: PDWeights = PDWeights(), n_masked: torch.Tensor | None = None,
+            n_rows: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Pre-training distillation on the masked positions (labels != -100). Returns (loss, logged terms).
+
+    `n_masked` / `n_rows` are the global counts when the batch is one rank's shard (see model/distill/dist.py).
+    """
     sel = mlm_labels != -100
-    if not sel.any():
+    if not (sel.any() if n_masked is None else n_masked > 0):
         raise BadInput("no masked position in the batch: raise --mlm-prob or use longer texts")
+    n_masked = sel.sum() if n_masked is None else n_masked
     s, t = student_mlm[sel], teacher_mlm[sel]
-    mlm = F.cross_entropy(s, mlm_labels[sel])
-    kd = kd_mlm_loss(s, t, w.temperature)
+    mlm = _divide(F.cross_entropy(s, mlm_labels[sel], reduction="sum"), n_masked)
+    kd = kd_mlm_loss(s, t, w.temperature, n_masked)
     loss = w.alpha * mlm + (1 - w.alpha) * kd
     terms = {"pd_mlm": mlm.item(), "pd_kd": kd.item()}
     if student_nsp is not None and nsp_labels is not None and w.nsp:
-        nsp = F.cross_entropy(student_nsp, nsp_labels)
+        nsp = _divide(F.cross_entropy(student_nsp, nsp_labels, reduction="sum"),
+                      len(nsp_labels) if n_rows is None else n_rows)
         loss = loss + w.nsp * nsp
         terms["pd_nsp"] = nsp.item()
     return loss, terms

@@ -74,21 +74,22 @@ def stage_loss(stage: Stage, weights: TransferWeights) -> Callable:
         layerwise = bool(stage.layers)
         s_out = student(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"],
                         output_hidden_states=layerwise, output_attentions=layerwise)
-        mask = batch["attention_mask"]
+        mask, n_tokens = batch["attention_mask"], batch.get("n_tokens")  # global counts: see model/distill/dist.py
         total = s_out.prediction_logits.new_zeros(())
         terms: dict[str, float] = {}
         for i in stage.layers:
             if weights.fmt:
-                f = fmt_loss(s_out.hidden_states[i + 1], t_out.hidden_states[i + 1], mask, weights.fmt_normalize)
+                f = fmt_loss(s_out.hidden_states[i + 1], t_out.hidden_states[i + 1], mask, weights.fmt_normalize, n_tokens)
                 total = total + weights.fmt * f
                 terms[f"fmt_{i + 1}"] = f.item()
             if weights.at:
-                a = at_loss(s_out.attentions[i], t_out.attentions[i], mask)
+                a = at_loss(s_out.attentions[i], t_out.attentions[i], mask, n_tokens=n_tokens)
                 total = total + weights.at * a
                 terms[f"at_{i + 1}"] = a.item()
         if stage.pd:
             p, pd_terms = pd_loss(s_out.prediction_logits, t_out.prediction_logits, batch["mlm_labels"],
-                                  s_out.seq_relationship_logits, batch.get("nsp_labels"), weights.pd_weights)
+                                  s_out.seq_relationship_logits, batch.get("nsp_labels"), weights.pd_weights,
+                                  batch.get("n_masked"), batch.get("n_rows"))
             total = total + weights.pd * p
             terms.update(pd_terms, pd=p.item())
         terms["loss"] = total.item()

@@ -10,7 +10,7 @@ import torch
 
 from harness.common.errors import BadInput
 from model.distill import models
-from model.distill.loop import LoopConfig, batch_indices, pick_device, read_state, train_loop, trim
+from model.distill.loop import LoopConfig, batch_indices, pick_device, read_state_shared, train_loop, trim
 from model.distill.losses import Shapes, check_transfer
 from model.distill.strategies import TransferWeights, plan, stage_loss
 
@@ -68,7 +68,10 @@ def _shapes(model) -> Shapes:
 def distill(teacher_spec: str, student_spec: str, strategy: str, texts: list[str], out_dir: Path, cfg: LoopConfig,
             weights: TransferWeights = TransferWeights(), seq_len: int = 128, mlm_prob: float = 0.15,
             below_lr_scale: float = 0.0, tokenizer=None, device=None) -> dict:
-    """Train a MobileBERT student from a teacher with one of the paper's strategies; resumable stage by stage."""
+    """Train a MobileBERT student from a teacher with one of the paper's strategies; resumable stage by stage.
+
+    Under torchrun every rank calls this alike: the teacher is replicated (frozen, no_grad), the student is DDP.
+    """
     from harness.common.data import get_tokenizer
 
     device = device or pick_device()
@@ -87,7 +90,7 @@ def distill(teacher_spec: str, student_spec: str, strategy: str, texts: list[str
     run_args = {"distill": {"teacher": teacher_spec, "student": student_spec, "strategy": strategy,
                             "weights": dataclasses.asdict(weights), "seq_len": seq_len, "mlm_prob": mlm_prob,
                             "below_lr_scale": below_lr_scale, "corpus_lines": len(texts)}}
-    state = read_state(out_dir)
+    state = read_state_shared(out_dir)
     start = 0
     if state is not None:
         if state["args"].get("distill") != run_args["distill"]:

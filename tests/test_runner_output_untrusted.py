@@ -1,0 +1,64 @@
+"""Issue #18: the runner's output is untrusted input. A runner (a real process, given with --runner-bin) that writes
+invalid JSON, misses fields, reports NaN or negative latencies, too few iterations or a truncated outputs file fails
+its run, stored with the reason: never a traceback, and later reports and compares still work."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from harness.store.db import ResultsStore
+
+GOOD = {"runner": "fake", "load_ms": 1.0, "first_inference_ms": 1.0, "latencies_ms": [1.0, 1.1, 1.2],
+        "peak_rss_kb": 1000, "num_examples": 8, "threads": 1}
+
+CASES = {
+    "invalid json": ("{not json", "not valid JSON"),
+    "not an object": ("[1, 2, 3]", "not an object"),
+    "no load_ms": (json.dumps({k: v for k, v in GOOD.items() if k != "load_ms"}), "no 'load_ms'"),
+    "nan latency": (json.dumps(GOOD | {"latencies_ms": [1.0, float("nan"), 1.0]}), "latencies_ms[1] is nan"),
+    "negative latencies": (json.dumps(GOOD | {"latencies_ms": [-1, -1, -1]}), "latencies_ms[0] is -1"),
+    "string latency": (json.dumps(GOOD | {"latencies_ms": ["fast", 1, 1]}), "latencies_ms[0] is 'fast'"),
+    "too few iterations": (json.dumps(GOOD | {"latencies_ms": [1.0]}), "fewer than the 3 asked for"),
+    "bad rss": (json.dumps(GOOD | {"peak_rss_kb": -5}), "'peak_rss_kb' is -5"),
+    "truncated outputs": (json.dumps(GOOD), "damaged outputs file"),
+}
+
+
+def fake_runner(tmp_path, result_text: str) -> str:
+    """A runner binary stand-in: takes the real runner's flags, writes the given result and a 3-byte outputs file."""
+    path = tmp_path / "fake_runner"
+    path.write_text(f"""#!{sys.executable}
+import sys
+args = sys.argv[1:]
+opt = dict(zip(args[::2], args[1::2]))
+open(opt["--result"], "w").write({result_text!r})
+if "--outputs" in opt:
+    open(opt["--outputs"], "wb").write(b"ET\\x00")
+""")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_malformed_runner_output_fails_the_run_and_is_stored(tmp_path, tiny, case):
+    program, _ = tiny
+    text, reason = CASES[case]
+    results = tmp_path / "r"
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "--results", str(results), "run", "--program",
+                        str(program), "--runner-bin", fake_runner(tmp_path, text), "--iterations", "3",
+                        "--warmup", "0"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "COLUMNS": "300"})
+    assert p.returncode == 3, (p.stdout, p.stderr)
+    assert "Traceback" not in p.stdout + p.stderr
+    [rec] = ResultsStore(results).runs()
+    assert rec.status == "failed" and reason in rec.error, rec.error
+    for args in (["report"], ["runs", "list"], ["report", "--format", "html", "--output", str(tmp_path / "r.html")]):
+        q = subprocess.run([sys.executable, "-m", "harness.cli", "--results", str(results), *args],
+                           capture_output=True, text=True, timeout=300)
+        assert q.returncode == 0 and "Traceback" not in q.stderr, (args, q.stderr)
