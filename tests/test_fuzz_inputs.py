@@ -1,0 +1,102 @@
+"""Issue #18's fuzz: random values through the CLI's option parser and through the runner-result parser. Whatever
+comes in: no traceback (only the user-error family, click's usage errors or a clean exit), a non-zero exit for what
+is refused, and nothing written outside --results."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from device_runners.base import MalformedResult, RawResult
+from harness.cli import cli
+from harness.common.errors import HarnessError
+
+numbers = st.one_of(st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True),
+                    st.sampled_from(["nan", "inf", "-1", "0", "1e400", "abc", "", "1,2", "99999999999"]))
+text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
+
+
+def _invoke(args: list[str], root: Path):
+    """The CLI in-process, as `harness` runs it: HarnessError is a user error (exit 2 in main())."""
+    res = CliRunner().invoke(cli, ["--results", str(root / "results"), *args], catch_exceptions=True)
+    exc = res.exception
+    ok = exc is None or isinstance(exc, (HarnessError, SystemExit))
+    assert ok, f"{args!r} raised {type(exc).__name__}: {exc}"
+    code = res.exit_code if not isinstance(exc, HarnessError) else exc.exit_code
+    return code, res.output
+
+
+def _outside(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if "results" not in p.relative_to(root).parts}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(it=numbers, warm=numbers, mins=numbers, thr=numbers, samples=numbers, timeout=numbers, name=text)
+def test_run_options_never_crash(tmp_path_factory, it, warm, mins, thr, samples, timeout, name):
+    root = tmp_path_factory.mktemp("fuzz")
+    before = _outside(root)
+    args = ["run", "--program", str(root / "missing.pte"), "--iterations", str(it), "--warmup", str(warm),
+            "--min-seconds", str(mins), "--threads", str(thr), "--samples", str(samples), "--timeout", str(timeout),
+            "--campaign", name or "x"]
+    code, _ = _invoke(args, root)
+    assert code != 0  # the program does not exist: refused, whatever else was given
+    assert _outside(root) == before
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(name=text, group=numbers, agree=numbers, nsamp=numbers)
+def test_export_options_never_crash_nor_escape(tmp_path_factory, name, group, agree, nsamp):
+    root = tmp_path_factory.mktemp("fuzz")
+    before = _outside(root)
+    # an unknown preset makes every accepted combination stop before any model is built
+    args = ["export", "--model", "no-such-preset", "--quant", "int4", "--name", name or ".", "--group-size",
+            str(group), "--min-agreement", str(agree), "--numerics-samples", str(nsamp)]
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        code, _ = _invoke(args, root)
+    finally:
+        os.chdir(cwd)
+    assert code != 0
+    assert _outside(root) == before
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(campaign=text, tag=text, since=text, timing=text, threshold=text)
+def test_selection_options_never_crash(tmp_path_factory, campaign, tag, since, timing, threshold):
+    root = tmp_path_factory.mktemp("fuzz")
+    for args in (["report", "--campaign", campaign, "--tag", tag, "--since", since, "--timing", timing],
+                 ["runs", "list", "--since", since, "--tag", tag],
+                 ["runs", "rm", "--campaign", campaign],
+                 ["compare", campaign or "a", tag or "b", "--threshold", threshold]):
+        _invoke(args, root)
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(), st.text(max_size=5)),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=4)),
+    max_leaves=12)
+fields = st.fixed_dictionaries({}, optional={
+    "runner": json_values, "load_ms": json_values, "first_inference_ms": json_values,
+    "latencies_ms": st.one_of(json_values, st.lists(st.one_of(st.floats(), st.integers(-5, 5)), max_size=6)),
+    "peak_rss_kb": json_values, "threads": json_values, "num_examples": json_values, "runner_version": json_values})
+
+
+@settings(max_examples=300, deadline=None)
+@given(d=st.one_of(fields, json_values), garble=st.booleans())
+def test_runner_result_parser_accepts_only_what_a_run_can_use(d, garble):
+    text = json.dumps(d)
+    if garble:
+        text = text[: len(text) // 2]
+    try:
+        raw = RawResult.from_json(text)
+    except MalformedResult:
+        return  # refused, with a reason: the run is stored as failed
+    assert raw.latencies_ms and all(math.isfinite(x) and x >= 0 for x in raw.latencies_ms)
+    assert math.isfinite(raw.load_ms) and raw.load_ms >= 0 and math.isfinite(raw.first_inference_ms)
