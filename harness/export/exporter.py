@@ -225,14 +225,15 @@ def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = 
         hub_ckpt = hub.download(str(req.checkpoint), progress)
         req.checkpoint = hub_ckpt.path
     validate(req)
-    cache_dir = ensure_dir(Path(results) / "programs", "create the program cache")  # writable, before any work
-    sweep_stale(cache_dir)  # temporaries of exports that were killed
     model, head, hf_config, ckpt_sha = build_model(req)
     get_recipe(req.recipe).check(model, req.options)  # --keep-fp32 patterns, int4 groups: before any lowering
     max_pos = hf_config.get("max_position_embeddings", 512)
     if req.seq_len > max_pos:
         raise BadInput(f"--seq-len {req.seq_len} exceeds the model's max_position_embeddings ({max_pos})")
     choice = _resolve_text(req, head, int(hf_config["vocab_size"]))
+    # every check passed, nothing written yet: now the cache must be writable, before any lowering
+    cache_dir = ensure_dir(Path(results) / "programs", "create the program cache")
+    sweep_stale(cache_dir)  # temporaries of exports that were killed
     key = cache_key(req, head, ckpt_sha, choice.source)
     source = hub_ckpt.repo.split("/")[-1] if hub_ckpt else Path(req.checkpoint).name if req.checkpoint else req.model
     name = req.name or f"{source}-{req.recipe}-s{req.seq_len}"
