@@ -64,6 +64,14 @@ def _validate(path: Path, p: DeviceProfile) -> None:
         raise BadInput(f"{path}: [{p.name}] abi {p.abi!r} is not one of {', '.join(ABIS)}")
     if p.transport not in TRANSPORTS:
         raise BadInput(f"{path}: [{p.name}] transport {p.transport!r} is not one of {', '.join(TRANSPORTS)}")
+    if p.transport == "qemu" and p.abi != "arm64-v8a":
+        raise BadInput(f"{path}: [{p.name}] transport qemu emulates arm64 (qemu-aarch64): abi must be \"arm64-v8a\", "
+                       f"not {p.abi!r}")
+    for key, value in (getattr(p, "options", None) or {}).items():
+        if key.endswith("timeout"):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 86400
+            if not ok:
+                raise BadInput(f"{path}: [{p.name}] {key} must be a number of seconds (e.g. 10), got {value!r}")
 
 
 def load_catalog(extra: Path | None = None) -> dict[str, DeviceProfile]:

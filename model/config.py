@@ -99,7 +99,16 @@ class MobileBertConfig:
         names = {f.name for f in dataclasses.fields(cls)} - {"id2label", "num_labels"}
         kwargs = {k: v for k, v in d.items() if k in names}
         if d.get("id2label"):
-            labels = {int(k): v for k, v in d["id2label"].items()}
+            if not isinstance(d["id2label"], dict):
+                raise BadInput(f"config.json: id2label must map class numbers to names, not a {type(d['id2label']).__name__}")
+            try:
+                labels = {int(k): v for k, v in d["id2label"].items()}
+            except (TypeError, ValueError):
+                bad = next(k for k in d["id2label"] if not str(k).strip().lstrip("-").isdigit())
+                raise BadInput(f"config.json: id2label key {bad!r} is not a class number (keys are \"0\", \"1\", ...)"
+                               ) from None
+            if sorted(labels) != list(range(len(labels))):
+                raise BadInput(f"config.json: id2label keys must be 0..{len(labels) - 1}, found {sorted(labels)}")
             kwargs["num_labels"] = len(labels)
             if any(v != f"LABEL_{k}" for k, v in labels.items()):
                 kwargs["id2label"] = labels

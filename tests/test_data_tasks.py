@@ -47,7 +47,7 @@ def test_local_csv_with_custom_columns(tmp_path):
     assert sum(len(p) for p in parts) == 200
     assert all(split_of(t) == p_split for p, p_split in zip(parts, SPLITS) for t in p.texts)
     assert parts[0].name == "reviews" and parts[0].num_labels == 2
-    with pytest.raises(BadInput, match="no column 'text'.*--text-column"):
+    with pytest.raises(BadInput, match="no column 'text'.*the file has body, y"):
         load_task(str(path), "train")
 
 

@@ -132,9 +132,10 @@ def _local_file(path: Path, split: str, text_column: str, label_column: str):
         ds = datasets.load_dataset(builder, data_files=str(path), split="train", **kwargs)
     except Exception as exc:
         raise BadInput(f"{path}: cannot be read as {builder} ({type(exc).__name__}: {exc})") from None
-    for col, flag in ((text_column, "--text-column"), (label_column, "--label-column")):
+    for col, role in ((text_column, "text"), (label_column, "integer label")):
         if col not in ds.column_names:
-            raise BadInput(f"{path}: no column {col!r} (set {flag}; columns are {', '.join(ds.column_names)})")
+            raise BadInput(f"{path}: no column {col!r} (the {role} column must be named {col!r}; the file has "
+                           f"{', '.join(ds.column_names)})")
     # A file that carries its own split column is honoured; otherwise the same text hash as the offline corpora.
     if "split" in ds.column_names:
         ds = ds.filter(lambda s: s == split, input_columns="split")
@@ -142,6 +143,22 @@ def _local_file(path: Path, split: str, text_column: str, label_column: str):
         ds = ds.filter(lambda t: split_of(str(t)) == split, input_columns=text_column)
     ds = ds.rename_columns({c: n for c, n in ((text_column, "text"), (label_column, "label")) if c != n})
     return ds, str(path), None
+
+
+def _integer_labels(values, source: str) -> np.ndarray:
+    """Labels as int64, refusing what would be scored wrongly: 0.5 is not class 0, "pos" is not a class number."""
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or v != v:
+            kinds = sorted({str(x) for x in list(values)[:200]})[:4]
+            raise BadInput(f"{source}: label {v!r} (example {i}) is not a class number; labels must be integers "
+                           f"0..K-1 (found {', '.join(kinds)}): map them to integers in the file")
+        if float(v) != int(v):
+            raise BadInput(f"{source}: label {v} (example {i}) is not an integer; labels must be integers 0..K-1")
+        out.append(int(v))
+    return np.asarray(out, dtype=np.int64)
 
 
 def load_task(name: str, split: str = "dev", limit: int | None = None,
@@ -160,7 +177,7 @@ def load_task(name: str, split: str = "dev", limit: int | None = None,
     else:
         raise BadInput(f"unknown task {name!r}: choose one of {', '.join(list_tasks())} or give a data file path")
     texts = [str(t) for t in ds["text"]]
-    labels = np.asarray(ds["label"], dtype=np.int64)
+    labels = _integer_labels(ds["label"], source)
     pairs = [str(t) for t in ds["pair"]] if "pair" in ds.column_names else None
     if limit is not None:
         texts, labels = texts[:limit], labels[:limit]
