@@ -62,3 +62,19 @@ def test_malformed_runner_output_fails_the_run_and_is_stored(tmp_path, tiny, cas
         q = subprocess.run([sys.executable, "-m", "harness.cli", "--results", str(results), *args],
                            capture_output=True, text=True, timeout=300)
         assert q.returncode == 0 and "Traceback" not in q.stderr, (args, q.stderr)
+
+
+def test_scratch_folders_of_killed_runs_are_swept_by_the_next_run(tmp_path, tiny):
+    import tempfile
+    from pathlib import Path
+
+    program, _ = tiny
+    stale = Path(tempfile.gettempdir()) / "harness-run-999999999-leftover"  # a pid no process has
+    stale.mkdir(exist_ok=True)
+    (stale / "inputs.bin").write_bytes(b"x" * 100)
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "--results", str(tmp_path / "r"), "run", "--program",
+                        str(program), "--runner-bin", fake_runner(tmp_path, json.dumps(GOOD)), "--iterations", "3",
+                        "--warmup", "0"], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 3 and "error: run" in p.stderr and "damaged outputs file" in p.stderr
+    assert "damaged outputs file" not in p.stdout  # the reason is on stderr; stdout keeps the summary line
+    assert not stale.exists()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from harness.common.console import console, status
+from harness.common.console import console, err_console, status
 
 SEQ_LENS_HELP = "Sequence length; a comma list (32,128,384) makes a sweep."
 
@@ -263,7 +263,9 @@ def _print_run(rec) -> None:
                   + (f" @ cpus {rec.affinity}" if rec.affinity else "") + ")"
                   + ("  [emulated: timings are functional only]" if rec.emulated else ""))
     if rec.status in ("failed", "interrupted"):
-        console.print(f"  {'error' if rec.status == 'failed' else 'stopped'}: {rec.error}")
+        # the reason goes to stderr, where scripts and CI logs look for failures (the summary line stays on stdout)
+        err_console.print(f"{'error' if rec.status == 'failed' else 'stopped'}: run {rec.run_id}: {rec.error}",
+                          soft_wrap=True, markup=False)
         if rec.status == "interrupted" and rec.latency.get("n"):
             lat = rec.latency
             console.print(f"  partial latency p50 {lat['median']:.2f} ms over {lat['n']} iterations "

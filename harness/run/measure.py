@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shlex
 import sys
 import tempfile
@@ -111,6 +112,23 @@ def validate(req: RunRequest) -> None:
         raise BadInput("--xnnpack-cache needs the native runner (ExecuTorch's Python runtime takes no backend options)")
     if req.runner_bin is not None and not Path(req.runner_bin).is_file():
         raise BadInput(f"--runner-bin {req.runner_bin}: no such file")
+
+
+def _sweep_run_folders() -> None:
+    """Remove the local scratch folders of runs whose harness process is gone (killed with -9, say)."""
+    import re
+    import shutil
+
+    for d in Path(tempfile.gettempdir()).glob("harness-run-*"):
+        m = re.match(r"harness-run-(\d+)-", d.name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except PermissionError:
+            pass
 
 
 def _check_input_size(specs, samples: int) -> None:
@@ -245,7 +263,8 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
         _cool_down(transport, req.cooldown, progress)
     rec.device_info_before["state"] = device_state.read_state(transport)
     run_dir = f"{transport.workdir().rstrip('/')}/runs/{rec.run_id}"
-    with tempfile.TemporaryDirectory(prefix="harness-run-") as tmp:
+    _sweep_run_folders()
+    with tempfile.TemporaryDirectory(prefix=f"harness-run-{os.getpid()}-") as tmp:
         tmp = Path(tmp)
         write_tensors(tmp / "inputs.bin", run_inputs.examples)
         job = RunJob(
