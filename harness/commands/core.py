@@ -11,14 +11,19 @@ from harness.common.console import console, err_console, status
 SEQ_LENS_HELP = "Sequence length; a comma list (32,128,384) makes a sweep."
 
 
-def _seq_lens(value: str) -> list[int]:
+def _int_list(value: str, flag: str, what: str) -> list[int]:
+    """A comma list of positive integers (a sweep), or a usage error naming the flag."""
     try:
         out = [int(v) for v in str(value).split(",") if v.strip()]
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma list of integers", param_hint="--seq-len") from None
+        raise click.BadParameter(f"{value!r} is not a comma list of integers", param_hint=flag) from None
     if not out or any(v < 1 for v in out):
-        raise click.BadParameter(f"{value!r}: lengths must be positive", param_hint="--seq-len")
+        raise click.BadParameter(f"{value!r}: {what} must be at least 1", param_hint=flag)
     return out
+
+
+def _seq_lens(value: str) -> list[int]:
+    return _int_list(value, "--seq-len", "lengths")
 
 
 def _export_options(f):
@@ -231,15 +236,7 @@ def _campaign_name(name: str | None) -> str | None:
 
 
 def _thread_counts(value: str | None) -> list[int | None]:
-    if value is None:
-        return [None]
-    try:
-        out = [int(v) for v in str(value).split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma list of integers", param_hint="--threads") from None
-    if not out or any(v < 1 for v in out):
-        raise click.BadParameter(f"{value!r}: thread counts must be at least 1", param_hint="--threads")
-    return out
+    return [None] if value is None else _int_list(value, "--threads", "thread counts")
 
 
 def _measure(req, results: Path, label: str):

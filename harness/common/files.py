@@ -73,11 +73,25 @@ def ensure_dir(folder: Path, what: str = "create the folder") -> Path:
 
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write data to path whole: a unique temporary beside it, then a rename; nothing partial on any failure."""
-    path = Path(path)
-    tmp = temp_sibling(path)
-    try:
+    def fill(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             f.write(data.encode("utf-8") if isinstance(data, str) else data)
+
+    _into_place(Path(path), fill)
+
+
+def copy_atomic(src: Path, dst: Path) -> None:
+    """Copy src to dst whole (unique temporary, then rename)."""
+    import shutil
+
+    _into_place(Path(dst), lambda tmp: shutil.copyfile(src, tmp))
+
+
+def _into_place(path: Path, fill) -> None:
+    """fill(a unique temporary beside path), then rename it to path; on any fault, no temporary is left."""
+    tmp = temp_sibling(path)
+    try:
+        fill(tmp)
         tmp.replace(path)
     except OSError as e:
         try:
@@ -85,19 +99,3 @@ def write_atomic(path: Path, data: bytes | str) -> None:
         except OSError:
             pass
         raise fault(path, e) from None
-
-
-def copy_atomic(src: Path, dst: Path) -> None:
-    """Copy src to dst whole (unique temporary, then rename)."""
-    import shutil
-
-    tmp = temp_sibling(Path(dst))
-    try:
-        shutil.copyfile(src, tmp)
-        tmp.replace(dst)
-    except OSError as e:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-        raise fault(Path(dst), e) from None
