@@ -8,7 +8,6 @@ starts in sessions of their own, die with it (model/distill/dist.py sets the sam
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import shutil
@@ -123,12 +122,9 @@ def _agent_main() -> None:
     """torch.distributed.run, dying with the harness process that started it even on SIGKILL."""
     import runpy
 
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-    launcher = os.environ.get("HARNESS_LAUNCHER_PID")
-    if launcher and os.getppid() != int(launcher):  # the launcher died before prctl took effect
+    from harness.common.lifetime import die_with_parent
+
+    if not die_with_parent(signal.SIGTERM, "HARNESS_LAUNCHER_PID"):  # the launcher died before prctl took effect
         sys.exit(1)
     os.environ["HARNESS_AGENT_PID"] = str(os.getpid())  # the workers check they are still its children
     sys.argv = ["torchrun", *sys.argv[1:]]

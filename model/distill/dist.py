@@ -7,7 +7,6 @@ DDP's gradient average is the 1-process gradient; dropout draws its mask for the
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 from dataclasses import dataclass
@@ -56,12 +55,9 @@ def usable_slots(cuda: bool | None = None) -> tuple[int, str]:
 
 def _die_with_parent() -> None:
     """torchrun starts each worker in its own session: make it end when its agent does, even on SIGKILL."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        return
-    parent = os.environ.get("HARNESS_AGENT_PID")
-    if parent and os.getppid() != int(parent):  # the agent died before prctl took effect
+    from harness.common.lifetime import die_with_parent
+
+    if not die_with_parent(signal.SIGKILL, "HARNESS_AGENT_PID"):  # the agent died before prctl took effect
         os._exit(1)
 
 
