@@ -78,3 +78,21 @@ def test_scratch_folders_of_killed_runs_are_swept_by_the_next_run(tmp_path, tiny
     assert p.returncode == 3 and "error: run" in p.stderr and "damaged outputs file" in p.stderr
     assert "damaged outputs file" not in p.stdout  # the reason is on stderr; stdout keeps the summary line
     assert not stale.exists()
+
+
+def test_a_program_without_a_manifest_is_inspected_once(tmp_path, tiny):
+    """Inspecting a foreign program costs a child process (seconds): the answer is kept by sha256 in the results."""
+    import time
+
+    from harness.export import program as prog_mod
+
+    program, _ = tiny
+    cache = tmp_path / "r" / "programs" / "inspected"
+    t0 = time.monotonic()
+    first = prog_mod.inspect(program, cache_dir=cache)
+    cold = time.monotonic() - t0
+    t0 = time.monotonic()
+    again = prog_mod.inspect(program, cache_dir=cache)
+    warm = time.monotonic() - t0
+    assert again == first and len(list(cache.glob("*.json"))) == 1
+    assert warm < cold / 10  # no child process the second time

@@ -52,8 +52,30 @@ def manifest_for(path: Path) -> ProgramManifest | None:
     return manifest
 
 
-def inspect(path: Path, timeout: float = 120) -> dict:
-    """Method names, input/output specs and planned memory of a program, read in a child process."""
+def inspect(path: Path, timeout: float = 120, cache_dir: Path | None = None) -> dict:
+    """Method names, input/output specs and planned memory of a program, read in a child process (a damaged program
+    can abort the process that loads it). With cache_dir, the answer is kept there by the program's sha256, so the
+    same program is inspected once, not on every run (the child costs seconds: it loads the ExecuTorch runtime)."""
+    cached = Path(cache_dir) / f"{sha256_file(path)}.json" if cache_dir is not None else None
+    if cached is not None and cached.is_file():
+        try:
+            return json.loads(cached.read_text())
+        except ValueError:
+            pass  # a damaged cache entry: inspect again
+    info = _inspect_child(path, timeout)
+    if cached is not None:
+        from harness.common.errors import StoreError
+        from harness.common.files import ensure_dir, write_atomic
+
+        try:
+            ensure_dir(cached.parent)
+            write_atomic(cached, json.dumps(info))
+        except StoreError:  # a cache that cannot be written only costs the next run the child again
+            pass
+    return info
+
+
+def _inspect_child(path: Path, timeout: float) -> dict:
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     proc = subprocess.run([sys.executable, "-m", "harness.export.program", str(path)], capture_output=True, text=True,
                           timeout=timeout, env=env)

@@ -166,7 +166,7 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     if manifest:
         specs, vocab = manifest.inputs, manifest.vocab_size
     else:
-        info = program.inspect(path)
+        info = program.inspect(path, cache_dir=Path(results) / "programs" / "inspected")
         specs, vocab = program.input_specs(info), info.get("vocab_size")
     _check_input_size(specs, req.samples)
     if req.task:
