@@ -127,7 +127,7 @@ def _train(ctx, w, task, model_spec, teacher, alpha, temperature, transfer_corpu
            save_every, precision, out):
     import torch
 
-    from harness.common.data import get_tokenizer, load_task
+    from harness.common.data import get_tokenizer, load_task, tokenizer_for_model
     from model.distill import models
     from model.distill.corpus import read_corpus
     from model.tasks import finetune
@@ -139,8 +139,11 @@ def _train(ctx, w, task, model_spec, teacher, alpha, temperature, transfer_corpu
         raise BadInput("--layers only applies to a preset --model")
     model = models.load(model_spec, "classification", num_labels, **overrides)
     kind, path = models.resolve(model_spec)
-    tok = get_tokenizer(tokenizer or path)
+    tok = get_tokenizer(tokenizer) if tokenizer else tokenizer_for_model(path, model.config.vocab_size)
+    models.check_vocab(tok, model, model_spec, tokenizer)
     teacher_model = models.load(teacher, "classification", num_labels) if teacher else None
+    if teacher_model is not None:
+        models.check_vocab(tok, teacher_model, teacher, tokenizer)
     if init_embeddings_from:
         from model.distill.init import init_word_embeddings
 
@@ -182,10 +185,10 @@ def distill_command(ctx, teacher, student, strategy, corpus, corpus_limit, fmt_w
 
     \b
     Example (tiny, runs in seconds):
-      harness distill --teacher test-tiny-teacher --student test-tiny --corpus notes.txt --steps 20
+      harness distill --teacher test-tiny-teacher --student test-tiny --corpus notes.txt --steps 20 --seq-len 64
       harness distill --teacher ib-bert-large --student mobilebert --strategy progressive \\
           --corpus hf:wikipedia:20220301.en --steps 24000 --optimizer lamb --lr 1.5e-3 --batch-size 256
-      harness distill --teacher test-tiny-teacher --student test-tiny --corpus notes.txt --steps 20 --nproc 2
+      harness distill --teacher test-tiny-teacher --student test-tiny --corpus notes.txt --steps 20 --seq-len 64 --nproc 2
       torchrun --nproc-per-node 8 -m harness.cli distill --teacher ib-bert-large --student mobilebert ...
     """
     w = _start(ctx, nproc, threads, batch_size)
@@ -216,3 +219,4 @@ def _distill(ctx, w, teacher, student, strategy, corpus, corpus_limit, fmt_weigh
     terms = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if isinstance(v, float))
     if w.main:
         click.echo(f"{out}: student checkpoint ({strategy}); last stage {last.get('stage')}: {terms}")
+

@@ -243,6 +243,25 @@ def get_tokenizer(path: str | Path | None = None):
         raise BadInput(f"{file}: not a readable tokenizer ({str(exc).splitlines()[0][:200]})") from None
 
 
+CHAR_VOCAB = (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [chr(c) for c in range(97, 123)]
+              + [f"##{chr(c)}" for c in range(97, 123)] + list("0123456789") + [f"##{d}" for d in "0123456789"]
+              + list(".,!?'\"-:;()"))
+
+
+def tokenizer_for_model(path: str | Path | None, vocab_size: int | None):
+    """The tokenizer a model trains with when none is given: its own files; for a preset (path None) whose
+    vocabulary is smaller than BERT's (the test presets' 128 rows), a character-level WordPiece vocabulary of
+    len(CHAR_VOCAB) entries that fits it, so every id indexes the embedding table; else bert-base-uncased's."""
+    if path is None and vocab_size is not None and vocab_size < 30522:
+        from tokenizers.implementations import BertWordPieceTokenizer
+
+        if vocab_size < len(CHAR_VOCAB):
+            raise BadInput(f"a preset with vocab_size {vocab_size} is too small for any shipped tokenizer (the "
+                           f"smallest has {len(CHAR_VOCAB)} entries): give --tokenizer")
+        return BertWordPieceTokenizer({w: i for i, w in enumerate(CHAR_VOCAB)}, lowercase=True)
+    return get_tokenizer(path)
+
+
 def check_vocabulary(tok, vocab_size: int, where: str) -> None:
     """A tokenizer fits a model when its ids index the model's embedding table (a few padded rows allowed)."""
     n = tok.get_vocab_size()

@@ -106,3 +106,14 @@ def outputs(model: torch.nn.Module, batch: dict, hidden: bool = False):
     if hidden:
         kwargs.update(output_hidden_states=True, output_attentions=True)
     return model(**kwargs)
+
+
+def check_vocab(tok, model, name: str, tokenizer: str | None = None) -> None:
+    """A tokenizer whose ids run past the model's embedding table would crash the first batch (IndexError deep in
+    torch) after the output folder was made: refuse it first, in one line."""
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    words = tok.get_vocab_size()
+    if isinstance(vocab, int) and words > vocab:
+        which = f"--tokenizer {tokenizer}" if tokenizer else "the default tokenizer (bert-base-uncased's vocabulary)"
+        raise BadInput(f"{which} has {words} words but model {name}'s vocab_size is {vocab}: give --tokenizer with "
+                       f"at most {vocab} words, or a model whose vocabulary fits (e.g. mobilebert-tiny)")

@@ -72,7 +72,7 @@ def distill(teacher_spec: str, student_spec: str, strategy: str, texts: list[str
 
     Under torchrun every rank calls this alike: the teacher is replicated (frozen, no_grad), the student is DDP.
     """
-    from harness.common.data import get_tokenizer
+    from harness.common.data import tokenizer_for_model
 
     device = device or pick_device()
     out_dir = Path(out_dir)
@@ -85,7 +85,9 @@ def distill(teacher_spec: str, student_spec: str, strategy: str, texts: list[str
     stages = plan(strategy, student.config.num_hidden_layers, weights, below_lr_scale)
     if not stages:
         raise BadInput("every loss weight is zero: nothing to train")
-    tok = tokenizer or get_tokenizer(models.resolve(teacher_spec)[1])
+    tok = tokenizer or tokenizer_for_model(models.resolve(teacher_spec)[1], teacher.config.vocab_size)
+    for spec, model in ((teacher_spec, teacher), (student_spec, student)):
+        models.check_vocab(tok, model, spec)  # before anything is written
     batches = PairBatches(texts, tok, seq_len, cfg.batch_size, cfg.seed, mlm_prob, student.config.vocab_size)
     run_args = {"distill": {"teacher": teacher_spec, "student": student_spec, "strategy": strategy,
                             "weights": dataclasses.asdict(weights), "seq_len": seq_len, "mlm_prob": mlm_prob,

@@ -1,0 +1,40 @@
+"""Issue #16, training doors: the tiny presets train with a tokenizer that fits them (the `harness distill --help`
+example runs as written), and a tokenizer that does not fit is one line before anything is written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+HARNESS = [sys.executable, "-m", "harness.cli"]
+
+
+def test_distill_help_example_runs_as_written(tmp_path):
+    import re
+
+    from harness.commands.train import distill_command
+
+    example = next(ln.strip() for ln in distill_command.help.splitlines() if "test-tiny" in ln and "--nproc" not in ln)
+    assert re.fullmatch(r"harness distill .*--corpus notes\.txt .*", example)
+    (tmp_path / "notes.txt").write_text("the cat sat on the mat\nmobile bert is a compact model\n"
+                                        "the quick brown fox jumps over the lazy dog\n")
+    p = subprocess.run([*HARNESS, "--results", str(tmp_path / "r"), *example.split()[1:]], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "student checkpoint (progressive)" in p.stdout
+    assert list((tmp_path / "r" / "checkpoints" / "test-tiny-progressive").glob("*.safetensors"))
+
+
+def test_train_on_a_tiny_preset_and_a_tokenizer_that_does_not_fit(tmp_path):
+    p = subprocess.run([*HARNESS, "--results", str(tmp_path / "r"), "train", "--task", "rotten_tomatoes", "--model",
+                        "test-tiny", "--steps", "5", "--seq-len", "32"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "dev accuracy" in p.stdout
+    from harness.common.data import default_vocab
+
+    p = subprocess.run([*HARNESS, "--results", str(tmp_path / "r2"), "train", "--task", "rotten_tomatoes", "--model",
+                        "test-tiny", "--steps", "5", "--tokenizer", str(default_vocab())],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "has 30522 words but model test-tiny's vocab_size is 128" in p.stderr
+    assert not (tmp_path / "r2").exists()
