@@ -38,3 +38,21 @@ def test_train_on_a_tiny_preset_and_a_tokenizer_that_does_not_fit(tmp_path):
     assert p.returncode == 2 and "Traceback" not in p.stderr
     assert "has 30522 words but model test-tiny's vocab_size is 128" in p.stderr
     assert not (tmp_path / "r2").exists()
+
+
+def test_ctrl_c_during_training_says_how_to_resume(tmp_path):
+    import signal
+    import time
+
+    proc = subprocess.Popen([*HARNESS, "--results", str(tmp_path / "r"), "train", "--task", "rotten_tomatoes",
+                             "--model", "test-tiny", "--steps", "100000", "--seq-len", "32", "--save-every", "5"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = tmp_path / "r" / "checkpoints" / "test-tiny-rotten_tomatoes"
+    deadline = time.monotonic() + 120
+    while not (out / "training_state.pt").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    assert f"the last checkpoint is in {out}; run the same command again to resume from it" in err

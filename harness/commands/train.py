@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import click
@@ -154,7 +155,8 @@ def _train(ctx, w, task, model_spec, teacher, alpha, temperature, transfer_corpu
     cfg = _loop_config(steps, batch_size, lr, optimizer, grad_accum, seed, save_every, precision)
     args = {"model": model_spec, "layers": layers, "teacher": teacher, "transfer_corpus": transfer_corpus,
             "transfer_limit": transfer_limit, "init_embeddings_from": init_embeddings_from}
-    result = finetune(model, tok, task, out, cfg, seq_len, teacher_model, alpha, temperature, transfer, args=args)
+    with _resume_hint(out):
+        result = finetune(model, tok, task, out, cfg, seq_len, teacher_model, alpha, temperature, transfer, args=args)
     if w.main:
         click.echo(f"{out}: {result['split']} accuracy {result['accuracy']:.4f} on {result['n']} examples of {task}")
 
@@ -215,8 +217,23 @@ def _distill(ctx, w, teacher, student, strategy, corpus, corpus_limit, fmt_weigh
     tok = get_tokenizer(tokenizer) if tokenizer else None
     out = out or _results(ctx) / "checkpoints" / f"{Path(student).name}-{strategy}"
     cfg = _loop_config(steps, batch_size, lr, optimizer, grad_accum, seed, save_every, precision)
-    last = distill(teacher, student, strategy, texts, out, cfg, weights, seq_len, mlm_prob, below_lr_scale, tok)
+    with _resume_hint(out):
+        last = distill(teacher, student, strategy, texts, out, cfg, weights, seq_len, mlm_prob, below_lr_scale, tok)
     terms = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if isinstance(v, float))
     if w.main:
         click.echo(f"{out}: student checkpoint ({strategy}); last stage {last.get('stage')}: {terms}")
 
+
+
+@contextlib.contextmanager
+def _resume_hint(out: Path):
+    """On Ctrl-C or SIGTERM, say where training stopped and how to go on (the same command resumes)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from model.distill.loop import STATE_FILE
+
+        saved = (Path(out) / STATE_FILE).is_file()
+        click.echo(f"training stopped: {'the last checkpoint is in ' + str(out) if saved else 'no checkpoint yet'}; "
+                   "run the same command again to " + ("resume from it" if saved else "start over"), err=True)
+        raise
