@@ -20,7 +20,7 @@ from conftest import require_tool
 from harness.store.db import ResultsStore
 from sshd_fixture import Sshd, require_sshd
 
-LONG = ["--min-seconds", "60", "--iterations", "10000000", "--warmup", "0", "--samples", "2"]
+LONG = ["--min-seconds", "60", "--iterations", "1000000", "--warmup", "0", "--samples", "2"]
 
 
 class HarnessRun:
