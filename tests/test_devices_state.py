@@ -14,7 +14,7 @@ from adb_standin import AdbStandin, phone_like_available
 from conftest import require_tool
 from device_runners.adb import AdbTransport
 from device_runners.base import TransportError
-from harness.common.errors import BadInput
+from harness.common.errors import BadInput, DeviceError
 from harness.run import device_state, measure
 from harness.store.db import ResultsStore
 
@@ -156,10 +156,12 @@ def test_model_mismatch_is_refused_in_one_line(tmp_path, tiny_export, monkeypatc
     with AdbStandin(tmp_path / "p8", serial="P8SERIAL", model="Pixel 8") as phone:
         monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(phone.port))
         monkeypatch.delenv("HARNESS_PIXEL7_SERIAL", raising=False)
-        rec = _run(results, res.program)
-        assert rec.status == "failed" and "\n" not in rec.error
-        assert rec.error == ("device pixel7 expects model 'Pixel 7' but P8SERIAL reports 'Pixel 8': choose the "
-                             "right --serial/--address or profile, or pass --no-check-model")
+        before = len(ResultsStore(results).runs())
+        with pytest.raises(DeviceError) as e:  # a set-up refusal (issue #12): one line, exit 2, nothing stored
+            _run(results, res.program)
+        assert str(e.value) == ("device pixel7 expects model 'Pixel 7' but P8SERIAL reports 'Pixel 8': choose the "
+                                "right --serial/--address or profile, or pass --no-check-model")
+        assert len(ResultsStore(results).runs()) == before
         assert not list(phone.sandbox.rglob("*.pte"))  # refused before anything was pushed
         rec = _run(results, res.program, check_model=False)
         assert rec.error is None, rec.error

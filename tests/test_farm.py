@@ -127,7 +127,7 @@ def test_the_spec_runs_the_bundle_on_the_phone_and_keeps_its_state(device_logs):
     result = json.loads(art.result_text)
     assert result["runner"] == "native" and len(result["latencies_ms"]) == 3
     for snap in (art.info_before, art.info_after):  # the same snapshot a local adb run stores
-        assert snap["abi"] == "arm64-v8a" and snap["model"] == "Pixel 7 (stand-in)" and snap["os"] == "Android 14"
+        assert snap["abi"] == "arm64-v8a" and snap["model"] == "Pixel 7" and snap["os"] == "Android 14"
         assert snap["battery_temp_c"] == 31.2 and snap["devinfo_complete"]
     assert art.outputs and len(art.outputs) > 0
 

@@ -210,7 +210,7 @@ def test_progress_lines_twice_a_second_on_stderr(bundle, tiny, tmp_path):
     lines = [parse_progress(ln) for ln in p.stderr.splitlines()]
     timing = [ln for ln in lines if ln and ln.get("stage") == "timing" and "done" in ln]
     elapsed = timing[-1]["elapsed_s"]  # 1.6 s, or less where the 100,000-iteration cap came first
-    assert elapsed > 0.5 and int(elapsed / 0.5) <= len(timing) <= int(elapsed / 0.5) + 2  # start, every 0.5 s, end
+    assert elapsed > 0.2 and int(elapsed / 0.5) <= len(timing) <= int(elapsed / 0.5) + 2  # start, every 0.5 s, end
     assert [t["done"] for t in timing] == sorted(t["done"] for t in timing) and timing[-1]["done"] >= 5
     assert timing[-1]["min_seconds"] == 1.6 and timing[-1]["target"] == 5
     assert {"stage": "loading program"} in lines  # each stage as it begins

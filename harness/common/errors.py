@@ -31,5 +31,6 @@ class RunnerError(HarnessError):
     """The on-device runner could not be built, started, or crashed."""
 
 
-class StoreError(HarnessError):
-    """The results store (or another output folder) cannot be written or read: full disk, read-only, permissions."""
+class StoreError(BadInput):
+    """The results store (or another output folder) cannot be written or read: full disk, read-only, permissions.
+    A BadInput: the fix is the user's (free space, permissions, another --results), and the exit code is 2."""

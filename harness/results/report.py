@@ -55,7 +55,11 @@ def _written(text: str, output: Path | None) -> str:
 
 def write_text(path: Path, text: str) -> None:
     """Write atomically; a path that cannot be written is one line naming it (StoreError)."""
+    from harness.common.errors import StoreError
     from harness.common.files import ensure_dir, write_atomic
 
-    ensure_dir(Path(path).parent, "create the report folder")
-    write_atomic(Path(path), text)
+    try:
+        ensure_dir(Path(path).parent, "create the report folder")
+        write_atomic(Path(path), text)
+    except StoreError as e:
+        raise StoreError(f"cannot write the report to {path}: {str(e).split(': ', 1)[-1]}") from None

@@ -162,7 +162,6 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     if req.runner == "python" and profile.transport != "local":
         raise BadInput(f"--runner python runs only on the host; device {profile.name} needs --runner native")
     store = ResultsStore(Path(results))
-    store.check_writable()  # before minutes of measuring, not after
     if manifest:
         specs, vocab = manifest.inputs, manifest.vocab_size
     else:
@@ -196,6 +195,7 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     rec.campaign = req.campaign or new_campaign()
     rec.timing = timing_name(req.warmup, req.iterations, req.min_seconds)  # a preset's name, or "custom"
     # Set-up: nothing has reached the device yet, so a failure here is the user's to fix and is not stored.
+    store.check_writable()  # before minutes of measuring, not after
     transport = _connect(profile, make_transport)
     try:
         progress(f"reading {profile.name}'s state")

@@ -70,14 +70,16 @@ class ResultsStore:
         return BadInput(f"{self.path} is not a readable harness results database ({e}): move it aside or use --results")
 
     def check_writable(self) -> None:
-        """Before a run: a store that cannot take its record is a StoreError now, not after minutes of measuring."""
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise StoreError(f"cannot create the results directory {self.root}: {e.strerror or e}") from None
-        if not self.root.is_dir():
+        """Before a run: a store that cannot take its record is an error now, not after minutes of measuring.
+        Creates nothing: a folder that does not exist yet must be creatable where it would go."""
+        if self.root.exists() and not self.root.is_dir():
             raise BadInput(f"results path {self.root} is a file, not a directory")
-        if self.read_only() or not os.access(self.root, os.W_OK):
+        folder = self.root
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir():
+            raise BadInput(f"results path {self.root} cannot be made: {folder} is a file, not a directory")
+        if self.read_only() or not os.access(folder, os.W_OK | os.X_OK):
             raise StoreError(f"the results store {self.path} is read-only: give write access or use --results DIR")
 
     def read_only(self) -> bool:
@@ -86,13 +88,13 @@ class ResultsStore:
 
     @contextmanager
     def _connect(self, write: bool) -> Iterator[sqlite3.Connection]:
+        if self.root.exists() and not self.root.is_dir():
+            raise BadInput(f"results path {self.root} is a file, not a directory")
         if write:
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise StoreError(f"cannot create the results directory {self.root}: {e.strerror or e}") from None
-        if self.root.exists() and not self.root.is_dir():
-            raise BadInput(f"results path {self.root} is a file, not a directory")
         read_only = not write and self.read_only()
         if write and self.read_only():
             raise StoreError(f"the results store {self.path} is read-only: give write access or use --results DIR")
