@@ -59,7 +59,8 @@ def make_store(root: Path, runs: int, samples: int = 50) -> None:
         store.add_many(batch)
 
 
-def timed(argv: list[str], runs: int) -> float:
+def timed(argv: list[str], runs: int) -> tuple[float, float]:
+    """(the first call, the median of the calls after it): the first fills the store's cache of pooled summaries."""
     out = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -67,13 +68,13 @@ def timed(argv: list[str], runs: int) -> float:
         out.append(time.perf_counter() - t0)
         if p.returncode != 0:
             raise SystemExit(f"{' '.join(argv)} failed: {p.stderr.strip()}")
-    return statistics.median(out)
+    return out[0], statistics.median(out[1:])
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10_000)
-    ap.add_argument("--repeat", type=int, default=3, help="timed CLI calls per command (median)")
+    ap.add_argument("--repeat", type=int, default=4, help="timed CLI calls per command: the first, then a median")
     a = ap.parse_args()
     harness = [sys.executable, "-m", "harness.cli"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,16 +87,18 @@ def main() -> int:
                  "runs list": ["runs", "list"]}
         rows, failed = [], []
         for name, args in cases.items():
-            med = timed([*harness, "--results", tmp, *args], a.repeat)
+            first, med = timed([*harness, "--results", tmp, *args], a.repeat)
             ok = med < GOALS[name]
-            rows.append([f"`harness {name}`", f"{med:.2f}", f"{GOALS[name]:g}", "yes" if ok else "NO"])
+            rows.append([f"`harness {name}`", f"{first:.2f}", f"{med:.2f}", f"{GOALS[name]:g}", "yes" if ok else "NO"])
             failed += [] if ok else [name]
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
     write_table("report_scale", f"Reports over a store of {a.runs:,} runs", "python benchmarks/report_scale.py",
-                ["command", f"median s ({a.repeat} runs)", "goal s", "meets goal"], rows,
+                ["command", "first call s", f"median of the next {a.repeat - 1} s", "goal s", "meets goal"], rows,
                 [f"CPU: {cpu}, {os.cpu_count()} cores", f"store: {a.runs:,} runs, 50 raw samples each, "
                  f"{a.runs // 10:,} campaigns of fp32 x5 + int8 x5 ({a.runs // 5:,} report rows), {size:.0f} MiB; "
-                 f"made in {made:.0f} s by this script"])
+                 f"made in {made:.0f} s by this script",
+                 "the first report computes the 2,000 pooled rows' summaries and keeps them in the store "
+                 "(stored runs never change); later reports read them"])
     return 1 if failed else 0
 
 

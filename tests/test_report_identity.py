@@ -94,3 +94,20 @@ def test_random_weights_note_only_where_it_applies():
     rows = build_rows([trained, rnd])
     assert {r["model"]: r["weights"] for r in rows} == {"sst2@cccccccc cls2": "trained", "mobilebert cls2": "random"}
     assert "untrained (random) weights" in render_md(rows, [trained, rnd])
+
+
+def test_pooled_summaries_are_cached_in_the_store_and_follow_the_runs(tmp_path, monkeypatch):
+    from harness.results import table
+    from harness.store.db import ResultsStore
+
+    store = ResultsStore(tmp_path)
+    store.add_many([rec("fp32", seed=s, campaign="c") for s in (1, 2, 3)])
+    first = build_rows(store.runs(), store.summary_cache())
+    calls = []
+    real = table.summarize
+    monkeypatch.setattr(table, "summarize", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = build_rows(store.runs(), store.summary_cache())
+    assert again == first and calls == []  # the pooled row came from the cache
+    store.add(rec("fp32", seed=4, campaign="c"))  # the row now pools another run: summarised afresh
+    grown = build_rows(store.runs(), store.summary_cache())
+    assert calls == [1] and grown[0]["n_runs"] == 4

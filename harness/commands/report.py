@@ -48,7 +48,7 @@ def report_command(ctx, fmt, output, wide, **sel):
         output = results / "reports" / f"report-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.html"
     if wide and fmt != "md":
         raise click.UsageError(f"--wide is for --format md: {fmt} always has every column")
-    text = render(records, fmt, output, wide=wide)
+    text = render(records, fmt, output, wide=wide, cache=store.summary_cache())
     if output is None:
         click.echo(text, nl=False)
     else:

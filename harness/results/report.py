@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 FORMATS = ("md", "csv", "json", "html")
 
 
-def render(records: Iterable[RunRecord], fmt: str, output: Path | None = None, wide: bool = False) -> str:
+def render(records: Iterable[RunRecord], fmt: str, output: Path | None = None, wide: bool = False,
+           cache=None) -> str:
     """The report as text in fmt (md, csv, json, html); also written to output when given. wide: markdown with
     every column (csv, json and html always have them all)."""
     if fmt not in FORMATS:
@@ -26,10 +27,10 @@ def render(records: Iterable[RunRecord], fmt: str, output: Path | None = None, w
         from harness.results.markdown import render_md
         from harness.results.table import build_rows
 
-        return _written(render_md(build_rows(records), records, wide=wide) if records else NO_RUNS + "\n", output)
+        return _written(render_md(build_rows(records, cache), records, wide=wide) if records else NO_RUNS + "\n", output)
     from harness.results.table import build_table, table_records
 
-    df = build_table(records)
+    df = build_table(records, cache)
     if fmt == "csv":
         text = df.to_csv(index=False) if records else NO_RUNS + "\n"
     elif fmt == "json":

@@ -51,22 +51,41 @@ def _program_mb(r: RunRecord) -> float | None:
     return size / PROGRAM_MB if isinstance(size, (int, float)) and size > 0 else None
 
 
-def _pooled(measured: list[RunRecord], samples: list[float], sizes: list[int]) -> dict[str, Any]:
-    """summarize() of a group's samples; a one-run group reuses the summary stored with the run (the same call, made
-    at run time), so a report's cost grows with its pooled groups, not with every run's raw samples."""
+SUMMARY_VERSION = "1"  # bump when summarize() changes what it returns: cached pooled summaries are then redone
+
+
+def pool_key(measured: list[RunRecord]) -> str:
+    """Names the runs a row pools (ids and sample counts, in order): the key of its cached summary."""
+    import hashlib
+
+    text = SUMMARY_VERSION + "|" + ",".join(f"{r.run_id}:{len(r.latencies_ms)}" for r in measured)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def _pooled(measured: list[RunRecord], samples: list[float], sizes: list[int], cache=None) -> dict[str, Any]:
+    """summarize() of a group's samples. A one-run group reuses the summary stored with the run (the same call, made
+    at run time); a pooled group's comes from the cache when these runs were summarised before (stored runs never
+    change), so a report's cost does not grow with the raw samples it has already seen."""
     if len(measured) == 1:
         own = measured[0].latency or {}
         if own.get("n") == len(samples) and own.get("ci95_median") and (own.get("bootstrap") or {}).get("seed") == 0:
             return own
-    return summarize(samples, clusters=sizes)
+    key = pool_key(measured) if cache is not None else None
+    hit = cache.get(key) if key else None
+    if hit is not None:
+        return hit
+    out = summarize(samples, clusters=sizes)
+    if key:
+        cache.put(key, out)
+    return out
 
 
-def _row(g: Group) -> dict[str, Any]:
+def _row(g: Group, cache=None) -> dict[str, Any]:
     f = g.fields
     measured = g.measured
     samples = g.samples
     sizes = [len(r.latencies_ms) for r in measured if r.latencies_ms]
-    lat = _pooled(measured, samples, sizes) if samples else {}
+    lat = _pooled(measured, samples, sizes, cache) if samples else {}
     p50 = lat.get("p50") if lat else _med((r.latency or {}).get("p50") for r in measured)
     ci = lat.get("ci95_median") or [None, None]
     acc_run = next((r for r in reversed(measured) if r.accuracy), None)
@@ -113,19 +132,28 @@ def _comparable_key(row: dict) -> tuple:
 
 
 def _baseline(row: dict, fp32_rows: dict[tuple, list[dict]]) -> dict | None:
-    """The fp32 row this row is compared with: of its own campaign, else the only comparable one, else none."""
-    fp32 = fp32_rows.get(_comparable_key(row), [])
-    same = [b for b in fp32 if b["campaign"] == row["campaign"]]
+    """The fp32 row this row is compared with: of its own campaign, else the only comparable one, else none.
+    fp32_rows is keyed by _comparable_key, and by that key plus the campaign."""
+    key = _comparable_key(row)
+    same = fp32_rows.get(key + (row["campaign"],), [])
+    fp32 = fp32_rows.get(key, [])
     return same[0] if same else (fp32[0] if len(fp32) == 1 else None)
 
 
-def build_rows(records: Iterable[RunRecord]) -> list[dict[str, Any]]:
-    """One row (a dict of COLUMNS) per group (see the module docstring), hardware first, fastest first per device."""
-    rows = [_row(g) for g in group_runs(records)]
+def build_rows(records: Iterable[RunRecord], cache=None) -> list[dict[str, Any]]:
+    """One row (a dict of COLUMNS) per group (see the module docstring), hardware first, fastest first per device.
+    cache: a store's SummaryCache, for the summaries of rows that pool several runs."""
+    groups = group_runs(records)
+    if cache is not None:
+        cache.prefetch([pool_key(g.measured) for g in groups if len(g.measured) > 1])
+    rows = [_row(g, cache) for g in groups]
+    if cache is not None:
+        cache.flush()
     fp32_rows: dict[tuple, list[dict]] = {}
     for row in rows:
         if row["recipe"] == BASELINE_RECIPE and row["p50_ms"]:
             fp32_rows.setdefault(_comparable_key(row), []).append(row)
+            fp32_rows.setdefault(_comparable_key(row) + (row["campaign"],), []).append(row)
     for row in rows:
         base = _baseline(row, fp32_rows)
         if base and row["p50_ms"]:
@@ -151,11 +179,11 @@ def columns() -> list[str]:
     return list(_row(Group(KEY, False)))
 
 
-def build_table(records: Iterable[RunRecord]) -> pd.DataFrame:
+def build_table(records: Iterable[RunRecord], cache=None) -> pd.DataFrame:
     """build_rows as a DataFrame (csv, json, html and plots read it)."""
     import pandas as pd
 
-    df = pd.DataFrame(build_rows(records), columns=columns())
+    df = pd.DataFrame(build_rows(records, cache), columns=columns())
     for col in ("rank", "n_runs", "n_failed", "n_samples"):
         df[col] = df[col].astype("Int64")  # integers that may be missing, not floats
     return df

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import orjson
+
 from harness.common.errors import BadInput, StoreError
 from harness.store import migrate
 from harness.store.record import SCHEMA_VERSION, RunRecord
@@ -51,6 +53,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE INDEX IF NOT EXISTS runs_by_group ON runs (model, recipe, device, seq_len);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
 CREATE INDEX IF NOT EXISTS runs_by_campaign ON runs (campaign, created_at);
+CREATE TABLE IF NOT EXISTS summaries (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _COLUMNS = ("run_id", "created_at", "status", "model", "recipe", "device", "seq_len", "program_sha256", "runner",
             "model_id", "campaign", "timing")
@@ -150,7 +153,7 @@ class ResultsStore:
             found = int(row[0]) if row is not None else SCHEMA_VERSION
             if found < SCHEMA_VERSION:
                 migrate.upgrade(con, found)  # inside this transaction: all of it lands, or none
-            elif found == SCHEMA_VERSION:
+            if found <= SCHEMA_VERSION:
                 # executescript would commit this transaction: run the statements one by one instead
                 for stmt in filter(str.strip, _SCHEMA.split(";")):
                     con.execute(stmt)
@@ -302,6 +305,10 @@ class ResultsStore:
                 out.update({rid: r for rid, r in ((rid, _parse(rid, text)) for rid, text in rows) if r is not None})
         return out
 
+    def summary_cache(self) -> "SummaryCache":
+        """Pooled-row summaries kept in the store (see SummaryCache)."""
+        return SummaryCache(self)
+
     def known(self, column: str, limit: int = 8) -> list[str]:
         """The distinct values of a column, newest first: what a "no such campaign" error lists."""
         if column not in _COLUMNS or not self.path.exists():
@@ -418,10 +425,52 @@ class Selection:
         return where, args
 
 
+class SummaryCache:
+    """Summaries of report rows that pool several runs, kept by a key naming the runs they pool: stored runs never
+    change, so a row of runs already summarised costs a lookup, not a bootstrap (10,000 runs: seconds -> a query).
+    Best effort: a store that cannot be written (read-only, full) only means computing them again next time."""
+
+    def __init__(self, store: "ResultsStore"):
+        self.store, self.known, self.new = store, {}, {}
+
+    def prefetch(self, keys: list[str]) -> None:
+        if not keys or not self.store.path.exists():
+            return
+        try:
+            with self.store._connect(write=False) as con:
+                for i in range(0, len(keys), 500):
+                    part = keys[i:i + 500]
+                    rows = con.execute(f"SELECT key, value FROM summaries WHERE key IN ({', '.join('?' * len(part))})",
+                                       part).fetchall()
+                    self.known.update((k, json.loads(v)) for k, v in rows)
+        except (sqlite3.Error, BadInput, ValueError):
+            pass  # an older or read-only store without the table: nothing cached
+
+    def get(self, key: str) -> dict | None:
+        return self.known.get(key)
+
+    def put(self, key: str, value: dict) -> None:
+        self.new[key] = value
+
+    def flush(self) -> None:
+        if not self.new or self.store.read_only():
+            return
+        try:
+            with self.store._connect(write=True) as con:
+                con.execute("BEGIN IMMEDIATE")
+                con.executemany("INSERT OR REPLACE INTO summaries (key, value) VALUES (?, ?)",
+                                [(k, json.dumps(v)) for k, v in self.new.items()])
+                con.execute("COMMIT")
+        except (sqlite3.Error, BadInput):
+            pass
+        self.known.update(self.new)
+        self.new = {}
+
+
 def _parse(run_id: str, text: str) -> RunRecord | None:
     """A stored record, or None (with a warning naming it) when it cannot be read: one bad row never stops a report."""
     try:
-        d = json.loads(text)
+        d = orjson.loads(text)  # 4x json's speed: a report reads every selected record
         if not isinstance(d, dict):
             raise ValueError(f"a JSON {type(d).__name__}, not an object")
         return RunRecord.from_dict(d)

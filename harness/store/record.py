@@ -63,8 +63,10 @@ class RunRecord:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunRecord":
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**{k: v for k, v in d.items() if k in _FIELDS})
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(RunRecord))  # what from_dict keeps (newer fields dropped)
 
 
 def model_identity(manifest: dict[str, Any] | None, model: str | None = None, program_sha256: str | None = None) -> str:
