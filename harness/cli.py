@@ -13,7 +13,8 @@ from harness.common.console import silence_libraries
 
 silence_libraries()  # before torch/torchao/executorch are imported anywhere
 
-from harness.commands.core import demo_command, export_command, run_command  # noqa: E402
+from harness.commands.core import export_command, run_command  # noqa: E402
+from harness.commands.demo import demo_command  # noqa: E402
 from harness.common.errors import HarnessError  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""The main verbs: export, run, demo."""
+"""The main verbs: export and run (the demo, which chains them, is harness/commands/demo.py)."""
 
 from __future__ import annotations
 
@@ -293,46 +293,3 @@ def _print_run(rec) -> None:
         console.print(f"  flags: {', '.join(rec.flags)}")
     for why in ((rec.device_info_after or {}).get("during") or {}).get("throttle_evidence") or []:
         console.print(f"  throttled: {why}")
-
-
-@click.command("demo")
-@click.option("--model", default="mobilebert", show_default=True, help="Preset to export and run.")
-@click.option("--quant", "recipes", default="fp32,int8", show_default=True, help="Comma list of recipes.")
-@click.option("--seq-len", type=int, default=128, show_default=True)
-@click.option("--samples", type=int, default=100, show_default=True, help="Real examples scored per run.")
-@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Back-to-back runs per program: the report's CI then spans the spread between runs.")
-@click.pass_context
-def demo_command(ctx, model, recipes, seq_len, samples, repeat):
-    """The main job on the embedded default: export, run on the host with offline data, print the report.
-
-    \b
-    Example:
-      harness demo                      # full-size MobileBERT, fp32 and int8, host, Rotten Tomatoes
-    """
-    from harness.run import measure
-    from harness.commands.report import report_command
-    from harness.export.recipes import RECIPES
-
-    results = ctx.obj["results"]
-    ok = True
-    campaign = measure.new_campaign("demo")  # the demo's rows pool its own runs only, and compare with its fp32
-    for recipe in [r for r in recipes.split(",") if r]:
-        if recipe not in RECIPES:
-            console.print(f"[yellow]skipping recipe {recipe}: not available[/yellow]")
-            continue
-        kw = dict(model=model, checkpoint=None, recipe=recipe, seq_len=str(seq_len), head="sequence_classification",
-                  num_labels=2, group_size=32, quant_embedding=None, keep_fp32=(), calibration=64,
-                  allow_partial=False, min_agreement=0.99, numerics_task="rotten_tomatoes", numerics_samples=64,
-                  force=False)
-        res = _do_export(_export_requests(**kw)[0], results)
-        req = measure.RunRequest(program=res.program, device="host", task="rotten_tomatoes", samples=samples,
-                                 campaign=campaign)
-        for i in range(repeat):
-            rec = _measure(req, results, f"running {res.program.name} on host ({i + 1}/{repeat})")
-            ok &= rec.status != "failed"
-    console.print()
-    ctx.invoke(report_command, fmt="md", output=None, campaign=campaign, tags=(), run_ids=(), since=None, until=None,
-               timing=None, model=None, model_id=None, device=None, recipe=None, status_=None)
-    if not ok:
-        ctx.exit(3)

