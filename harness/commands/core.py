@@ -91,7 +91,8 @@ def _print_export(res) -> None:
     d = m.delegation or {}
     where = "from cache" if res.cached else f"in {m.export_seconds:.1f} s, peak RSS {m.export_peak_rss_mb:.0f} MB"
     console.print(f"[bold]{res.program}[/bold]  ({m.program_bytes / 2**20:.2f} MiB, {where})")
-    console.print(f"  model {m.model}{' (untrained random weights)' if m.random_weights else ''}, head {m.head}, "
+    what = f"checkpoint {Path(m.checkpoint).name}" if m.model == "checkpoint" and m.checkpoint else f"model {m.model}"
+    console.print(f"  {what}{' (untrained random weights)' if m.random_weights else ''}, head {m.head}, "
                   f"recipe {m.recipe}, seq_len {m.seq_len}")
     for note in res.notes:
         console.print(f"  note: {note}")

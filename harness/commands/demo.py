@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import click
 
 from harness.common.console import console
 from harness.common.errors import BadInput, HarnessError
+from harness.common.files import write_atomic
 
 # The demo student (docs/training.md, "The real run on this machine"): MobileBERT-TINY cut to 2 of its 24 blocks,
 # word embeddings from the shipped MiniLM by PCA, trained on the labels of the offline task's train split.
@@ -70,19 +72,40 @@ def _trained_student(ctx: click.Context, results: Path, spec: dict) -> Path:
     done = out / "eval_dev.json"
     if done.is_file():
         ev = json.loads(done.read_text())
+        info = out / "demo_student.json"
+        took = json.loads(info.read_text()) if info.is_file() else {}
+        when = (f", trained in {took['train_wall_s'] / 60:.1f} min on {took.get('cpu', '?')}"
+                if "train_wall_s" in took else "")
         console.print(f"[bold]{out}[/bold]  (trained student, from cache: dev accuracy {ev['accuracy']:.4f} on "
-                      f"{ev.get('n', '?')} {spec['task']} examples)")
+                      f"{ev.get('n', '?')} {spec['task']} examples{when})")
         return out
     console.print(f"training the demo student into {out}: {spec['model']}"
                   + (f" cut to {spec['layers']} blocks" if spec.get("layers") else "")
                   + f", {spec['steps']} steps of {spec['batch_size']} on {spec['task']} train (once; cached by code "
                     "and data; Ctrl-C and rerun resumes)")
+    start = time.monotonic()
     ctx.invoke(train_command, task=spec["task"], model_spec=spec["model"], teacher=None, alpha=0.5, temperature=2.0,
                transfer_corpus=None, transfer_limit=20000, init_embeddings_from=spec["init_embeddings_from"],
                layers=spec["layers"], tokenizer=None, steps=spec["steps"], batch_size=spec["batch_size"],
                grad_accum=1, lr=spec["lr"], optimizer="adamw", seq_len=spec["seq_len"], seed=spec["seed"],
                save_every=spec["save_every"], threads=spec["threads"], precision="fp32", nproc=None, out=out)
+    # how long this host took (a resumed run: the last leg only), shown whenever the cached student is reused
+    info = {"spec": spec, "key": student_key(spec), "train_wall_s": round(time.monotonic() - start, 1),
+            "cpu": cpu_name()}
+    write_atomic(out / "demo_student.json", json.dumps(info, indent=2) + "\n")
     return out
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
 
 
 def _dev_size(task: str) -> int:
