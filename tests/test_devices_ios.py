@@ -242,3 +242,46 @@ def test_ios_simulator_transport_over_a_fake_xcrun(tmp_path, monkeypatch, bundle
     calls = (tmp_path / "sim" / "calls.log").read_text()
     assert "simctl install booted" in calls and "launch --console-pty --terminate-running-process booted" in calls
     assert not list((tmp_path / "sim" / "data" / "Documents" / "harness" / "runs").iterdir())
+
+
+def test_ctrl_c_stops_the_app_and_stores_the_run_interrupted(phone, shared):
+    import signal
+    import time
+
+    make_device(phone, fault="hang")
+    results, pte = shared
+    env = {k: v for k, v in os.environ.items() if k != "HARNESS_IOS_APP"}
+    env.update(HARNESS_IOS_SERVICES="tests.ios_standin", HARNESS_IOS_STANDIN=str(phone),
+               HARNESS_IPHONE15_SERIAL=SERIAL, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "--results", str(results), "run", "--program",
+                             str(pte), "--device", "iphone15", "--iterations", "3"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not list((phone / "containers").rglob("inputs.bin")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # the app is running
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    rec = stored(shared, subprocess.CompletedProcess([], 130, out, err))
+    assert rec.status == "interrupted"
+    assert run_files(phone) == []
+    assert subprocess.run(["pgrep", "-f", "sleep 3600"], capture_output=True).returncode == 1
+
+
+def test_iphone_profiles_resolve_their_serial_and_contact_nothing(monkeypatch):
+    from device_runners.catalog import TRANSPORTS, get_profile, make_transport
+    from device_runners.ios.device import IosTransport
+
+    monkeypatch.setenv("HARNESS_IPHONE16PRO_SERIAL", "00008140-0001")
+    p = get_profile("iphone16pro")
+    assert (p.transport, p.model, p.serial, p.abi) == ("ios", "iPhone 16 Pro", "00008140-0001", "arm64-v8a")
+    assert {"ios", "ios-simulator"} <= set(TRANSPORTS)
+    t = make_transport(p)
+    assert isinstance(t, IosTransport) and t.serial == "00008140-0001" and t._loop is None  # nothing contacted yet
+    assert t.shell("cat /proc/cpuinfo")[0] == 127  # no shell on iOS, and no connection needed to say so
+    t.close()
+    probe = "import sys, harness.cli, device_runners.catalog; print('pymobiledevice3' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=dict(os.environ,
+                         PYTHONPATH=str(REPO))).stdout.strip()
+    assert out == "False"  # imported only when an iPhone is used: the CLI starts fast

@@ -102,7 +102,12 @@ class IosTransport(AppTransport):
 
     async def _connect(self, sweep: bool) -> None:
         svc, ex = self._svc, self._svc.exceptions
-        attached = [d.serial for d in await svc.list_devices()]
+        try:
+            attached = [d.serial for d in await svc.list_devices()]
+        except ex.ConnectionFailedToUsbmuxdError:
+            raise TransportError("usbmuxd is not running, so no iPhone can be seen: on Linux `apt-get install "
+                                 "usbmuxd` (it starts when a phone is plugged in); on macOS it is part of the "
+                                 "system") from None
         if self.serial and self.serial not in attached:
             raise TransportError(f"iPhone {self.serial} is not attached (attached: {', '.join(attached) or 'none'}): "
                                  "check the serial (UDID) and the cable")

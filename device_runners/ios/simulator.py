@@ -39,6 +39,8 @@ class SimulatorTransport(AppTransport):
     def _ready(self) -> None:
         if self._documents is not None:
             return
+        if shutil.which("xcrun") is None:
+            raise TransportError("no xcrun: the iOS Simulator needs macOS with Xcode")
         if self.app is not None:
             self._simctl("install", self.serial, str(self.app), timeout=600)
         try:
@@ -103,6 +105,15 @@ class SimulatorTransport(AppTransport):
         except ProcessLookupError:
             pass
         proc.wait()
+
+    def install(self) -> str:
+        """Install self.app (the simulator build's .app); its CFBundleVersion."""
+        self._ready()
+        try:
+            import plistlib
+            return str(plistlib.loads((Path(self.app) / "Info.plist").read_bytes()).get("CFBundleVersion", "?"))
+        except (OSError, ValueError, TypeError):
+            return "?"
 
     def check(self) -> str:
         self._ready()

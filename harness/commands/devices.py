@@ -192,7 +192,7 @@ def install_command(name, app, serial, devices_file) -> None:
     transport = make_transport(profile)
     transport.app = Path(app)
     try:
-        version = transport.install() if hasattr(transport, "install") else (transport.check() and "?")
+        version = transport.install()
     except (TransportError, TimeoutError, OSError) as e:
         raise DeviceError(f"cannot install on {name}: {e}") from None
     finally:

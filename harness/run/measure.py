@@ -507,9 +507,10 @@ def _fill_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest
         "arena_mb": round(arena / 2**20, 3) if arena else None,
         "arena_method": "program's planned activation buffers (non_const_buffer_sizes)" if arena else None,
     }
-    if raw.extra.get("phys_footprint_kb"):  # iOS: the app's memory footprint as sysmontap saw it (not RSS)
-        rec.memory["phys_footprint_mb"] = round(raw.extra["phys_footprint_kb"] / 1024, 2)
-        rec.memory["phys_footprint_method"] = raw.extra.get("phys_footprint_method")
+    footprint = raw.extra.get("phys_footprint_kb")  # iOS: the app's memory footprint as sysmontap saw it (not RSS)
+    if isinstance(footprint, int) and not isinstance(footprint, bool) and footprint > 0:
+        rec.memory["phys_footprint_mb"] = round(footprint / 1024, 2)
+        rec.memory["phys_footprint_method"] = str(raw.extra.get("phys_footprint_method") or "")
 
 
 def _score(outputs: list[list[np.ndarray]], run_inputs: inputs.RunInputs, manifest: ProgramManifest | None) -> dict | None:
