@@ -56,14 +56,24 @@ def _update(serial: str, **changes) -> None:
     _save(state)
 
 
+def phone(serial: str = "00008120-001A2B3C4D5E6F70", **fields) -> dict:
+    """A paired iPhone 15 on iOS 17.5 with the app installed; fields override."""
+    d = {"serial": serial, "ProductType": "iPhone15,4", "ProductVersion": "17.5", "BuildVersion": "21F79",
+         "DeviceName": "Test iPhone", "paired": True, "developer_mode": True, "ddi": True, "tunnel": True,
+         "apps": {"org.harness.runner": {"CFBundleVersion": "1"}}, "free_bytes": 10 * 2**30, "fault": None}
+    d.update(fields)
+    return d
+
+
 def make_device(folder: Path, serial: str = "00008120-001A2B3C4D5E6F70", **fields) -> Path:
-    """A stand-in folder with one paired iPhone 15 on iOS 17.5 with the app installed; fields override."""
+    """A stand-in folder with one phone(serial, **fields) attached."""
+    return make_devices(folder, [phone(serial, **fields)])
+
+
+def make_devices(folder: Path, phones: list[dict]) -> Path:
+    """A stand-in folder with these phones attached (all share one app container folder)."""
     folder.mkdir(parents=True, exist_ok=True)
-    phone = {"serial": serial, "ProductType": "iPhone15,4", "ProductVersion": "17.5", "BuildVersion": "21F79",
-             "DeviceName": "Test iPhone", "paired": True, "developer_mode": True, "ddi": True, "tunnel": True,
-             "apps": {"org.harness.runner": {"CFBundleVersion": "1"}}, "free_bytes": 10 * 2**30, "fault": None}
-    phone.update(fields)
-    (folder / "device.json").write_text(json.dumps({"devices": [phone]}, indent=1))
+    (folder / "device.json").write_text(json.dumps({"devices": phones}, indent=1))
     return folder
 
 

@@ -28,7 +28,9 @@ def shared(tmp_path_factory, bundle, tiny):
     from harness.export import program
 
     results = tmp_path_factory.mktemp("results")
-    program.inspect(tiny[0], cache_dir=results / "programs" / "inspected")
+    cached = results / "programs" / "inspected" / f"{program.sha256_file(tiny[0])}.json"
+    cached.parent.mkdir(parents=True)
+    cached.write_text(json.dumps(program._inspect_here(str(tiny[0]))))  # what `run` would ask a child process for
     return results, tiny[0]
 
 
@@ -184,21 +186,31 @@ def test_devices_install_puts_the_app_on_the_phone(phone, shared, tmp_path):
     assert json.loads((phone / "device.json").read_text())["devices"][0]["apps"]["org.harness.runner"]
 
 
-@pytest.mark.parametrize("fields, fix", [
-    ({"serial": "other"}, "not attached"),
+CHECK_CASES = [  # (what the phone lacks, the fix --check must name)
     ({"paired": False}, "pymobiledevice3 lockdown pair"),
     ({"developer_mode": False}, "Settings > Privacy & Security > Developer Mode"),
     ({"ddi": False}, "pymobiledevice3 mounter auto-mount"),
     ({"tunnel": False}, "sudo python3 -m pymobiledevice3 remote tunneld"),
     ({"apps": {}}, "harness devices install DEVICE --app Harness.ipa"),
-    ({}, "yes: iPhone 15 (iOS 17.5), app 1"),
-])
-def test_devices_check_says_what_is_missing_and_the_fix(phone, shared, fields, fix):
-    make_device(phone, **fields)
-    proc = harness(phone, shared[0], "devices", "--check", "--format", "json")
+    ({}, "iPhone 15 (iOS 17.5), app 1"),
+]
+
+
+def test_devices_check_says_what_is_missing_and_the_fix(phone, shared, tmp_path):
+    from tests.ios_standin import make_devices, phone as a_phone
+
+    serials = [f"00008120-00000000000000{i:02d}" for i in range(len(CHECK_CASES))]
+    make_devices(phone, [a_phone(s, **fields) for s, (fields, _) in zip(serials, CHECK_CASES)])
+    catalog = tmp_path / "phones.toml"
+    catalog.write_text("".join(f'[phone{i}]\nabi = "arm64-v8a"\ntransport = "ios"\nserial = "{s}"\n\n'
+                               for i, s in enumerate([*serials, "00008120-NOT-ATTACHED"])))
+    proc = harness(phone, shared[0], "devices", "--check", "--format", "json", "--devices-file", str(catalog))
     assert proc.returncode == 0, proc.stderr
-    row = next(d for d in json.loads(proc.stdout) if d["name"] == "iphone15")
-    assert fix.removeprefix("yes: ") in row["reason"] and row["reachable"] == fix.startswith("yes"), row
+    rows = {d["name"]: d for d in json.loads(proc.stdout)}
+    for i, (fields, fix) in enumerate(CHECK_CASES):
+        row = rows[f"phone{i}"]
+        assert fix in row["reason"] and row["reachable"] == (not fields), row
+    assert not rows["phone6"]["reachable"] and "00008120-NOT-ATTACHED is not attached" in rows["phone6"]["reason"]
 
 
 FAKE_XCRUN = r"""#!/usr/bin/env python3
