@@ -236,6 +236,12 @@ class ProcessControl(_Service):
 
         fault = _phone(self.serial).get("fault")
         docs = _documents(bundle_id)
+        if fault in ("crash", "jetsam") and "--inputs" in (arguments or []):
+            # The inputs become a FIFO nobody writes: the runner blocks opening it, so the signal below always
+            # lands while it runs (a tiny program would otherwise finish first).
+            fifo = docs / arguments[arguments.index("--inputs") + 1]
+            fifo.unlink(missing_ok=True)
+            os.mkfifo(fifo)
         if fault == "hang":
             argv = ["sleep", "3600"]
         else:
