@@ -34,6 +34,8 @@ X86_64_LIBS = ("ld-linux-x86-64.so.2", *GLIBC_LIBS[1:])
 X86_64_LIB_DIRS = (Path("/lib64"), Path("/lib/x86_64-linux-gnu"), Path("/usr/lib/x86_64-linux-gnu"))
 LOADERS = {"x86_64": "ld-linux-x86-64.so.2", "arm64-v8a": "ld-linux-aarch64.so.1"}
 COMPILERS = {"x86_64": ("g++", "g++"), "arm64-v8a": ("aarch64-linux-gnu-g++", "g++-aarch64-linux-gnu")}
+# The command-line front end and the benchmark core it shares with the iOS app (device_runners/ios/app).
+CORE_SOURCES = ("runner.cpp", "runner_core.cpp")
 CFLAGS = ("-std=c++17", "-O2", "-DC10_USING_CUSTOM_GENERATED_MACROS", "-DET_USE_THREADPOOL")
 
 
@@ -123,7 +125,7 @@ def _compile(abi: str, compiler: str, key: str, lib_dir: Path, out: Path) -> Non
     include = et / "include"
     cmd = [compiler, *CFLAGS, f'-DHARNESS_ET_VERSION="{executorch_version()}"', f'-DHARNESS_RUNNER_HASH="{key}"',
            f"-I{include}", f"-I{include}/executorch/runtime/core/portable_type/c10",
-           str(NATIVE_DIR / "runner.cpp"), "-o", str(out), f"-L{lib_dir}",
+           *[str(NATIVE_DIR / n) for n in CORE_SOURCES], "-o", str(out), f"-L{lib_dir}",
            "-lexecutorch", "-Wl,--no-as-needed",
            *[f"-l{n[3:-3]}" for n in ET_LIBS if n != "libexecutorch.so"],
            "-Wl,--as-needed", "-Wl,-rpath,$ORIGIN/../lib", "-Wl,--enable-new-dtags"]

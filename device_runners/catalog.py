@@ -16,7 +16,7 @@ from harness.common.errors import BadInput, HarnessError
 
 BUILTIN = Path(__file__).with_name("devices.toml")
 ABIS = ("x86_64", "arm64-v8a")
-TRANSPORTS = ("local", "qemu", "ssh", "adb")
+TRANSPORTS = ("local", "qemu", "ssh", "adb", "ios", "ios-simulator")
 _FIELDS = {f.name: f for f in dataclasses.fields(DeviceProfile)}
 
 
@@ -113,7 +113,7 @@ def get_profile(name: str, extra: Path | None = None, address: str | None = None
     from_env = os.environ.get(p.address_env) if p.address_env else None
     if p.transport == "ssh":
         p = dataclasses.replace(p, address=address or p.address or from_env or None)
-    elif p.transport == "adb":
+    elif p.transport in ("adb", "ios", "ios-simulator"):
         p = dataclasses.replace(p, serial=serial or p.serial or from_env or None)
     return p
 
@@ -148,6 +148,9 @@ def default_workdir(profile: DeviceProfile) -> str | None:
         return DEFAULT_WORKDIR  # Android has no /tmp; /data/local/tmp is the shell user's
     if profile.transport in ("local", "qemu"):
         return os.path.join(tempfile.gettempdir(), "harness")
+    if profile.transport in ("ios", "ios-simulator"):
+        from device_runners.ios.app import WORKDIR
+        return WORKDIR  # under the app's Documents folder
     return None  # ssh: the device's own temporary folder, asked on first use
 
 
@@ -173,6 +176,14 @@ def make_transport(profile: DeviceProfile) -> Transport:
         host = opts.get("adb_host") or os.environ.get("ANDROID_ADB_SERVER_HOST") or "127.0.0.1"
         port = int(opts.get("adb_port") or os.environ.get("ANDROID_ADB_SERVER_PORT") or 5037)
         return AdbTransport(serial=profile.serial, host=host, port=port, workdir=default_workdir(profile))
+    if profile.transport == "ios":
+        from device_runners.ios.device import IosTransport, app_from_env
+        return IosTransport(serial=profile.serial, app=app_from_env(opts),
+                            connect_timeout=float(opts.get("connect_timeout", 30)))
+    if profile.transport == "ios-simulator":
+        from device_runners.ios.device import app_from_env
+        from device_runners.ios.simulator import SimulatorTransport
+        return SimulatorTransport(device=profile.serial or "booted", app=app_from_env(opts))
     raise BadInput(f"device {profile.name}: unknown transport {profile.transport!r}")
 
 
@@ -187,6 +198,8 @@ def reachable(profile: DeviceProfile, timeout: float = 10.0) -> tuple[bool, str]
     except HarnessError as e:
         return False, str(e)
     try:
+        if profile.transport in ("ios", "ios-simulator"):  # no shell: connect as a run would, say what is missing
+            return True, transport.check()
         rc, out, err = transport.shell("echo ok", timeout=timeout)
         if rc != 0 or out.strip() != "ok":
             return False, f"`echo ok` gave exit code {rc}: {(err or out).strip()[:200]}"

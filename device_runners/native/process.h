@@ -1,6 +1,7 @@
 // What the runner measures about its own process (memory) and how it pins itself (affinity).
 #pragma once
 
+#include <errno.h>
 #include <sched.h>
 #include <sys/resource.h>
 
@@ -40,8 +41,17 @@ inline std::string memory_snapshot_json() {
 
 inline long peak_rss_kb_getrusage() {
   struct rusage ru;
-  return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : -1;  // kilobytes on Linux
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+#if defined(__APPLE__)
+  return ru.ru_maxrss / 1024;  // bytes on Darwin (iOS app)
+#else
+  return ru.ru_maxrss;  // kilobytes on Linux
+#endif
 }
+
+#if defined(__APPLE__) && !defined(CPU_SETSIZE)
+#define CPU_SETSIZE 1024
+#endif
 
 // "0,1", "4-7" or "0-1,6" -> core ids; empty on a malformed list.
 inline std::vector<int> parse_cpu_list(const std::string& s) {
@@ -69,12 +79,17 @@ inline std::vector<int> parse_cpu_list(const std::string& s) {
 
 // Pins this thread (and every thread it creates later, e.g. the XNNPACK pool); "" on success.
 inline std::string set_affinity(const std::vector<int>& cpus) {
+#if defined(__APPLE__)
+  (void)cpus;
+  return "iOS has no CPU affinity (the scheduler places threads on P and E cores)";
+#else
   cpu_set_t set;
   CPU_ZERO(&set);
   for (int c : cpus) CPU_SET(c, &set);
   if (sched_setaffinity(0, sizeof(set), &set) != 0)
     return std::string("sched_setaffinity failed: ") + std::strerror(errno) + " (cores offline or absent?)";
   return "";
+#endif
 }
 
 }  // namespace harness

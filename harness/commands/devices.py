@@ -25,6 +25,10 @@ def _where(p: DeviceProfile) -> str:
     env = f"${p.address_env}" if p.address_env else "--serial/--address"
     if p.transport == "adb":
         return f"the only attached device ({env} unset)"
+    if p.transport == "ios":
+        return f"the only attached iPhone ({env} unset)"
+    if p.transport == "ios-simulator":
+        return f"the booted simulator ({env} unset)"
     return f"none: set {env}=user@host[:port]"
 
 
@@ -157,3 +161,40 @@ def add_command(name, adb_serial, ssh_address, key_file, devices_file, replace, 
     click.echo(profile_toml(profile).rstrip())
     click.echo(f"written to {path}; run it with: harness run --device {name} --devices-file {path}"
                if devices_file else f"written to {path}; run it with: harness run --device {name}")
+
+
+@devices_command.command("install")
+@click.argument("name")
+@click.option("--app", "app", required=True, type=click.Path(path_type=Path, dir_okay=True),
+              help="The harness app: an .ipa signed with your team (iPhone) or the built .app (simulator).")
+@click.option("--serial", default=None, help="The iPhone's UDID (default: the profile's, then the only attached one).")
+@click.option("--devices-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="An extra device catalog (TOML).")
+def install_command(name, app, serial, devices_file) -> None:
+    """Install the harness benchmark app on an iPhone (or a simulator) when its version differs.
+
+    `harness run` does the same before a run when HARNESS_IOS_APP (or the profile's app option) names the app.
+
+    \b
+    Examples:
+      harness devices install iphone15 --app build/HarnessRunner.ipa
+      harness devices install ios-simulator --app build/Build/Products/Release-iphonesimulator/HarnessRunner.app
+    """
+    from device_runners.base import TransportError
+    from device_runners.catalog import get_profile, make_transport
+    from harness.common.errors import BadInput, DeviceError
+
+    profile = get_profile(name, extra=devices_file, serial=serial)
+    if profile.transport not in ("ios", "ios-simulator"):
+        raise BadInput(f"harness devices install: {name} is not an iOS device (transport {profile.transport})")
+    if not Path(app).exists():
+        raise BadInput(f"--app {app}: no such file")
+    transport = make_transport(profile)
+    transport.app = Path(app)
+    try:
+        version = transport.install()
+    except (TransportError, TimeoutError, OSError) as e:
+        raise DeviceError(f"cannot install on {name}: {e}") from None
+    finally:
+        transport.close()
+    click.echo(f"{name}: the harness app version {version} is installed ({getattr(transport, 'serial', '')})")

@@ -161,6 +161,8 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
         raise BadInput(f"--max-start-temp {req.max_start_temp:g} needs --cooldown SECONDS: how long it may wait")
     if req.runner == "python" and profile.transport != "local":
         raise BadInput(f"--runner python runs only on the host; device {profile.name} needs --runner native")
+    if req.runner_bin is not None and profile.transport in ("ios", "ios-simulator"):
+        raise BadInput(f"--runner-bin: device {profile.name} runs only the signed harness app (docs/devices.md)")
     store = ResultsStore(Path(results))
     if manifest:
         specs, vocab = manifest.inputs, manifest.vocab_size
@@ -205,7 +207,7 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
         if isinstance(cores, int) and rec.threads and rec.threads > cores and not req.oversubscribe:
             raise BadInput(f"--threads {rec.threads}: device {profile.name} has {cores} cores; more threads than cores "
                            "time the scheduler, not the model (pass --oversubscribe to measure it anyway)")
-        if req.runner == "native" and req.runner_bin is None:
+        if req.runner == "native" and req.runner_bin is None and not getattr(transport, "launches_app", False):
             from device_runners.build import build_bundle
 
             progress(f"preparing the {profile.abi} runner bundle")
@@ -404,6 +406,8 @@ def _runner_command(req: RunRequest, transport: Transport, profile, job: RunJob,
         cache_dir = f"{transport.workdir().rstrip('/')}/xnnpack-cache"
         _shell(transport, f"mkdir -p {shlex.quote(cache_dir)}", 60, profile.name)
         args += ["--xnnpack-cache", f"{cache_dir}/{program_sha[:16]}-{req.runner_bin.name if req.runner_bin else 'native'}.bin"]
+    if getattr(transport, "launches_app", False):  # iOS: no shell; the transport launches its app with these args
+        return transport.app_command(args)
     if req.runner_bin is not None:
         # A runner the user built (same flags and JSON as device_runners/native/runner.cpp), pushed as it is
         remote = f"{transport.workdir().rstrip('/')}/bin/{program.sha256_file(req.runner_bin)[:12]}"
@@ -503,6 +507,10 @@ def _fill_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest
         "arena_mb": round(arena / 2**20, 3) if arena else None,
         "arena_method": "program's planned activation buffers (non_const_buffer_sizes)" if arena else None,
     }
+    footprint = raw.extra.get("phys_footprint_kb")  # iOS: the app's memory footprint as sysmontap saw it (not RSS)
+    if isinstance(footprint, int) and not isinstance(footprint, bool) and footprint > 0:
+        rec.memory["phys_footprint_mb"] = round(footprint / 1024, 2)
+        rec.memory["phys_footprint_method"] = str(raw.extra.get("phys_footprint_method") or "")
 
 
 def _score(outputs: list[list[np.ndarray]], run_inputs: inputs.RunInputs, manifest: ProgramManifest | None) -> dict | None:
