@@ -70,7 +70,7 @@ def error_lines(proc) -> list[str]:
 
 
 def test_run_on_iphone15_end_to_end(phone, shared):
-    proc = run_iphone(phone, shared)
+    proc = run_iphone(phone, shared, "--min-seconds", "1.5")  # long enough for sysmontap to see the loaded program
     assert proc.returncode == 0, proc.stderr
     rec = stored(shared, proc)
     assert rec.status in ("ok", "invalid") and rec.error is None
@@ -84,6 +84,7 @@ def test_run_on_iphone15_end_to_end(phone, shared):
     assert rec.memory["phys_footprint_mb"] > 1  # sysmontap's samples of the running app
     assert "physFootprint" in rec.memory["phys_footprint_method"] and "not RSS" in rec.memory["phys_footprint_method"]
     assert run_files(phone) == []  # the run's files are gone from the app's Documents
+    assert f"physFootprint {rec.memory['phys_footprint_mb']} MB" in proc.stdout  # the summary shows it, labelled
 
 
 @pytest.mark.parametrize("fault, reason", [
@@ -158,7 +159,7 @@ def make_ipa(path: Path, version: str = "2", platform: str = "iPhoneOS", signed:
 
 def test_an_ipa_of_another_version_is_installed_before_the_run(phone, shared, tmp_path):
     ipa = make_ipa(tmp_path / "Harness.ipa", version="7")
-    proc = run_iphone(phone, shared, HARNESS_IOS_APP=str(ipa))
+    proc = run_iphone(phone, shared, "--app", str(ipa))  # `harness run --app Harness.ipa`, as docs/devices.md says
     assert proc.returncode == 0, proc.stderr
     assert json.loads((phone / "device.json").read_text())["devices"][0]["apps"]["org.harness.runner"] == {
         "CFBundleVersion": "7"}

@@ -169,13 +169,15 @@ def export_command(ctx, out, name, **kw):
 @click.option("--address", default=None, help="ssh address user@host[:port] for ssh devices.")
 @click.option("--serial", default=None, help="adb serial for Android devices.")
 @click.option("--oversubscribe", is_flag=True, help="Allow more runner threads than the device has cores.")
+@click.option("--app", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, metavar="IPA",
+              help="iPhones: the signed harness app (.ipa), installed when the phone's differs (docs/devices.md).")
 @click.option("--campaign", default=None,
               help="Name the runs' campaign (rows pool only runs of one campaign); default: one per invocation.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Label the runs (report --tag selects); repeatable.")
 @click.pass_context
 def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_preset, iterations, warmup, min_seconds,
                 threads_list, affinities, task, samples, profile_run, cooldown, max_start_temp, no_check_model, repeat,
-                timeout, devices_file, address, serial, oversubscribe, campaign, tags, **export_kw):
+                timeout, devices_file, address, serial, oversubscribe, app, campaign, tags, **export_kw):
     """Run a program on a device, store one RunRecord per run, print a summary.
 
     \b
@@ -192,6 +194,10 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
     from harness.run import measure, stats
 
     results = ctx.obj["results"]
+    if app is not None:  # read by the ios transport (device_runners/ios/device.py: app_from_env)
+        import os
+
+        os.environ["HARNESS_IOS_APP"] = str(app.resolve())
     if repeat < 1:
         raise click.BadParameter("must be at least 1", param_hint="--repeat")
     run_tags = parse_tags(tags)
@@ -276,7 +282,9 @@ def _print_run(rec) -> None:
                   f"{rec.first_inference_ms:.1f} ms")
     mem = rec.memory
     console.print(f"  memory: peak RSS {mem.get('peak_rss_mb')} MB ({mem.get('peak_rss_method')}), "
-                  f"program {mem.get('program_mb')} MB")
+                  f"program {mem.get('program_mb')} MB"
+                  + (f"; physFootprint {mem['phys_footprint_mb']} MB ({mem.get('phys_footprint_method')})"
+                     if mem.get("phys_footprint_mb") else ""))
     acc = rec.accuracy
     if acc:
         parts = []
