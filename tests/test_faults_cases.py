@@ -162,3 +162,36 @@ def test_compare_refuses_a_run_whose_runner_output_was_malformed(tmp_path):
     ResultsStore(results).add_many([ok, broken])
     line = the_error(harness("--results", str(results), "compare", "okrun", "badrun"))
     assert "badrun" in line and "latencies_ms[0] is -1" in line and "nothing to compare" in line
+
+
+def test_a_checkpoint_whose_id2label_keys_are_not_class_numbers_is_one_line(tmp_path):
+    """It was `ValueError: invalid literal for int()` from deep inside the config."""
+    import json
+
+    from model.config import get_preset
+    from model.mobilebert import MobileBertForSequenceClassification
+    from model.weights import save_checkpoint
+
+    ck = tmp_path / "ck"
+    save_checkpoint(MobileBertForSequenceClassification(get_preset("test-tiny")), ck)
+    config = json.loads((ck / "config.json").read_text())
+    (ck / "config.json").write_text(json.dumps(config | {"id2label": {"zero": "NEG", "one": "POS"}}))
+    before = tree(tmp_path)
+    line = the_error(harness("--results", str(tmp_path / "r"), "export", "--checkpoint", str(ck),
+                             "--numerics-task", "none"))
+    assert "config.json" in line and "id2label key 'zero'" in line
+    assert tree(tmp_path) == before
+
+
+def test_inputs_are_sized_before_they_are_made():
+    """--samples within its bound can still ask for more memory than the inputs file may take: refused from the
+    program's input shapes, before one example is allocated (--samples 100000000 grew to a MemoryError)."""
+    from harness.common.errors import BadInput
+    from harness.export.manifest import InputSpec
+    from harness.run.measure import MAX_INPUT_BYTES, _check_input_size
+
+    specs = [InputSpec(n, "int64", [1, 4096]) for n in ("input_ids", "attention_mask", "token_type_ids")]
+    per = 3 * 4096 * 8
+    _check_input_size(specs, MAX_INPUT_BYTES // per)  # fits
+    with pytest.raises(BadInput, match=r"--samples 100000: the inputs would take 9\.2 GiB \(limit 2 GiB\)"):
+        _check_input_size(specs, 100_000)

@@ -80,6 +80,10 @@ def test_a_full_disk_keeps_the_measurement_in_a_recovery_file(tmp_path, tiny):
     [_, line] = kept.read_text().splitlines()  # the header, then the run
     record = json.loads(line)
     assert record["status"] in ("ok", "invalid") and len(record["latencies_ms"]) == 3 and str(kept) in err[0]
+    p = subprocess.run(harness("--results", str(tmp_path / "later"), "results", "import", str(kept)),
+                       capture_output=True, text=True)  # the command the message gives, once there is space
+    assert p.returncode == 0, p.stderr
+    assert [r.run_id for r in ResultsStore(tmp_path / "later").runs()] == [record["run_id"]]
 
 
 def test_one_unreadable_record_is_skipped_with_a_warning(store_dir):
