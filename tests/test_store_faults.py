@@ -55,7 +55,7 @@ def test_report_compare_and_runs_list_work_on_a_read_only_store(store_dir):
 
 
 def test_a_run_into_a_read_only_store_is_refused_before_it_measures(store_dir, tiny):
-    program, _ = tiny
+    program, _ = tiny  # no manifest: refused before it is inspected too
     p = in_namespace(read_only(store_dir), *harness("--results", str(store_dir), "run", "--program", str(program),
                                                     "--iterations", "2", "--warmup", "0"))
     assert p.returncode == 2 and "Traceback" not in p.stderr + p.stdout
@@ -63,8 +63,8 @@ def test_a_run_into_a_read_only_store_is_refused_before_it_measures(store_dir, t
     assert "running" not in p.stdout  # refused before the runner started
 
 
-def test_a_full_disk_keeps_the_measurement_in_a_recovery_file(tmp_path, tiny):
-    program, _ = tiny
+def test_a_full_disk_keeps_the_measurement_in_a_recovery_file(tmp_path, tiny_export):
+    program = tiny_export[1].program  # with a manifest: no inspection on the full disk
     full = tmp_path / "full"
     full.mkdir()
     spare = tmp_path / "tmp"

@@ -162,6 +162,7 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     if req.runner == "python" and profile.transport != "local":
         raise BadInput(f"--runner python runs only on the host; device {profile.name} needs --runner native")
     store = ResultsStore(Path(results))
+    store.check_writable()  # before a foreign program is inspected or a task is read (seconds); again before set-up
     if manifest:
         specs, vocab = manifest.inputs, manifest.vocab_size
     else:
