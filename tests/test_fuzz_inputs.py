@@ -63,8 +63,8 @@ def _bad_run_flags(it, warm, mins, thr, samples, timeout, campaign) -> set[str]:
         "--campaign": re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,99}", campaign) is not None,
     }
     bad = {flag for flag, good in ok.items() if not good}
-    if not bad and m >= t:
-        bad = {"--min-seconds", "--timeout"}  # the run would be killed before it could finish
+    if ok["--min-seconds"] and ok["--timeout"] and m >= t:
+        bad |= {"--min-seconds", "--timeout"}  # the run would be killed before it could finish
     return bad
 
 
@@ -72,6 +72,7 @@ def _bad_run_flags(it, warm, mins, thr, samples, timeout, campaign) -> set[str]:
 @given(it=numbers, warm=numbers, mins=numbers, thr=numbers, samples=numbers, timeout=numbers, name=text)
 @example(it=3, warm=0, mins=0.0, thr="1,2", samples=8, timeout=60.0, name="x")  # all accepted: the program is named
 @example(it=3, warm=0, mins=60.0, thr=1, samples=8, timeout=60.0, name="x")  # killed before it could finish
+@example(it=1, warm=0, mins=1, thr=1, samples=0, timeout=1, name="")  # that, named before --samples
 def test_run_options_never_crash(tmp_path_factory, it, warm, mins, thr, samples, timeout, name):
     """Refused with exit 2, for the right reason: a value out of its documented bounds is named before anything else
     (the missing program is named only when every value is one a run accepts)."""
