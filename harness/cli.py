@@ -77,8 +77,11 @@ def main() -> None:
         click.echo(f"interrupted by {interrupts.signame_of(cause)}" if isinstance(cause, KeyboardInterrupt)
                    else "aborted", err=True)
         sys.exit(interrupts.EXIT_CODE)
-    except click.ClickException as e:
-        e.show()
+    except click.ClickException as e:  # a usage mistake: one line, like every other error (click's would be 3)
+        msg = " ".join(e.format_message().split())
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if isinstance(e, click.UsageError) and ctx else ""
+        click.echo(f"error: {msg}{hint}", err=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt as e:
         click.echo(f"interrupted by {interrupts.signame_of(e)}", err=True)

@@ -49,7 +49,8 @@ def test_refused_before_any_lowering(tmp_path, args, names):
     assert time.monotonic() - t0 < 60  # no lowering happened (a tiny export lowers in ~10 s; imports dominate)
 
 
-def test_non_float_weights_are_refused_not_cast(tmp_path):
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool])
+def test_non_float_weights_are_refused_not_cast(tmp_path, dtype):
     from model.config import get_preset
     from model.mobilebert import MobileBertForSequenceClassification
     from model.weights import read_weights, save_checkpoint
@@ -58,14 +59,14 @@ def test_non_float_weights_are_refused_not_cast(tmp_path):
     save_checkpoint(MobileBertForSequenceClassification(get_preset("test-tiny")), ck)
     sd = read_weights(ck)
     key = next(k for k in sd if k.endswith("dense.weight"))
-    sd[key] = sd[key].to(torch.int64)
+    sd[key] = sd[key].to(dtype)
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in sd.items()}, str(ck / "model.safetensors"))
     p = subprocess.run([*HARNESS, "--results", str(tmp_path / "r"), "export", "--checkpoint", str(ck),
                         "--numerics-task", "none"], capture_output=True, text=True, timeout=600)
     line = one_error_line(p)
-    assert key in line and "int64" in line
+    assert key in line and str(dtype).removeprefix("torch.") in line
 
 
 def test_parallel_exports_into_one_folder_and_stale_temporaries(tmp_path):

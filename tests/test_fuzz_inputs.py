@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from device_runners.base import MalformedResult, RawResult
@@ -28,28 +28,71 @@ def _invoke(args: list[str], root: Path):
     exc = res.exception
     ok = exc is None or isinstance(exc, (HarnessError, SystemExit))
     assert ok, f"{args!r} raised {type(exc).__name__}: {exc}"
-    code = res.exit_code if not isinstance(exc, HarnessError) else exc.exit_code
-    return code, res.output
+    if isinstance(exc, HarnessError):
+        return exc.exit_code, str(exc)  # what main() prints after "error: "
+    return res.exit_code, res.output
 
 
 def _outside(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if "results" not in p.relative_to(root).parts}
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def _number(value, kind):
+    """The value as click reads it (int() or float() of the text), or None when it does not parse."""
+    try:
+        return kind(str(value))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _bad_run_flags(it, warm, mins, thr, samples, timeout, campaign) -> set[str]:
+    """The flags whose values docs/runner.md's bounds refuse (empty: every value is one a run accepts)."""
+    import re
+
+    from harness.run import measure
+
+    ok = {
+        "--iterations": (v := _number(it, int)) is not None and 1 <= v <= measure.MAX_ITERATIONS,
+        "--warmup": (v := _number(warm, int)) is not None and 0 <= v <= measure.MAX_WARMUP,
+        "--min-seconds": (m := _number(mins, float)) is not None and math.isfinite(m) and
+                         0 <= m <= measure.MAX_MIN_SECONDS,
+        "--timeout": (t := _number(timeout, float)) is not None and math.isfinite(t) and 0 < t <= 7 * 24 * 3600,
+        "--threads": all((n := _number(x, int)) is not None and 1 <= n <= measure.MAX_THREADS
+                         for x in str(thr).split(",")),
+        "--samples": (v := _number(samples, int)) is not None and 1 <= v <= measure.MAX_SAMPLES,
+        "--campaign": re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,99}", campaign) is not None,
+    }
+    bad = {flag for flag, good in ok.items() if not good}
+    if ok["--min-seconds"] and ok["--timeout"] and m >= t:
+        bad |= {"--min-seconds", "--timeout"}  # the run would be killed before it could finish
+    return bad
+
+
+@settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(it=numbers, warm=numbers, mins=numbers, thr=numbers, samples=numbers, timeout=numbers, name=text)
+@example(it=3, warm=0, mins=0.0, thr="1,2", samples=8, timeout=60.0, name="x")  # all accepted: the program is named
+@example(it=3, warm=0, mins=60.0, thr=1, samples=8, timeout=60.0, name="x")  # killed before it could finish
+@example(it=1, warm=0, mins=1, thr=1, samples=0, timeout=1, name="")  # that, named before --samples
 def test_run_options_never_crash(tmp_path_factory, it, warm, mins, thr, samples, timeout, name):
+    """Refused with exit 2, for the right reason: a value out of its documented bounds is named before anything else
+    (the missing program is named only when every value is one a run accepts)."""
     root = tmp_path_factory.mktemp("fuzz")
     before = _outside(root)
+    campaign = name or "x"
     args = ["run", "--program", str(root / "missing.pte"), "--iterations", str(it), "--warmup", str(warm),
             "--min-seconds", str(mins), "--threads", str(thr), "--samples", str(samples), "--timeout", str(timeout),
-            "--campaign", name or "x"]
-    code, _ = _invoke(args, root)
-    assert code != 0  # the program does not exist: refused, whatever else was given
+            "--campaign", campaign]
+    code, said = _invoke(args, root)
+    assert code == 2  # the program does not exist: refused, whatever else was given
+    bad = _bad_run_flags(it, warm, mins, thr, samples, timeout, campaign)
+    if bad:
+        assert any(flag in said for flag in bad) and "missing.pte" not in said, (bad, said)
+    else:
+        assert "missing.pte" in said, said
     assert _outside(root) == before
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=text, group=numbers, agree=numbers, nsamp=numbers)
 def test_export_options_never_crash_nor_escape(tmp_path_factory, name, group, agree, nsamp):
     root = tmp_path_factory.mktemp("fuzz")
@@ -67,7 +110,7 @@ def test_export_options_never_crash_nor_escape(tmp_path_factory, name, group, ag
     assert _outside(root) == before
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(campaign=text, tag=text, since=text, timing=text, threshold=text)
 def test_selection_options_never_crash(tmp_path_factory, campaign, tag, since, timing, threshold):
     root = tmp_path_factory.mktemp("fuzz")
@@ -88,7 +131,7 @@ fields = st.fixed_dictionaries({}, optional={
     "peak_rss_kb": json_values, "threads": json_values, "num_examples": json_values, "runner_version": json_values})
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=5000)
 @given(d=st.one_of(fields, json_values), garble=st.booleans())
 def test_runner_result_parser_accepts_only_what_a_run_can_use(d, garble):
     text = json.dumps(d)

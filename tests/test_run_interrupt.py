@@ -137,6 +137,15 @@ def test_sigkill_of_harness_takes_the_runner_with_it(program, tmp_path):
     while alive(procs) and time.monotonic() < t0 + 3:
         time.sleep(0.05)
     assert alive(procs) == []  # the watchdog saw harness's end of its pipe close
+    import tempfile
+
+    left = list(Path(tempfile.gettempdir()).glob(f"harness-run-{run.proc.pid}-*"))
+    assert left  # kill -9 gave harness no chance to remove its scratch folder (issue #18, class 6) ...
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "--results", str(tmp_path / "next"), "run", "--program",
+                        str(program), "--iterations", "2", "--warmup", "0"], capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert not any(d.exists() for d in left)  # ... the next run swept it: its harness is gone
 
 
 def test_emulated_arm64_run_interrupted(program, tmp_path):

@@ -33,6 +33,7 @@ CASES = {
 def fake_runner(tmp_path, result_text: str) -> str:
     """A runner binary stand-in: takes the real runner's flags, writes the given result and a 3-byte outputs file."""
     path = tmp_path / "fake_runner"
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path.write_text(f"""#!{sys.executable}
 import sys
 args = sys.argv[1:]
@@ -45,26 +46,51 @@ if "--outputs" in opt:
     return str(path)
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_malformed_runner_output_fails_the_run_and_is_stored(tmp_path, tiny, case):
+@pytest.fixture(scope="module")
+def malformed_runs(tmp_path_factory, tiny):
+    """Every case run once into one results folder (the program, which has no manifest, is inspected once there):
+    {case: (the finished process, its stored record)}."""
     program, _ = tiny
-    text, reason = CASES[case]
-    results = tmp_path / "r"
-    p = subprocess.run([sys.executable, "-m", "harness.cli", "--results", str(results), "run", "--program",
-                        str(program), "--runner-bin", fake_runner(tmp_path, text), "--iterations", "3",
-                        "--warmup", "0"], capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "COLUMNS": "300"})
+    root = tmp_path_factory.mktemp("malformed")
+    results = root / "r"
+    out = {}
+    for i, (case, (text, _)) in enumerate(CASES.items()):
+        before = {r.run_id for r in ResultsStore(results).runs()}
+        p = subprocess.run([sys.executable, "-m", "harness.cli", "--results", str(results), "run", "--program",
+                            str(program), "--runner-bin", fake_runner(root / str(i), text), "--iterations", "3",
+                            "--warmup", "0"], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "COLUMNS": "300"})
+        new = [r for r in ResultsStore(results).runs() if r.run_id not in before]
+        out[case] = (p, new)
+    return results, out
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_malformed_runner_output_fails_the_run_and_is_stored(malformed_runs, case):
+    _, reason = CASES[case]
+    p, new = malformed_runs[1][case]
     assert p.returncode == 3, (p.stdout, p.stderr)
     assert "Traceback" not in p.stdout + p.stderr
-    [rec] = ResultsStore(results).runs()
+    [rec] = new
     assert rec.status == "failed" and reason in rec.error, rec.error
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:")]  # one line naming the run and why, beside progress
+    assert len(errors) == 1 and rec.run_id in errors[0] and reason in errors[0], p.stderr
+    assert all(ln.startswith("… ") for ln in lines if ln not in errors), p.stderr
+
+
+def test_reports_and_listings_of_malformed_runs_still_work(malformed_runs, tmp_path):
+    results, _ = malformed_runs
+    # the nine runs of one program without a manifest inspected it once (a child process of seconds), not nine times
+    assert len(list((results / "programs" / "inspected").glob("*.json"))) == 1
     for args in (["report"], ["runs", "list"], ["report", "--format", "html", "--output", str(tmp_path / "r.html")]):
         q = subprocess.run([sys.executable, "-m", "harness.cli", "--results", str(results), *args],
                            capture_output=True, text=True, timeout=300)
         assert q.returncode == 0 and "Traceback" not in q.stderr, (args, q.stderr)
+        assert ("wrote" if "html" in args else "failed") in q.stdout.lower(), q.stdout
 
 
-def test_scratch_folders_of_killed_runs_are_swept_by_the_next_run(tmp_path, tiny):
+def test_scratch_folders_of_killed_runs_are_swept_by_the_next_run(tmp_path, tiny, malformed_runs):
     import tempfile
     from pathlib import Path
 
@@ -72,7 +98,8 @@ def test_scratch_folders_of_killed_runs_are_swept_by_the_next_run(tmp_path, tiny
     stale = Path(tempfile.gettempdir()) / "harness-run-999999999-leftover"  # a pid no process has
     stale.mkdir(exist_ok=True)
     (stale / "inputs.bin").write_bytes(b"x" * 100)
-    p = subprocess.run([sys.executable, "-m", "harness.cli", "--results", str(tmp_path / "r"), "run", "--program",
+    results, _ = malformed_runs  # its program was inspected there already
+    p = subprocess.run([sys.executable, "-m", "harness.cli", "--results", str(results), "run", "--program",
                         str(program), "--runner-bin", fake_runner(tmp_path, json.dumps(GOOD)), "--iterations", "3",
                         "--warmup", "0"], capture_output=True, text=True, timeout=300)
     assert p.returncode == 3 and "error: run" in p.stderr and "damaged outputs file" in p.stderr

@@ -53,7 +53,8 @@ def farm_run_command(ctx, program, pool, project, region, task, samples, warmup,
         p50 = (rec.latency or {}).get("p50")
         what = f"p50 {p50:.2f} ms" if p50 is not None else (rec.error or "")
         click.echo(f"{rec.run_id} {rec.device} [{rec.tags.get('farm_job_arn')}]: {rec.status} {what}")
-    failed = sum(r.status == "failed" for r in records)
+    failed = [r for r in records if r.status == "failed"]
+    for rec in failed:  # the reasons on stderr, one line each, like a failed `harness run`
+        click.echo(f"error: run {rec.run_id} on {rec.device}: {rec.error}", err=True)
     if failed:
-        click.echo(f"{failed} of {len(records)} device jobs failed (stored as failed records)", err=True)
-        ctx.exit(1)
+        ctx.exit(3)  # README's exit codes: runs that failed after they started, stored as failed

@@ -26,6 +26,7 @@ def silence_libraries() -> None:
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")  # "Filter: 100%|..." on stderr
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # torch re-sets its loggers' levels on import, so per-logger levels don't hold: cut warnings off globally.
     # The harness itself speaks through rich, not logging.

@@ -62,19 +62,20 @@ def pool_key(measured: list[RunRecord]) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-def _pooled(measured: list[RunRecord], samples: list[float], sizes: list[int], cache=None) -> dict[str, Any]:
+def _pooled(g: Group, sizes: list[int], cache=None) -> dict[str, Any]:
     """summarize() of a group's samples. A one-run group reuses the summary stored with the run (the same call, made
     at run time); a pooled group's comes from the cache when these runs were summarised before (stored runs never
-    change), so a report's cost does not grow with the raw samples it has already seen."""
+    change), so a report's cost does not grow with the raw samples it has already seen (nor are they copied)."""
+    measured = g.measured
     if len(measured) == 1:
         own = measured[0].latency or {}
-        if own.get("n") == len(samples) and own.get("ci95_median") and (own.get("bootstrap") or {}).get("seed") == 0:
+        if own.get("n") == sum(sizes) and own.get("ci95_median") and (own.get("bootstrap") or {}).get("seed") == 0:
             return own
     key = pool_key(measured) if cache is not None else None
     hit = cache.get(key) if key else None
     if hit is not None:
         return hit
-    out = summarize(samples, clusters=sizes)
+    out = summarize(g.samples, clusters=sizes)
     if key:
         cache.put(key, out)
     return out
@@ -83,9 +84,8 @@ def _pooled(measured: list[RunRecord], samples: list[float], sizes: list[int], c
 def _row(g: Group, cache=None) -> dict[str, Any]:
     f = g.fields
     measured = g.measured
-    samples = g.samples
     sizes = [len(r.latencies_ms) for r in measured if r.latencies_ms]
-    lat = _pooled(measured, samples, sizes, cache) if samples else {}
+    lat = _pooled(g, sizes, cache) if sizes else {}
     p50 = lat.get("p50") if lat else _med((r.latency or {}).get("p50") for r in measured)
     ci = lat.get("ci95_median") or [None, None]
     acc_run = next((r for r in reversed(measured) if r.accuracy), None)
@@ -102,7 +102,7 @@ def _row(g: Group, cache=None) -> dict[str, Any]:
         "model": f["model"], "recipe": f["recipe"], "device": f["device"], "seq_len": f["seq_len"],
         "runner": f["runner"], "threads": f["threads"], "affinity": f["affinity"] or "", "timing": f["timing"] or "",
         "campaign": f["campaign"] or "", "weights": weights, "status": status,
-        "n_runs": len(measured), "n_failed": len(g.failed), "n_samples": len(samples),
+        "n_runs": len(measured), "n_failed": len(g.failed), "n_samples": sum(sizes),
         "p50_ms": p50, "p50_ci_low": ci[0], "p50_ci_high": ci[1],
         "ci_scope": ("" if ci[0] is None else f"across {len(sizes)} runs" if len(sizes) >= 2 else "within one run"),
         "p90_ms": lat.get("p90") if lat else _med((r.latency or {}).get("p90") for r in measured),

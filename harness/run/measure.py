@@ -164,6 +164,7 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     if req.runner_bin is not None and profile.transport in ("ios", "ios-simulator"):
         raise BadInput(f"--runner-bin: device {profile.name} runs only the signed harness app (docs/devices.md)")
     store = ResultsStore(Path(results))
+    store.check_writable()  # before a foreign program is inspected or a task is read (seconds); again before set-up
     if manifest:
         specs, vocab = manifest.inputs, manifest.vocab_size
     else:

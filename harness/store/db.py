@@ -84,6 +84,15 @@ class ResultsStore:
             raise BadInput(f"results path {self.root} cannot be made: {folder} is a file, not a directory")
         if self.read_only() or not os.access(folder, os.W_OK | os.X_OK):
             raise StoreError(f"the results store {self.path} is read-only: give write access or use --results DIR")
+        # access() says yes to root everywhere, /proc included: only making a file there tells (it is removed)
+        import tempfile
+
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".harness-probe-"):
+                pass
+        except OSError as e:
+            raise StoreError(f"cannot write the results store {self.path}: {folder} takes no files "
+                             f"({e.strerror or e}): use --results DIR") from None
 
     def read_only(self) -> bool:
         """True when this process may read the store but not write it (its file or folder is not writable)."""
@@ -101,17 +110,20 @@ class ResultsStore:
         read_only = not write and self.read_only()
         if write and self.read_only():
             raise StoreError(f"the results store {self.path} is read-only: give write access or use --results DIR")
-        try:
-            # isolation_level=None: transactions are spelled out below, not opened implicitly by the driver.
-            # A read-only store (reports of an archived folder) opens as immutable: no lock, no journal, no -shm.
-            target, uri = (f"file:{self.path}?immutable=1", True) if read_only else (str(self.path), False)
-            con = sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, uri=uri)
-        except sqlite3.Error as e:
-            raise BadInput(f"cannot open results database {self.path}: {e}") from None
+        con = self._open(read_only)
         try:
             con.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if not self._checked:
-                self._check_read_only(con) if read_only else self._prepare(con)
+                try:
+                    self._check_read_only(con) if read_only else self._prepare(con)
+                except sqlite3.OperationalError as e:
+                    # A full disk cannot take WAL's -shm file or the schema check's transaction. A reader needs
+                    # neither: when no write-ahead log is pending, the file alone is the store, opened immutable.
+                    if write or read_only or not self._environment_fault(e) or self._wal_pending():
+                        raise
+                    con.close()
+                    read_only, con = True, self._open(True)
+                    self._check_read_only(con)
                 self._checked = not read_only
             yield con
         except sqlite3.DatabaseError as e:
@@ -119,12 +131,29 @@ class ResultsStore:
                 raise  # contention past the busy timeout is not the file's fault
             if "not a database" in str(e) or "malformed" in str(e) or "corrupt" in str(e):
                 raise self._bad_file(e) from None
-            if isinstance(e, sqlite3.OperationalError) and any(m in str(e) for m in ENVIRONMENT_FAULTS):
+            if self._environment_fault(e):
                 raise StoreError(f"cannot {'write' if write else 'read'} the results store {self.path}: {e} "
                                  "(free disk space, fix its permissions, or use --results DIR)") from None
             raise
         finally:
             con.close()
+
+    def _open(self, read_only: bool) -> sqlite3.Connection:
+        try:
+            # isolation_level=None: transactions are spelled out below, not opened implicitly by the driver.
+            # A read-only store (reports of an archived folder) opens as immutable: no lock, no journal, no -shm.
+            target, uri = (f"file:{self.path}?immutable=1", True) if read_only else (str(self.path), False)
+            return sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, uri=uri)
+        except sqlite3.Error as e:
+            raise BadInput(f"cannot open results database {self.path}: {e}") from None
+
+    @staticmethod
+    def _environment_fault(e: sqlite3.DatabaseError) -> bool:
+        return isinstance(e, sqlite3.OperationalError) and any(m in str(e) for m in ENVIRONMENT_FAULTS)
+
+    def _wal_pending(self) -> bool:
+        wal = self.path.with_name(self.path.name + "-wal")
+        return wal.exists() and wal.stat().st_size > 0
 
     def _check_read_only(self, con: sqlite3.Connection) -> None:
         """A read-only store must already be of this schema: it cannot be migrated where it is."""
@@ -269,11 +298,18 @@ class ResultsStore:
         sel = selection or Selection()
         where, args = sel.where()
         cols = ["run_id", "created_at", "campaign", "status", "model", "model_id", "recipe", "device", "timing"]
-        sql = (f"SELECT {', '.join(cols)}, json_extract(record, '$.latency.p50'), json_extract(record, '$.tags') "
+        # json_extract of one damaged record would fail the whole query: such a row is listed, with a warning
+        sql = (f"SELECT {', '.join(cols)}, json_valid(record), "
+               "CASE WHEN json_valid(record) THEN json_extract(record, '$.latency.p50') END, "
+               "CASE WHEN json_valid(record) THEN json_extract(record, '$.tags') END "
                "FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "") + " ORDER BY created_at, run_id")
         with self._connect(write=False) as con:
             rows = con.execute(sql, args).fetchall()
-        return [dict(zip(cols, r[:-2]), p50_ms=r[-2], tags=json.loads(r[-1]) if r[-1] else {}) for r in rows]
+        for r in rows:
+            if not r[-3]:
+                print(f"warning: run {r[0]}'s stored record is unreadable: listed from its columns only",
+                      file=sys.stderr)
+        return [dict(zip(cols, r[:-3]), p50_ms=r[-2], tags=_tags(r[-1])) for r in rows]
 
     def delete_where(self, selection: "Selection") -> list[str]:
         """Delete every selected run in one transaction; returns their ids (none: nothing matched)."""
@@ -344,17 +380,22 @@ class ResultsStore:
         if not self.path.exists():
             raise BadInput(f"no run {run_id!r}: {self.path} holds no runs yet")
         with self._connect(write=False) as con:
-            exact = con.execute("SELECT record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            exact = con.execute("SELECT run_id, record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             rows = [exact] if exact else con.execute(
-                "SELECT record FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT 6", (len(run_id), run_id)
-            ).fetchall()
+                "SELECT run_id, record FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT 6",
+                (len(run_id), run_id)).fetchall()
         if not rows:
             raise BadInput(f"no run {run_id!r} in {self.path} (see `harness report`)")
         if len(rows) > 1:
-            found = [json.loads(r[0])["run_id"] for r in rows]
+            found = [r[0] for r in rows]
             more = ", ..." if len(found) > 5 else ""
             raise BadInput(f"run id prefix {run_id!r} is ambiguous: {', '.join(found[:5])}{more}")
-        return RunRecord.from_dict(json.loads(rows[0][0]))
+        full, text = rows[0]
+        try:
+            return _decode(text)
+        except (ValueError, TypeError) as e:
+            raise BadInput(f"run {full}'s stored record is unreadable ({str(e)[:120]}): "
+                           f"`harness runs rm {full}` removes it") from None
 
     def __len__(self) -> int:
         if not self.path.exists():
@@ -467,13 +508,25 @@ class SummaryCache:
         self.new = {}
 
 
+def _decode(text: str) -> RunRecord:
+    d = orjson.loads(text)  # 4x json's speed: a report reads every selected record
+    if not isinstance(d, dict):
+        raise ValueError(f"a JSON {type(d).__name__}, not an object")
+    return RunRecord.from_dict(d)
+
+
+def _tags(text: str | None) -> dict:
+    try:
+        tags = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return tags if isinstance(tags, dict) else {}
+
+
 def _parse(run_id: str, text: str) -> RunRecord | None:
     """A stored record, or None (with a warning naming it) when it cannot be read: one bad row never stops a report."""
     try:
-        d = orjson.loads(text)  # 4x json's speed: a report reads every selected record
-        if not isinstance(d, dict):
-            raise ValueError(f"a JSON {type(d).__name__}, not an object")
-        return RunRecord.from_dict(d)
+        return _decode(text)
     except (ValueError, TypeError) as e:
         print(f"warning: skipping run {run_id}: its stored record is unreadable ({str(e)[:120]})", file=sys.stderr)
         return None
