@@ -70,7 +70,7 @@ RUN_REFUSALS = {
     "threads-1000": (["--threads", "1000"], ["--threads 1000", "256"]),
     "threads-over-cores": (["--threads", str((os.cpu_count() or 2) + 1)], ["cores", "--oversubscribe"]),
     "program-with-export-flags": (["--quant", "int8", "--seq-len", "128", "--model", "mobilebert"],
-                                  ["--program", "--seq-len", "--model"]),
+                                  ["--program", "--quant", "--seq-len", "--model"]),  # the flags as typed
     "iterations-not-a-number": (["--iterations", "abc"], ["--iterations", "'abc'"]),
     "labels-fractional": (lambda t: ["--task", str(_csv(t, "frac.csv", "text,label", lambda i: 0.5 + i % 2))],
                           ["frac.csv", ".5 (example", "is not an integer"]),

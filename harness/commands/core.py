@@ -106,7 +106,7 @@ def _print_export(res) -> None:
             parts.append(f"accuracy {n['accuracy']:.4f} (fp32 eager {n.get('reference_accuracy', float('nan')):.4f})")
         console.print(f"  numerics vs fp32 eager on {n.get('n', '?')} {n.get('task', '')} examples: " + ", ".join(parts))
     if m.status != "ok":
-        console.print(f"[red]  FAILED: {m.status_reason}[/red]")
+        err_console.print(f"error: export {res.program.stem}: {m.status_reason}", markup=False, highlight=False)
 
 
 @click.command("export")
@@ -203,7 +203,8 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
     run_tags = parse_tags(tags)
     campaign = _campaign_name(campaign) or measure.new_campaign()
     if program is not None:
-        given = [f"--{n.replace('_', '-')}" for n in export_kw
+        flag = {p.name: p.opts[0] for p in ctx.command.params}  # as the user typed it: --quant, not --recipe
+        given = [flag.get(n, f"--{n.replace('_', '-')}") for n in export_kw
                  if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"--program runs a program as it was exported: {', '.join(given)} describe an "
