@@ -36,7 +36,7 @@ FULL = "exports the full-size MobileBERT (40-110 s per program here)"
 FULL_RUN = "runs the full-size program exported by the example before it"
 TINY = "exports a test-tiny program first (20-45 s here: torch's import, the lowering, the numerics check)"
 TRAIN = "trains for minutes to hours on this CPU"
-TINY_TRAIN = "trains a test-tiny student (2-3 min here)"
+TINY_TRAIN = "trains a test-tiny student, layer by layer (about a minute here)"
 PHONE = "needs an attached Android phone"
 PAPER = "the paper's pre-training: days on GPUs, and the corpus from the hub"
 HEAVY: dict[str, tuple[str, str]] = {
@@ -77,10 +77,12 @@ HEAVY: dict[str, tuple[str, str]] = {
     "--steps 750 --batch-size 32 --lr 1e-3 --seq-len 64 --threads 1 --save-every 50 "
     "--out results/checkpoints/mobilebert-tiny4-rt": ("", "the 19-minute training run of docs/training.md"),
     "script: R=results": ("", "exports and runs the checkpoint the training run above writes (fp32, int8, int4)"),
-    "harness distill --teacher test-tiny-teacher --student test-tiny --corpus rotten_tomatoes --steps 20 --seq-len 64":
+    "harness distill --teacher test-tiny-teacher --student test-tiny --corpus rotten_tomatoes --steps 5 --seq-len 32":
         ("", TINY_TRAIN),
-    "harness distill --teacher test-tiny-teacher --student test-tiny --corpus rotten_tomatoes --steps 20 --seq-len 64 "
+    "harness distill --teacher test-tiny-teacher --student test-tiny --corpus rotten_tomatoes --steps 5 --seq-len 32 "
     "--nproc 2": ("", TINY_TRAIN + ", on two torchrun processes"),
+    "harness distill --teacher test-tiny-teacher --student test-tiny --corpus rotten_tomatoes --steps 5 --nproc 2":
+        ("", TINY_TRAIN + ", on two torchrun processes"),
     "harness distill --teacher test-tiny-teacher --student test-tiny --corpus rotten_tomatoes --steps 20 --nproc 2":
         ("", TINY_TRAIN + ", on two torchrun processes"),
     "harness distill --teacher ib-bert-large --student mobilebert --strategy progressive "

@@ -186,9 +186,10 @@ def distill_command(ctx, teacher, student, strategy, corpus, corpus_limit, fmt_w
     """Distil a teacher into a MobileBERT student, layer by layer then on the masked-LM task.
 
     \b
-    Examples (tiny ones first: a few minutes on two busy CPU cores; --corpus takes a text file, a task or hf:NAME):
-      harness distill --teacher test-tiny-teacher --student test-tiny --corpus rotten_tomatoes --steps 20 --seq-len 64
-      harness distill --teacher test-tiny-teacher --student test-tiny --corpus rotten_tomatoes --steps 20 --seq-len 64 --nproc 2
+    Examples (the tiny ones: about a minute on two busy CPU cores; --corpus takes a text file, a task or hf:NAME):
+      harness distill --teacher test-tiny-teacher --student test-tiny --corpus rotten_tomatoes --steps 5 --seq-len 32
+      harness distill --teacher test-tiny-teacher --student test-tiny --corpus rotten_tomatoes --steps 5 \\
+          --seq-len 32 --nproc 2
       harness distill --teacher ib-bert-large --student mobilebert --strategy progressive \\
           --corpus hf:wikipedia:20220301.en --steps 24000 --optimizer lamb --lr 1.5e-3 --batch-size 256
       torchrun --standalone --nproc-per-node 8 -m harness.cli distill --teacher ib-bert-large --student mobilebert \\
