@@ -50,7 +50,7 @@ HEAVY: dict[str, tuple[str, str]] = {
     "harness export --checkpoint ./my-mobilebert-sst2 --quant int4 --out programs/": ("", FULL),
     "harness run --program 'results/programs/mobilebert-int8-s128-*.pte' --device host --task rotten_tomatoes":
         ("", FULL_RUN),
-    "harness run --program 'results/programs/mobilebert-fp32-s128-*.pte' --device host": ("", FULL_RUN),
+    "harness run --program 'results/programs/mobilebert-int8-s128-*.pte' --device host": ("", FULL_RUN),
     "harness run --model mobilebert --quant int8 --device emu-arm64 --task rotten_tomatoes --samples 50":
         ("", FULL + ", then 2-4 s per inference under qemu"),
     "harness run --model mobilebert --quant int8 --seq-len 32,128,384 --device host": ("", FULL + " x3"),
@@ -291,13 +291,12 @@ def parse_only(argv: tuple[str, ...]) -> None:
     ctx = cli.make_context("harness", list(argv), resilient_parsing=False)
     cmd: click.Command = cli
     while isinstance(cmd, click.Group):
-        rest = [*ctx._protected_args, *ctx.args]
+        rest = [*getattr(ctx, "_protected_args", []), *ctx.args]  # what is left for the subcommand (click 8.2+)
         if not rest:
             break
         name, sub, rest = cmd.resolve_command(ctx, rest)
-        ctx = sub.make_context(name, rest, parent=ctx, resilient_parsing=False)
+        ctx = sub.make_context(name, rest, parent=ctx, resilient_parsing=False)  # extra arguments raise here
         cmd = sub
-    assert not ctx.args or isinstance(cmd, click.Group) is False and cmd.params, ctx.args
 
 
 @pytest.mark.parametrize("ex", [e for e in EXAMPLES if e.harness_argv], ids=lambda e: f"{e.where}: {e.key[:60]}")
@@ -356,8 +355,9 @@ def seed_stores(root: Path) -> None:
     runs = [_record("3f2a9c1b0001", "nightly-1", seed=1, median_ms=12.0),
             _record("77b1e0aa0002", "nightly-2", seed=2, median_ms=11.9)]
     for i, camp in enumerate(["nightly", "nightly-6", "nightly-7", "pr-42"]):
-        runs += [_record(f"{camp}-fp32-{i}", camp, seed=3 + i, median_ms=12.0, tags={"branch": "main"}),
-                 _record(f"{camp}-int8-{i}", camp, "int8", seed=4 + i, median_ms=5.0, tags={"branch": "main"})]
+        slow = 100 if camp == "nightly-6" else 1  # a slow night: nightly-7's real runs (HARNESS_SLOW=1) are no regression
+        runs += [_record(f"{camp}-fp32-{i}", camp, seed=3 + i, median_ms=12.0 * slow, tags={"branch": "main"}),
+                 _record(f"{camp}-int8-{i}", camp, "int8", seed=4 + i, median_ms=5.0 * slow, tags={"branch": "main"})]
     runs += [_record("nightly-fail-0", "nightly", "int8", device="pixel7", status="failed", seed=5),
              _record("mlperf-int8-0", "nightly-7", "int8", seed=6, median_ms=5.1, timing="mlperf")]
     ResultsStore(root / "results").add_many(runs)
@@ -481,9 +481,11 @@ def test_heavy_examples_run_as_written(document, template, tmp_path):
     left out, and the test says so at the end."""
     folder = tmp_path / "cwd"
     shutil.copytree(template, folder, symlinks=True)
-    _user_checkpoint(folder)
+    examples = [e for e in EXAMPLES if _document(e) == document and _runnable(e)]
+    if any("my-mobilebert-sst2" in e.command for e in examples):
+        _user_checkpoint(folder)
     left_out = []
-    for ex in [e for e in EXAMPLES if _document(e) == document and _runnable(e)]:
+    for ex in examples:
         needs, why = HEAVY.get(ex.key, ("", ""))
         if needs and needs not in WITH:
             left_out.append(f"`{ex.key}` ({why}; HARNESS_EXAMPLES_WITH={needs} runs it)")
