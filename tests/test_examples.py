@@ -25,7 +25,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-SLOW = os.environ.get("HARNESS_SLOW") == "1"
 # What a slow run can reach; examples that need more (a phone, AWS, the hub) run only when it is named here.
 WITH = set(filter(None, os.environ.get("HARNESS_EXAMPLES_WITH", "").split(",")))
 
@@ -134,7 +133,7 @@ class Example:
 
 
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=\S*$")
-_LEADS = ("harness", "torchrun", "make", "python")
+_LEADS = ("harness", "torchrun", "make")  # and `python benchmarks/...`
 
 
 def _words(command: str) -> list[str]:
@@ -162,7 +161,7 @@ def _is_command(line: str) -> bool:
         w = _lead(_words(line))
     except ValueError:
         return False
-    return bool(w) and (w[0] in _LEADS[:3] or (w[0] == "python" and len(w) > 1 and w[1].startswith("benchmarks/")))
+    return bool(w) and (w[0] in _LEADS or (w[0] == "python" and len(w) > 1 and w[1].startswith("benchmarks/")))
 
 
 def _harness_argv(words: list[str]) -> tuple[str, ...] | None:
@@ -256,7 +255,7 @@ def help_examples() -> list[Example]:
     def walk(cmd: click.Command, path: list[str]) -> None:
         where = " ".join(path) + " --help"
         text = "\n".join(t for t in (cmd.help, cmd.epilog) if t)
-        lines = [ln for ln in _logical_lines(text.replace("\\\\", "\\").splitlines())]
+        lines = _logical_lines(text.splitlines())
         cmds = [ln[2:] if ln.startswith("$ ") else ln for ln in lines]
         found.extend(_example(where, where, c) for c in cmds if _is_command(c) and _lead(_words(c))[0] != "make")
         for name, sub in sorted(getattr(cmd, "commands", {}).items()):
@@ -452,12 +451,23 @@ BLOCKS = _groups(EXAMPLES, lambda e: e.block)
 FAST = _fast_blocks()
 
 
-@pytest.mark.parametrize("block", [b for b, es in FAST.items() if es])
-def test_cheap_examples_run_as_written(block, template, tmp_path):
+def _fast_items() -> list[tuple[str, list[Example]]]:
+    """A block whose examples only read runs as one test per example (each a few seconds), else as one test."""
+    items = []
+    for block, examples in FAST.items():
+        if examples and all(_reads_only(e) for e in examples):
+            items += [(f"{block}: {e.key}", [e]) for e in examples]
+        elif examples:
+            items.append((block, examples))
+    return items
+
+
+@pytest.mark.parametrize("examples", [es for _, es in _fast_items()], ids=[name for name, _ in _fast_items()])
+def test_cheap_examples_run_as_written(examples, template, tmp_path):
     """One folder per code block (or command's help), its examples in document order."""
     folder = tmp_path / "cwd"
     shutil.copytree(template, folder, symlinks=True)
-    for ex in FAST[block]:
+    for ex in examples:
         run_example(ex, folder, timeout=60)
 
 
