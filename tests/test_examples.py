@@ -202,16 +202,19 @@ def _example(where: str, block: str, command: str) -> Example:
     return Example(where, block, command, key, argv)
 
 
-def _block_examples(where: str, block: str, lines: list[str]) -> list[Example]:
-    logical = [s for s in _logical_lines(lines) if s]
-    prompts = [s[2:] for s in logical if s.startswith("$ ")]
+def _block_examples(doc: str, first: int, lines: list[str]) -> list[Example]:
+    """The examples of one code block whose first line is line `first` of `doc`; each named by its own line."""
+    block = f"{doc}:{first}"
+    starts = [first + i for i, ln in enumerate(lines) if i == 0 or not lines[i - 1].rstrip().endswith("\\")]
+    logical = [(n, s) for n, s in zip(starts, _logical_lines(lines)) if s]
+    prompts = [(n, s[2:]) for n, s in logical if s.startswith("$ ")]
     if prompts:  # a transcript: only the prompted lines are commands
-        return [_example(where, block, s) for s in prompts if _is_command(s)]
-    if not any(_is_command(s) for s in logical):
+        return [_example(f"{doc}:{n}", block, s) for n, s in prompts if _is_command(s)]
+    if not any(_is_command(s) for _, s in logical):
         return []
-    if all(_is_command(s) or s.startswith("#") for s in logical):
-        return [_example(where, block, s) for s in logical if _is_command(s)]
-    return [_example(where, block, "\n".join(lines).strip())]  # a script (variables, loops): run as one
+    if all(_is_command(s) or s.startswith("#") for _, s in logical):
+        return [_example(f"{doc}:{n}", block, s) for n, s in logical if _is_command(s)]
+    return [_example(block, block, "\n".join(lines).strip())]  # a script (variables, loops): run as one
 
 
 def markdown_examples(path: Path) -> list[Example]:
@@ -229,7 +232,7 @@ def markdown_examples(path: Path) -> list[Example]:
                 j += 1
             if lang in ("", "sh", "bash", "shell", "console"):
                 body = [ln[indent:] for ln in lines[i + 1:j]]
-                found += _block_examples(f"{name}:{i + 2}", f"{name}:{i + 1}", body)
+                found += _block_examples(name, i + 2, body)
             i = j + 1
             continue
         if lines[i].startswith("    ") and (i == 0 or not lines[i - 1].strip()):
@@ -239,7 +242,7 @@ def markdown_examples(path: Path) -> list[Example]:
             body = [ln[4:] for ln in lines[i:j]]
             while body and not body[-1].strip():
                 body.pop()
-            found += _block_examples(f"{name}:{i + 1}", f"{name}:{i + 1}", body)
+            found += _block_examples(name, i + 1, body)
             i = j
             continue
         i += 1
