@@ -30,7 +30,7 @@ def cli(ctx: click.Context, results: Path) -> None:
     \b
     Typical session:
       harness export --model mobilebert --quant int8
-      harness run --program results/programs/<name>.pte --device host --task rotten_tomatoes
+      harness run --program results/programs/mobilebert-int8-s128-*.pte --device host --task rotten_tomatoes
       harness report
     """
     ctx.obj = {"results": results}

@@ -15,9 +15,7 @@ def test_distill_help_example_runs_as_written(tmp_path):
     from harness.commands.train import distill_command
 
     example = next(ln.strip() for ln in distill_command.help.splitlines() if "test-tiny" in ln and "--nproc" not in ln)
-    assert re.fullmatch(r"harness distill .*--corpus notes\.txt .*", example)
-    (tmp_path / "notes.txt").write_text("the cat sat on the mat\nmobile bert is a compact model\n"
-                                        "the quick brown fox jumps over the lazy dog\n")
+    assert re.fullmatch(r"harness distill .*--corpus rotten_tomatoes .*", example)  # an offline corpus: no file to write
     p = subprocess.run([*HARNESS, "--results", str(tmp_path / "r"), *example.split()[1:]], cwd=tmp_path,
                        capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]

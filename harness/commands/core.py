@@ -182,8 +182,8 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
 
     \b
     Examples:
-      harness run --program results/programs/mobilebert-fp32-s128-*.pte --device host
       harness run --model mobilebert --quant int8 --device emu-arm64 --task rotten_tomatoes --samples 50
+      harness run --program results/programs/mobilebert-int8-s128-*.pte --device host   # the program it exported
       harness run --model mobilebert --quant int8 --seq-len 32,128,384 --device pixel7 --timing mlperf
       harness run --model mobilebert --quant int8 --repeat 3 --campaign nightly --tag branch=main
       harness run --model test-tiny --head question_answering --seq-len 64 --task tests/data/squad-tiny.json

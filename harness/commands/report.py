@@ -102,7 +102,7 @@ def compare_command(ctx, names, baseline, fail_on, threshold, fmt):
     Examples:
       harness compare 3f2a9c 77b1e0
       harness compare 3f2a9c 77b1e0 --format json
-      harness compare nightly-1 nightly-2
+      harness compare nightly-6 nightly-7 --fail-on regression --threshold 5%   # two campaigns, group by group
       harness compare --baseline main-results pr-42 --fail-on regression --threshold 5%
     """
     import json

@@ -112,9 +112,9 @@ def train_command(ctx, task, model_spec, teacher, alpha, temperature, transfer_c
     """Fine-tune a classification head on a task, optionally distilling a teacher's logits.
 
     \b
-    Example:
+    Examples (the first writes results/checkpoints/minilm-rotten_tomatoes, the teacher of the second):
       harness train --task rotten_tomatoes --model minilm --steps 300 --seq-len 64
-      harness train --model mobilebert --layers 6 --teacher results/checkpoints/minilm-rt --steps 1000
+      harness train --model mobilebert --layers 6 --teacher results/checkpoints/minilm-rotten_tomatoes --steps 1000
       harness train --task rotten_tomatoes --model mobilebert-tiny --steps 20 --batch-size 8 --seq-len 32 --nproc 2
     """
     w = _start(ctx, nproc, threads, batch_size)
@@ -186,12 +186,14 @@ def distill_command(ctx, teacher, student, strategy, corpus, corpus_limit, fmt_w
     """Distil a teacher into a MobileBERT student, layer by layer then on the masked-LM task.
 
     \b
-    Example (tiny, runs in seconds):
-      harness distill --teacher test-tiny-teacher --student test-tiny --corpus notes.txt --steps 20 --seq-len 64
+    Examples (the tiny ones: about a minute on two busy CPU cores; --corpus takes a text file, a task or hf:NAME):
+      harness distill --teacher test-tiny-teacher --student test-tiny --corpus rotten_tomatoes --steps 5 --seq-len 32
+      harness distill --teacher test-tiny-teacher --student test-tiny --corpus rotten_tomatoes --steps 5 \\
+          --seq-len 32 --nproc 2
       harness distill --teacher ib-bert-large --student mobilebert --strategy progressive \\
           --corpus hf:wikipedia:20220301.en --steps 24000 --optimizer lamb --lr 1.5e-3 --batch-size 256
-      harness distill --teacher test-tiny-teacher --student test-tiny --corpus notes.txt --steps 20 --seq-len 64 --nproc 2
-      torchrun --nproc-per-node 8 -m harness.cli distill --teacher ib-bert-large --student mobilebert ...
+      torchrun --standalone --nproc-per-node 8 -m harness.cli distill --teacher ib-bert-large --student mobilebert \\
+          --corpus hf:wikipedia:20220301.en --steps 24000 --optimizer lamb --lr 1.5e-3 --batch-size 4096
     """
     w = _start(ctx, nproc, threads, batch_size)
     _run_rank(w, _distill, ctx, w, teacher, student, strategy, corpus, corpus_limit, fmt_weight, at_weight,

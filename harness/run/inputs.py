@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,17 +29,35 @@ CLASSIFICATION_HEADS = ("sequence_classification",)
 
 
 def check_task_head(task_name: str, head: str | None) -> None:
-    """A question-answering task needs a QA program and a classification task a classifier: else one line."""
-    from harness.common.qa_data import is_qa_task
+    """A question-answering task needs a QA program and a classification task a classifier: else one line.
+
+    On a QA program a local SQuAD-format file is read in full here, so a missing field is named before any export.
+    """
+    from harness.common.qa_data import HUB_TASKS, is_qa_task, load_qa_task
 
     if head in (None, "unknown") or (Path(task_name).suffix and not Path(task_name).expanduser().exists()):
         return  # no head to check against, or a missing file that loading will name
     if is_qa_task(task_name) and head != "question_answering":
         raise BadInput(f"--task {task_name} is question answering but the program's head is {head}: "
                        "export with --head question_answering (or a QA checkpoint)")
+    if head == "question_answering" and task_name not in HUB_TASKS and _json_object(task_name):
+        load_qa_task(task_name)  # raises the one line naming what the file lacks ("data", a question's "id", ...)
+        return
     if not is_qa_task(task_name) and head == "question_answering":
         raise BadInput(f"--task {task_name} is a classification task but the program answers questions: "
                        "use --task squad, squad_v2 or a SQuAD-format FILE.json")
+
+
+def _json_object(name: str) -> bool:
+    """A local .json file holding one JSON object: meant as SQuAD format (a classification file is a list)."""
+    path = Path(name).expanduser()
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(64).lstrip().startswith(b"{") and isinstance(json.loads(path.read_bytes()), dict)
+    except (OSError, ValueError):
+        return False
 
 
 def tokenizer_source(manifest: ProgramManifest | None, tokenizer: Path | None) -> str | None:
