@@ -39,9 +39,11 @@ TINY_TRAIN = "trains a test-tiny student, layer by layer (about a minute here)"
 PHONE = "needs an attached Android phone"
 PAPER = "the paper's pre-training: days on GPUs, and the corpus from the hub"
 HEAVY: dict[str, tuple[str, str]] = {
-    "make demo": ("", "the main job: installs, two full-size exports, six runs"),
+    "make demo": ("", "the main job: installs, trains the demo student once, six exports, eighteen runs"),
     "make test": ("", "the whole test suite (~20 min)"),
-    "harness demo": ("", "the main job: two full-size exports, six runs"),
+    "harness demo": ("", "the main job: trains the demo student once (3-9 min here), six exports, eighteen runs"),
+    "harness demo --no-student --quant fp32,int8": ("", "two full-size exports, six runs"),
+    "harness demo --checkpoint ./my-mobilebert-sst2 --task rotten_tomatoes": ("", FULL + " x3, nine runs"),
     "harness export --model mobilebert --quant int8": ("", FULL),
     "harness export --model mobilebert --quant fp32 --seq-len 128": ("", FULL),
     "harness export --model mobilebert --quant int4 --group-size 64 --seq-len 32,128,384": ("", FULL + " x3"),

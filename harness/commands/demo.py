@@ -149,7 +149,7 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, student, student
     Examples:
       harness demo                                 # student + full-size MobileBERT; fp32, int8, int4
       harness demo --no-student --quant fp32,int8  # the full-size latency and memory only
-      harness demo --checkpoint ./my-mobilebert-sst2 --task sst2   # your own trained checkpoint
+      harness demo --checkpoint ./my-mobilebert-sst2 --task rotten_tomatoes   # your own trained checkpoint
     """
     from harness.commands.core import _do_export, _export_requests, _measure
     from harness.commands.report import report_command
