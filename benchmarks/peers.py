@@ -175,10 +175,10 @@ def main() -> None:
         contestants[f"{label}, native"] = Harness(res.program, "native", a.threads, a.results)
         if not a.no_python and rewrites:
             contestants[f"{label}, Python runtime"] = Harness(res.program, "python", a.threads, a.results)
-    work = Path(tempfile.mkdtemp(prefix="peers-"))
+    work = tempfile.TemporaryDirectory(prefix="peers-")  # removed when main returns
     import onnxruntime
 
-    f32, q8 = onnx_models(flop["wrapper"], inputs, work)
+    f32, q8 = onnx_models(flop["wrapper"], inputs, Path(work.name))
     sizes["ONNX Runtime fp32"], sizes["ONNX Runtime int8"] = f32.stat().st_size, q8.stat().st_size
     contestants[f"ONNX Runtime {onnxruntime.__version__} fp32"] = Ort(f32, inputs, a.threads)
     contestants[f"ONNX Runtime {onnxruntime.__version__} quantize_dynamic int8"] = Ort(q8, inputs, a.threads)
