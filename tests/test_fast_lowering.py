@@ -65,8 +65,9 @@ def test_fake_evaluations_are_reused_across_layers_and_passes(monkeypatch):
         ops = {key[0] for key in memo.entries}
     assert {"torchao.choose_qparams_affine.default", "torchao.dequantize_affine.default",
             "aten.linear.default"} <= ops
-    # a handful of distinct (op, input metadata) keys stand for the many calls the passes make
-    assert memo.hits > 10 * memo.misses > 0
+    # a handful of distinct (op, input metadata) keys stand for the many calls the passes make (fewer repeats
+    # since the graph rewrites fused a block's same-shaped linears: >10x before them, >5x after)
+    assert memo.hits > 5 * memo.misses > 0
 
 
 def test_trigger_ops_are_real_edge_ops():

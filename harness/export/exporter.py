@@ -135,6 +135,7 @@ def code_fingerprint() -> str:
     """Hash of the code that decides a program's contents (model, export, recipes): a change re-exports."""
     root = Path(__file__).resolve().parents[2]
     files = sorted([*root.glob("model/*.py"), root / "harness/export/exporter.py", root / "harness/export/recipes.py",
+                    root / "harness/export/rewrites.py",
                     *root.glob("harness/export/fast_lowering/*.py"), *root.glob("harness/export/quantize/*.py")])
     h = hashlib.sha256()
     for f in files:

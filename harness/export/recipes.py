@@ -28,14 +28,18 @@ class RecipeOptions:
     keep_fp32: list[str] = field(default_factory=list)  # module-name glob patterns kept in float
     calibration: list[tuple[torch.Tensor, ...]] | None = None  # real inputs, for static recipes
     allow_partial: bool = False
+    graph_rewrites: bool = True  # harness.export.rewrites (off: the published module graph, for comparisons)
 
     def describe(self) -> dict[str, Any]:
-        return {
+        d = {
             "group_size": self.group_size,
             "quant_embedding": self.quant_embedding,
             "keep_fp32": list(self.keep_fp32),
             "calibration_examples": len(self.calibration) if self.calibration else 0,
         }
+        if not self.graph_rewrites:  # named only when off: the manifests of default programs keep their keys
+            d["graph_rewrites"] = False
+        return d
 
 
 class Recipe:
@@ -43,6 +47,7 @@ class Recipe:
     description = ""
     needs_calibration = False
     quantizes_linears = False  # whether --keep-fp32 can mean anything beyond the embedding tables
+    carry_scales = False  # rewrites may fold norms into the input side of linears (float weights only)
 
     def check_options(self, opts: RecipeOptions) -> None:
         """Refuse options no model could honour (checked before a model is even built)."""
@@ -65,6 +70,11 @@ class Recipe:
         """The recipe's quantized model, runnable in torch; the caller's model is left untouched (it is the reference)."""
         self.check(model, opts)
         model = copy.deepcopy(model).eval()
+        if opts.graph_rewrites and not opts.keep_fp32:  # --keep-fp32 names the published modules: left as they are
+            from harness.export.rewrites import rewrite
+
+            model = rewrite(model, carry_scales=self.carry_scales, fold_tables=not opts.quant_embedding,
+                            copy_first=False)
         if opts.quant_embedding:
             from harness.export.quantize.embedding import quantize_embeddings
 
@@ -112,6 +122,7 @@ def serialize(edge):
 class Fp32(Recipe):
     name = "fp32"
     description = "float32 weights and activations, XNNPACK"
+    carry_scales = True
 
 
 def _float_outputs(inner: torch.nn.Module) -> torch.nn.Module:
