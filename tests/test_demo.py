@@ -20,40 +20,42 @@ def _demo(tmp_path, *args, timeout=900):
 
 
 def test_demo_trains_a_student_reports_its_accuracy_per_recipe_then_reuses_it(tmp_path):
-    proc = _demo(tmp_path, "--model", "test-tiny", "--seq-len", "32", "--quant", "fp32,int8", "--repeat", "2",
+    proc = _demo(tmp_path, "--model", "test-tiny", "--seq-len", "32", "--quant", "fp32,int8", "--repeat", "1",
                  "--samples", "6", "--student-model", "test-tiny", "--student-steps", "3",
                  "--accuracy-samples", "20")
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = ResultsStore(tmp_path).runs()
-    assert len(runs) == 8 and all(r.status != "failed" for r in runs)
+    assert len(runs) == 4 and all(r.status != "failed" for r in runs)
     assert len({r.campaign for r in runs}) == 1  # one job, one campaign: the report pools nothing else
     student = [r for r in runs if r.model == "checkpoint"]
     full = [r for r in runs if r.model != "checkpoint"]
-    assert len(student) == len(full) == 4
+    assert len(student) == len(full) == 2
     # the trained model is scored on real labels, through the program's own outputs
     assert all(r.accuracy["n"] == 20 and r.accuracy.get("value") is not None for r in student)
     assert all(r.accuracy["n"] == 6 and "value" not in r.accuracy and r.accuracy["task"] == "rotten_tomatoes"
                for r in full)  # untrained: agreement only, no task accuracy
-    assert "# harness report: 8 runs, 4 groups" in proc.stdout
-    assert SINGLE_RUN_NOTE.split(":")[0] not in proc.stdout  # each row pools its 2 runs: its CI is across runs
+    assert "# harness report: 4 runs, 4 groups" in proc.stdout
     assert "untrained" in proc.stdout  # random weights say so wherever they are shown
     assert "weights trained" in proc.stdout and "Δ fp32" in proc.stdout  # the student's accuracy and its delta
 
     ckpt = next(tmp_path.glob("checkpoints/demo-test-tiny-rt-*"))
     log = (ckpt / "train_log.jsonl").stat().st_mtime_ns
-    cached = _demo(tmp_path, "--model", "test-tiny", "--seq-len", "32", "--quant", "fp32", "--repeat", "1",
+    cached = _demo(tmp_path, "--model", "test-tiny", "--seq-len", "32", "--quant", "fp32", "--repeat", "2",
                    "--samples", "4", "--student-model", "test-tiny", "--student-steps", "3",
                    "--accuracy-samples", "5")
     assert cached.returncode == 0, cached.stderr[-2000:]
     assert "trained student, from cache" in cached.stdout
+    assert "# harness report: 4 runs, 2 groups" in cached.stdout  # this demo's campaign only
+    assert SINGLE_RUN_NOTE.split(":")[0] not in cached.stdout  # each row pools its 2 runs: its CI is across runs
     assert (ckpt / "train_log.jsonl").stat().st_mtime_ns == log  # not trained again
 
-    # the same job on the user's own checkpoint: only that model is measured, on the task they name
+    # the same job on the user's own checkpoint: only that model is measured, on the task they name, at a length
+    # its positions allow (this one was trained at 64: the default 128 would not fit)
     mine = _demo(tmp_path, "--checkpoint", str(ckpt), "--quant", "fp32", "--repeat", "1", "--accuracy-samples", "7")
     assert mine.returncode == 0, mine.stderr[-2000:]
     every = ResultsStore(tmp_path).runs()
     last = [r for r in every if r.campaign == max(x.campaign for x in every)]
-    assert len(last) == 1 and last[0].model == "checkpoint" and last[0].accuracy["n"] == 7
+    assert len(last) == 1 and last[0].model == "checkpoint" and last[0].accuracy["n"] == 7 and last[0].seq_len == 64
 
 
 def test_the_student_is_retrained_when_what_makes_it_changes():

@@ -108,6 +108,16 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def _max_positions(checkpoint: Path) -> int | None:
+    """max_position_embeddings of a local checkpoint's config.json (None for a hub name or an unreadable file:
+    the export then says what is wrong)."""
+    try:
+        value = json.loads((Path(checkpoint) / "config.json").read_text()).get("max_position_embeddings")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
+
+
 def _dev_size(task: str) -> int:
     from harness.common.data import load_task
 
@@ -118,7 +128,8 @@ def _dev_size(task: str) -> int:
 @click.option("--model", default="mobilebert", show_default=True,
               help="Preset whose latency and memory are measured at full size (untrained weights).")
 @click.option("--quant", "recipes", default="fp32,int8,int4", show_default=True, help="Comma list of recipes.")
-@click.option("--seq-len", type=int, default=128, show_default=True, help="Sequence length of the --model programs.")
+@click.option("--seq-len", type=int, default=128, show_default=True,
+              help="Sequence length of the --model programs (a --checkpoint's: at most its max_position_embeddings).")
 @click.option("--samples", type=int, default=100, show_default=True,
               help="Examples scored per run of the untrained --model (agreement with fp32 only).")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
@@ -163,6 +174,8 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, student, student
         raise BadInput(f"--quant {recipes}: {', '.join(unknown) or 'no recipe'} is not a recipe "
                        f"(`harness recipes` lists them: {', '.join(RECIPES)})")
     jobs = []  # (what to export, how to run it)
+    if checkpoint is not None and ctx.get_parameter_source("seq_len") == click.core.ParameterSource.DEFAULT:
+        seq_len = min(seq_len, _max_positions(checkpoint) or seq_len)  # a checkpoint trained short runs short
     if checkpoint is not None:
         jobs.append((dict(model=model, checkpoint=checkpoint, tokenizer=tokenizer, seq_len=str(seq_len),
                           numerics_task=task), dict(task=task, samples=accuracy_samples or _dev_size(task))))
