@@ -26,7 +26,7 @@ demo: venv system-deps
 
 test: venv system-deps
 	$(BIN)/lint-imports  # the layers in pyproject.toml: no upward import, no cycle
-	$(BIN)/python -m pytest -q --durations=15 tests
+	$(BIN)/python -m pytest -q -n 2 --dist load --durations=15 tests  # 2 workers: many tests wait on processes
 
 test-slow: venv system-deps
 	HARNESS_SLOW=1 $(BIN)/python -m pytest -q tests -m slow
