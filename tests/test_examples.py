@@ -30,7 +30,8 @@ WITH = set(filter(None, os.environ.get("HARNESS_EXAMPLES_WITH", "").split(",")))
 
 # Heavy examples, by key (the command as written: continuations joined, comment dropped; a script: "script: " and its
 # first line) -> (what it needs beyond HARNESS_SLOW=1, why it is heavy). needs: "" (this machine, given time), or
-# "phone" | "board" | "aws" | "gpu" (run only when HARNESS_EXAMPLES_WITH names it, e.g. HARNESS_EXAMPLES_WITH=phone).
+# "phone" | "iphone" | "mac" | "board" | "aws" | "gpu" (run only when HARNESS_EXAMPLES_WITH names it, e.g.
+# HARNESS_EXAMPLES_WITH=phone).
 FULL = "exports the full-size MobileBERT (40-110 s per program here)"
 FULL_RUN = "runs the full-size program exported by the example before it"
 TINY = "exports a test-tiny program first (20-45 s here: torch's import, the lowering, the numerics check)"
@@ -105,6 +106,10 @@ HEAVY: dict[str, tuple[str, str]] = {
     "-m harness.cli distill --teacher ib-bert-large --student mobilebert --strategy progressive "
     "--corpus hf:wikipedia:20220301.en --steps 24000 --optimizer lamb --lr 1.5e-3 --batch-size 4096 --grad-accum 4 "
     "--precision bf16 --out /shared/ckpt/mobilebert-pd": ("gpu", PAPER + " (two hosts of 8 GPUs)"),
+    "harness devices install iphone15 --app build/HarnessRunner.ipa":
+        ("iphone", "needs an attached iPhone and the app built and signed on a Mac (docs/devices.md)"),
+    "harness devices install ios-simulator --app build/Build/Products/Release-iphonesimulator/HarnessRunner.app":
+        ("mac", "needs macOS with Xcode: the iOS Simulator and the app's simulator build"),
     "harness devices add mypixel --adb": ("phone", PHONE),
     "harness devices add myphone --adb": ("phone", PHONE),
     "harness devices add lab-phone --adb 28121FDH2000AB": ("phone", PHONE + " with that serial"),
