@@ -64,28 +64,33 @@ def _optional_commands() -> None:
 _optional_commands()
 
 
+def _exit(code: int) -> None:
+    interrupts.exiting(code)  # a signal during shutdown ends the process quietly, with this code
+    sys.exit(code)
+
+
 def main() -> None:
     interrupts.install()  # SIGTERM unwinds like Ctrl-C: runs stop their runners and store themselves
     try:
         rv = cli.main(standalone_mode=False)  # returns ctx.exit()'s code instead of exiting
-        sys.exit(rv if isinstance(rv, int) else 0)
+        _exit(rv if isinstance(rv, int) else 0)
     except HarnessError as e:
         click.echo(f"error: {e}", err=True)
-        sys.exit(e.exit_code)
+        _exit(e.exit_code)
     except click.exceptions.Abort as e:  # click turns KeyboardInterrupt (and Interrupted) into Abort
         cause = e.__cause__
         click.echo(f"interrupted by {interrupts.signame_of(cause)}" if isinstance(cause, KeyboardInterrupt)
                    else "aborted", err=True)
-        sys.exit(interrupts.EXIT_CODE)
+        _exit(interrupts.EXIT_CODE)
     except click.ClickException as e:  # a usage mistake: one line, like every other error (click's would be 3)
         msg = " ".join(e.format_message().split())
         ctx = getattr(e, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if isinstance(e, click.UsageError) and ctx else ""
         click.echo(f"error: {msg}{hint}", err=True)
-        sys.exit(e.exit_code)
+        _exit(e.exit_code)
     except KeyboardInterrupt as e:
         click.echo(f"interrupted by {interrupts.signame_of(e)}", err=True)
-        sys.exit(interrupts.EXIT_CODE)
+        _exit(interrupts.EXIT_CODE)
 
 
 if __name__ == "__main__":

@@ -185,3 +185,16 @@ def test_adb_phone_run_interrupted(program, tmp_path):
         rec = interrupt_and_check(run, signal.SIGINT, marker, tmp_path / "results")
         assert_partial(rec)
         assert list((phone.sandbox / "harness" / "runs").iterdir()) == []
+
+
+def test_a_signal_during_shutdown_ends_quietly_with_the_chosen_code():
+    """torchrun stops a failed rank with SIGTERM while the interpreter runs its atexit handlers (torch's imports a
+    module then): the process must end with the code it chose, without a traceback after its one error line."""
+    code = ("import atexit, os, signal, time\n"
+            "from harness.common import interrupts\n"
+            "interrupts.install()\n"
+            "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(5)))\n"
+            "interrupts.exiting(2)\n"
+            "raise SystemExit(2)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr

@@ -4,7 +4,9 @@ the device, a run stores itself as `interrupted`, and the CLI exits 130."""
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import sys
 import threading
 
 EXIT_CODE = 130  # what shells report for a command ended by SIGINT; the README documents it for both signals
@@ -32,6 +34,23 @@ def install() -> None:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _raise)
         signal.signal(signal.SIGTERM, _raise)
+
+
+def exiting(code: int) -> None:
+    """The CLI has said what it had to and exits with `code`: a signal that comes now (torchrun stopping a rank, a
+    second Ctrl-C) ends the process at once with that code, instead of raising Interrupted into interpreter
+    shutdown and atexit handlers (torch's would print a traceback after the one error line)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def now(signum, frame) -> None:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+    signal.signal(signal.SIGINT, now)
+    signal.signal(signal.SIGTERM, now)
 
 
 @contextlib.contextmanager
