@@ -22,13 +22,12 @@ import re
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import write_table  # noqa: E402
+from benchmarks.common import time_ms, write_table  # noqa: E402
 
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 
@@ -75,7 +74,7 @@ class Eager:
 
     def __call__(self, warmup, iterations):
         with self.torch.no_grad():
-            return _loop(lambda: self.wrapper(*self.inputs), warmup, iterations)
+            return time_ms(lambda: self.wrapper(*self.inputs), warmup, iterations)
 
 
 class Ort:
@@ -92,7 +91,7 @@ class Ort:
         self.feed = {n: t.numpy() for n, t in zip(INPUT_NAMES, inputs) if n in names}
 
     def __call__(self, warmup, iterations):
-        return _loop(lambda: self.sess.run(None, self.feed), warmup, iterations)
+        return time_ms(lambda: self.sess.run(None, self.feed), warmup, iterations)
 
 
 class Harness:
@@ -110,17 +109,6 @@ class Harness:
         if rec.status == "failed":
             raise SystemExit(f"{self.runner} run of {self.program.name} failed: {rec.error}")
         return rec.latencies_ms
-
-
-def _loop(fn, warmup, iterations) -> list[float]:
-    for _ in range(warmup):
-        fn()
-    out = []
-    for _ in range(iterations):
-        t0 = time.perf_counter()
-        fn()
-        out.append((time.perf_counter() - t0) * 1e3)
-    return out
 
 
 def onnx_models(wrapper, inputs, work: Path) -> tuple[Path, Path]:
