@@ -93,6 +93,15 @@ def _cpu_name(lines: list[str]) -> tuple[str | None, dict[int, str]]:
     return name, per_core
 
 
+def host_cpu_name() -> str | None:
+    """This machine's CPU model, read as a device's is (/proc/cpuinfo; None where there is none)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return _cpu_name(f.read().splitlines())[0]
+    except OSError:
+        return None
+
+
 def parse_devinfo(text: str) -> dict[str, Any]:
     """Turn DEVINFO_SCRIPT's output into the device snapshot stored with every run."""
     s = _sections(text)

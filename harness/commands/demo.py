@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import platform
 import time
 from pathlib import Path
 
@@ -59,16 +60,17 @@ def student_key(spec: dict) -> str:
     return h.hexdigest()
 
 
-def student_dir(results: Path, spec: dict) -> Path:
+def student_dir(results: Path, spec: dict, key: str) -> Path:
     blocks = f"{spec['layers']}blk-" if spec.get("layers") else ""
-    return results / "checkpoints" / f"demo-{spec['model']}-{blocks}rt-{student_key(spec)[:10]}"
+    return results / "checkpoints" / f"demo-{spec['model']}-{blocks}rt-{key[:10]}"
 
 
 def _trained_student(ctx: click.Context, results: Path, spec: dict) -> Path:
     """The demo student's checkpoint: from the cache when its key matches, else trained now (resumable)."""
     from harness.commands.train import train_command
 
-    out = student_dir(results, spec)
+    key = student_key(spec)
+    out = student_dir(results, spec, key)
     done = out / "eval_dev.json"
     if done.is_file():
         ev = json.loads(done.read_text())
@@ -90,22 +92,12 @@ def _trained_student(ctx: click.Context, results: Path, spec: dict) -> Path:
                grad_accum=1, lr=spec["lr"], optimizer="adamw", seq_len=spec["seq_len"], seed=spec["seed"],
                save_every=spec["save_every"], threads=spec["threads"], precision="fp32", nproc=None, out=out)
     # how long this host took (a resumed run: the last leg only), shown whenever the cached student is reused
-    info = {"spec": spec, "key": student_key(spec), "train_wall_s": round(time.monotonic() - start, 1),
-            "cpu": cpu_name()}
+    from device_runners.devinfo import host_cpu_name
+
+    info = {"spec": spec, "key": key, "train_wall_s": round(time.monotonic() - start, 1),
+            "cpu": host_cpu_name() or platform.machine()}
     write_atomic(out / "demo_student.json", json.dumps(info, indent=2) + "\n")
     return out
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def _max_positions(checkpoint: Path) -> int | None:
