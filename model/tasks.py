@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +23,18 @@ def predict_logits(model, enc: dict[str, np.ndarray], batch_size: int = 64, devi
     """Logits [N, num_labels] of `model` on encoded inputs, in eval mode."""
     device = device or pick_device()
     model.to(device).eval()
+    # Batches of similar length, so trimming the shared padding cuts most of it; rows go back in input order.
+    order = np.argsort(enc["attention_mask"].sum(1), kind="stable")
     out = []
-    for i in range(0, len(enc["input_ids"]), batch_size):
-        batch = trim({k: torch.from_numpy(v[i:i + batch_size]).to(device) for k, v in enc.items()})
+    for i in range(0, len(order), batch_size):
+        rows = order[i:i + batch_size]
+        batch = trim({k: torch.from_numpy(v[rows]).to(device) for k, v in enc.items()})
         out.append(models.outputs(model, batch).logits.float().cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+    if not out:
+        return np.zeros((0, 0), np.float32)
+    logits = np.empty((len(order), out[0].shape[1]), np.float32)
+    logits[order] = np.concatenate(out)
+    return logits
 
 
 def evaluate(model, tok, data: TaskData, seq_len: int = 128, batch_size: int = 64) -> dict:
@@ -44,6 +53,18 @@ def kd_loss(student_logits, teacher_logits, temperature: float, n_rows=None) -> 
     kl = F.kl_div(F.log_softmax(student_logits / t, -1), F.log_softmax(teacher_logits / t, -1),
                   log_target=True, reduction="sum")
     return kl / (len(student_logits) if n_rows is None else n_rows) * t * t
+
+
+@contextlib.contextmanager
+def _every_core(wanted: bool):
+    """Scoring is inference before training starts: one process may use every core for it, whatever --threads says."""
+    before = torch.get_num_threads()
+    if wanted:
+        torch.set_num_threads(max(before, len(os.sched_getaffinity(0))))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def finetune(model, tok, task: str, out_dir: Path, cfg: LoopConfig, seq_len: int = 128, teacher=None,
@@ -75,7 +96,8 @@ def finetune(model, tok, task: str, out_dir: Path, cfg: LoopConfig, seq_len: int
         if cache.is_file() and np.load(cache).shape[0] == len(texts):
             t_logits = np.load(cache)
         else:
-            t_logits = predict_logits(teacher, enc)
+            with _every_core(dist.world().size == 1):
+                t_logits = predict_logits(teacher, enc)
             if main:
                 write_atomic(cache, lambda p: np.save(open(p, "wb"), t_logits))
         tensors["teacher_logits"] = torch.from_numpy(t_logits)

