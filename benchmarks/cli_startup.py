@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import write_table  # noqa: E402
+from device_runners.devinfo import host_cpu_name  # noqa: E402
 
 GOALS = {"--help": 0.3, "--version": 0.3, "devices": 0.3, "completion": 0.3, "recipes": 0.4, "report --format md": 0.8}
 
@@ -78,7 +79,7 @@ def main() -> int:
         med = timed([harness], comp_env, a.runs)
         rows.append(["completion (`harness re<TAB>`)", f"{med:.3f}", "0.3", "yes" if med < 0.3 else "NO"])
         failed += ["completion"] if med >= 0.3 else []
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    cpu = host_cpu_name() or "?"
     write_table("cli_startup", "CLI start-up time", "python benchmarks/cli_startup.py",
                 ["command", "median s (10 runs)", "goal s", "meets goal"], rows,
                 [f"CPU: {cpu}, {os.cpu_count()} cores; each command is a fresh process, median of {a.runs} after one "

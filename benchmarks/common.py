@@ -12,6 +12,12 @@ from typing import Callable
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def _cpu() -> str:
+    from device_runners.devinfo import host_cpu_name
+
+    return host_cpu_name() or platform.processor() or "cpu"
+
+
 def time_ms(fn: Callable[[], object], warmup: int = 5, iterations: int = 30) -> list[float]:
     for _ in range(warmup):
         fn()
@@ -32,7 +38,7 @@ def write_table(name: str, title: str, command: str, header: list[str], rows: li
     """A markdown table with the command that produced it and when/where it ran."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     lines = [f"# {title}", "", f"Produced by `{command}` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-             f"{platform.machine()}, {platform.processor() or 'cpu'} (shared, noisy machine: compare ratios, "
+             f"{platform.machine()}, {_cpu()} (shared, noisy machine: compare ratios, "
              "not absolute times).", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         lines.append("| " + " | ".join(f"{c:.3g}" if isinstance(c, float) else str(c) for c in r) + " |")

@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import write_table  # noqa: E402
+from device_runners.devinfo import host_cpu_name  # noqa: E402
 
 GOALS = {"report --format md": 2.0, "report --format html": 10.0, "runs list": 1.0}
 
@@ -91,7 +92,7 @@ def main() -> int:
             ok = med < GOALS[name]
             rows.append([f"`harness {name}`", f"{first:.2f}", f"{med:.2f}", f"{GOALS[name]:g}", "yes" if ok else "NO"])
             failed += [] if ok else [name]
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
+    cpu = host_cpu_name() or "?"
     write_table("report_scale", f"Reports over a store of {a.runs:,} runs", "python benchmarks/report_scale.py",
                 ["command", "first call s", f"median of the next {a.repeat - 1} s", "goal s", "meets goal"], rows,
                 [f"CPU: {cpu}, {os.cpu_count()} cores", f"store: {a.runs:,} runs, 50 raw samples each, "

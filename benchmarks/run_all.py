@@ -1,4 +1,4 @@
-"""`make bench`: every benchmark table, written to benchmarks/results/. Full-size and slow (~30-40 min here)."""
+"""`make bench`: every benchmark table, written to benchmarks/results/. Full-size and slow (~1 h here)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,16 @@ SCRIPTS = [
     [str(HERE / "stability.py")],
     [str(HERE / "train_throughput.py")],
     [str(HERE / "cli_startup.py")],
+    [str(HERE / "gemm_shapes.py")],
+    [str(HERE / "peers.py"), "--rounds", "3", "--iterations", "10", "--warmup", "3", "--baseline", "--no-python"],
 ]
 
 
 def main() -> int:
     failed = []
     for args in SCRIPTS:
-        script = args[-1] if not args[0].startswith("-") else args[1]
-        if args[0] != "-m" and not Path(args[0]).exists():
+        script = args[1] if args[0] == "-m" else args[0]
+        if args[0] != "-m" and not Path(script).exists():
             print(f"skip {script}: not present")
             continue
         print(f"== {script}", flush=True)
