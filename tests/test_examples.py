@@ -78,6 +78,16 @@ HEAVY: dict[str, tuple[str, str]] = {
     "harness train --task rotten_tomatoes --model mobilebert-tiny --layers 4 --init-embeddings-from minilm "
     "--steps 750 --batch-size 32 --lr 1e-3 --seq-len 64 --threads 1 --save-every 50 "
     "--out results/checkpoints/mobilebert-tiny4-rt": ("", "the 19-minute training run of docs/training.md"),
+    "harness train --task rotten_tomatoes --model minilm --steps 400 --batch-size 32 --lr 8e-5 --seq-len 64 "
+    "--threads 2 --save-every 50 --out results/checkpoints/minilm-rt": ("", "the teacher of docs/training.md (25 min)"),
+    "harness train --task rotten_tomatoes --model mobilebert-tiny --init-embeddings-from minilm "
+    "--teacher results/checkpoints/minilm-rt --transfer-corpus imdb --transfer-limit 40000 --alpha 0.5 "
+    "--temperature 2 --steps 1200 --batch-size 16 --lr 5e-4 --seq-len 64 --threads 1 --save-every 100 "
+    "--out results/checkpoints/tiny24-kd": ("", "the 24-block student of docs/training.md (over an hour)"),
+    "harness train --task rotten_tomatoes --model mobilebert-tiny --layers 4 --init-embeddings-from minilm "
+    "--teacher results/checkpoints/minilm-rt --transfer-corpus imdb --transfer-limit 40000 --alpha 0.5 "
+    "--temperature 2 --steps 3000 --batch-size 32 --lr 1e-3 --seq-len 64 --threads 1 --save-every 200 "
+    "--out results/checkpoints/tiny4-kd": ("", "the 4-block student of docs/training.md (over an hour)"),
     "script: R=results": ("", "exports and runs the checkpoint the training run above writes (fp32, int8, int4)"),
     "harness distill --teacher test-tiny-teacher --student test-tiny --corpus rotten_tomatoes --steps 5 --seq-len 32":
         ("", TINY_TRAIN),
