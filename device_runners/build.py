@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 from harness.common.errors import BadInput, RunnerError
+from harness.common.files import cache_dir
 
 ABIS = ("x86_64", "arm64-v8a")
 NATIVE_DIR = Path(__file__).parent / "native"
@@ -41,7 +42,7 @@ CFLAGS = ("-std=c++17", "-O2", "-DC10_USING_CUSTOM_GENERATED_MACROS", "-DET_USE_
 
 def default_cache_dir() -> Path:
     """$HARNESS_CACHE/runners, else ~/.cache/harness/runners."""
-    return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness") / "runners"
+    return cache_dir("runners")
 
 
 def executorch_version() -> str:

