@@ -112,6 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument("--min-seconds", type=float, default=0.0)
+    p.add_argument("--max-samples", type=int, default=100_000)  # latencies kept before thinning (native: the same)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--affinity")
     p.add_argument("--etdump")
@@ -197,17 +198,23 @@ def run(a: argparse.Namespace) -> dict:
         execute(i)
         progress.tick(i + 1)
     lat: list[float] = []
-    max_timed = max(a.iterations, 100_000)  # as the native runner: a bounded list, whatever --min-seconds says
+    # as the native runner: --min-seconds holds however fast the program is; past max_kept samples the list is
+    # thinned to every other one and every 2nd (4th, ...) run is kept from then on (bounded, still in order)
+    max_kept, stride = max(2 * a.iterations, a.max_samples, 2), 1
     STOP.enter("timing")
     STOP.deferred = True
     progress = _Progress("timing", a.iterations, a.min_seconds)
     t_timed = time.perf_counter()
     i = 0
-    while STOP.signame is None and (i < a.iterations or
-                                    (time.perf_counter() - t_timed < a.min_seconds and i < max_timed)):
+    while STOP.signame is None and (i < a.iterations or time.perf_counter() - t_timed < a.min_seconds):
         t = time.perf_counter()
         execute(i)
-        lat.append((time.perf_counter() - t) * 1000)
+        ms = (time.perf_counter() - t) * 1000
+        if i % stride == 0:
+            lat.append(ms)
+            if len(lat) >= max_kept:
+                del lat[1::2]
+                stride *= 2
         i += 1
         progress.tick(i)
     progress.tick(i, force=True)
@@ -245,6 +252,7 @@ def run(a: argparse.Namespace) -> dict:
                            "python": sys.version.split()[0], "abi": os.uname().machine},
         "method": a.method, "affinity": a.affinity or "", "warmup": a.warmup, "iterations": len(lat),
         "timed_seconds": timed_s, "min_seconds_cut_short": timed_s < a.min_seconds,
+        "timed_runs": i, "sample_stride": stride,
         "timed": "Method.execute through pybind (includes tensor conversion)",
         "data_loader": "python runtime default",
         "input_specs": [{"dtype": str(x.dtype), "shape": list(x.shape)} for x in examples[0]],

@@ -209,11 +209,27 @@ def test_progress_lines_twice_a_second_on_stderr(bundle, tiny, tmp_path):
     assert p.returncode == 0, p.stderr
     lines = [parse_progress(ln) for ln in p.stderr.splitlines()]
     timing = [ln for ln in lines if ln and ln.get("stage") == "timing" and "done" in ln]
-    elapsed = timing[-1]["elapsed_s"]  # 1.6 s, or less where the 100,000-iteration cap came first
-    assert elapsed > 0.2 and int(elapsed / 0.5) <= len(timing) <= int(elapsed / 0.5) + 2  # start, every 0.5 s, end
+    elapsed = timing[-1]["elapsed_s"]  # the time floor holds on any CPU, however fast (no iteration cap cuts it)
+    assert elapsed >= 1.6 and int(elapsed / 0.5) <= len(timing) <= int(elapsed / 0.5) + 2  # start, every 0.5 s, end
     assert [t["done"] for t in timing] == sorted(t["done"] for t in timing) and timing[-1]["done"] >= 5
     assert timing[-1]["min_seconds"] == 1.6 and timing[-1]["target"] == 5
     assert {"stage": "loading program"} in lines  # each stage as it begins
+
+
+def test_a_long_time_floor_thins_the_samples_and_still_lasts_its_floor(bundle, tiny, tmp_path):
+    """--min-seconds is honoured however fast the CPU: past --max-samples the list keeps every other sample, then
+    every 2nd (4th, ...) run, so it stays bounded and in order. A tiny program makes far more than 64 runs in 1 s."""
+    write_token_inputs(tmp_path / "in.bin", 2)
+    p = run_native(bundle, "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
+                   "--warmup", 0, "--iterations", 5, "--min-seconds", 1, "--threads", 1, "--max-samples", 64)
+    assert p.returncode == 0, p.stderr
+    raw = json.loads((tmp_path / "r.json").read_text())
+    assert raw["timed_seconds"] >= 1 and raw["min_seconds_cut_short"] is False
+    stride, kept = raw["sample_stride"], len(raw["latencies_ms"])
+    assert stride >= 2 and stride & (stride - 1) == 0  # a power of two
+    assert raw["iterations"] == kept and 32 <= kept < 64 and kept >= 5
+    assert (raw["timed_runs"] - 1) // stride + 1 == kept  # runs 0, stride, 2*stride, ... were kept
+    assert raw["timed_runs"] > 64
 
 
 def test_sigterm_while_timing_keeps_the_samples_so_far(bundle, tiny, tmp_path):

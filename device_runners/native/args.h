@@ -9,12 +9,13 @@ namespace harness {
 constexpr const char* kUsage =
     "usage: harness_runner --program P.pte --inputs IN.bin --result R.json [--outputs OUT.bin] [--warmup W]\n"
     "                      [--iterations N] [--min-seconds S] [--threads T] [--affinity 0,1|4-7] [--etdump D.etdp]\n"
-    "                      [--method forward] [--xnnpack-cache PACKED.bin]\n";
+    "                      [--method forward] [--xnnpack-cache PACKED.bin] [--max-samples K]\n";
 
 struct Args {
   std::string program, inputs, result, outputs, affinity, etdump, method = "forward";
   std::string xnnpack_cache;  // XNNPACK's packed weights on disk: written by the first run, mmapped by later ones
   long warmup = 10, iterations = 50, threads = 0;  // threads 0: keep the pool's default size
+  long max_samples = 100000;  // latencies kept before the list is thinned (at least twice --iterations)
   double min_seconds = 0.0;
 };
 
@@ -38,9 +39,10 @@ inline std::string parse_args(int argc, char** argv, Args* a) {
     else if (flag == "--etdump") a->etdump = v;
     else if (flag == "--method") a->method = v;
     else if (flag == "--xnnpack-cache") a->xnnpack_cache = v;
-    else if (flag == "--warmup" || flag == "--iterations" || flag == "--threads") {
-      if (!integer(flag == "--threads" ? 1 : 0)) return "bad value for " + flag + ": " + v;
-      (flag == "--warmup" ? a->warmup : flag == "--iterations" ? a->iterations : a->threads) = x;
+    else if (flag == "--warmup" || flag == "--iterations" || flag == "--threads" || flag == "--max-samples") {
+      if (!integer(flag == "--threads" ? 1 : flag == "--max-samples" ? 2 : 0)) return "bad value for " + flag + ": " + v;
+      (flag == "--warmup" ? a->warmup : flag == "--iterations" ? a->iterations
+       : flag == "--threads" ? a->threads : a->max_samples) = x;
     } else if (flag == "--min-seconds") {
       a->min_seconds = std::strtod(v.c_str(), &end);
       if (*end != '\0' || end == v.c_str() || !(a->min_seconds >= 0)) return "bad value for --min-seconds: " + v;

@@ -253,23 +253,36 @@ int run_benchmark(const Args& args) {
   }
 
   stage("timing");
-  // --min-seconds on a microsecond-fast program would grow the latency list (and the RSS we report) without
-  // bound: past this many runs we stop and say so.
-  const size_t max_timed = std::max<size_t>(static_cast<size_t>(args.iterations), 100000);
+  // --min-seconds holds on any CPU, however fast the program: past `max_kept` samples the list is thinned to every
+  // other sample and from then on every 2nd (4th, ...) run is kept, so memory stays bounded (and out of the RSS we
+  // report) while the samples still span the whole timed period, in order. `timed_runs` and `sample_stride` say so.
+  const size_t max_kept = std::max<size_t>(2 * static_cast<size_t>(args.iterations),
+                                            static_cast<size_t>(args.max_samples));
+  size_t stride = 1, runs = 0;
   std::vector<double> lat;
   lat.reserve(static_cast<size_t>(args.iterations));
   harness::g_deferred = 1;  // a stop signal now ends the loop and keeps what was measured
   progress.begin("timing", args.iterations, args.min_seconds);
   auto t_timed = Clock::now();
   for (size_t i = 0; !harness::g_stop && (static_cast<long>(i) < args.iterations ||
-                     (ms_since(t_timed) < args.min_seconds * 1000 && i < max_timed)); ++i) {
+                     ms_since(t_timed) < args.min_seconds * 1000); ++i) {
     set_inputs(i % in.num_examples);
     auto t0 = Clock::now();  // only execute() is timed: the input copy is the harness's, not the model's
     check(method->execute(), "timed run " + std::to_string(i));
-    lat.push_back(ms_since(t0));
-    progress.tick(static_cast<long>(i + 1));
+    double ms = ms_since(t0);
+    runs = i + 1;
+    if (i % stride == 0) {
+      lat.push_back(ms);
+      if (lat.size() >= max_kept) {
+        size_t k = 0;
+        for (size_t j = 0; j < lat.size(); j += 2) lat[k++] = lat[j];
+        lat.resize(k);
+        stride *= 2;
+      }
+    }
+    progress.tick(static_cast<long>(runs));
   }
-  progress.tick(static_cast<long>(lat.size()), true);
+  progress.tick(static_cast<long>(runs), true);
   double timed_s = ms_since(t_timed) / 1000.0;
   // Memory now, before the outputs pass buffers every example's outputs: the figures are the model's, not ours.
   // VmHWM, not ru_maxrss: the kernel carries ru_maxrss across execve, so a runner (v)forked by a 500 MB Python
@@ -338,6 +351,7 @@ int run_benchmark(const Args& args) {
                                  .str("compiler", __VERSION__).str("source", HARNESS_RUNNER_HASH).text())
       .str("method", args.method).str("affinity", args.affinity).integer("warmup", args.warmup)
       .integer("iterations", static_cast<long long>(lat.size())).num("timed_seconds", timed_s)
+      .integer("timed_runs", static_cast<long long>(runs)).integer("sample_stride", static_cast<long long>(stride))
       .boolean("min_seconds_cut_short", timed_s < args.min_seconds)
       .str("timed", "Method::execute").str("data_loader", "mmap, pages dropped during method load")
       .raw("input_specs", harness::json_list(in.specs, spec_json))

@@ -495,6 +495,9 @@ def _fill_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest
     if raw.extra.get("xnnpack_cache"):
         rec.tags["xnnpack_cache"] = raw.extra["xnnpack_cache"].get("state")  # "written" | "reused": load_ms differs
     rec.latencies_ms = [float(x) for x in raw.latencies_ms]
+    stride = raw.extra.get("sample_stride")
+    if isinstance(stride, int) and not isinstance(stride, bool) and stride > 1:  # a long --min-seconds run, thinned
+        rec.tags["sample_stride"] = stride
     rec.latency = stats.summarize(rec.latencies_ms)
     program_bytes = manifest.program_bytes if manifest else path.stat().st_size
     planned = raw.extra.get("planned_buffer_bytes")  # one size per memory-planned buffer of the method
