@@ -85,7 +85,7 @@ class DeviceProfile:
     serial: str | None = None  # adb serial
     address: str | None = None  # ssh user@host[:port]
     address_env: str | None = None  # environment variable that holds serial/address
-    workdir: str | None = None  # None: per transport (adb /data/local/tmp/harness; ssh and local a temporary folder)
+    workdir: str | None = None  # None: the user's own, per transport (device_runners/workdir.py)
     options: dict[str, Any] = field(default_factory=dict)
 
 

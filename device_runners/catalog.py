@@ -7,7 +7,6 @@ import dataclasses
 import os
 import re
 import shutil
-import tempfile
 import tomllib
 from pathlib import Path
 
@@ -18,6 +17,8 @@ BUILTIN = Path(__file__).with_name("devices.toml")
 ABIS = ("x86_64", "arm64-v8a")
 TRANSPORTS = ("local", "qemu", "ssh", "adb", "ios", "ios-simulator")
 _FIELDS = {f.name: f for f in dataclasses.fields(DeviceProfile)}
+MAX_THREADS = 256  # as --threads (harness/run/measure.py)
+_INT_OPTIONS = {"adb_port": (1, 65535)}
 
 
 def user_catalog_path() -> Path:
@@ -50,8 +51,9 @@ def _check_fields(path: Path, name: str, table: object) -> dict:
         if not isinstance(mask, str) or not _is_cpu_list(mask):
             raise BadInput(f"{path}: [{name}] clusters.{cluster} must be a CPU list like \"4-7\" or \"0,1\", "
                            f"got {mask!r}")
-    if "threads" in table and (type(table["threads"]) is not int or table["threads"] < 1):
-        raise BadInput(f"{path}: [{name}] threads must be a positive integer, got {table['threads']!r}")
+    if "threads" in table and (type(table["threads"]) is not int or not 1 <= table["threads"] <= MAX_THREADS):
+        raise BadInput(f"{path}: [{name}] threads must be a whole number from 1 to {MAX_THREADS}, "
+                       f"got {table['threads']!r}")
     for key in ("abi", "transport", "description", "affinity", "serial", "address", "address_env", "workdir",
                 "model"):
         if key in table and not isinstance(table[key], str):
@@ -67,7 +69,18 @@ def _validate(path: Path, p: DeviceProfile) -> None:
     if p.transport == "qemu" and p.abi != "arm64-v8a":
         raise BadInput(f"{path}: [{p.name}] transport qemu emulates arm64 (qemu-aarch64): abi must be \"arm64-v8a\", "
                        f"not {p.abi!r}")
+    if p.workdir is not None and (not p.workdir.startswith("/") or any(c in p.workdir for c in "\n\0")
+                                  or p.workdir.rstrip("/") == ""):
+        raise BadInput(f"{path}: [{p.name}] workdir must be an absolute path on the device like "
+                       f"\"/data/local/tmp/harness\", got {p.workdir!r}")
+    if p.affinity:
+        resolve_affinity(p, p.affinity, source=f"{path}: [{p.name}] affinity")
     for key, value in (getattr(p, "options", None) or {}).items():
+        if key in _INT_OPTIONS:
+            lo, hi = _INT_OPTIONS[key]
+            if type(value) is not int or not lo <= value <= hi:
+                raise BadInput(f"{path}: [{p.name}] options.{key} must be a whole number from {lo} to {hi}, "
+                               f"got {value!r}")
         if key.endswith("timeout"):
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 86400
             if not ok:
@@ -122,8 +135,9 @@ def _is_cpu_list(text: str) -> bool:
     return bool(re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", text.replace(" ", "")))
 
 
-def resolve_affinity(profile: DeviceProfile, value: str | None) -> str | None:
-    """A cluster name of the profile (big, mid, little) or a CPU list -> the CPU list; BadInput for anything else."""
+def resolve_affinity(profile: DeviceProfile, value: str | None, source: str = "--affinity") -> str | None:
+    """A cluster name of the profile (big, mid, little) or a CPU list -> the CPU list; BadInput for anything else,
+    naming `source` (the flag, or the profile file and field it came from)."""
     if value is None or value == "":
         return None
     if value in profile.clusters:
@@ -132,10 +146,11 @@ def resolve_affinity(profile: DeviceProfile, value: str | None) -> str | None:
         return value.replace(" ", "")
     known = ", ".join(f"{k} = {v}" for k, v in profile.clusters.items())
     if value in ("big", "mid", "little", "prime"):
-        raise BadInput(f"device {profile.name} has no {value} cluster "
+        where = "" if source == "--affinity" else f"{source}: "
+        raise BadInput(f"{where}device {profile.name} has no {value} cluster "
                        + (f"(its clusters: {known})" if known else
                           "(its profile lists no clusters: `harness devices add` reads them from the device)"))
-    raise BadInput(f"--affinity {value!r} is neither a cluster of {profile.name} ({known or 'none listed'}) "
+    raise BadInput(f"{source} {value!r} is neither a cluster of {profile.name} ({known or 'none listed'}) "
                    "nor a CPU list like 4-7 or 0,1")
 
 
@@ -147,7 +162,8 @@ def default_workdir(profile: DeviceProfile) -> str | None:
         from device_runners.adb import DEFAULT_WORKDIR
         return DEFAULT_WORKDIR  # Android has no /tmp; /data/local/tmp is the shell user's
     if profile.transport in ("local", "qemu"):
-        return os.path.join(tempfile.gettempdir(), "harness")
+        from device_runners.workdir import host_default
+        return host_default()  # the user's own, never a shared /tmp folder (docs/faults.md, "Security")
     if profile.transport in ("ios", "ios-simulator"):
         from device_runners.ios.app import WORKDIR
         return WORKDIR  # under the app's Documents folder
@@ -172,9 +188,12 @@ def make_transport(profile: DeviceProfile) -> Transport:
         return SshTransport(profile.address, key_file=opts.get("key_file"), password=password,
                             workdir=default_workdir(profile), connect_timeout=float(opts.get("connect_timeout", 10)))
     if profile.transport == "adb":
+        env_port = os.environ.get("ANDROID_ADB_SERVER_PORT")  # adbutils reads it when imported
+        if env_port and not (env_port.isdigit() and 1 <= int(env_port) <= 65535):
+            raise BadInput(f"ANDROID_ADB_SERVER_PORT={env_port[:40]!r} is not a port number (1 to 65535)")
         from device_runners.adb import AdbTransport
         host = opts.get("adb_host") or os.environ.get("ANDROID_ADB_SERVER_HOST") or "127.0.0.1"
-        port = int(opts.get("adb_port") or os.environ.get("ANDROID_ADB_SERVER_PORT") or 5037)
+        port = int(opts.get("adb_port") or env_port or 5037)
         return AdbTransport(serial=profile.serial, host=host, port=port, workdir=default_workdir(profile))
     if profile.transport == "ios":
         from device_runners.ios.device import IosTransport, app_from_env

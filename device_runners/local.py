@@ -8,6 +8,7 @@ import selectors
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -18,11 +19,27 @@ from device_runners.remote_shell import STOP_GRACE_S, LineSplitter, check_cleanu
 
 
 def _copy(src: Path, dst: Path) -> None:
+    """Copy a file or tree. A file is written beside its destination and renamed over it: a symlink planted at
+    the destination is replaced, never followed."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     if src.is_dir():
-        shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
+        for f in sorted(p for p in src.rglob("*") if p.is_file() or p.is_symlink()):
+            _copy(f, dst / f.relative_to(src))
+        return
+    if src.is_symlink():
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+        tmp.unlink(missing_ok=True)
+        os.symlink(os.readlink(src), tmp)
     else:
-        shutil.copy2(src, dst)
+        fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            shutil.copy2(src, tmp)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    os.replace(tmp, dst)
 
 
 def run_shell(cmd: str, timeout: float | None, cwd: str | None = None, env: dict[str, str] | None = None,
@@ -125,8 +142,16 @@ class LocalTransport(Transport):
     emulated = False
     abi = "x86_64" if platform.machine() in ("x86_64", "AMD64") else "arm64-v8a"
 
-    def __init__(self, workdir: str = "/tmp/harness"):
-        self._workdir = workdir
+    def __init__(self, workdir: str | None = None):
+        """workdir None: the user's own (device_runners.workdir.host_default)."""
+        from device_runners.workdir import host_default
+
+        self._workdir = workdir or host_default()
+
+    def prepare_workdir(self) -> str:
+        from device_runners.workdir import ensure_local
+
+        return ensure_local(self._workdir)
 
     def workdir(self) -> str:
         return self._workdir

@@ -38,7 +38,8 @@ class SshTransport(Transport):
 
     def __init__(self, address: str, key_file: str | Path | None = None, password: str | None = None,
                  workdir: str | None = None, connect_timeout: float = 10):
-        """workdir None: `harness` under the device's temporary folder (${TMPDIR:-/tmp}), asked on first use."""
+        """workdir None: the device user's own, asked on first use: $XDG_RUNTIME_DIR/harness, else
+        $HOME/.cache/harness/work, else ${TMPDIR:-/tmp}/harness-UID (checked like any work folder)."""
         self.address = address
         self.user, self.host, self.port = parse_address(address)
         self.key_file = str(key_file) if key_file else None
@@ -49,9 +50,12 @@ class SshTransport(Transport):
 
     def workdir(self) -> str:
         if self._workdir is None:
-            rc, out, err = self.shell('echo "${TMPDIR:-/tmp}"', timeout=30)
-            tmp = out.strip().rstrip("/") if rc == 0 and out.strip().startswith("/") else "/tmp"
-            self._workdir = f"{tmp}/harness"
+            rc, out, err = self.shell(
+                'if [ -n "${XDG_RUNTIME_DIR:-}" ] && [ -d "$XDG_RUNTIME_DIR" ] && [ -O "$XDG_RUNTIME_DIR" ]; then '
+                'echo "$XDG_RUNTIME_DIR/harness"; elif [ -n "${HOME:-}" ] && [ -d "$HOME" ] && [ -w "$HOME" ]; then '
+                'echo "$HOME/.cache/harness/work"; else echo "${TMPDIR:-/tmp}/harness-$(id -u)"; fi', timeout=30)
+            path = out.strip().rstrip("/")
+            self._workdir = path if rc == 0 and path.startswith("/") else "/tmp/harness"
         return self._workdir
 
     def _connect(self) -> paramiko.SSHClient:

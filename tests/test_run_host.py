@@ -115,11 +115,11 @@ def test_profiled_run_reports_ops_and_is_flagged(tiny_export):
 
 
 def test_xnnpack_cache_is_written_then_reused_with_the_same_outputs(tiny_export):
-    from device_runners.catalog import get_profile
+    from device_runners.catalog import default_workdir, get_profile
     from pathlib import Path
 
     results, res = tiny_export
-    cached = Path(get_profile("host").workdir) / "xnnpack-cache" / f"{res.manifest.program_sha256[:16]}-native.bin"
+    cached = Path(default_workdir(get_profile("host"))) / "xnnpack-cache" / f"{res.manifest.program_sha256[:16]}-native.bin"
     cached.unlink(missing_ok=True)  # an earlier session on this machine may have left one
     first = _run(res.program, results, xnnpack_cache=True, task="rotten_tomatoes", samples=6)
     second = _run(res.program, results, xnnpack_cache=True, task="rotten_tomatoes", samples=6)

@@ -15,6 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from device_runners.workdir import host_default
+
 from adb_standin import AdbStandin
 from conftest import require_tool
 from harness.store.db import ResultsStore
@@ -116,7 +118,8 @@ def test_host_run_interrupted(program, tmp_path, sig):
     run = HarnessRun(tmp_path / "results", program, ["--device", "host"], {})
     rec = interrupt_and_check(run, sig, str(program), tmp_path / "results")
     assert_partial(rec)
-    assert not Path(f"/tmp/harness/runs/{rec.run_id}").exists()  # the host profile's work folder
+    runs = Path(host_default()) / "runs"  # the host profile's work folder
+    assert not any(d.name.endswith(rec.run_id) for d in runs.glob("*"))
 
 
 def test_python_runner_interrupted_keeps_its_samples(program, tmp_path):

@@ -102,6 +102,9 @@ class AppTransport(Transport):
     def workdir(self) -> str:
         return WORKDIR
 
+    def prepare_workdir(self) -> str:
+        return WORKDIR  # inside the app's own sandbox: no other user's code can reach it
+
     def app_command(self, args: list[str]) -> str:
         return shlex.join([APP_COMMAND, *args])
 

@@ -131,6 +131,44 @@ def _sweep_run_folders() -> None:
             pass
 
 
+def run_folder_prefix(pid: int | None = None) -> str:
+    """A device-side run folder's name starts with this host's and this process's mark (h<host hash>-p<pid>-), so
+    a later run from the same host can tell the folders of a harness that was killed from those of one running."""
+    return f"{_host_mark()}-p{os.getpid() if pid is None else pid}-"
+
+
+def _host_mark() -> str:
+    import hashlib
+    import socket
+
+    return "h" + hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
+
+def _sweep_device_run_folders(transport: Transport, runs: str) -> None:
+    """Remove the device-side run folders (program, inputs: ~100 MB for the full-size model) that a harness on this
+    host left when it was killed (-9): their process is gone. Other hosts' and live processes' folders stay."""
+    import re
+
+    try:
+        rc, out, _ = transport.shell(f"ls -1 {shlex.quote(runs)} 2>/dev/null", timeout=30)
+    except (TransportError, TimeoutError, OSError):
+        return
+    mine = re.compile(re.escape(_host_mark()) + r"-p(\d+)-[0-9a-f]+$")
+    stale = []
+    for name in out.split() if rc == 0 else []:
+        m = mine.match(name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            stale.append(f"{runs}/{name}")
+        except PermissionError:
+            pass  # another user's live harness
+    if stale:
+        _cleanup(transport, " ".join(shlex.quote(d) for d in stale), quoted=True)
+
+
 def _check_input_size(specs, samples: int) -> None:
     """The inputs file is estimated before a byte of it is made: a huge --samples is one line, not a MemoryError."""
     import math
@@ -204,6 +242,12 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
         progress(f"reading {profile.name}'s state")
         rec.device_info_before = _info(transport)
         device_state.check_model(profile, rec.device_info_before, req.check_model)
+        try:  # the runner is started from it: a folder another user can write is refused before anything is pushed
+            from device_runners.workdir import prepare
+
+            prepare(transport)
+        except (TransportError, TimeoutError, OSError) as e:
+            raise DeviceError(f"device {profile.name}: {e}") from None
         cores = rec.device_info_before.get("cores")
         if isinstance(cores, int) and rec.threads and rec.threads > cores and not req.oversubscribe:
             raise BadInput(f"--threads {rec.threads}: device {profile.name} has {cores} cores; more threads than cores "
@@ -265,8 +309,10 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
     elif req.cooldown > 0:
         _cool_down(transport, req.cooldown, progress)
     rec.device_info_before["state"] = device_state.read_state(transport)
-    run_dir = f"{transport.workdir().rstrip('/')}/runs/{rec.run_id}"
+    runs = f"{transport.workdir().rstrip('/')}/runs"
+    run_dir = f"{runs}/{run_folder_prefix()}{rec.run_id}"
     _sweep_run_folders()
+    _sweep_device_run_folders(transport, runs)
     with tempfile.TemporaryDirectory(prefix=f"harness-run-{os.getpid()}-") as tmp:
         tmp = Path(tmp)
         write_tensors(tmp / "inputs.bin", run_inputs.examples)
@@ -418,17 +464,10 @@ def _runner_command(req: RunRequest, transport: Transport, profile, job: RunJob,
         _shell(transport, f"chmod u+x {shlex.quote(exe)}", 60, profile.name)
         return shlex.join([exe, *args])
     from device_runners.build import build_bundle
+    from device_runners.bundle_install import install_bundle
 
     progress(f"preparing the {profile.abi} runner bundle")
-    bundle = build_bundle(profile.abi)
-    remote = f"{transport.workdir().rstrip('/')}/bundles/{bundle.name}"
-    rc, _, _ = transport.shell(f"test -f {shlex.quote(remote)}/.complete", timeout=60)
-    if rc != 0:
-        progress(f"pushing the runner bundle to {profile.name}")
-        for f in sorted(p for p in bundle.rglob("*") if p.is_file()):
-            transport.push(f, f"{remote}/{f.relative_to(bundle).as_posix()}")
-        _shell(transport, f"chmod -R u+x {shlex.quote(remote)}/bin {shlex.quote(remote)}/lib && "
-                          f"touch {shlex.quote(remote)}/.complete", 60, profile.name)
+    remote = install_bundle(transport, build_bundle(profile.abi), progress, profile.name)  # verified by hash
     return bundle_command(remote, profile.abi, args, qemu=bool(getattr(transport, "qemu", False)),
                           sysroot=getattr(transport, "sysroot", None))
 
@@ -456,9 +495,9 @@ def _runner_error(raw_text: str | None, stderr: str, rc: int) -> str:
     return (lines[-1] if lines else f"exit code {rc}")[:300]
 
 
-def _cleanup(transport: Transport, run_dir: str) -> None:
+def _cleanup(transport: Transport, run_dir: str, quoted: bool = False) -> None:
     try:
-        transport.shell(f"rm -rf {shlex.quote(run_dir)}", timeout=30)
+        transport.shell(f"rm -rf {run_dir if quoted else shlex.quote(run_dir)}", timeout=30)
     except (TransportError, TimeoutError, OSError):
         pass  # the device went away: nothing left to clean from here
 

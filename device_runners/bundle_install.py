@@ -1,0 +1,79 @@
+"""Putting a runner bundle on a device, and trusting what is there only when it is byte for byte what was pushed.
+
+The bundle's folder name is a content hash anyone can compute, so a marker file proves nothing: before each run
+the device hashes the bundle's files (`sha256sum`, in toybox, busybox and coreutils alike) and the harness compares
+them with the hashes of its own local copy. Anything else there (a missing, changed or extra file, or no `sha256sum`
+or `find` to ask) is removed and the bundle pushed again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from pathlib import Path
+from typing import Callable
+
+from device_runners.base import Transport, TransportError
+
+_HASHES: dict[Path, dict[str, str]] = {}
+
+
+def bundle_hashes(bundle: Path) -> dict[str, str]:
+    """{relative path: sha256} of every file of a local bundle (computed once per process)."""
+    bundle = Path(bundle).resolve()
+    if bundle not in _HASHES:
+        hashes = {}
+        for p in sorted(bundle.rglob("*")):
+            if p.is_file():
+                h = hashlib.sha256()
+                with open(p, "rb") as f:
+                    for chunk in iter(lambda: f.read(1 << 20), b""):
+                        h.update(chunk)
+                hashes[p.relative_to(bundle).as_posix()] = h.hexdigest()
+        _HASHES[bundle] = hashes
+    return _HASHES[bundle]
+
+
+def remote_hashes(transport: Transport, remote: str, names: list[str]) -> dict[str, str] | None:
+    """{relative path: sha256} of the files under `remote` on the device; None when they cannot all be hashed or
+    the folder holds anything else (an extra library is as foreign as a changed one)."""
+    q = shlex.quote(remote)
+    files = " ".join(shlex.quote(n) for n in names)
+    rc, out, _ = transport.shell(f"cd {q} 2>/dev/null && find . ! -type d && echo @@hashes && sha256sum -- {files}",
+                                 timeout=300)
+    listing, sep, hashed = out.partition("@@hashes\n")
+    if rc != 0 or not sep:
+        return None
+    present = sorted(ln[2:] if ln.startswith("./") else ln for ln in listing.splitlines() if ln.strip())
+    if present != sorted(names):
+        return None
+    got = {}
+    for line in hashed.splitlines():
+        digest, _, name = line.partition("  ")
+        if len(digest) == 64 and name:
+            got[name.strip()] = digest.lower()
+    return got
+
+
+def install_bundle(transport: Transport, bundle: Path, progress: Callable[[str], None] = lambda s: None,
+                   device: str = "device") -> str:
+    """The bundle's folder on the device, verified against the local copy's hashes (pushed again when it differs).
+    Raises TransportError when the device refuses the push."""
+    expected = bundle_hashes(bundle)
+    remote = f"{transport.workdir().rstrip('/')}/bundles/{Path(bundle).name}"
+    if remote_hashes(transport, remote, sorted(expected)) == expected:
+        return remote
+    progress(f"pushing the runner bundle to {device}")
+    rc, out, err = transport.shell(f"rm -rf {shlex.quote(remote)}", timeout=120)  # whatever was there goes first
+    if rc != 0:
+        raise TransportError(f"cannot replace {remote} on {device}: {(err or out).strip()[:200]}")
+    for rel in sorted(expected):
+        transport.push(Path(bundle) / rel, f"{remote}/{rel}")
+    dirs = sorted({rel.split("/", 1)[0] for rel in expected if "/" in rel})
+    rc, out, err = transport.shell(f"cd {shlex.quote(remote)} && chmod -R u+x {' '.join(map(shlex.quote, dirs))}",
+                                   timeout=60)
+    if rc != 0:
+        raise TransportError(f"cannot make the runner bundle executable on {device}: {(err or out).strip()[:200]}")
+    if remote_hashes(transport, remote, sorted(expected)) not in (expected, None):
+        raise TransportError(f"the runner bundle pushed to {device} does not match the local copy (disk full?)")
+    return remote
