@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from device_runners import evidence
 from device_runners.base import PROGRESS_MARK
 from device_runners.tensorfile import TensorFileError, read_tensors, write_tensors
 
@@ -204,6 +205,7 @@ def run(a: argparse.Namespace) -> dict:
     STOP.enter("timing")
     STOP.deferred = True
     progress = _Progress("timing", a.iterations, a.min_seconds)
+    ev_start = evidence.sample()
     t_timed = time.perf_counter()
     i = 0
     while STOP.signame is None and (i < a.iterations or time.perf_counter() - t_timed < a.min_seconds):
@@ -219,6 +221,7 @@ def run(a: argparse.Namespace) -> dict:
         progress.tick(i)
     progress.tick(i, force=True)
     timed_s = time.perf_counter() - t_timed
+    timing_evidence = evidence.diff(ev_start, evidence.sample(), timed_s)
     # memory before the outputs pass, as the native runner measures it
     # VmHWM first: ru_maxrss survives execve, so it can be the parent's peak (see runner.cpp)
     ru_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -252,7 +255,7 @@ def run(a: argparse.Namespace) -> dict:
                            "python": sys.version.split()[0], "abi": os.uname().machine},
         "method": a.method, "affinity": a.affinity or "", "warmup": a.warmup, "iterations": len(lat),
         "timed_seconds": timed_s, "min_seconds_cut_short": timed_s < a.min_seconds,
-        "timed_runs": i, "sample_stride": stride,
+        "timed_runs": i, "sample_stride": stride, "timing_evidence": timing_evidence,
         "timed": "Method.execute through pybind (includes tensor conversion)",
         "data_loader": "python runtime default",
         "input_specs": [{"dtype": str(x.dtype), "shape": list(x.shape)} for x in examples[0]],

@@ -22,6 +22,7 @@
 #include <executorch/runtime/platform/platform.h>
 #include <executorch/runtime/platform/runtime.h>
 
+#include "evidence.h"
 #include "failure.h"
 #include "json.h"
 #include "page_dropping_loader.h"
@@ -263,6 +264,7 @@ int run_benchmark(const Args& args) {
   lat.reserve(static_cast<size_t>(args.iterations));
   harness::g_deferred = 1;  // a stop signal now ends the loop and keeps what was measured
   progress.begin("timing", args.iterations, args.min_seconds);
+  harness::EvidenceSample ev_start = harness::sample_evidence();
   auto t_timed = Clock::now();
   for (size_t i = 0; !harness::g_stop && (static_cast<long>(i) < args.iterations ||
                      ms_since(t_timed) < args.min_seconds * 1000); ++i) {
@@ -284,6 +286,7 @@ int run_benchmark(const Args& args) {
   }
   progress.tick(static_cast<long>(runs), true);
   double timed_s = ms_since(t_timed) / 1000.0;
+  std::string evidence = harness::evidence_json(ev_start, harness::sample_evidence(), timed_s);
   // Memory now, before the outputs pass buffers every example's outputs: the figures are the model's, not ours.
   // VmHWM, not ru_maxrss: the kernel carries ru_maxrss across execve, so a runner (v)forked by a 500 MB Python
   // reported 500 MB. VmHWM belongs to this address space alone. ru_maxrss is kept only where /proc is missing.
@@ -352,6 +355,7 @@ int run_benchmark(const Args& args) {
       .str("method", args.method).str("affinity", args.affinity).integer("warmup", args.warmup)
       .integer("iterations", static_cast<long long>(lat.size())).num("timed_seconds", timed_s)
       .integer("timed_runs", static_cast<long long>(runs)).integer("sample_stride", static_cast<long long>(stride))
+      .raw("timing_evidence", evidence)
       .boolean("min_seconds_cut_short", timed_s < args.min_seconds)
       .str("timed", "Method::execute").str("data_loader", "mmap, pages dropped during method load")
       .raw("input_specs", harness::json_list(in.specs, spec_json))

@@ -94,6 +94,9 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool =
         from harness.run.stats import MAX_RUN_CV
         notes.append(f"runs_disagree: the runs' medians spread by more than {MAX_RUN_CV:.0%} (CV): the machine changed "
                      "between them; the CI across runs says how much that matters (docs/statistics.md)")
+    for r in rows:
+        if r.get("disturbance"):
+            notes.append(f"disturbed ({r['model']} {r['recipe'] or ''} on {r['device']}): {r['disturbance']}")
     if any(r["weights"] == "random" for r in rows):
         notes.append(RANDOM_NOTE)
     if any(r["status"] == "invalid" for r in rows):

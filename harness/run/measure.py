@@ -369,7 +369,7 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
     rec.accuracy = _score(outputs, run_inputs, manifest) if run_inputs.task or manifest else None
     rec.flags = stats.validity_flags(rec.latency, emulated=rec.emulated, info_before=rec.device_info_before,
                                      info_after=rec.device_info_after, profiled=req.profile,
-                                     evidence=evidence)
+                                     evidence=evidence, disturbed=_disturbance(rec, raw))
     rec.status = stats.status_for(rec.flags)
 
 
@@ -522,8 +522,20 @@ def record_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifes
     if outputs is not None and run_inputs is not None and (run_inputs.task or manifest):
         rec.accuracy = _score(outputs, run_inputs, manifest)
     rec.flags = stats.validity_flags(rec.latency, emulated=rec.emulated, info_before=rec.device_info_before,
-                                     info_after=rec.device_info_after)
+                                     info_after=rec.device_info_after, disturbed=_disturbance(rec, raw))
     rec.status = stats.status_for(rec.flags)
+
+
+def _disturbance(rec: RunRecord, raw: RawResult) -> list[str]:
+    """Keep the runner's evidence of what the machine did during the timed loop; the reasons it was disturbed."""
+    from harness.run import disturbance
+
+    found = disturbance.summary(raw.extra.get("timing_evidence"))
+    if found is None:
+        return []
+    rec.device_info_after = rec.device_info_after or {}
+    rec.device_info_after.setdefault("during", {})["disturbance"] = found
+    return found["reasons"]
 
 
 def _fill_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest | None, path: Path) -> None:

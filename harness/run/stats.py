@@ -20,6 +20,10 @@ Validity flags (RunRecord.flags) and what they do to RunRecord.status, see `stat
                      its cap (the reasons: device_info_after["during"])  -> status "invalid"
     high_cv          cv above `max_cv`: noisy, but the median and its CI
                      still say how noisy                                  -> warning only
+    disturbed        the runner's evidence (harness/run/disturbance.py): a
+                     timed thread waited for a CPU, CPU steal, iowait;
+                     the reasons: device_info_after["during"]
+                     ["disturbance"]                                      -> warning only
     emulated         timed under an emulator: functional timings only,
                      valid but never ranked against hardware              -> warning only
     profiled         ETDump profiling was on: timings include its overhead -> warning only
@@ -45,7 +49,7 @@ FREQ_DROP = 0.10  # fractional drop of the fastest core's clock that counts as t
 THERMAL_RISE_C = 10.0
 
 INVALIDATING_FLAGS = frozenset({"too_few_samples", "throttled"})
-WARNING_FLAGS = frozenset({"high_cv", "emulated", "profiled"})
+WARNING_FLAGS = frozenset({"high_cv", "disturbed", "emulated", "profiled"})
 
 
 def _as_samples(samples_ms: Sequence[float]) -> np.ndarray:
@@ -331,9 +335,11 @@ def validity_flags(
     max_cv: float = MAX_CV,
     profiled: bool = False,
     evidence: Sequence[str] = (),
+    disturbed: Sequence[str] = (),
 ) -> list[str]:
     """The validity flags of a measured run (see the module docstring for what each one means). `evidence`: reasons
-    for throttling found by harness/run/device_state.py (caps and time_in_state during the run)."""
+    for throttling found by harness/run/device_state.py (caps and time_in_state during the run); `disturbed`: what
+    the runner saw the machine do to its timed threads (harness/run/disturbance.py)."""
     flags = []
     if (summary.get("n") or 0) < min_samples:
         flags.append("too_few_samples")
@@ -342,6 +348,8 @@ def validity_flags(
         flags.append("high_cv")
     if evidence or throttle_evidence(info_before, info_after):
         flags.append("throttled")
+    if disturbed:
+        flags.append("disturbed")
     if emulated:
         flags.append("emulated")
     if profiled:

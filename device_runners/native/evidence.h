@@ -1,0 +1,127 @@
+// What the machine did to the runner while it timed: each thread's CPU time and the time it was runnable but waited
+// for a CPU (/proc/self/task/*/schedstat: a worker that waited 40% of the run lacked a core), involuntary context
+// switches and migrations per thread, and
+// the whole machine's CPU steal and iowait from /proc/stat. Linux and Android alike; a file that cannot be read
+// (SELinux, no CONFIG_SCHED_DEBUG) is left out, never an error. device_runners/python_runner.py writes the same.
+#pragma once
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "json.h"
+
+namespace harness {
+
+struct ThreadSample {
+  double cpu_s = 0;       // on a CPU: schedstat's run time (ns), else utime + stime (ticks)
+  double wait_s = -1;     // runnable but waiting for a CPU (schedstat's run delay), -1 when unreadable
+  long nivcsw = -1;       // nonvoluntary_ctxt_switches
+  long migrations = -1;   // se.nr_migrations (CONFIG_SCHED_DEBUG), -1 when unreadable
+};
+
+struct MachineSample {
+  long long total = -1, steal = 0, iowait = 0;
+};
+
+struct EvidenceSample {
+  std::map<long, ThreadSample> threads;
+  MachineSample machine;
+};
+
+inline std::string read_small(const std::string& path) {
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (!f) return "";
+  char buf[8192];
+  size_t n = std::fread(buf, 1, sizeof(buf) - 1, f);
+  std::fclose(f);
+  return std::string(buf, n);
+}
+
+inline long field_after(const std::string& text, const char* key) {
+  size_t at = text.find(key);
+  if (at == std::string::npos) return -1;
+  at = text.find_first_of("0123456789", at + std::strlen(key));
+  return at == std::string::npos ? -1 : std::strtol(text.c_str() + at, nullptr, 10);
+}
+
+inline EvidenceSample sample_evidence() {
+  EvidenceSample s;
+  static const double hz = static_cast<double>(sysconf(_SC_CLK_TCK));
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      std::string base = std::string("/proc/self/task/") + e->d_name;
+      std::string stat = read_small(base + "/stat");
+      size_t paren = stat.rfind(')');
+      if (paren == std::string::npos) continue;
+      // after ") ": state is field 3; utime and stime are fields 14 and 15
+      const char* p = stat.c_str() + paren + 2;
+      unsigned long long utime = 0, stime = 0;
+      if (std::sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) != 2) continue;
+      ThreadSample t;
+      t.cpu_s = (utime + stime) / hz;
+      unsigned long long run_ns = 0, wait_ns = 0;
+      if (std::sscanf(read_small(base + "/schedstat").c_str(), "%llu %llu", &run_ns, &wait_ns) == 2 &&
+          (run_ns > 0 || wait_ns > 0)) {
+        t.cpu_s = run_ns / 1e9;
+        t.wait_s = wait_ns / 1e9;
+      }
+      t.nivcsw = field_after(read_small(base + "/status"), "nonvoluntary_ctxt_switches:");
+      t.migrations = field_after(read_small(base + "/sched"), "se.nr_migrations");
+      s.threads[std::strtol(e->d_name, nullptr, 10)] = t;
+    }
+    closedir(d);
+  }
+  std::string st = read_small("/proc/stat");
+  long long v[10] = {0};
+  if (std::sscanf(st.c_str(), "cpu %lld %lld %lld %lld %lld %lld %lld %lld", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                  &v[6], &v[7]) == 8) {
+    s.machine.total = v[0] + v[1] + v[2] + v[3] + v[4] + v[5] + v[6] + v[7];
+    s.machine.iowait = v[4];
+    s.machine.steal = v[7];
+  }
+  return s;
+}
+
+// {"wall_s", "threads": [{"tid", "cpu_s", "wait_s", "nivcsw", "migrations"}], "steal_share", "iowait_share",
+//  "procs_running", "loadavg"}: the differences between two samples taken around the timed loop.
+inline std::string evidence_json(const EvidenceSample& a, const EvidenceSample& b, double wall_s) {
+  std::string threads = "[";
+  bool first = true;
+  for (const auto& [tid, tb] : b.threads) {
+    auto it = a.threads.find(tid);
+    if (it == a.threads.end()) continue;  // started after the timing began: not one of the timed threads
+    const ThreadSample& ta = it->second;
+    JsonObject t;
+    t.integer("tid", tid).num("cpu_s", tb.cpu_s - ta.cpu_s);
+    tb.wait_s >= 0 && ta.wait_s >= 0 ? t.num("wait_s", tb.wait_s - ta.wait_s) : t.null("wait_s");
+    tb.nivcsw >= 0 && ta.nivcsw >= 0 ? t.integer("nivcsw", tb.nivcsw - ta.nivcsw) : t.null("nivcsw");
+    tb.migrations >= 0 && ta.migrations >= 0 ? t.integer("migrations", tb.migrations - ta.migrations)
+                                             : t.null("migrations");
+    threads += (first ? "" : ", ") + t.text();
+    first = false;
+  }
+  threads += "]";
+  JsonObject o;
+  o.num("wall_s", wall_s).raw("threads", threads);
+  long long dt = b.machine.total - a.machine.total;
+  if (a.machine.total >= 0 && b.machine.total >= 0 && dt > 0) {
+    o.num("steal_share", static_cast<double>(b.machine.steal - a.machine.steal) / dt);
+    o.num("iowait_share", static_cast<double>(b.machine.iowait - a.machine.iowait) / dt);
+  } else {
+    o.null("steal_share").null("iowait_share");
+  }
+  long running = field_after(read_small("/proc/stat"), "procs_running");
+  running >= 0 ? o.integer("procs_running", running) : o.null("procs_running");
+  std::string load = read_small("/proc/loadavg");
+  o.str("loadavg", load.substr(0, load.find(' ', load.find(' ', load.find(' ') + 1) + 1)));
+  return o.text();
+}
+
+}  // namespace harness

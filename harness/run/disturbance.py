@@ -1,0 +1,70 @@
+"""What disturbed a run, read from the evidence the runner took around its timed loop (`timing_evidence`:
+device_runners/native/evidence.h and device_runners/evidence.py): a timed thread that was runnable but waited for
+a CPU, CPU steal from a neighbouring VM, iowait. Each reason is one phrase a report can print next to `noisy`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# A timed thread that waited for a CPU more than this share of the run lacked a core for part of it (quiet runs
+# here wait well under 1%; one CPU hog beside a 2-thread run makes both threads wait 33-37%).
+WAIT_SHARE = 0.05
+STEAL_SHARE = 0.02  # of the whole machine's CPU time during the run
+IOWAIT_SHARE = 0.10
+BUSY_SHARE = 0.2  # a thread on a CPU or waiting for one this share of the run is one of the timed threads
+
+
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else None
+
+
+def timed_threads(evidence: dict[str, Any]) -> list[dict[str, Any]]:
+    """The threads that worked during the timed loop (the caller thread and the pool's workers), not the idle ones."""
+    wall = _num(evidence.get("wall_s")) or 0.0
+    out = []
+    for t in evidence.get("threads") or []:
+        if not isinstance(t, dict):
+            continue
+        busy = (_num(t.get("cpu_s")) or 0.0) + (_num(t.get("wait_s")) or 0.0)
+        if wall > 0 and busy >= BUSY_SHARE * wall:
+            out.append(t)
+    return out
+
+
+def reasons(evidence: dict[str, Any] | None) -> list[str]:
+    """Why this run's timings were disturbed, one phrase each; [] for a quiet run or no evidence."""
+    if not isinstance(evidence, dict):
+        return []
+    wall = _num(evidence.get("wall_s"))
+    if not wall or wall <= 0:
+        return []
+    found = []
+    threads = timed_threads(evidence)
+    waits = [(_num(t.get("wait_s")), _num(t.get("cpu_s")) or 0.0) for t in threads]
+    waits = [(w, c) for w, c in waits if w is not None]
+    if waits:
+        w, c = max(waits)
+        if w / wall > WAIT_SHARE:
+            n = sum(1 for x, _ in waits if x / wall > WAIT_SHARE)
+            found.append(f"{n} of {len(threads)} timed threads waited for a CPU, up to {w / wall:.0%} of the run "
+                         f"(that one got {c / wall:.0%} of a core)")
+    steal = _num(evidence.get("steal_share"))
+    if steal is not None and steal > STEAL_SHARE:
+        found.append(f"CPU steal {steal:.0%} (a neighbouring VM took the host's CPUs)")
+    iowait = _num(evidence.get("iowait_share"))
+    if iowait is not None and iowait > IOWAIT_SHARE:
+        found.append(f"iowait {iowait:.0%} of the machine's time")
+    return found
+
+
+def summary(evidence: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The figures a record keeps of the evidence: per timed thread its core and wait shares, steal, iowait."""
+    if not isinstance(evidence, dict) or not _num(evidence.get("wall_s")):
+        return None
+    wall = _num(evidence["wall_s"])
+    threads = [{"core_share": round((_num(t.get("cpu_s")) or 0.0) / wall, 3),
+                "wait_share": round(_num(t.get("wait_s")) / wall, 3) if _num(t.get("wait_s")) is not None else None,
+                "nivcsw": t.get("nivcsw"), "migrations": t.get("migrations")} for t in timed_threads(evidence)]
+    return {"wall_s": round(wall, 3), "threads": threads, "steal_share": evidence.get("steal_share"),
+            "iowait_share": evidence.get("iowait_share"), "procs_running": evidence.get("procs_running"),
+            "loadavg": evidence.get("loadavg"), "reasons": reasons(evidence)}
