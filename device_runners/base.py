@@ -100,6 +100,8 @@ class RunJob:
     warmup: int = 10
     iterations: int = 50
     min_seconds: float = 0.0
+    warmup_seconds: float = 0.0  # the warmup lasts at least this long as well as `warmup` iterations
+    max_seconds: float = 0.0  # 0: no cap; else the timed loop stops here even short of `iterations`
     threads: int = 2
     affinity: str | None = None
     etdump: str | None = None  # write an ETDump here (profiling run)

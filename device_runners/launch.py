@@ -18,6 +18,10 @@ def runner_args(job: RunJob) -> list[str]:
     """The runner flags for a job (identical for the native and the Python runner)."""
     args = ["--program", job.program, "--inputs", job.inputs, "--result", job.result,
             "--warmup", str(job.warmup), "--iterations", str(job.iterations), "--min-seconds", f"{job.min_seconds:g}"]
+    if job.warmup_seconds:
+        args += ["--warmup-seconds", f"{job.warmup_seconds:g}"]
+    if job.max_seconds:
+        args += ["--max-seconds", f"{job.max_seconds:g}"]
     if job.outputs:
         args += ["--outputs", job.outputs]
     if job.threads:

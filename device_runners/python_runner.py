@@ -113,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--iterations", type=int, default=50)
     p.add_argument("--min-seconds", type=float, default=0.0)
+    p.add_argument("--warmup-seconds", type=float, default=0.0)
+    p.add_argument("--max-seconds", type=float, default=0.0)
     p.add_argument("--max-samples", type=int, default=100_000)  # latencies kept before thinning (native: the same)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--affinity")
@@ -194,10 +196,14 @@ def run(a: argparse.Namespace) -> dict:
     execute(0)
     first_ms = (time.perf_counter() - t) * 1000
     STOP.enter("warming up")
-    progress = _Progress("warming up", a.warmup, 0)
-    for i in range(a.warmup):
+    progress = _Progress("warming up", a.warmup, a.warmup_seconds)
+    t_warm, i = time.perf_counter(), 0
+    while i < a.warmup or time.perf_counter() - t_warm < a.warmup_seconds:
         execute(i)
-        progress.tick(i + 1)
+        i += 1
+        progress.tick(i)
+    if i:
+        progress.tick(i, force=True)
     lat: list[float] = []
     # as the native runner: --min-seconds holds however fast the program is; past max_kept samples the list is
     # thinned to every other one and every 2nd (4th, ...) run is kept from then on (bounded, still in order)
@@ -208,7 +214,11 @@ def run(a: argparse.Namespace) -> dict:
     ev_start = evidence.sample()
     t_timed = time.perf_counter()
     i = 0
+    capped = False  # --max-seconds ended the loop before --iterations or --min-seconds were met
     while STOP.signame is None and (i < a.iterations or time.perf_counter() - t_timed < a.min_seconds):
+        if a.max_seconds > 0 and i > 0 and time.perf_counter() - t_timed >= a.max_seconds:
+            capped = True
+            break
         t = time.perf_counter()
         execute(i)
         ms = (time.perf_counter() - t) * 1000
@@ -254,7 +264,7 @@ def run(a: argparse.Namespace) -> dict:
         "runner_version": {"executorch": executorch.version.__version__, "torch": torch.__version__,
                            "python": sys.version.split()[0], "abi": os.uname().machine},
         "method": a.method, "affinity": a.affinity or "", "warmup": a.warmup, "iterations": len(lat),
-        "timed_seconds": timed_s, "min_seconds_cut_short": timed_s < a.min_seconds,
+        "timed_seconds": timed_s, "min_seconds_cut_short": timed_s < a.min_seconds, "max_seconds_reached": capped,
         "timed_runs": i, "sample_stride": stride, "timing_evidence": timing_evidence,
         "timed": "Method.execute through pybind (includes tensor conversion)",
         "data_loader": "python runtime default",

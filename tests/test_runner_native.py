@@ -223,6 +223,31 @@ def test_a_long_time_floor_thins_the_samples_and_still_lasts_its_floor(bundle, t
     assert raw["timed_runs"] > 64
 
 
+def test_warmup_and_timing_floors_hold_and_max_seconds_caps(bundle, tiny, tmp_path):
+    """Both loops have an iteration floor and a time floor; --max-seconds ends the timed loop even short of
+    --iterations and says so."""
+    from device_runners.base import parse_progress
+
+    write_token_inputs(tmp_path / "in.bin", 2)
+    p = run_native(bundle, "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
+                   "--warmup", 1, "--warmup-seconds", 0.6, "--iterations", 1, "--min-seconds", 0.3, "--threads", 1)
+    assert p.returncode == 0, p.stderr
+    warm = [d for d in map(parse_progress, p.stderr.splitlines()) if d and d.get("stage") == "warming up" and "done" in d]
+    assert warm[-1]["elapsed_s"] >= 0.6 and warm[-1]["done"] > 1
+    raw = json.loads((tmp_path / "r.json").read_text())
+    assert raw["timed_seconds"] >= 0.3 and raw["max_seconds_reached"] is False
+    p = run_native(bundle, "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
+                   "--warmup", 0, "--iterations", 100_000_000, "--max-seconds", 0.3, "--threads", 1)
+    assert p.returncode == 0, p.stderr
+    raw = json.loads((tmp_path / "r.json").read_text())
+    assert raw["max_seconds_reached"] is True and raw["timed_seconds"] >= 0.3
+    assert 0 < raw["timed_runs"] < 100_000_000
+    for flag in ("--warmup-seconds", "--max-seconds"):
+        bad = run_native(bundle, "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result",
+                         tmp_path / "r.json", flag, "-1")
+        assert bad.returncode != 0 and f"bad value for {flag}: -1" in bad.stderr + bad.stdout
+
+
 def test_sigterm_while_timing_keeps_the_samples_so_far(bundle, tiny, tmp_path):
     import signal
     import time

@@ -1,6 +1,7 @@
 // The runner's command line (the contract shared with device_runners/python_runner.py and launch.py).
 #pragma once
 
+#include <cmath>
 #include <cstdlib>
 #include <string>
 
@@ -9,7 +10,8 @@ namespace harness {
 constexpr const char* kUsage =
     "usage: harness_runner --program P.pte --inputs IN.bin --result R.json [--outputs OUT.bin] [--warmup W]\n"
     "                      [--iterations N] [--min-seconds S] [--threads T] [--affinity 0,1|4-7] [--etdump D.etdp]\n"
-    "                      [--method forward] [--xnnpack-cache PACKED.bin] [--max-samples K]\n";
+    "                      [--method forward] [--xnnpack-cache PACKED.bin] [--max-samples K]\n"
+    "                      [--warmup-seconds S] [--max-seconds S]\n";
 
 struct Args {
   std::string program, inputs, result, outputs, affinity, etdump, method = "forward";
@@ -17,6 +19,8 @@ struct Args {
   long warmup = 10, iterations = 50, threads = 0;  // threads 0: keep the pool's default size
   long max_samples = 100000;  // latencies kept before the list is thinned (at least twice --iterations)
   double min_seconds = 0.0;
+  double warmup_seconds = 0.0;  // the warmup lasts this long as well as --warmup runs
+  double max_seconds = 0.0;     // 0: no cap; else the timed loop ends here even short of --iterations
 };
 
 // "" on success, else a one-line reason naming the flag.
@@ -43,9 +47,11 @@ inline std::string parse_args(int argc, char** argv, Args* a) {
       if (!integer(flag == "--threads" ? 1 : flag == "--max-samples" ? 2 : 0)) return "bad value for " + flag + ": " + v;
       (flag == "--warmup" ? a->warmup : flag == "--iterations" ? a->iterations
        : flag == "--threads" ? a->threads : a->max_samples) = x;
-    } else if (flag == "--min-seconds") {
-      a->min_seconds = std::strtod(v.c_str(), &end);
-      if (*end != '\0' || end == v.c_str() || !(a->min_seconds >= 0)) return "bad value for --min-seconds: " + v;
+    } else if (flag == "--min-seconds" || flag == "--warmup-seconds" || flag == "--max-seconds") {
+      double& d = flag == "--min-seconds" ? a->min_seconds : flag == "--warmup-seconds" ? a->warmup_seconds
+                                                                                        : a->max_seconds;
+      d = std::strtod(v.c_str(), &end);
+      if (*end != '\0' || end == v.c_str() || !(d >= 0) || !std::isfinite(d)) return "bad value for " + flag + ": " + v;
     } else {
       return "unknown flag " + flag;
     }

@@ -246,12 +246,15 @@ int run_benchmark(const Args& args) {
 
   stage("warming up");
   harness::Progress progress;
-  progress.begin("warming up", args.warmup, 0);
-  for (long i = 0; i < args.warmup; ++i) {
-    set_inputs(i % in.num_examples);
-    check(method->execute(), "warmup run " + std::to_string(i));
-    progress.tick(i + 1);
+  progress.begin("warming up", args.warmup, args.warmup_seconds);
+  auto t_warm = Clock::now();
+  long warm = 0;
+  for (; warm < args.warmup || ms_since(t_warm) < args.warmup_seconds * 1000; ++warm) {
+    set_inputs(warm % in.num_examples);
+    check(method->execute(), "warmup run " + std::to_string(warm));
+    progress.tick(warm + 1);
   }
+  if (warm > 0) progress.tick(warm, true);
 
   stage("timing");
   // --min-seconds holds on any CPU, however fast the program: past `max_kept` samples the list is thinned to every
@@ -266,8 +269,13 @@ int run_benchmark(const Args& args) {
   progress.begin("timing", args.iterations, args.min_seconds);
   harness::EvidenceSample ev_start = harness::sample_evidence();
   auto t_timed = Clock::now();
+  bool capped = false;  // --max-seconds ended the loop before --iterations or --min-seconds were met
   for (size_t i = 0; !harness::g_stop && (static_cast<long>(i) < args.iterations ||
                      ms_since(t_timed) < args.min_seconds * 1000); ++i) {
+    if (args.max_seconds > 0 && i > 0 && ms_since(t_timed) >= args.max_seconds * 1000) {
+      capped = true;
+      break;
+    }
     set_inputs(i % in.num_examples);
     auto t0 = Clock::now();  // only execute() is timed: the input copy is the harness's, not the model's
     check(method->execute(), "timed run " + std::to_string(i));
@@ -356,7 +364,7 @@ int run_benchmark(const Args& args) {
       .integer("iterations", static_cast<long long>(lat.size())).num("timed_seconds", timed_s)
       .integer("timed_runs", static_cast<long long>(runs)).integer("sample_stride", static_cast<long long>(stride))
       .raw("timing_evidence", evidence)
-      .boolean("min_seconds_cut_short", timed_s < args.min_seconds)
+      .boolean("min_seconds_cut_short", timed_s < args.min_seconds).boolean("max_seconds_reached", capped)
       .str("timed", "Method::execute").str("data_loader", "mmap, pages dropped during method load")
       .raw("input_specs", harness::json_list(in.specs, spec_json))
       .raw("output_specs", harness::json_list(out_specs, spec_json))

@@ -144,10 +144,14 @@ def export_command(ctx, out, name, **kw):
 @click.option("--xnnpack-cache", is_flag=True,
               help="Keep XNNPACK's packed weights in a file on the device; later runs map it (faster load, lower RSS).")
 @click.option("--timing", "timing_preset", type=click.Choice(["quick", "default", "mlperf"]), default="default",
-              show_default=True, help="Warmup/iterations/min-seconds preset; the flags below override it.")
+              show_default=True, help="Warmup and timing floors (iterations and seconds, docs/statistics.md); "
+                                      "the flags below override it.")
 @click.option("--iterations", type=int, default=None, help="Timed iterations (at least).")
 @click.option("--warmup", type=int, default=None, help="Untimed warmup iterations.")
 @click.option("--min-seconds", type=float, default=None, help="Keep timing until this many seconds have passed.")
+@click.option("--warmup-seconds", type=float, default=None, help="Keep warming up until this many seconds have passed.")
+@click.option("--max-seconds", type=float, default=0.0,
+              help="Cap the timed loop at this many seconds, even short of --iterations (0: no cap).")
 @click.option("--threads", "threads_list", default=None,
               help="Runner threads (default: the device profile's); a comma list (1,2,4) makes a sweep.")
 @click.option("--affinity", "affinities", multiple=True,
@@ -176,7 +180,7 @@ def export_command(ctx, out, name, **kw):
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Label the runs (report --tag selects); repeatable.")
 @click.pass_context
 def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_preset, iterations, warmup, min_seconds,
-                threads_list, affinities, task, samples, profile_run, cooldown, max_start_temp, no_check_model, repeat,
+                warmup_seconds, max_seconds, threads_list, affinities, task, samples, profile_run, cooldown, max_start_temp, no_check_model, repeat,
                 timeout, devices_file, address, serial, oversubscribe, app, campaign, tags, **export_kw):
     """Run a program on a device, store one RunRecord per run, print a summary.
 
@@ -224,6 +228,8 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
                 warmup=t.warmup if warmup is None else warmup,
                 iterations=t.iterations if iterations is None else iterations,
                 min_seconds=t.min_seconds if min_seconds is None else min_seconds,
+                warmup_seconds=t.warmup_seconds if warmup_seconds is None else warmup_seconds,
+                max_seconds=max_seconds,
                 threads=threads, affinity=affinity, task=task, tokenizer=export_kw["tokenizer"],
                 samples=samples if samples is not None else (200 if task else 8),
                 profile=profile_run, cooldown=cooldown, timeout=timeout, devices_file=devices_file,

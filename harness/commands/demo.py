@@ -196,7 +196,10 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, student, student
                               f"{e}[/yellow]")
                 ok = False
                 continue
-            req = measure.RunRequest(program=res.program, device="host", campaign=campaign, **run_kw)
+            t = measure.stats.preset("default")  # the floors of `harness run`'s default (docs/statistics.md)
+            req = measure.RunRequest(program=res.program, device="host", campaign=campaign, warmup=t.warmup,
+                                     iterations=t.iterations, min_seconds=t.min_seconds,
+                                     warmup_seconds=t.warmup_seconds, **run_kw)
             for i in range(repeat):
                 rec = _measure(req, results, f"running {res.program.name} on host ({i + 1}/{repeat})")
                 ok &= rec.status != "failed"

@@ -54,6 +54,10 @@ def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
     caveats = [f"different {k}: {getattr(a, k)} vs {getattr(b, k)}" for k in SAME if getattr(a, k) != getattr(b, k)]
     if a.timing != b.timing:
         caveats.append(f"different timing presets: {a.timing} vs {b.timing}")
+    else:
+        floors = [(r.warmup_seconds or 0.0, r.min_seconds or 0.0) for r in (a, b)]
+        if floors[0] != floors[1]:  # one preset name, redefined between them (time floors came in 2026-12)
+            caveats.append(f"different time floors (warmup, timing seconds): {floors[0]} vs {floors[1]}")
     caveats += [f"run {r.run_id} is {r.status} ({', '.join(r.flags)})" for r in (a, b) if r.status == "invalid"]
     if a.emulated:
         caveats.append("both runs are emulated: functional timings only")

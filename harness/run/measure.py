@@ -54,6 +54,8 @@ class RunRequest:
     warmup: int = 10
     iterations: int = 50
     min_seconds: float = 0.0
+    warmup_seconds: float = 0.0  # the warmup lasts this long as well as `warmup` iterations
+    max_seconds: float = 0.0  # 0: no cap; else the timed loop ends here even short of `iterations`
     threads: int | None = None  # None: the device profile's default
     affinity: str | None = None
     task: str | None = None  # score real examples of this task through the program
@@ -99,6 +101,18 @@ def validate(req: RunRequest) -> None:
         raise BadInput(f"--min-seconds {req.min_seconds}: a number of seconds between 0 and {MAX_MIN_SECONDS:.0f}")
     if not (math.isfinite(req.timeout) and 0 < req.timeout <= 7 * 24 * 3600):
         raise BadInput(f"--timeout {req.timeout}: a positive number of seconds (at most a week)")
+    if not (math.isfinite(req.warmup_seconds) and 0 <= req.warmup_seconds <= MAX_MIN_SECONDS):
+        raise BadInput(f"--warmup-seconds {req.warmup_seconds}: a number of seconds between 0 and "
+                       f"{MAX_MIN_SECONDS:.0f}")
+    if not (math.isfinite(req.max_seconds) and 0 <= req.max_seconds <= MAX_MIN_SECONDS):
+        raise BadInput(f"--max-seconds {req.max_seconds}: a number of seconds between 0 (no cap) and "
+                       f"{MAX_MIN_SECONDS:.0f}")
+    if req.max_seconds and req.max_seconds < req.min_seconds:
+        raise BadInput(f"--max-seconds {req.max_seconds:g} is shorter than --min-seconds {req.min_seconds:g}: "
+                       "the cap would end every run before its floor")
+    if req.min_seconds + req.warmup_seconds >= req.timeout:
+        raise BadInput(f"--min-seconds {req.min_seconds:g} and --warmup-seconds {req.warmup_seconds:g} are not "
+                       f"shorter than --timeout {req.timeout:g}: the run would be killed before it could finish")
     if req.min_seconds >= req.timeout:
         raise BadInput(f"--min-seconds {req.min_seconds:g} is not shorter than --timeout {req.timeout:g}: the run "
                        "would be killed before it could finish")
@@ -227,6 +241,7 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
         device_abi=profile.abi, transport=profile.transport, runner=req.runner,
         threads=req.threads or profile.threads, affinity=affinity,
         warmup=req.warmup, iterations=req.iterations, min_seconds=req.min_seconds, tags=dict(req.tags),
+        warmup_seconds=req.warmup_seconds, max_seconds=req.max_seconds or None,
     )
     if req.runner_bin is not None:
         rec.tags["runner_bin"] = str(Path(req.runner_bin).resolve())
@@ -234,7 +249,8 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
         rec.program_sha256 = program.sha256_file(path)
     rec.model_id = model_identity(rec.manifest, rec.model, rec.program_sha256)
     rec.campaign = req.campaign or new_campaign()
-    rec.timing = timing_name(req.warmup, req.iterations, req.min_seconds)  # a preset's name, or "custom"
+    rec.timing = "custom" if req.max_seconds else timing_name(req.warmup, req.iterations, req.min_seconds,
+                                                                  req.warmup_seconds)  # a preset's name, or custom
     # Set-up: nothing has reached the device yet, so a failure here is the user's to fix and is not stored.
     store.check_writable()  # before minutes of measuring, not after
     transport = _connect(profile, make_transport)
@@ -319,7 +335,8 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
         job = RunJob(
             program=f"{run_dir}/program.pte", inputs=f"{run_dir}/inputs.bin", result=f"{run_dir}/result.json",
             outputs=f"{run_dir}/outputs.bin", warmup=req.warmup, iterations=req.iterations,
-            min_seconds=req.min_seconds, threads=rec.threads or 1, affinity=rec.affinity,
+            min_seconds=req.min_seconds, warmup_seconds=req.warmup_seconds, max_seconds=req.max_seconds,
+            threads=rec.threads or 1, affinity=rec.affinity,
             etdump=f"{run_dir}/profile.etdp" if req.profile else None, timeout=req.timeout,
         )
         try:
@@ -400,7 +417,7 @@ def _parse_result(text: str, job: RunJob, device: str) -> RawResult:
         raw = RawResult.from_json(text)
     except MalformedResult as e:
         raise RunnerError(f"runner on {device} wrote a malformed result: {e}") from None
-    if len(raw.latencies_ms) < job.iterations:
+    if len(raw.latencies_ms) < job.iterations and not (job.max_seconds and raw.extra.get("max_seconds_reached")):
         raise RunnerError(f"runner on {device} reported {len(raw.latencies_ms)} timed iterations, fewer than the "
                           f"{job.iterations} asked for")
     return raw

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import sqlite3
 
-from harness.common.timing import timing_name
+from harness.common.timing import LEGACY_PRESETS, timing_name
 from harness.store.record import model_identity
 
 CAMPAIGN_GAP_S = 300.0  # a `run --repeat N` or a demo (with an export between recipes) fits within it
@@ -51,7 +51,8 @@ def _v1_to_v2(con: sqlite3.Connection) -> None:
         if not isinstance(d, dict):
             continue
         d["model_id"] = d.get("model_id") or model_identity(d.get("manifest"), d.get("model"), d.get("program_sha256"))
-        d["timing"] = d.get("timing") or timing_name(d.get("warmup"), d.get("iterations"), d.get("min_seconds"))
+        d["timing"] = d.get("timing") or timing_name(d.get("warmup"), d.get("iterations"), d.get("min_seconds"),
+                                                     presets=LEGACY_PRESETS)  # v1 records predate the time floors
         if not d.get("campaign"):
             start = _time(d.get("created_at"))
             prev = last.get(_chain(d))

@@ -46,6 +46,8 @@ class RunRecord:
     warmup: int | None = None
     iterations: int | None = None
     min_seconds: float | None = None
+    warmup_seconds: float | None = None  # the warmup's time floor (0 or None: iterations only)
+    max_seconds: float | None = None  # the timed loop's cap (None: none)
     load_ms: float | None = None
     first_inference_ms: float | None = None
     latencies_ms: list[float] = field(default_factory=list)  # raw samples, kept
