@@ -96,9 +96,11 @@ def test_empty_and_bad_samples():
 
 
 def test_presets():
-    assert PRESETS["quick"] == TimingPreset("quick", 3, 20, 0.0)
-    assert PRESETS["default"] == TimingPreset("default", 10, 50, 0.0)
-    assert PRESETS["mlperf"] == TimingPreset("mlperf", 10, 1024, 60.0)
+    # every preset has an iteration floor and a time floor for warmup and for timing (docs/statistics.md)
+    assert PRESETS["quick"] == TimingPreset("quick", 3, 20, 0.5, warmup_seconds=0.2)
+    assert PRESETS["default"] == TimingPreset("default", 10, 50, 2.0, warmup_seconds=0.5)
+    assert PRESETS["mlperf"] == TimingPreset("mlperf", 10, 1024, 60.0, warmup_seconds=0.5)
+    assert all(p.min_seconds > 0 and p.warmup_seconds > 0 for p in PRESETS.values())
     assert preset("mlperf").iterations == 1024
     with pytest.raises(BadInput, match="unknown timing preset 'fast'.*quick"):
         preset("fast")

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from harness.common.errors import BadInput
 from harness.store.record import NOT_MEASURED, RunRecord
 from harness.results.grouping import KEY, Group, gate_result, group_runs, identity, random_weights
 from harness.results.markdown import fmt_ms, md_table
-from harness.run.stats import compare_samples
+from harness.run.stats import MIN_GATE_RUNS, compare_runs_of, compare_samples
 
 SAME = ("model", "device", "seq_len", "runner", "threads")  # what a caveat names when two runs differ in it
 MUST_MATCH = {"model": "model", "device": "device", "seq_len": "seq_len"}  # what makes two runs incomparable
@@ -120,6 +122,53 @@ def _match_key(g: Group) -> tuple:
     return (g.emulated,) + tuple(g.fields[k] for k in MATCH)
 
 
+def _run_medians(runs: list[RunRecord]) -> list[float]:
+    return [float((r.latency or {}).get("p50") or np.median(r.latencies_ms)) for r in runs if r.latencies_ms]
+
+
+def _quiet(g: Group) -> tuple[list[RunRecord], list[RunRecord]]:
+    """A group's measured runs split into the quiet ones and those the runner saw disturbed (a timed thread that
+    waited for a CPU, steal, iowait: harness/run/disturbance.py)."""
+    return ([r for r in g.measured if "disturbed" not in r.flags], [r for r in g.measured if "disturbed" in r.flags])
+
+
+def _compare_groups(ga: Group, gb: Group) -> dict[str, Any]:
+    """Runs as the replications when both sides have two or more (stats.compare_runs_of); else the pooled samples,
+    with a warning that the spread between runs is then unknown. Disturbed runs are left out while two quiet runs
+    remain on their side; with fewer, the comparison is shown but marked inconclusive (the gate does not fail on
+    it: the evidence says the machine, not the program, was slow)."""
+    (qa, da), (qb, db) = _quiet(ga), _quiet(gb)
+    inconclusive = len(qa) < 2 and bool(da) or len(qb) < 2 and bool(db)
+    use_a, use_b = (qa if len(qa) >= 2 else ga.measured), (qb if len(qb) >= 2 else gb.measured)
+    ma, mb = _run_medians(use_a), _run_medians(use_b)
+    if len(ma) >= 2 and len(mb) >= 2:
+        lat = compare_runs_of(ma, mb)
+    else:
+        lat = compare_samples([x for r in use_a for x in r.latencies_ms], [x for r in use_b for x in r.latencies_ms])
+    few = min(len(ma), len(mb))
+    notes = []
+    if few < MIN_GATE_RUNS:
+        notes.append(f"{few} run{'s' if few != 1 else ''} on one side: fewer than {MIN_GATE_RUNS}, so the run-to-run "
+                     "spread is barely known" + ("" if few >= 2 else " (compared sample by sample)"))
+    left = [r.run_id for r in (da if use_a is qa else []) + (db if use_b is qb else [])]
+    if left:
+        notes.append(f"disturbed run{'s' if len(left) > 1 else ''} {', '.join(left)} left out")
+    if inconclusive:
+        notes.append("inconclusive: too few undisturbed runs to judge (re-run on a quiet machine)")
+    lat["warning"], lat["inconclusive"] = "; ".join(notes), inconclusive
+    return lat
+
+
+def _disturbed(runs: list[RunRecord]) -> list[str]:
+    """The disturbance evidence of runs (harness/run/disturbance.py), one phrase per disturbed run."""
+    out = []
+    for r in runs:
+        found = ((r.device_info_after or {}).get("during") or {}).get("disturbance") or {}
+        if isinstance(found, dict) and found.get("reasons"):
+            out.append(f"run {r.run_id}: {'; '.join(map(str, found['reasons']))}")
+    return out
+
+
 def compare_campaigns(a: list[RunRecord], b: list[RunRecord], name_a: str, name_b: str) -> dict[str, Any]:
     """Each group of B against the same group (all of KEY but the campaign) of A, on their pooled samples."""
     groups_a = {_match_key(g): g for g in group_runs(a)}
@@ -130,10 +179,11 @@ def compare_campaigns(a: list[RunRecord], b: list[RunRecord], name_a: str, name_
         if ga is None or len(ga.samples) < 2 or len(gb.samples) < 2:
             unmatched.append(gb.label + ("" if ga is None else " (too few samples)"))
             continue
-        lat = compare_samples(ga.samples, gb.samples)
+        lat = _compare_groups(ga, gb)
         pairs.append({"group": gb.label, **{k: gb.fields[k] for k in MATCH}, "emulated": gb.emulated,
                       "runs_a": [r.run_id for r in ga.measured], "runs_b": [r.run_id for r in gb.measured],
-                      "random_weights": bool(ga.random_weights or gb.random_weights), "latency": lat})
+                      "random_weights": bool(ga.random_weights or gb.random_weights), "latency": lat,
+                      "disturbed_b": _disturbed(gb.measured)})
     if not pairs:
         only_a = sorted(g.label for k, g in groups_a.items() if k not in groups_b)
         raise BadInput(f"campaigns {name_a} and {name_b} share no model x recipe x device x seq_len x runner x threads "
@@ -149,11 +199,14 @@ def regressions(result: dict[str, Any], threshold: float) -> list[str]:
     out = []
     for p in pairs:
         lat = p["latency"]
-        if lat["verdict"] == "slower" and lat["ratio"] > 1 + threshold:
-            lo, hi = lat["ratio_ci"]
-            out.append(f"regression: {p['group']}: B is {lat['ratio'] - 1:.1%} slower than A (median B/A "
-                       f"{lat['ratio']:.3f}, 95% CI [{lo:.3f}, {hi:.3f}], p={lat['p_value']:.2g}), over the "
-                       f"{threshold:.0%} threshold")
+        lo, hi = lat["ratio_ci"]
+        if lo > 1 + threshold and not lat.get("inconclusive"):  # wholly above: the spread cannot explain it
+            line = (f"regression: {p['group']}: B is {lat['ratio'] - 1:.1%} slower than A (median B/A "
+                    f"{lat['ratio']:.3f}, 95% CI [{lo:.3f}, {hi:.3f}] over {lat.get('unit', 'samples')}, "
+                    f"p={lat['p_value']:.2g}), wholly over the {threshold:.0%} threshold")
+            if p.get("disturbed_b"):
+                line += "; B's runs were disturbed: " + " | ".join(p["disturbed_b"])
+            out.append(line)
     return out
 
 
@@ -170,6 +223,13 @@ def render_campaigns(result: dict[str, Any]) -> str:
              md_table(["group", "A p50 ms", "B p50 ms", "B/A", "95% CI", "B is", "p", "runs A/B"], rows)]
     if result["unmatched"]:
         lines += ["", "In B only (not compared): " + "; ".join(result["unmatched"])]
+    units = {p["latency"].get("unit", "samples") for p in result["pairs"]}
+    lines += ["", "The 95% CI is over " + (
+        "the runs' medians (Welch t on their logs): runs, not samples, are the replications" if units == {"runs"}
+        else "runs where both sides have two or more, else over the pooled samples") + " (docs/statistics.md)"]
+    warnings = [f"{p['group']}: {p['latency']['warning']}" for p in result["pairs"] if p["latency"].get("warning")]
+    if warnings:
+        lines += ["", "Warnings:"] + [f"- {w}" for w in warnings]
     if any(p["random_weights"] for p in result["pairs"]):
         lines += ["", "untrained (random) weights in some groups: latency is real, accuracy is not compared"]
     return "\n".join(lines) + "\n"
