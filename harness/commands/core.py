@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from harness.common.console import console, err_console, status
+from harness.common.errors import BadInput
 
 SEQ_LENS_HELP = "Sequence length; a comma list (32,128,384) makes a sweep."
 
@@ -26,6 +27,18 @@ def _seq_lens(value: str) -> list[int]:
     return _int_list(value, "--seq-len", "lengths")
 
 
+def _recipes(value: str) -> list[str]:
+    """--quant: one recipe or a comma list (fp32,int8,int4), each once."""
+    from harness.export.recipes import get_recipe
+
+    names = [r.strip() for r in str(value).split(",")]
+    for name in names:
+        get_recipe(name)  # an unknown one: BadInput naming it and the known ones
+    if len(set(names)) != len(names):
+        raise BadInput(f"--quant {value}: a recipe is listed twice")
+    return names
+
+
 def _export_options(f):
     opts = [
         click.option("--model", "model", default="mobilebert", show_default=True,
@@ -34,7 +47,8 @@ def _export_options(f):
                      help="MobileBERT checkpoint: a folder (config.json + weights) or a hub ORG/NAME; its shape and head win."),
         click.option("--tokenizer", type=click.Path(path_type=Path), default=None, metavar="DIR|FILE",
                      help="tokenizer.json or vocab.txt (or a folder holding one) when the checkpoint has none."),
-        click.option("--quant", "recipe", default="fp32", show_default=True, help="Recipe; `harness recipes` lists them."),
+        click.option("--quant", "recipe", default="fp32", show_default=True,
+                     help="Recipe, or a comma list (fp32,int8,int4); `harness recipes` lists them."),
         click.option("--seq-len", "seq_len", default="128", show_default=True, help=SEQ_LENS_HELP),
         click.option("--head", default="sequence_classification", show_default=True,
                      help="Head for a preset: sequence_classification, question_answering, masked_lm, base."),
@@ -66,7 +80,7 @@ def _export_requests(model, checkpoint, recipe, seq_len, head, num_labels, group
     from harness.export.recipes import RecipeOptions
 
     reqs = []
-    for s in _seq_lens(seq_len):
+    for recipe, s in ((r, s) for r in _recipes(recipe) for s in _seq_lens(seq_len)):
         opts = RecipeOptions(group_size=group_size, quant_embedding=quant_embedding, keep_fp32=list(keep_fp32),
                              allow_partial=allow_partial)
         reqs.append(ExportRequest(
@@ -133,8 +147,9 @@ def export_command(ctx, out, name, **kw):
 
 
 @click.command("run")
-@click.option("--program", type=click.Path(path_type=Path), default=None,
-              help="A .pte to run (with or without a harness manifest). Or give --model/--checkpoint/--quant.")
+@click.option("--program", "programs", type=click.Path(path_type=Path), multiple=True,
+              help="A .pte to run (with or without a harness manifest); repeat it to measure several in one "
+                   "interleaved campaign. Or give --model/--checkpoint/--quant.")
 @_export_options
 @click.option("--device", default="host", show_default=True, help="Device profile; `harness devices` lists them.")
 @click.option("--runner", default="native", show_default=True, type=click.Choice(["native", "python"]),
@@ -167,7 +182,18 @@ def export_command(ctx, out, name, **kw):
 @click.option("--max-start-temp", type=float, default=None,
               help="Thermal gate: start only when battery and skin are at or below this many °C (waits --cooldown).")
 @click.option("--no-check-model", is_flag=True, help="Run even if the device's model is not its profile's.")
-@click.option("--repeat", type=int, default=1, show_default=True, help="Back-to-back runs of the same program.")
+@click.option("--repeat", type=int, default=1, show_default=True,
+              help="Runs of each program and setting, in rounds (see --schedule).")
+@click.option("--schedule", type=click.Choice(["interleaved", "blocks"]), default="interleaved", show_default=True,
+              help="interleaved: rounds of every program in a new random order each round (a slow minute falls on "
+                   "all alike); blocks: each program's runs back to back.")
+@click.option("--seed", "schedule_seed", type=int, default=None, help="Seed of the interleaved order (recorded).")
+@click.option("--target-ci", type=float, default=None,
+              help="Add rounds for programs whose CI across runs is wider than this share of the median (0.02 = "
+                   "+-2%) or whose runs disagree, up to --max-repeats rounds or --max-campaign-seconds.")
+@click.option("--max-repeats", type=int, default=None, help="With --target-ci: rounds in all, at most.")
+@click.option("--max-campaign-seconds", type=float, default=None,
+              help="With --target-ci: start no further round after this many seconds.")
 @click.option("--timeout", type=float, default=900.0, show_default=True, help="Seconds before the run is killed.")
 @click.option("--devices-file", type=click.Path(path_type=Path), default=None, help="Extra device catalog (TOML).")
 @click.option("--address", default=None, help="ssh address user@host[:port] for ssh devices.")
@@ -179,9 +205,11 @@ def export_command(ctx, out, name, **kw):
               help="Name the runs' campaign (rows pool only runs of one campaign); default: one per invocation.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Label the runs (report --tag selects); repeatable.")
 @click.pass_context
-def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_preset, iterations, warmup, min_seconds,
-                warmup_seconds, max_seconds, threads_list, affinities, task, samples, profile_run, cooldown, max_start_temp, no_check_model, repeat,
-                timeout, devices_file, address, serial, oversubscribe, app, campaign, tags, **export_kw):
+def run_command(ctx, programs, device, runner, runner_bin, xnnpack_cache, timing_preset, iterations, warmup,
+                min_seconds, warmup_seconds, max_seconds, threads_list, affinities, task, samples, profile_run, cooldown,
+                max_start_temp, no_check_model, repeat, schedule, schedule_seed, target_ci, max_repeats,
+                max_campaign_seconds, timeout, devices_file, address, serial, oversubscribe, app, campaign, tags,
+                **export_kw):
     """Run a program on a device, store one RunRecord per run, print a summary.
 
     \b
@@ -189,55 +217,62 @@ def run_command(ctx, program, device, runner, runner_bin, xnnpack_cache, timing_
       harness run --model mobilebert --quant int8 --device emu-arm64 --task rotten_tomatoes --samples 50
       harness run --program results/programs/mobilebert-int8-s128-*.pte --device host   # the program it exported
       harness run --model mobilebert --quant int8 --seq-len 32,128,384 --device pixel7 --timing mlperf
-      harness run --model mobilebert --quant int8 --repeat 3 --campaign nightly --tag branch=main
+      harness run --model mobilebert --quant fp32,int8,int4 --repeat 3 --campaign nightly --tag branch=main
+      harness run --model test-tiny --quant fp32,int8 --repeat 3 --target-ci 0.02 --max-repeats 6
       harness run --model test-tiny --head question_answering --seq-len 64 --task tests/data/squad-tiny.json
       harness run --model mobilebert --quant int8 --device pixel7 --threads 1,2 --affinity big --affinity mid \\
         --max-start-temp 35 --cooldown 300
     """
     from harness.commands.selection import parse_tags
     from harness.run import measure, stats
+    from harness.run.plan import CampaignPlan, run_plan, validate_plan
 
     results = ctx.obj["results"]
     if app is not None:  # read by the ios transport (device_runners/ios/device.py: app_from_env)
         import os
 
         os.environ["HARNESS_IOS_APP"] = str(app.resolve())
-    if repeat < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--repeat")
     run_tags = parse_tags(tags)
     campaign = _campaign_name(campaign) or measure.new_campaign()
-    if program is not None:
+    if programs:
         flag = {p.name: p.opts[0] for p in ctx.command.params}  # as the user typed it: --quant, not --recipe
         given = [flag.get(n, f"--{n.replace('_', '-')}") for n in export_kw
                  if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
         if given:
             raise click.UsageError(f"--program runs a program as it was exported: {', '.join(given)} describe an "
                                    "export (drop them, or export with them and run the result)")
+        if len(set(map(str, programs))) != len(programs):
+            raise click.BadParameter("the same program is given twice (use --repeat for more runs of it)",
+                                     param_hint="--program")
     t = stats.preset(timing_preset)
-    if task and program is None:
+    sweep = [(th, af) for th in _thread_counts(threads_list) for af in (affinities or (None,))]
+
+    def request(prog, threads, affinity):
+        return measure.RunRequest(
+            program=prog, device=device, runner=runner, runner_bin=runner_bin, xnnpack_cache=xnnpack_cache,
+            warmup=t.warmup if warmup is None else warmup,
+            iterations=t.iterations if iterations is None else iterations,
+            min_seconds=t.min_seconds if min_seconds is None else min_seconds,
+            warmup_seconds=t.warmup_seconds if warmup_seconds is None else warmup_seconds,
+            max_seconds=max_seconds,
+            threads=threads, affinity=affinity, task=task, tokenizer=export_kw["tokenizer"],
+            samples=samples if samples is not None else (200 if task else 8),
+            profile=profile_run, cooldown=cooldown, timeout=timeout, devices_file=devices_file,
+            address=address, serial=serial, max_start_temp=max_start_temp, check_model=not no_check_model,
+            oversubscribe=oversubscribe, campaign=campaign, tags=run_tags)
+
+    plan = CampaignPlan([], rounds=repeat, schedule=schedule, seed=schedule_seed, target_ci=target_ci,
+                        max_rounds=max_repeats, max_seconds=max_campaign_seconds, campaign=campaign)
+    validate_plan(plan)  # the plan's flags, before any export
+    if task and not programs:
         from harness.run.inputs import check_task_head
         check_task_head(task, export_kw["head"] if export_kw["checkpoint"] is None else None)  # before any export
-    programs = [program] if program is not None else [
-        _do_export(req, results).program for req in _export_requests(**export_kw)]
-    failed = 0
-    sweep = [(th, af) for th in _thread_counts(threads_list) for af in (affinities or (None,))]
-    for prog in programs:
-        for (threads, affinity), _ in ((x, i) for x in sweep for i in range(repeat)):
-            req = measure.RunRequest(
-                program=prog, device=device, runner=runner, runner_bin=runner_bin, xnnpack_cache=xnnpack_cache,
-                warmup=t.warmup if warmup is None else warmup,
-                iterations=t.iterations if iterations is None else iterations,
-                min_seconds=t.min_seconds if min_seconds is None else min_seconds,
-                warmup_seconds=t.warmup_seconds if warmup_seconds is None else warmup_seconds,
-                max_seconds=max_seconds,
-                threads=threads, affinity=affinity, task=task, tokenizer=export_kw["tokenizer"],
-                samples=samples if samples is not None else (200 if task else 8),
-                profile=profile_run, cooldown=cooldown, timeout=timeout, devices_file=devices_file,
-                address=address, serial=serial, max_start_temp=max_start_temp, check_model=not no_check_model,
-                oversubscribe=oversubscribe, campaign=campaign, tags=run_tags)
-            rec = _measure(req, results, f"running {Path(prog).name} on {device}")
-            failed += rec.status == "failed"
-    if failed:
+    progs = list(programs) or [_do_export(req, results).program for req in _export_requests(**export_kw)]
+    for prog in progs:  # every program's settings checked before the first run of the campaign
+        measure.validate(request(prog, *sweep[0]))
+    plan.requests = [request(prog, th, af) for prog in progs for th, af in sweep]
+    records = run_plan(plan, results, measure=_measure, say=lambda s: console.print(f"[cyan]{s}[/cyan]"))
+    if sum(r.status == "failed" for r in records):
         ctx.exit(3)
 
 

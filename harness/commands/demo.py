@@ -125,7 +125,7 @@ def _dev_size(task: str) -> int:
 @click.option("--samples", type=int, default=100, show_default=True,
               help="Examples scored per run of the untrained --model (agreement with fp32 only).")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Back-to-back runs per program: the report's CI then spans the spread between runs.")
+              help="Runs per program, in interleaved rounds: the report's CI then spans the spread between runs.")
 @click.option("--student/--no-student", default=True, show_default=True,
               help="Train (once, cached) and measure the demo student: real task accuracy per recipe.")
 @click.option("--student-model", default=STUDENT["model"], show_default=True, hidden=True)
@@ -158,6 +158,7 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, student, student
     from harness.commands.report import report_command
     from harness.export.recipes import RECIPES
     from harness.run import measure
+    from harness.run.plan import CampaignPlan, run_plan
 
     results = ctx.obj["results"]
     wanted = [r for r in recipes.split(",") if r]
@@ -182,6 +183,8 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, student, student
                           numerics_task="rotten_tomatoes"), dict(task="rotten_tomatoes", samples=samples)))
     ok = True
     campaign = measure.new_campaign("demo")  # the demo's rows pool its own runs only, and compare with their fp32
+    t = measure.stats.preset("default")  # the floors of `harness run`'s default (docs/statistics.md)
+    requests = []  # every program is exported first, then all are measured in interleaved rounds
     for export_kw, run_kw in jobs:
         for recipe in wanted:
             kw = dict(export_kw, recipe=recipe, head="sequence_classification", num_labels=2, group_size=32,
@@ -196,13 +199,12 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, student, student
                               f"{e}[/yellow]")
                 ok = False
                 continue
-            t = measure.stats.preset("default")  # the floors of `harness run`'s default (docs/statistics.md)
-            req = measure.RunRequest(program=res.program, device="host", campaign=campaign, warmup=t.warmup,
-                                     iterations=t.iterations, min_seconds=t.min_seconds,
-                                     warmup_seconds=t.warmup_seconds, **run_kw)
-            for i in range(repeat):
-                rec = _measure(req, results, f"running {res.program.name} on host ({i + 1}/{repeat})")
-                ok &= rec.status != "failed"
+            requests.append(measure.RunRequest(program=res.program, device="host", campaign=campaign,
+                                               warmup=t.warmup, iterations=t.iterations, min_seconds=t.min_seconds,
+                                               warmup_seconds=t.warmup_seconds, **run_kw))
+    plan = CampaignPlan(requests, rounds=repeat, campaign=campaign)
+    records = run_plan(plan, results, measure=_measure)
+    ok &= not any(r.status == "failed" for r in records)
     console.print()
     ctx.invoke(report_command, fmt="md", output=None, campaign=campaign, tags=(), run_ids=(), since=None, until=None,
                timing=None, model=None, model_id=None, device=None, recipe=None, status_=None)

@@ -73,6 +73,7 @@ class RunRequest:
     tags: dict[str, Any] = field(default_factory=dict)
     campaign: str | None = None  # None: this run is a campaign of its own (the CLI gives one per invocation)
     oversubscribe: bool = False  # allow more runner threads than the device has cores
+    schedule: dict[str, Any] | None = None  # where a campaign plan put this run (harness/run/plan.py)
 
 
 def new_campaign(prefix: str = "run") -> str:
@@ -249,6 +250,7 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
         rec.program_sha256 = program.sha256_file(path)
     rec.model_id = model_identity(rec.manifest, rec.model, rec.program_sha256)
     rec.campaign = req.campaign or new_campaign()
+    rec.schedule = dict(req.schedule) if req.schedule else None
     rec.timing = "custom" if req.max_seconds else timing_name(req.warmup, req.iterations, req.min_seconds,
                                                                   req.warmup_seconds)  # a preset's name, or custom
     # Set-up: nothing has reached the device yet, so a failure here is the user's to fix and is not stored.

@@ -59,6 +59,7 @@ class RunRecord:
     tags: dict[str, Any] = field(default_factory=dict)
     campaign: str | None = None  # runs that belong together: one `harness run` invocation unless --campaign names it
     timing: str | None = None  # the timing preset (quick, default, mlperf), or "custom" when flags changed it
+    schedule: dict[str, Any] | None = None  # {"schedule": interleaved|blocks, "seed", "round", "position"} of a plan
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

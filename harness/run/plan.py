@@ -1,0 +1,135 @@
+"""A campaign plan and the scheduler that executes it: the public way to measure several programs or settings.
+
+    plan = CampaignPlan([RunRequest(program=a), RunRequest(program=b)], rounds=3)
+    records = run_plan(plan, results)
+
+MLPerf's LoadGen separates what is measured from how a test is run; here a RunRequest says what one run is and the
+plan says how a campaign of them is scheduled. `interleaved` (the default) runs rounds A B C, A B C, ..., in a new
+shuffled order each round (the seed is recorded), so a slow minute on a shared machine falls on every program alike
+instead of on one recipe's block; `blocks` keeps the old order (A A A, B B B, ...). With a `target_ci`, programs
+whose runs disagree (their medians' CV above stats.MAX_RUN_CV) or whose interval across runs is wider than the
+target get further rounds, up to `max_rounds` or `max_seconds`; every run is stored whatever happens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from harness.common.errors import BadInput
+from harness.run import stats
+from harness.run.measure import RunRequest, new_campaign
+from harness.store.record import RunRecord
+
+SCHEDULES = ("interleaved", "blocks")
+MAX_ROUNDS = 1000
+
+
+@dataclass
+class CampaignPlan:
+    requests: list[RunRequest]
+    rounds: int = 1  # runs of each request, at least
+    schedule: str = "interleaved"
+    seed: int | None = None  # the interleaving's shuffle; None: a fresh one (recorded on every run)
+    target_ci: float | None = None  # half-width of the CI across runs, relative to the median; None: no extra rounds
+    max_rounds: int | None = None  # with target_ci: at most this many rounds in all (default: 3 x rounds, >= 5)
+    max_seconds: float | None = None  # with target_ci: no extra round starts after this much wall time
+    campaign: str | None = None  # None: one fresh campaign for the whole plan
+
+
+def validate_plan(plan: CampaignPlan) -> None:
+    """One line naming the flag and its range for anything out of bounds; nothing runs."""
+    if plan.schedule not in SCHEDULES:
+        raise BadInput(f"--schedule {plan.schedule!r}: one of {', '.join(SCHEDULES)}")
+    if not 1 <= plan.rounds <= MAX_ROUNDS:
+        raise BadInput(f"--repeat {plan.rounds}: between 1 and {MAX_ROUNDS}")
+    if plan.target_ci is not None and not (math.isfinite(plan.target_ci) and 0.001 <= plan.target_ci <= 0.5):
+        raise BadInput(f"--target-ci {plan.target_ci:g}: a share of the median between 0.001 (0.1%) and 0.5 (50%)")
+    if plan.max_rounds is not None and not plan.rounds <= plan.max_rounds <= MAX_ROUNDS:
+        raise BadInput(f"--max-repeats {plan.max_rounds}: between --repeat ({plan.rounds}) and {MAX_ROUNDS}")
+    if plan.max_seconds is not None and not (math.isfinite(plan.max_seconds) and 0 < plan.max_seconds <= 7 * 86400):
+        raise BadInput(f"--max-campaign-seconds {plan.max_seconds:g}: a positive number of seconds (at most a week)")
+
+
+def _p50(rec: RunRecord) -> float | None:
+    v = (rec.latency or {}).get("p50")
+    return float(v) if rec.status in ("ok", "invalid") and isinstance(v, (int, float)) and v > 0 else None
+
+
+def needs_more(records: list[RunRecord], target_ci: float) -> str | None:
+    """Why a request's runs call for another round (their medians disagree, or the CI across them is wider than
+    target_ci of their median), or None when they are settled."""
+    meds = [m for m in map(_p50, records) if m is not None]
+    if len(meds) < 2:
+        return "fewer than 2 measured runs"
+    mean = sum(meds) / len(meds)
+    cv = math.sqrt(sum((m - mean) ** 2 for m in meds) / (len(meds) - 1)) / mean
+    if cv > stats.MAX_RUN_CV:
+        return f"run medians disagree (CV {cv:.1%} > {stats.MAX_RUN_CV:.0%})"
+    center = sorted(meds)[len(meds) // 2]
+    lo, hi = stats.replications_ci(meds, center=center)
+    half = (hi - lo) / 2 / center
+    if half > target_ci:
+        return f"CI across runs +-{half:.1%} > +-{target_ci:.1%}"
+    return None
+
+
+def run_plan(plan: CampaignPlan, results: Path, measure: Callable[[RunRequest, Path, str], RunRecord] | None = None,
+             say: Callable[[str], None] = lambda s: None) -> list[RunRecord]:
+    """Run every request of the plan in rounds and store each run; returns the records in request order.
+
+    measure(request, results, label) runs one request (default: harness.run.measure.run without a status line);
+    say(text) is told about each extra round. A RunInterrupted from measure ends the plan (what ran is stored)."""
+    from harness.run import measure as measuring
+
+    validate_plan(plan)
+    if not plan.requests:
+        raise BadInput("nothing to run: the plan has no programs")
+    measure = measure or (lambda req, res, label: measuring.run(req, res))
+    seed = plan.seed if plan.seed is not None else secrets.randbelow(2**31)
+    rng = random.Random(seed)
+    campaign = plan.campaign or plan.requests[0].campaign or new_campaign()
+    done: list[list[RunRecord]] = [[] for _ in plan.requests]
+    n = len(plan.requests)
+
+    def one(i: int, rnd: int, pos: int, total: int) -> None:
+        req = plan.requests[i]
+        req = dataclasses.replace(req, campaign=campaign, tags={**req.tags},
+                                  schedule={"schedule": plan.schedule, "seed": seed, "round": rnd, "position": pos})
+        label = f"running {Path(req.program).name} on {req.device} (round {rnd}, {pos + 1}/{total})"
+        done[i].append(measure(req, results, label))
+
+    if plan.schedule == "blocks":
+        for i in range(n):
+            for rnd in range(1, plan.rounds + 1):
+                one(i, rnd, 0, 1)
+    else:
+        for rnd in range(1, plan.rounds + 1):
+            order = list(range(n))
+            rng.shuffle(order)
+            for pos, i in enumerate(order):
+                one(i, rnd, pos, n)
+    if plan.target_ci is not None:
+        start, rnd = time.monotonic(), plan.rounds
+        cap = plan.max_rounds or max(5, 3 * plan.rounds)
+        while rnd < cap and (plan.max_seconds is None or time.monotonic() - start < plan.max_seconds):
+            why = {i: needs_more(done[i], plan.target_ci) for i in range(n)}
+            more = [i for i in range(n) if why[i]]
+            if not more:
+                break
+            rnd += 1
+            say(f"round {rnd}: {len(more)} of {n} programs need more runs ("
+                + "; ".join(f"{Path(plan.requests[i].program).name}: {why[i]}" for i in more[:3]) + ")")
+            rng.shuffle(more)
+            for pos, i in enumerate(more):
+                one(i, rnd, pos, len(more))
+        left = [i for i in range(n) if needs_more(done[i], plan.target_ci)]
+        if left:
+            say(f"stopped after {rnd} rounds: {len(left)} programs still short of the target (their rows say so)")
+    return [r for recs in done for r in recs]

@@ -1,0 +1,110 @@
+"""One command, one comparison: several programs (or recipes) run as one campaign in interleaved rounds, in a
+recorded shuffled order, with more rounds where runs disagree; bad plan flags are refused before anything runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from harness.common.errors import BadInput
+from harness.run.measure import RunRequest
+from harness.run.plan import CampaignPlan, needs_more, run_plan
+from harness.store.db import ResultsStore
+from harness.store.record import RunRecord
+
+
+class FakeDevice:
+    """Stands in for measure.run only in these scheduler tests: each request's runs take the medians given."""
+
+    def __init__(self, medians: dict[str, list[float]]):
+        self.medians = {k: list(v) for k, v in medians.items()}
+        self.order: list[tuple[str, int]] = []
+
+    def __call__(self, req: RunRequest, results, label) -> RunRecord:
+        name = str(req.program)
+        self.order.append((name, req.schedule["round"]))
+        p50 = self.medians[name].pop(0) if len(self.medians[name]) > 1 else self.medians[name][0]
+        return RunRecord(run_id=f"{name}{len(self.order)}", created_at="", status="ok", device="host",
+                         latency={"p50": p50}, campaign=req.campaign, schedule=req.schedule)
+
+
+def _plan(names, **kw):
+    return CampaignPlan([RunRequest(program=n) for n in names], **kw)
+
+
+def test_interleaved_rounds_hold_every_program_once_in_a_recorded_shuffled_order(tmp_path):
+    dev = FakeDevice({n: [1.0] for n in "ABCD"})
+    recs = run_plan(_plan("ABCD", rounds=3, seed=42), tmp_path, measure=dev)
+    rounds = [[n for n, r in dev.order if r == k] for k in (1, 2, 3)]
+    assert all(sorted(r) == list("ABCD") for r in rounds)
+    assert len({tuple(r) for r in rounds}) > 1  # the order changes between rounds
+    assert {r.schedule["seed"] for r in recs} == {42} and {r.campaign for r in recs} == {recs[0].campaign}
+    again = FakeDevice({n: [1.0] for n in "ABCD"})
+    run_plan(_plan("ABCD", rounds=3, seed=42), tmp_path, measure=again)
+    assert again.order == dev.order  # the recorded seed replays the schedule
+    blocks = FakeDevice({n: [1.0] for n in "AB"})
+    run_plan(_plan("AB", rounds=2, schedule="blocks"), tmp_path, measure=blocks)
+    assert [n for n, _ in blocks.order] == ["A", "A", "B", "B"]
+
+
+def test_more_rounds_only_where_runs_disagree_and_never_past_the_cap(tmp_path):
+    dev = FakeDevice({"A": [10.0, 10.01, 10.02], "B": [10.0, 14.0, 10.1, 13.9, 10.0, 14.1, 10.0]})
+    recs = run_plan(_plan("AB", rounds=2, target_ci=0.02, max_rounds=6), tmp_path, measure=dev)
+    a = [r for r in recs if r.run_id.startswith("A")]
+    b = [r for r in recs if r.run_id.startswith("B")]
+    assert len(a) == 2  # settled after the first two rounds: no extra runs
+    assert len(b) == 6 and max(r.schedule["round"] for r in b) == 6  # disagreeing: extra rounds up to the cap
+    assert needs_more(b, 0.02) and not needs_more(a, 0.02)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(target_ci=0.0), "--target-ci 0: a share of the median between 0.001"),
+    (dict(target_ci=float("nan")), "--target-ci nan"),
+    (dict(rounds=0), "--repeat 0: between 1 and 1000"),
+    (dict(rounds=3, max_rounds=2), "--max-repeats 2: between --repeat (3) and 1000"),
+    (dict(max_seconds=-5.0), "--max-campaign-seconds -5: a positive number"),
+    (dict(schedule="nonsense"), "--schedule 'nonsense': one of interleaved, blocks"),
+])
+def test_bad_plan_flags_are_one_line_and_nothing_runs(tmp_path, kw, message):
+    dev = FakeDevice({"A": [1.0]})
+    with pytest.raises(BadInput) as e:
+        run_plan(_plan("A", **kw), tmp_path, measure=dev)
+    assert message in str(e.value) and dev.order == []
+
+
+def _cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+FAST = ["--timing", "quick", "--min-seconds", "0", "--warmup-seconds", "0", "--iterations", "12", "--warmup", "1"]
+
+
+def test_two_programs_on_the_command_line_make_one_interleaved_campaign(tiny, tiny_export, tmp_path):
+    res = _cli("--results", tmp_path / "r", "run", "--program", tiny[0], "--program", tiny_export[1].program,
+               "--repeat", 2, "--seed", 7, *FAST)
+    assert res.returncode == 0, res.stderr
+    runs = ResultsStore(tmp_path / "r").runs()
+    assert len(runs) == 4 and len({r.campaign for r in runs}) == 1  # today's bug: only the last program ran
+    assert sorted(r.schedule["round"] for r in runs) == [1, 1, 2, 2]
+    assert {r.program_path for r in runs} == {str(tiny[0].resolve()), str(tiny_export[1].program.resolve())}
+    assert {r.schedule["schedule"] for r in runs} == {"interleaved"} and {r.schedule["seed"] for r in runs} == {7}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target-ci", "0"], "--target-ci 0"),
+    (["--max-repeats", "-1"], "--max-repeats -1"),
+    (["--schedule", "nonsense"], "--schedule"),
+    (["--repeat", "0"], "--repeat 0"),
+])
+def test_bad_plan_flags_on_the_command_line(tiny, tmp_path, args, message):
+    res = _cli("--results", tmp_path / "r", "run", "--program", tiny[0], *args)
+    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert not (tmp_path / "r" / "runs.sqlite").exists() or not ResultsStore(tmp_path / "r").runs()
+
+
+def test_the_same_program_twice_is_refused(tiny, tmp_path):
+    res = _cli("--results", tmp_path / "r", "run", "--program", tiny[0], "--program", tiny[0])
+    assert res.returncode == 2 and "the same program is given twice" in res.stderr
