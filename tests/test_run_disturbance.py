@@ -90,3 +90,20 @@ def test_a_disturbed_run_is_flagged_and_the_report_says_why(tiny_export, tmp_pat
 ])
 def test_reasons_name_what_disturbed_the_run(evidence, expect):
     assert disturbance.reasons(evidence) == expect
+
+
+def test_a_disturbed_run_is_left_out_of_the_row_while_two_quiet_ones_remain():
+    from harness.results.markdown import render_md
+    from harness.results.table import build_rows
+    from test_report_identity import rec
+
+    quiet = [rec("int8", ms=10.0, seed=s, campaign="c") for s in (1, 2)]
+    slow = rec("int8", ms=15.0, seed=3, campaign="c", flags=["disturbed"],
+               device_info_after={"during": {"disturbance": {"reasons": ["1 of 2 timed threads waited for a CPU"]}}})
+    [row] = build_rows(quiet + [slow])
+    assert row["n_runs"] == 3 and row["n_left_out"] == 1 and row["p50_ms"] < 10.5  # the 15 ms run is not pooled
+    assert slow.run_id in row["run_ids"]  # still listed
+    md = render_md([row], quiet + [slow])
+    assert f"run {slow.run_id}: 1 of 2 timed threads waited for a CPU; 1 of its 3 runs left out" in md
+    [alone] = build_rows([quiet[0], slow])  # one quiet run: nothing to judge it against, so both are pooled
+    assert alone["n_left_out"] == 0

@@ -32,12 +32,19 @@ class Group:
         return ok or [r for r in self.runs if r.status == "invalid"]
 
     @property
+    def pooled(self) -> list[RunRecord]:
+        """The runs a row's latency pools: the measured ones, less those the runner saw disturbed while two quiet
+        ones remain (harness/run/disturbance.py). Every run stays stored and listed."""
+        quiet = [r for r in self.measured if "disturbed" not in r.flags]
+        return quiet if len(quiet) >= 2 else self.measured
+
+    @property
     def failed(self) -> list[RunRecord]:
         return [r for r in self.runs if r.status in NOT_MEASURED]
 
     @property
     def samples(self) -> list[float]:
-        return [float(x) for r in self.measured for x in r.latencies_ms]
+        return [float(x) for r in self.pooled for x in r.latencies_ms]
 
     @property
     def random_weights(self) -> bool:

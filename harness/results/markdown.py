@@ -96,7 +96,9 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool =
                      "between them; the CI across runs says how much that matters (docs/statistics.md)")
     for r in rows:
         if r.get("disturbance"):
-            notes.append(f"disturbed ({r['model']} {r['recipe'] or ''} on {r['device']}): {r['disturbance']}")
+            left = (f"; {r['n_left_out']} of its {r['n_runs']} runs left out of the latency"
+                    if r.get("n_left_out") else "; pooled all the same (fewer than 2 quiet runs)")
+            notes.append(f"disturbed ({r['model']} {r['recipe'] or ''} on {r['device']}): {r['disturbance']}{left}")
     if any(r["weights"] == "random" for r in rows):
         notes.append(RANDOM_NOTE)
     if any(r["status"] == "invalid" for r in rows):

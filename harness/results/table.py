@@ -10,8 +10,9 @@ Fields this module reads from a RunRecord (besides the plain ones):
               "gate": {"ratio", "passed": bool}} (harness/run/accuracy.py; a bare bool or "pass"/"fail" gate is read too)
     profile   {"ops": [{"name", "ms", "backend": "XNNPACK" | "portable"}]} (harness/results/plots.py draws it)
 
-A group's latency pools the samples of its "ok" runs (its "invalid" runs when no run is ok); failed runs only count
-and show their error. With two or more runs the p50 CI is p50 +- Student's t over the runs' medians
+A group's latency pools the samples of its "ok" runs (its "invalid" runs when no run is ok), less the runs the
+runner saw disturbed while two quiet ones remain (n_left_out; every run stays stored and listed); failed runs only
+count and show their error. With two or more runs the p50 CI is p50 +- Student's t over the runs' medians
 (stats.replications_ci, never narrower than the pooled plain bootstrap), so it carries the run-to-run spread; from a
 single run it covers that run's noise and drift only (ci_scope says which). run_cv is the CV of the runs' medians;
 above stats.MAX_RUN_CV the row is flagged runs_disagree. Speed-up and accuracy delta are against the fp32 group of
@@ -66,7 +67,7 @@ def _pooled(g: Group, sizes: list[int], cache=None) -> dict[str, Any]:
     """summarize() of a group's samples. A one-run group reuses the summary stored with the run (the same call, made
     at run time); a pooled group's comes from the cache when these runs were summarised before (stored runs never
     change), so a report's cost does not grow with the raw samples it has already seen (nor are they copied)."""
-    measured = g.measured
+    measured = g.pooled
     if len(measured) == 1:
         own = measured[0].latency or {}
         if own.get("n") == sum(sizes) and own.get("ci95_median") and (own.get("bootstrap") or {}).get("seed") == 0:
@@ -84,7 +85,7 @@ def _pooled(g: Group, sizes: list[int], cache=None) -> dict[str, Any]:
 def _row(g: Group, cache=None) -> dict[str, Any]:
     f = g.fields
     measured = g.measured
-    sizes = [len(r.latencies_ms) for r in measured if r.latencies_ms]
+    sizes = [len(r.latencies_ms) for r in g.pooled if r.latencies_ms]
     lat = _pooled(g, sizes, cache) if sizes else {}
     p50 = lat.get("p50") if lat else _med((r.latency or {}).get("p50") for r in measured)
     ci = lat.get("ci95_median") or [None, None]
@@ -103,6 +104,7 @@ def _row(g: Group, cache=None) -> dict[str, Any]:
         "runner": f["runner"], "threads": f["threads"], "affinity": f["affinity"] or "", "timing": f["timing"] or "",
         "campaign": f["campaign"] or "", "weights": weights, "status": status,
         "n_runs": len(measured), "n_failed": len(g.failed), "n_samples": sum(sizes),
+        "n_left_out": len(measured) - len(g.pooled),  # disturbed runs kept out of the latency (listed, stored)
         "p50_ms": p50, "p50_ci_low": ci[0], "p50_ci_high": ci[1],
         "ci_scope": ("" if ci[0] is None else f"across {len(sizes)} runs" if len(sizes) >= 2 else "within one run"),
         "p90_ms": lat.get("p90") if lat else _med((r.latency or {}).get("p90") for r in measured),
@@ -158,7 +160,7 @@ def build_rows(records: Iterable[RunRecord], cache=None) -> list[dict[str, Any]]
     cache: a store's SummaryCache, for the summaries of rows that pool several runs."""
     groups = group_runs(records)
     if cache is not None:
-        cache.prefetch([pool_key(g.measured) for g in groups if len(g.measured) > 1])
+        cache.prefetch([pool_key(g.pooled) for g in groups if len(g.pooled) > 1])
     rows = [_row(g, cache) for g in groups]
     if cache is not None:
         cache.flush()
