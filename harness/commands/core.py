@@ -178,6 +178,8 @@ def export_command(ctx, out, name, **kw):
 @click.option("--samples", type=int, default=None, help="Examples fed to the program (default 8; 200 with --task).")
 @click.option("--profile", "profile_run", is_flag=True, help="Collect an ETDump (flagged; never mixed with timing runs).")
 @click.option("--cooldown", type=float, default=0.0, help="Wait up to this many seconds for temperatures to settle.")
+@click.option("--wait-for-quiet", type=float, default=0.0, metavar="SECONDS",
+              help="Before each run, wait up to this long while other work keeps over 15% of the device's CPUs busy.")
 # device state options (harness/run/device_state.py)
 @click.option("--max-start-temp", type=float, default=None,
               help="Thermal gate: start only when battery and skin are at or below this many °C (waits --cooldown).")
@@ -207,7 +209,7 @@ def export_command(ctx, out, name, **kw):
 @click.pass_context
 def run_command(ctx, programs, device, runner, runner_bin, xnnpack_cache, timing_preset, iterations, warmup,
                 min_seconds, warmup_seconds, max_seconds, threads_list, affinities, task, samples, profile_run, cooldown,
-                max_start_temp, no_check_model, repeat, schedule, schedule_seed, target_ci, max_repeats,
+                wait_for_quiet, max_start_temp, no_check_model, repeat, schedule, schedule_seed, target_ci, max_repeats,
                 max_campaign_seconds, timeout, devices_file, address, serial, oversubscribe, app, campaign, tags,
                 **export_kw):
     """Run a program on a device, store one RunRecord per run, print a summary.
@@ -257,7 +259,8 @@ def run_command(ctx, programs, device, runner, runner_bin, xnnpack_cache, timing
             max_seconds=max_seconds,
             threads=threads, affinity=affinity, task=task, tokenizer=export_kw["tokenizer"],
             samples=samples if samples is not None else (200 if task else 8),
-            profile=profile_run, cooldown=cooldown, timeout=timeout, devices_file=devices_file,
+            profile=profile_run, cooldown=cooldown, wait_for_quiet=wait_for_quiet, timeout=timeout,
+            devices_file=devices_file,
             address=address, serial=serial, max_start_temp=max_start_temp, check_model=not no_check_model,
             oversubscribe=oversubscribe, campaign=campaign, tags=run_tags)
 

@@ -126,6 +126,13 @@ def _dev_size(task: str) -> int:
               help="Examples scored per run of the untrained --model (agreement with fp32 only).")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
               help="Runs per program, in interleaved rounds: the report's CI then spans the spread between runs.")
+@click.option("--target-ci", type=float, default=0.02, show_default=True,
+              help="Add rounds for programs whose CI across runs is wider than this share of the median, or whose "
+                   "runs disagree, up to --max-repeats rounds (docs/statistics.md).")
+@click.option("--max-repeats", type=click.IntRange(min=1), default=6, show_default=True,
+              help="Rounds in all, at most (at least --repeat).")
+@click.option("--wait-for-quiet", type=float, default=20.0, show_default=True, metavar="SECONDS",
+              help="Before each run, wait up to this long while other work keeps the host's CPUs busy (0: never).")
 @click.option("--student/--no-student", default=True, show_default=True,
               help="Train (once, cached) and measure the demo student: real task accuracy per recipe.")
 @click.option("--student-model", default=STUDENT["model"], show_default=True, hidden=True)
@@ -140,8 +147,8 @@ def _dev_size(task: str) -> int:
 @click.option("--accuracy-samples", type=click.IntRange(min=0), default=0, show_default=True,
               help="Dev examples scored per run of a trained model (0: the whole dev split).")
 @click.pass_context
-def demo_command(ctx, model, recipes, seq_len, samples, repeat, student, student_model, student_steps, checkpoint,
-                 tokenizer, task, accuracy_samples):
+def demo_command(ctx, model, recipes, seq_len, samples, repeat, target_ci, max_repeats, wait_for_quiet, student,
+                 student_model, student_steps, checkpoint, tokenizer, task, accuracy_samples):
     """The main job: a trained student's accuracy per recipe beside the full-size model's latency and memory.
 
     Trains (once, then from the cache) a small MobileBERT student on the offline Rotten Tomatoes reviews, exports it
@@ -158,7 +165,7 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, student, student
     from harness.commands.report import report_command
     from harness.export.recipes import RECIPES
     from harness.run import measure
-    from harness.run.plan import CampaignPlan, run_plan
+    from harness.run.plan import CampaignPlan, run_plan, validate_plan
 
     results = ctx.obj["results"]
     wanted = [r for r in recipes.split(",") if r]
@@ -166,6 +173,10 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, student, student
     if unknown or not wanted:
         raise BadInput(f"--quant {recipes}: {', '.join(unknown) or 'no recipe'} is not a recipe "
                        f"(`harness recipes` lists them: {', '.join(RECIPES)})")
+    plan = CampaignPlan([], rounds=repeat, target_ci=target_ci or None, max_rounds=max(max_repeats, repeat))
+    validate_plan(plan)  # before minutes of training and exports
+    if not (0 <= wait_for_quiet <= 3600):
+        raise BadInput(f"--wait-for-quiet {wait_for_quiet:g}: a number of seconds between 0 and 3600")
     jobs = []  # (what to export, how to run it)
     if checkpoint is not None and ctx.get_parameter_source("seq_len") == click.core.ParameterSource.DEFAULT:
         seq_len = min(seq_len, _max_positions(checkpoint) or seq_len)  # a checkpoint trained short runs short
@@ -201,9 +212,10 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, student, student
                 continue
             requests.append(measure.RunRequest(program=res.program, device="host", campaign=campaign,
                                                warmup=t.warmup, iterations=t.iterations, min_seconds=t.min_seconds,
-                                               warmup_seconds=t.warmup_seconds, **run_kw))
-    plan = CampaignPlan(requests, rounds=repeat, campaign=campaign)
-    records = run_plan(plan, results, measure=_measure)
+                                               warmup_seconds=t.warmup_seconds, wait_for_quiet=wait_for_quiet,
+                                               **run_kw))
+    plan.requests, plan.campaign = requests, campaign
+    records = run_plan(plan, results, measure=_measure, say=lambda s: console.print(f"[cyan]{s}[/cyan]"))
     ok &= not any(r.status == "failed" for r in records)
     console.print()
     ctx.invoke(report_command, fmt="md", output=None, campaign=campaign, tags=(), run_ids=(), since=None, until=None,

@@ -79,6 +79,51 @@ def thermal_gate(transport: Transport, limit_c: float, cooldown_s: float, device
         time.sleep(min(GATE_POLL_S, max(cooldown_s - waited, 0.05)))
 
 
+QUIET_BUSY = 0.15  # share of the device's CPU time others use, above which a host is not quiet enough to time on
+QUIET_PROBE = "head -n 1 /proc/stat; sleep 0.5; head -n 1 /proc/stat"
+
+
+def busy_share(transport: Transport) -> float | None:
+    """The share of all CPUs' time that was busy (not idle, not iowait) over half a second, before our runner
+    starts (so: everything else); None where /proc/stat cannot be read."""
+    try:
+        rc, out, _ = transport.shell(QUIET_PROBE, timeout=30)
+    except (TransportError, TimeoutError, OSError):
+        return None
+    rows = [ln.split()[1:] for ln in out.splitlines() if ln.startswith("cpu ")]
+    if rc != 0 or len(rows) != 2:
+        return None
+    try:
+        a, b = ([int(x) for x in r[:8]] for r in rows)
+    except ValueError:
+        return None
+    total = sum(b) - sum(a)
+    idle = (b[3] + b[4]) - (a[3] + a[4])
+    return max(0.0, 1 - idle / total) if total > 0 else None
+
+
+def quiet_gate(transport: Transport, wait_s: float, device: str,
+               progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """Wait, up to wait_s, until other processes use at most QUIET_BUSY of the device's CPUs, as the thermal gate
+    waits for temperatures. It never fails a run: it records what it saw, and a run that starts on a busy device
+    shows it in its own evidence (harness/run/disturbance.py)."""
+    start, readings = time.monotonic(), []
+    while True:
+        busy = busy_share(transport)
+        waited = round(time.monotonic() - start, 1)
+        readings.append({"t_s": waited, "busy_share": None if busy is None else round(busy, 3)})
+        gate = {"limit": QUIET_BUSY, "wait_s": wait_s, "waited_s": waited, "readings": readings[-20:]}
+        if busy is None:
+            return {**gate, "passed": None, "note": "/proc/stat unreadable: gate not applied"}
+        if busy <= QUIET_BUSY:
+            return {**gate, "passed": True}
+        if waited >= wait_s:
+            progress(f"{device} still busy ({busy:.0%} of its CPUs) after {wait_s:g} s: running anyway")
+            return {**gate, "passed": False}
+        progress(f"waiting for {device} to be quiet: {busy:.0%} of its CPUs busy with other work")
+        time.sleep(min(2.0, max(wait_s - waited, 0.05)))
+
+
 class Sampler:
     """Light samples of every policy's cap and clock in a thread, from start() until stop()."""
 

@@ -63,6 +63,7 @@ class RunRequest:
     tokenizer: Path | None = None  # --tokenizer: overrides the one the program was exported with
     profile: bool = False
     cooldown: float = 0.0  # seconds to wait, at most, for temperatures to settle before the run
+    wait_for_quiet: float = 0.0  # seconds to wait, at most, for other work on the device to stop before the run
     # device state (harness/run/device_state.py)
     max_start_temp: float | None = None  # thermal gate: battery and skin at or below this (°C), within `cooldown`
     check_model: bool = True  # refuse a device whose model is not its profile's
@@ -102,6 +103,8 @@ def validate(req: RunRequest) -> None:
         raise BadInput(f"--min-seconds {req.min_seconds}: a number of seconds between 0 and {MAX_MIN_SECONDS:.0f}")
     if not (math.isfinite(req.timeout) and 0 < req.timeout <= 7 * 24 * 3600):
         raise BadInput(f"--timeout {req.timeout}: a positive number of seconds (at most a week)")
+    if not (math.isfinite(req.wait_for_quiet) and 0 <= req.wait_for_quiet <= 24 * 3600):
+        raise BadInput(f"--wait-for-quiet {req.wait_for_quiet}: a number of seconds between 0 and 86400")
     if not (math.isfinite(req.warmup_seconds) and 0 <= req.warmup_seconds <= MAX_MIN_SECONDS):
         raise BadInput(f"--warmup-seconds {req.warmup_seconds}: a number of seconds between 0 and "
                        f"{MAX_MIN_SECONDS:.0f}")
@@ -326,6 +329,9 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
             transport, req.max_start_temp, req.cooldown, profile.name, progress)
     elif req.cooldown > 0:
         _cool_down(transport, req.cooldown, progress)
+    if req.wait_for_quiet > 0:
+        rec.device_info_before["quiet_gate"] = device_state.quiet_gate(transport, req.wait_for_quiet, profile.name,
+                                                                       progress)
     rec.device_info_before["state"] = device_state.read_state(transport)
     runs = f"{transport.workdir().rstrip('/')}/runs"
     run_dir = f"{runs}/{run_folder_prefix()}{rec.run_id}"
