@@ -161,9 +161,11 @@ def default_workdir(profile: DeviceProfile) -> str | None:
     if profile.transport == "adb":
         from device_runners.adb import DEFAULT_WORKDIR
         return DEFAULT_WORKDIR  # Android has no /tmp; /data/local/tmp is the shell user's
-    if profile.transport in ("local", "qemu"):
+    if profile.transport == "local":
         from device_runners.workdir import host_default
         return host_default()  # the user's own, never a shared /tmp folder (docs/faults.md, "Security")
+    if profile.transport == "qemu":
+        return None  # a fresh private sandbox per run (device_runners/qemu.py), or options.sandbox
     if profile.transport in ("ios", "ios-simulator"):
         from device_runners.ios.app import WORKDIR
         return WORKDIR  # under the app's Documents folder

@@ -49,3 +49,19 @@ def test_a_bad_adb_port_in_the_environment_is_one_line(tiny, tmp_path):
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and "ANDROID_ADB_SERVER_PORT='abc' is not a port number" in lines[0], res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_devices_json_shows_what_a_run_will_use(tmp_path):
+    import json
+
+    f = tmp_path / "lab.toml"
+    f.write_text('[board]\nabi = "arm64-v8a"\ntransport = "adb"\nclusters = { big = "4-7" }\naffinity = "big"\n'
+                 'threads = 4\n')
+    res = _harness("devices", "--format", "json", "--devices-file", f,
+                   env={"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HARNESS_CACHE": str(tmp_path / "cache"),
+                        "XDG_RUNTIME_DIR": ""})
+    assert res.returncode == 0, res.stderr
+    by = {d["name"]: d for d in json.loads(res.stdout)}
+    assert by["board"]["workdir"] == "/data/local/tmp/harness"  # an adb profile without one: the default it uses
+    assert by["board"]["threads"] == 4 and by["board"]["affinity_cpus"] == "4-7"
+    assert by["host"]["workdir"] == str(tmp_path / "cache" / "work")  # per user, never /tmp/harness

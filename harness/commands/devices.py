@@ -87,7 +87,7 @@ def devices_command(ctx, check: bool, devices_file: Path | None, timeout: float,
     """
     if ctx.invoked_subcommand is not None:
         return
-    from device_runners.catalog import get_profile, load_catalog, user_catalog_path
+    from device_runners.catalog import default_workdir, get_profile, load_catalog, resolve_affinity, user_catalog_path
 
     names = sorted(load_catalog(devices_file))
     profiles = [get_profile(n, extra=devices_file) for n in names]
@@ -98,6 +98,10 @@ def devices_command(ctx, check: bool, devices_file: Path | None, timeout: float,
         for p, row in zip(profiles, body):
             d = dataclasses.asdict(p)
             d["where"] = row[3]
+            # what a run will use: the profile's workdir or the transport's per-user default (an ssh board's is
+            # asked on first use: None here), its threads and its affinity as a CPU list
+            d["workdir"] = default_workdir(p)
+            d["affinity_cpus"] = resolve_affinity(p, p.affinity) if p.affinity else None
             if check:
                 d["reachable"], d["reason"] = row[5].startswith("yes"), row[5].split(": ", 1)[1]
             out.append(d)
