@@ -108,3 +108,17 @@ def test_bad_plan_flags_on_the_command_line(tiny, tmp_path, args, message):
 def test_the_same_program_twice_is_refused(tiny, tmp_path):
     res = _cli("--results", tmp_path / "r", "run", "--program", tiny[0], "--program", tiny[0])
     assert res.returncode == 2 and "the same program is given twice" in res.stderr
+
+
+def test_a_device_that_stays_busy_is_waited_for_once_per_campaign(tmp_path):
+    waits = []
+
+    def busy_device(req, results, label):
+        waits.append(req.wait_for_quiet)
+        return RunRecord(run_id=f"r{len(waits)}", created_at="", status="ok", device="host", latency={"p50": 1.0},
+                         device_info_before={"quiet_gate": {"passed": False} if req.wait_for_quiet else {}})
+
+    said = []
+    plan = CampaignPlan([RunRequest(program=n, wait_for_quiet=20.0) for n in "AB"], rounds=2)
+    run_plan(plan, tmp_path, measure=busy_device, say=said.append)
+    assert waits == [20.0, 0.0, 0.0, 0.0] and any("stayed busy for 20 s" in s for s in said)

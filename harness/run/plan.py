@@ -8,7 +8,8 @@ plan says how a campaign of them is scheduled. `interleaved` (the default) runs 
 shuffled order each round (the seed is recorded), so a slow minute on a shared machine falls on every program alike
 instead of on one recipe's block; `blocks` keeps the old order (A A A, B B B, ...). With a `target_ci`, programs
 whose runs disagree (their medians' CV above stats.MAX_RUN_CV) or whose interval across runs is wider than the
-target get further rounds, up to `max_rounds` or `max_seconds`; every run is stored whatever happens.
+target get further rounds, up to `max_rounds` or `max_seconds`; every run is stored whatever happens. A request's
+`wait_for_quiet` is honoured until the device once stays busy through a whole wait: the campaign then stops waiting.
 """
 
 from __future__ import annotations
@@ -97,13 +98,21 @@ def run_plan(plan: CampaignPlan, results: Path, measure: Callable[[RunRequest, P
     campaign = plan.campaign or plan.requests[0].campaign or new_campaign()
     done: list[list[RunRecord]] = [[] for _ in plan.requests]
     n = len(plan.requests)
+    busy = False  # a device that stayed busy through one whole quiet wait is not waited for again in this campaign
 
     def one(i: int, rnd: int, pos: int, total: int) -> None:
+        nonlocal busy
         req = plan.requests[i]
         req = dataclasses.replace(req, campaign=campaign, tags={**req.tags},
-                                  schedule={"schedule": plan.schedule, "seed": seed, "round": rnd, "position": pos})
+                                  schedule={"schedule": plan.schedule, "seed": seed, "round": rnd, "position": pos},
+                                  wait_for_quiet=0.0 if busy else req.wait_for_quiet)
         label = f"running {Path(req.program).name} on {req.device} (round {rnd}, {pos + 1}/{total})"
-        done[i].append(measure(req, results, label))
+        rec = measure(req, results, label)
+        done[i].append(rec)
+        if req.wait_for_quiet and ((rec.device_info_before or {}).get("quiet_gate") or {}).get("passed") is False:
+            busy = True
+            say(f"{req.device} stayed busy for {req.wait_for_quiet:g} s: the rest of this campaign runs without "
+                "waiting (each run's evidence says what it shared the CPUs with)")
 
     if plan.schedule == "blocks":
         for i in range(n):
