@@ -120,3 +120,22 @@ def test_dynamic_governor_clock_dip_is_not_throttling_but_a_lower_cap_is():
     capped = {"cpus": [{"cur_khz": 1_500_000, "max_khz": 1_500_000, "governor": "schedutil"}]}
     assert _flags(_summary(), before=before, after=idle) == []
     assert _flags(_summary(), before=before, after=capped) == ["throttled"]
+
+
+def test_noisy_means_the_bulk_is_spread_not_a_few_interrupts():
+    """A 0.1 ms program timed 10,000 times on a shared machine: a few hundred interrupt-sized outliers put the plain
+    cv above 1 but leave the median where it is, so the run is not noisy; a bulk spread by +-20% is."""
+    from harness.run.stats import summarize, validity_flags
+
+    rng = np.random.default_rng(0)
+    bulk = rng.normal(0.1, 0.002, 10_000)
+    spiky = bulk.copy()
+    spiky[rng.choice(10_000, 300, replace=False)] = 5.0
+    s = summarize(spiky)
+    assert s["cv"] > 1 and s["robust_cv"] < 0.05
+    assert "high_cv" not in validity_flags(s, emulated=False, info_before=None, info_after=None)
+    wide = summarize(rng.normal(0.1, 0.02, 10_000))
+    assert wide["robust_cv"] > 0.1 and "high_cv" in validity_flags(wide, emulated=False, info_before=None,
+                                                                    info_after=None)
+    old = {k: v for k, v in s.items() if k != "robust_cv"}  # a record from before robust_cv: its plain cv decides
+    assert "high_cv" in validity_flags(old, emulated=False, info_before=None, info_after=None)

@@ -17,7 +17,7 @@ EMULATED_NOTE = "functional timings only, from an emulator: never ranked or comp
 SINGLE_RUN_NOTE = ("p50 CI from a single run (runs = 1): it counts that run's noise and drift, not the shifts between "
                    "runs (several percent on a shared machine); measure with `harness run --repeat 3` or more for an "
                    "interval across runs (docs/statistics.md)")
-FLAG_MEANING = {"high_cv": " (cv above 0.10)", "too_few_samples": " (under 10 timed iterations)",
+FLAG_MEANING = {"high_cv": " (robust cv above 0.10)", "too_few_samples": " (under 10 timed iterations)",
                 "gate_fail": " (accuracy below the gate vs fp32)"}
 WIDTH = 100  # the compact report fits a terminal this wide
 RANDOM_NOTE = "weights=random: untrained (random) weights, so accuracy means nothing; latency and memory are real"

@@ -52,7 +52,7 @@ def _program_mb(r: RunRecord) -> float | None:
     return size / PROGRAM_MB if isinstance(size, (int, float)) and size > 0 else None
 
 
-SUMMARY_VERSION = "1"  # bump when summarize() changes what it returns: cached pooled summaries are then redone
+SUMMARY_VERSION = "2"  # bump when summarize() changes what it returns: cached pooled summaries are then redone
 
 
 def pool_key(measured: list[RunRecord]) -> str:

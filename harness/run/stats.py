@@ -2,7 +2,7 @@
 
 `summarize` returns the dict stored as RunRecord.latency (milliseconds throughout):
     n, mean, median, p50 (= median), p90, p99, std (sample, ddof=1; 0 for one sample), min, max,
-    trimmed_mean (mean of the middle 80%), cv (std / mean), ci95_median [low, high] (percentile bootstrap in circular
+    trimmed_mean (mean of the middle 80%), cv (std / mean), robust_cv (1.4826 MAD / median), ci95_median [low, high] (percentile bootstrap in circular
     blocks; over runs when the samples come from several, see `replications_ci`),
     run_cv (CV of the runs' medians when `clusters` gives two or more, else None),
     bootstrap {"resamples", "seed", "method", "block", "clusters"}.
@@ -18,7 +18,8 @@ Validity flags (RunRecord.flags) and what they do to RunRecord.status, see `stat
                      a scaling_max_freq cap below its start value, or a
                      pinned cluster's time_in_state mostly below 90% of
                      its cap (the reasons: device_info_after["during"])  -> status "invalid"
-    high_cv          cv above `max_cv`: noisy, but the median and its CI
+    high_cv          robust_cv (1.4826 MAD / median; records from before
+                     it: cv) above `max_cv`: noisy, but the median and its CI
                      still say how noisy                                  -> warning only
     disturbed        the runner's evidence (harness/run/disturbance.py): a
                      timed thread waited for a CPU, CPU steal, iowait;
@@ -228,7 +229,8 @@ def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int
         raise ValueError(f"cluster sizes add up to {sum(sizes)}, not to the {x.size} samples")
     n = int(x.size)
     if n == 0:
-        keys = ("mean", "median", "p50", "p90", "p99", "std", "min", "max", "trimmed_mean", "cv", "ci95_median",
+        keys = ("mean", "median", "p50", "p90", "p99", "std", "min", "max", "trimmed_mean", "cv", "robust_cv",
+                "ci95_median",
                 "run_cv")
         return {"n": 0, **{k: None for k in keys}}
     mean = float(x.mean())
@@ -263,6 +265,9 @@ def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int
         "max": float(x.max()),
         "trimmed_mean": trim_mean(x, 0.1),
         "cv": std / mean if mean > 0 else None,
+        # 1.4826 MAD / median: the spread of the bulk of the samples, which is what moves the median; a handful of
+        # interrupt-sized outliers in 10,000 samples of a 0.1 ms program put the plain cv above 1 and move nothing
+        "robust_cv": float(1.4826 * np.median(np.abs(x - p50)) / p50) if p50 > 0 else None,
         "ci95_median": [float(lo), float(hi)],
         "run_cv": run_cv,  # CV of the clusters' (runs') medians; None from one run
         "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": seed, "method": method, "block": block,
@@ -343,7 +348,7 @@ def validity_flags(
     flags = []
     if (summary.get("n") or 0) < min_samples:
         flags.append("too_few_samples")
-    cv = summary.get("cv")
+    cv = summary.get("robust_cv", summary.get("cv"))  # records made before robust_cv keep their plain cv
     if cv is not None and cv > max_cv:
         flags.append("high_cv")
     if evidence or throttle_evidence(info_before, info_after):
