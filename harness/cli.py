@@ -15,13 +15,79 @@ silence_libraries()  # before torch/torchao/executorch are imported anywhere
 
 from harness.commands.core import export_command, run_command  # noqa: E402
 from harness.commands.demo import demo_command  # noqa: E402
+from harness.commands.devices import devices_command  # noqa: E402
+from harness.commands.farm import farm_group  # noqa: E402
+from harness.commands.quant import recipes_command, sensitivity_command  # noqa: E402
+from harness.commands.report import compare_command, report_command  # noqa: E402
+from harness.commands.results import results_group  # noqa: E402
+from harness.commands.runner import runner_group  # noqa: E402
+from harness.commands.runs import runs_group  # noqa: E402
+from harness.commands.train import distill_command, train_command  # noqa: E402
 from harness.common.errors import HarnessError  # noqa: E402
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+class HarnessGroup(click.Group):
+    """The top-level group: `--results DIR` is accepted after the verb too (`harness run --results R ...`), and an
+    option that takes one value given twice is an error instead of a silent last-one-wins."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        name, cmd, rest = super().resolve_command(ctx, args)
+        if cmd is not None:
+            rest = _take_results(ctx, rest)
+            leaf, leaf_args = cmd, rest
+            while isinstance(leaf, click.Group) and leaf_args and not leaf_args[0].startswith("-"):
+                sub = leaf.get_command(ctx, leaf_args[0])
+                if sub is None:
+                    break
+                leaf, leaf_args = sub, leaf_args[1:]
+            _refuse_repeats(leaf, leaf_args)
+        return name, cmd, rest
+
+
+def _options_after_verb(args: list[str]) -> list[str]:
+    return args[:args.index("--")] if "--" in args else args
+
+
+def _take_results(ctx: click.Context, args: list[str]) -> list[str]:
+    """Moves `--results DIR` (or `--results=DIR`) given after the verb to the group, where it belongs."""
+    out, i, own = [], 0, len(_options_after_verb(args))
+    while i < len(args):
+        a = args[i]
+        if i < own and a == "--results" and i + 1 < len(args):
+            ctx.params["results"] = Path(args[i + 1])
+            i += 2
+            continue
+        if i < own and a.startswith("--results="):
+            ctx.params["results"] = Path(a.split("=", 1)[1])
+            i += 1
+            continue
+        out.append(a)
+        i += 1
+    return out
+
+
+def _refuse_repeats(cmd: click.Command, args: list[str]) -> None:
+    single = {}
+    for p in cmd.params:
+        if isinstance(p, click.Option) and not (p.multiple or p.count or p.is_flag):
+            for opt in p.opts:
+                if opt.startswith("--"):
+                    single[opt] = p
+    seen: dict[str, list[str]] = {}
+    for a in _options_after_verb(args):
+        flag = a.split("=", 1)[0]
+        if flag in single:
+            seen.setdefault(single[flag].name, []).append(flag)
+    for flags in seen.values():
+        if len(flags) > 1:
+            raise click.UsageError(f"{flags[0]} is given {len(flags)} times but takes one value (the last would "
+                                   "silently win): give it once", ctx=None)
+
+
+@click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
               show_default=True, envvar="HARNESS_RESULTS",
-              help="Folder for the program cache, the results store and reports.")
+              help="Folder for the program cache, the results store and reports (before or after the command).")
 @click.version_option(version=__version__, prog_name="harness")
 @click.pass_context
 def cli(ctx: click.Context, results: Path) -> None:
@@ -36,32 +102,10 @@ def cli(ctx: click.Context, results: Path) -> None:
     ctx.obj = {"results": results}
 
 
-cli.add_command(export_command)
-cli.add_command(run_command)
-cli.add_command(demo_command)
-
-
-def _optional_commands() -> None:
-    """Commands owned by other areas; each file adds its own."""
-    import importlib
-
-    table = [
-        ("harness.commands.report", ["report_command", "compare_command"]),
-        ("harness.commands.runs", ["runs_group"]),
-        ("harness.commands.results", ["results_group"]),
-        ("harness.commands.devices", ["devices_command"]),
-        ("harness.commands.runner", ["runner_group"]),
-        ("harness.commands.quant", ["recipes_command", "sensitivity_command"]),
-        ("harness.commands.train", ["distill_command", "train_command"]),
-        ("harness.commands.farm", ["farm_group"]),
-    ]
-    for module, names in table:
-        mod = importlib.import_module(module)
-        for n in names:
-            cli.add_command(getattr(mod, n))
-
-
-_optional_commands()
+for _command in (export_command, run_command, demo_command, report_command, compare_command, runs_group,
+                 results_group, devices_command, runner_group, recipes_command, sensitivity_command, distill_command,
+                 train_command, farm_group):
+    cli.add_command(_command)
 
 
 def _exit(code: int) -> None:
