@@ -161,8 +161,11 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, target_ci, max_r
       harness demo --no-student --quant fp32,int8  # the full-size latency and memory only
       harness demo --checkpoint ./my-mobilebert-sst2 --task rotten_tomatoes   # your own trained checkpoint
     """
-    from harness.commands.core import _do_export, _export_requests, _measure
+    from harness.commands.core import _export_requests, _measure, _print_export
     from harness.commands.report import report_command
+    from harness.common.console import status
+    from harness.export.exporter import export
+    from harness.export.parallel import ExportPool, default_jobs
     from harness.export.recipes import RECIPES
     from harness.run import measure
     from harness.run.plan import CampaignPlan, run_plan, validate_plan
@@ -177,43 +180,67 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, target_ci, max_r
     validate_plan(plan)  # before minutes of training and exports
     if not (0 <= wait_for_quiet <= 3600):
         raise BadInput(f"--wait-for-quiet {wait_for_quiet:g}: a number of seconds between 0 and 3600")
-    jobs = []  # (what to export, how to run it)
     if checkpoint is not None and ctx.get_parameter_source("seq_len") == click.core.ParameterSource.DEFAULT:
         seq_len = min(seq_len, _max_positions(checkpoint) or seq_len)  # a checkpoint trained short runs short
-    if checkpoint is not None:
-        jobs.append((dict(model=model, checkpoint=checkpoint, tokenizer=tokenizer, seq_len=str(seq_len),
-                          numerics_task=task), dict(task=task, samples=accuracy_samples or _dev_size(task))))
-    else:
-        if student:
-            spec = student_spec(student_model, student_steps)
-            ckpt = _trained_student(ctx, results, spec)
-            jobs.append((dict(model=student_model, checkpoint=ckpt, tokenizer=None, seq_len=str(spec["seq_len"]),
-                              numerics_task=spec["task"]),
-                         dict(task=spec["task"], samples=accuracy_samples or _dev_size(spec["task"]))))
-        jobs.append((dict(model=model, checkpoint=None, tokenizer=None, seq_len=str(seq_len),
-                          numerics_task="rotten_tomatoes"), dict(task="rotten_tomatoes", samples=samples)))
-    ok = True
-    campaign = measure.new_campaign("demo")  # the demo's rows pool its own runs only, and compare with their fp32
-    t = measure.stats.preset("default")  # the floors of `harness run`'s default (docs/statistics.md)
-    requests = []  # every program is exported first, then all are measured in interleaved rounds
-    for export_kw, run_kw in jobs:
+    slots = []  # per program, in the order they are reported: [recipe, export request, how to run it, result]
+    # Programs not in the cache are exported in worker processes, as many at a time as cores and memory allow
+    # (harness/export/parallel.py); the full-size ones start while the student trains on its one thread. Nothing is
+    # measured until every export has ended: an export beside a run would slow the run.
+    pool = ExportPool(results, jobs=default_jobs(2 * len(wanted)))
+
+    def add(export_kw: dict, run_kw: dict) -> None:
         for recipe in wanted:
             kw = dict(export_kw, recipe=recipe, head="sequence_classification", num_labels=2, group_size=32,
                       quant_embedding=None, keep_fp32=(), calibration=64, allow_partial=False, min_agreement=0.99,
                       numerics_samples=64, force=False)
+            req = _export_requests(**kw)[0]
             try:
-                res = _do_export(_export_requests(**kw)[0], results)
+                res = export(req, results, cached_only=True)  # a cached program costs no worker
             except HarnessError as e:
                 if recipe == wanted[0]:
                     raise  # the first recipe's export fails for what is wrong with the model or the flags
-                console.print(f"[yellow]skipped {recipe} of {export_kw['checkpoint'] or export_kw['model']}: "
-                              f"{e}[/yellow]")
-                ok = False
-                continue
-            requests.append(measure.RunRequest(program=res.program, device="host", campaign=campaign,
-                                               warmup=t.warmup, iterations=t.iterations, min_seconds=t.min_seconds,
-                                               warmup_seconds=t.warmup_seconds, wait_for_quiet=wait_for_quiet,
-                                               **run_kw))
+                res = e
+            slots.append([recipe, req, run_kw, res if res is not None else pool.submit(req)])
+
+    with pool:
+        if checkpoint is not None:
+            add(dict(model=model, checkpoint=checkpoint, tokenizer=tokenizer, seq_len=str(seq_len),
+                     numerics_task=task), dict(task=task, samples=accuracy_samples or _dev_size(task)))
+        else:
+            add(dict(model=model, checkpoint=None, tokenizer=None, seq_len=str(seq_len),
+                     numerics_task="rotten_tomatoes"), dict(task="rotten_tomatoes", samples=samples))
+            if student:
+                spec = student_spec(student_model, student_steps)
+                if not (student_dir(results, spec, student_key(spec)) / "eval_dev.json").is_file():
+                    pool.start(limit=pool.jobs - spec["threads"])  # on the cores training leaves idle
+                ckpt = _trained_student(ctx, results, spec)
+                full, slots[:] = slots[:], []
+                add(dict(model=student_model, checkpoint=ckpt, tokenizer=None, seq_len=str(spec["seq_len"]),
+                         numerics_task=spec["task"]),
+                    dict(task=spec["task"], samples=accuracy_samples or _dev_size(spec["task"])))
+                slots += full  # reported as before: the student's programs first
+        queued = [s for s in slots if isinstance(s[3], int)]
+        if queued:
+            with status(f"exporting {len(queued)} programs, {min(pool.jobs, len(queued))} at a time") as update:
+                done = pool.wait(update)
+            for s in queued:
+                s[3] = done[s[3]]
+    ok = True
+    campaign = measure.new_campaign("demo")  # the demo's rows pool its own runs only, and compare with their fp32
+    t = measure.stats.preset("default")  # the floors of `harness run`'s default (docs/statistics.md)
+    requests = []  # every program is exported first, then all are measured in interleaved rounds
+    for recipe, req, run_kw, res in slots:
+        if isinstance(res, HarnessError):
+            if recipe == wanted[0]:
+                raise res  # the first recipe's export fails for what is wrong with the model or the flags
+            console.print(f"[yellow]skipped {recipe} of {req.checkpoint or req.model}: {res}[/yellow]")
+            ok = False
+            continue
+        _print_export(res)
+        requests.append(measure.RunRequest(program=res.program, device="host", campaign=campaign,
+                                           warmup=t.warmup, iterations=t.iterations, min_seconds=t.min_seconds,
+                                           warmup_seconds=t.warmup_seconds, wait_for_quiet=wait_for_quiet,
+                                           **run_kw))
     plan.requests, plan.campaign = requests, campaign
     records = run_plan(plan, results, measure=_measure, say=lambda s: console.print(f"[cyan]{s}[/cyan]"))
     ok &= not any(r.status == "failed" for r in records)

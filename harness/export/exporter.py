@@ -217,8 +217,10 @@ def _resolve_text(req: ExportRequest, head: str, vocab: int):
     return choice
 
 
-def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = lambda s: None) -> ExportResult:
-    """Export (or fetch from the cache) one program; returns where it is and its manifest."""
+def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = lambda s: None,
+           cached_only: bool = False) -> ExportResult | None:
+    """Export (or fetch from the cache) one program; returns where it is and its manifest. `cached_only`: None
+    instead of any lowering or numerics check (what is left to do then goes to worker processes, parallel.py)."""
     from harness.export import hub
 
     hub_ckpt = None
@@ -240,6 +242,8 @@ def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = 
     name = req.name or f"{source}-{req.recipe}-s{req.seq_len}"
     cached_pte = cache_dir / f"{name}-{key[:12]}.pte"
     cached = not req.force and _cache_hit(cached_pte, key)
+    if cached_only and not cached:
+        return None
     if cached:
         progress(f"from cache: {cached_pte}")
         manifest = ProgramManifest.read(manifest_path(cached_pte))
@@ -251,6 +255,8 @@ def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = 
     manifest.tokenizer = choice.source
     nkey = numerics_key(req, choice.source)
     if req.numerics_task and manifest.numerics.get("key") != nkey:
+        if cached_only:
+            return None
         # the lowered program is already in the cache: a failed (or interrupted) check never costs a lowering
         wrapper = ProgramModule(model, head).eval()
         _check_numerics(req, manifest, wrapper, cached_pte, progress, choice)
