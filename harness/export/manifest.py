@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.common.errors import ProgramError
+from harness.common.schema import MAX_MANIFEST_BYTES, manifest_problem
 
 
 @dataclass
@@ -66,10 +67,21 @@ class ProgramManifest:
 
     @classmethod
     def read(cls, path: Path) -> "ProgramManifest":
+        """The manifest at path, checked against the manifest schema (types, ranges, size) before it is trusted:
+        its values size the inputs, name the run and are copied into every record of the program."""
         try:
-            return cls.from_dict(json.loads(Path(path).read_text()))
-        except (OSError, ValueError, TypeError, KeyError) as e:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_MANIFEST_BYTES + 1)
+            if len(raw) > MAX_MANIFEST_BYTES:
+                raise ProgramError(f"manifest {path} is over {MAX_MANIFEST_BYTES >> 20} MiB (a manifest is a few kB; "
+                                   "it is copied into every record): re-export the program")
+            d = json.loads(raw)
+        except (OSError, ValueError) as e:
             raise ProgramError(f"manifest {path} is unreadable or malformed: {e}") from None
+        problem = manifest_problem(d)
+        if problem:
+            raise ProgramError(f"manifest {path}: {problem}: re-export the program (or fix the file)")
+        return cls.from_dict(d)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -13,10 +13,7 @@ from pathlib import Path
 
 from harness.common.errors import ProgramError
 from harness.export.manifest import InputSpec, ProgramManifest, manifest_path, sha256_file
-
-# executorch ScalarType codes -> numpy/torch dtype names
-SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16", 6: "float32",
-                7: "float64", 11: "bool", 15: "bfloat16"}
+from harness.export.pte_inputs import SCALAR_TYPES, read_input_specs
 
 
 def check_file(path: Path) -> Path:
@@ -49,7 +46,32 @@ def manifest_for(path: Path) -> ProgramManifest | None:
             f"program {path} does not match its manifest {mpath.name} (sha256 {sha[:12]} != "
             f"{manifest.program_sha256[:12]}): the file was changed or damaged; re-export it"
         )
+    check_inputs(path, manifest, mpath)
     return manifest
+
+
+def check_inputs(path: Path, manifest: ProgramManifest, mpath: Path) -> None:
+    """The manifest's inputs and seq_len are the program's own. The inputs file is made from the manifest: one that
+    disagrees would be found on the device, after the push, and blamed on that file."""
+    try:
+        actual = read_input_specs(path)
+    except (OSError, ValueError):  # a layout the direct read does not know: ask the runtime (seconds)
+        actual = [(s.dtype, list(s.shape)) for s in input_specs(inspect(path))]
+    said = [(s.dtype, list(s.shape)) for s in manifest.inputs]
+
+    def spec(dtype, shape):
+        return f"{dtype} {shape}"
+
+    if len(said) != len(actual):
+        raise ProgramError(f"manifest {mpath} lists {len(said)} inputs, but program {path.name} takes {len(actual)} "
+                           f"({', '.join(spec(*a) for a in actual)}): re-export the program (or fix the manifest)")
+    for i, (s, a) in enumerate(zip(said, actual)):
+        if s != a:
+            raise ProgramError(f"manifest {mpath} says input {i} is {spec(*s)}, but program {path.name} takes "
+                               f"{spec(*a)}: re-export the program (or fix the manifest)")
+    if said and said[0][1] and manifest.seq_len != said[0][1][-1]:
+        raise ProgramError(f"manifest {mpath} says seq_len {manifest.seq_len}, but program {path.name} takes "
+                           f"{said[0][1][-1]} tokens ({spec(*actual[0])}): re-export the program (or fix the manifest)")
 
 
 def inspect(path: Path, timeout: float = 120, cache_dir: Path | None = None) -> dict:

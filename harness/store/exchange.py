@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Iterable
 
 from harness.common.errors import BadInput
+from harness.common.schema import MAX_RECORD_BYTES, record_problem, shown
 from harness.store.record import SCHEMA_VERSION, RunRecord
 
 FORMAT = "harness-runs"
@@ -45,15 +46,20 @@ def load(path: Path) -> list[RunRecord]:
     for i, line in enumerate(lines[1:], 2):
         if not line.strip():
             continue
+        if len(line) > MAX_RECORD_BYTES:
+            raise BadInput(f"{path}:{i}: a line of {len(line) / 2**20:.0f} MiB, more than a run record may take "
+                           f"({MAX_RECORD_BYTES >> 20} MiB): nothing imported")
         try:
             d = json.loads(line)
             if not isinstance(d, dict):
                 raise ValueError("not a JSON object")
-            rec = RunRecord.from_dict(d)
         except (ValueError, TypeError) as e:
             raise BadInput(f"{path}:{i}: not a run record ({str(e)[:120]})") from None
-        if not isinstance(rec.run_id, str) or not rec.run_id or not isinstance(rec.device, str):
-            raise BadInput(f"{path}:{i}: a run record needs a run_id and a device")
+        problem = record_problem(d)  # a wrong type here would break every report that meets the run
+        if problem:
+            name = f"run {shown(d.get('run_id'))}: " if isinstance(d.get("run_id"), str) else ""
+            raise BadInput(f"{path}:{i}: {name}{problem}: nothing imported")
+        rec = RunRecord.from_dict(d)
         if rec.run_id in seen:
             raise BadInput(f"{path}:{i}: run {rec.run_id} appears twice in the file")
         seen.add(rec.run_id)
