@@ -79,7 +79,8 @@ def test_a_full_disk_keeps_the_measurement_in_a_recovery_file(tmp_path, tiny_exp
     [kept] = list(spare.glob("runs.recovered-*.jsonl"))  # the tmpfs went away with the namespace; this did not
     [_, line] = kept.read_text().splitlines()  # the header, then the run
     record = json.loads(line)
-    assert record["status"] in ("ok", "invalid") and len(record["latencies_ms"]) == 3 and str(kept) in err[0]
+    # at least the 3 iterations asked for: the timing preset's time floor (issue #25) may keep more
+    assert record["status"] in ("ok", "invalid") and len(record["latencies_ms"]) >= 3 and str(kept) in err[0]
     p = subprocess.run(harness("--results", str(tmp_path / "later"), "results", "import", str(kept)),
                        capture_output=True, text=True)  # the command the message gives, once there is space
     assert p.returncode == 0, p.stderr

@@ -96,8 +96,8 @@ def test_a_failing_add_leaves_earlier_rows_and_writes_nothing(tmp_path):
     store.add(make_record("first"))
     with pytest.raises(TypeError):
         store.add(make_record("bad", tags={"x": object()}))  # not JSON-serialisable
-    with pytest.raises(sqlite3.IntegrityError):
-        store.add(RunRecord(run_id="nodev", created_at="t", status="ok", device=None))  # NOT NULL column
+    with pytest.raises(BadInput, match="device is None, not text; the measurement is kept in"):
+        store.add(RunRecord(run_id="nodev", created_at="t", status="ok", device=None))  # refused by the schema
     assert [r.run_id for r in store.runs()] == ["first"]
     con = sqlite3.connect(tmp_path / "runs.sqlite")
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -283,7 +283,10 @@ def _campaign_name(name: str | None) -> str | None:
     import re
 
     if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,99}", name):
-        raise click.BadParameter(f"{name!r}: letters, digits and . _ : + - only (at most 100)", param_hint="--campaign")
+        from harness.common.schema import shown
+
+        raise click.BadParameter(f"{shown(name)}: letters, digits and . _ : + - only (at most 100)",
+                                 param_hint="--campaign")
     return name
 
 

@@ -19,10 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
+from urllib.parse import quote
 
 import orjson
 
 from harness.common.errors import BadInput, StoreError
+from harness.common.schema import MAX_RECORD_BYTES, record_problem, shown
 from harness.store import migrate
 from harness.store.record import SCHEMA_VERSION, RunRecord
 
@@ -55,8 +57,15 @@ CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status);
 CREATE INDEX IF NOT EXISTS runs_by_campaign ON runs (campaign, created_at);
 CREATE TABLE IF NOT EXISTS summaries (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# A run's tags as (key, value) rows. A JSON path ('$.tags."KEY"') cannot name a key holding a double quote or, in
+# SQLite 3.40, one stored escaped (json.dumps writes "é" as "\u00e9"): such tags were stored but never selected.
+_TAGS_OF_RUN = "json_each(CASE WHEN json_valid(runs.record) THEN runs.record END, '$.tags')"
 _COLUMNS = ("run_id", "created_at", "status", "model", "recipe", "device", "seq_len", "program_sha256", "runner",
             "model_id", "campaign", "timing")
+
+
+class _AlreadyStored(BadInput):
+    """A run id the store holds already: the caller's mistake, not a write to keep in a recovery file."""
 
 
 class ResultsStore:
@@ -93,6 +102,16 @@ class ResultsStore:
         except OSError as e:
             raise StoreError(f"cannot write the results store {self.path}: {folder} takes no files "
                              f"({e.strerror or e}): use --results DIR") from None
+        if self.path.exists() or self.path.is_symlink():
+            # a directory, garbage, another program's SQLite file or a newer schema: found now, not after measuring
+            if not self.path.is_file():
+                raise BadInput(f"the results store {self.path} is not a file (a folder or a broken link): move it "
+                               "aside or use --results DIR")
+            try:
+                with self._connect(write=True):
+                    pass  # opens it, checks its schema (migrating an older one), as saving the record will
+            except sqlite3.Error as e:
+                raise StoreError(f"cannot open the results store {self.path}: {e} (use --results DIR)") from None
 
     def read_only(self) -> bool:
         """True when this process may read the store but not write it (its file or folder is not writable)."""
@@ -142,7 +161,9 @@ class ResultsStore:
         try:
             # isolation_level=None: transactions are spelled out below, not opened implicitly by the driver.
             # A read-only store (reports of an archived folder) opens as immutable: no lock, no journal, no -shm.
-            target, uri = (f"file:{self.path}?immutable=1", True) if read_only else (str(self.path), False)
+            # The path is escaped for the URI: unescaped, "%41" named a sibling store and "#" or "?" cut the path.
+            target, uri = ((f"file:{quote(str(self.path.absolute()), safe='/')}?immutable=1", True) if read_only
+                           else (str(self.path), False))
             return sqlite3.connect(target, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, uri=uri)
         except sqlite3.Error as e:
             raise BadInput(f"cannot open results database {self.path}: {e}") from None
@@ -171,8 +192,7 @@ class ResultsStore:
     def _prepare(self, con: sqlite3.Connection) -> None:
         """Check the schema version; create the schema on first use."""
         con.execute("PRAGMA journal_mode = WAL")
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(con):
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if tables and "meta" not in tables:
                 raise self._bad_file(ValueError(f"an SQLite file of other tables: {', '.join(sorted(tables))}"))
@@ -189,10 +209,6 @@ class ResultsStore:
             if row is None or found < SCHEMA_VERSION:
                 con.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                             (str(SCHEMA_VERSION),))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         if found > SCHEMA_VERSION:
             raise BadInput(
                 f"{self.path} has results schema version {found}, newer than this harness reads ({SCHEMA_VERSION}):"
@@ -210,13 +226,23 @@ class ResultsStore:
         for record in records:
             if not isinstance(record, RunRecord):
                 raise TypeError(f"ResultsStore.add takes a RunRecord, not {type(record).__name__}")
-        # serialise before touching the db: a bad record writes nothing
+        # checked and serialised before touching the db: a bad record writes nothing, and its measurement is kept
+        for record in records:
+            problem = record_problem(record.to_dict())
+            if problem:
+                raise BadInput(f"run {shown(record.run_id)} cannot be stored: {problem}; "
+                               f"{self._recover(records)}")
         values = [[getattr(r, c) for c in _COLUMNS] + [int(bool(r.emulated)), json.dumps(r.to_dict())]
                   for r in records]
         try:
             self._insert(records, values, replace)
+        except _AlreadyStored:
+            raise
         except StoreError as e:
             raise StoreError(f"{e}; {self._recover(records)}") from None
+        except (BadInput, sqlite3.Error, OverflowError) as e:
+            # anything else SQLite says while saving (a damaged file, a lock held past the timeout): never lost
+            raise StoreError(f"cannot write the results store {self.path}: {e}; {self._recover(records)}") from None
 
     def _recover(self, records: list[RunRecord]) -> str:
         """Keep records the store could not take in a JSON-lines file (beside the store, else in the temp folder);
@@ -233,7 +259,13 @@ class ResultsStore:
                 with open(path, "x", encoding="utf-8") as f:
                     f.write(text)
                 return f"the measurement is kept in {path} (add it later: harness results import {path})"
-            except OSError:
+            except FileExistsError:
+                continue
+            except OSError:  # a full disk takes the name but not the text: no partial file is left behind
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    pass
                 continue
         return f"nowhere could keep the measurement, so here it is: {json.dumps([r.to_dict() for r in records])}"
 
@@ -241,27 +273,30 @@ class ResultsStore:
         verb = "INSERT OR REPLACE" if replace else "INSERT"
         sql = (f"{verb} INTO runs ({', '.join(_COLUMNS)}, emulated, record) "
                f"VALUES ({', '.join('?' * (len(_COLUMNS) + 2))})")
-        with self._connect(write=True) as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                for record, row in zip(records, values):
-                    try:
-                        con.execute(sql, row)
-                    except sqlite3.IntegrityError as e:
-                        if "UNIQUE" not in str(e):
-                            raise  # a record missing a required field is the caller's bug
-                        raise BadInput(f"run {record.run_id} is already stored in {self.path}") from None
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._connect(write=True) as con, transaction(con):
+            for record, row in zip(records, values):
+                try:
+                    con.execute(sql, row)
+                except sqlite3.IntegrityError as e:
+                    if "UNIQUE" not in str(e):
+                        raise  # a record missing a required field is the caller's bug
+                    raise _AlreadyStored(f"run {record.run_id} is already stored in {self.path}") from None
 
     def delete(self, run_id: str) -> str:
         """Delete one run given its id or a unique prefix; returns the full id."""
         full = self.get(run_id).run_id
-        with self._connect(write=True) as con:
+        with self._writing("delete from"), self._connect(write=True) as con, transaction(con):
             con.execute("DELETE FROM runs WHERE run_id = ?", (full,))
         return full
+
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[None]:
+        """Any SQLite error of a write other than saving a run (deleting, caching) as one line naming the store."""
+        try:
+            yield
+        except (sqlite3.Error, OverflowError) as e:
+            raise StoreError(f"cannot {what} the results store {self.path}: {e} (try again, or free disk space)") \
+                from None
 
     # -- reading ------------------------------------------------------------------------------------------------
 
@@ -309,7 +344,8 @@ class ResultsStore:
             if not r[-3]:
                 print(f"warning: run {r[0]}'s stored record is unreadable: listed from its columns only",
                       file=sys.stderr)
-        return [dict(zip(cols, r[:-3]), p50_ms=r[-2], tags=_tags(r[-1])) for r in rows]
+        return [dict(zip(cols, r[:-3]), p50_ms=r[-2] if isinstance(r[-2], (int, float)) else None, tags=_tags(r[-1]))
+                for r in rows]
 
     def delete_where(self, selection: "Selection") -> list[str]:
         """Delete every selected run in one transaction; returns their ids (none: nothing matched)."""
@@ -317,15 +353,9 @@ class ResultsStore:
             return []
         where, args = selection.where()
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        with self._connect(write=True) as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                ids = [r[0] for r in con.execute("SELECT run_id FROM runs" + clause, args)]
-                con.execute("DELETE FROM runs" + clause, args)
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self._writing("delete from"), self._connect(write=True) as con, transaction(con):
+            ids = [r[0] for r in con.execute("SELECT run_id FROM runs" + clause, args)]
+            con.execute("DELETE FROM runs" + clause, args)
         return ids
 
     def by_ids(self, ids: list[str]) -> dict[str, RunRecord]:
@@ -363,33 +393,35 @@ class ResultsStore:
                     hit = con.execute(f"SELECT 1 FROM runs WHERE {column} = ? LIMIT 1", (value,)).fetchone()
                 if not hit:
                     flag = {"model_id": "model-id"}.get(column, column)
-                    raise BadInput(f"no runs with --{flag} {value!r} in {self.path}; known: {_listing(self.known(column))}")
+                    raise BadInput(f"no runs with --{flag} {shown(value)} in {self.path}; "
+                                   f"known: {_listing(self.known(column))}")
         for key, value in (sel.tags or {}).items():
             with self._connect(write=False) as con:
                 seen = [r[0] for r in con.execute(
-                    "SELECT DISTINCT json_extract(record, '$.tags.' || json_quote(?)) FROM runs LIMIT 9", (key,))
+                    f"SELECT DISTINCT value FROM runs, {_TAGS_OF_RUN} WHERE key = ? LIMIT 9", (key,))
                     if r[0] is not None] if self.path.exists() else []
             if str(value) not in [str(v) for v in seen]:
-                known = f"known values: {_listing([str(v) for v in seen])}" if seen else "no run has that tag"
-                raise BadInput(f"no runs tagged {key}={value} in {self.path}; {known}")
+                known = (f"known values: {_listing([shown(v, quote=False) for v in seen])}" if seen
+                         else "no run has that tag")
+                raise BadInput(f"no runs tagged {shown(f'{key}={value}', quote=False)} in {self.path}; {known}")
 
     def get(self, run_id: str) -> RunRecord:
         """The run with this id, or with this unique id prefix."""
         if not run_id:
             raise BadInput("empty run id")
         if not self.path.exists():
-            raise BadInput(f"no run {run_id!r}: {self.path} holds no runs yet")
+            raise BadInput(f"no run {shown(run_id)}: {self.path} holds no runs yet")
         with self._connect(write=False) as con:
             exact = con.execute("SELECT run_id, record FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             rows = [exact] if exact else con.execute(
                 "SELECT run_id, record FROM runs WHERE substr(run_id, 1, ?) = ? ORDER BY run_id LIMIT 6",
                 (len(run_id), run_id)).fetchall()
         if not rows:
-            raise BadInput(f"no run {run_id!r} in {self.path} (see `harness report`)")
+            raise BadInput(f"no run {shown(run_id)} in {self.path} (see `harness report`)")
         if len(rows) > 1:
             found = [r[0] for r in rows]
             more = ", ..." if len(found) > 5 else ""
-            raise BadInput(f"run id prefix {run_id!r} is ambiguous: {', '.join(found[:5])}{more}")
+            raise BadInput(f"run id prefix {shown(run_id)} is ambiguous: {', '.join(found[:5])}{more}")
         full, text = rows[0]
         try:
             return _decode(text)
@@ -402,6 +434,24 @@ class ResultsStore:
             return 0
         with self._connect(write=False) as con:
             return con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+
+@contextmanager
+def transaction(con: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any error, but only while a transaction is open: on a full disk
+    SQLite has already rolled back, and a second ROLLBACK ("cannot rollback - no transaction is active") would
+    replace the real error with a traceback."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        if con.in_transaction:
+            try:
+                con.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # the error being raised says more than this one
+        raise
 
 
 def _listing(values: list[str], limit: int = 8) -> str:
@@ -449,7 +499,7 @@ class Selection:
                 where.append(f"{col} = ?")
                 args.append(getattr(self, col))
         for key, value in self.tags.items():
-            where.append("CAST(json_extract(record, '$.tags.' || json_quote(?)) AS TEXT) = ?")
+            where.append(f"EXISTS (SELECT 1 FROM {_TAGS_OF_RUN} WHERE key = ? AND CAST(value AS TEXT) = ?)")
             args += [key, str(value)]
         if self.since:
             where.append("created_at >= ?")
@@ -497,21 +547,25 @@ class SummaryCache:
         if not self.new or self.store.read_only():
             return
         try:
-            with self.store._connect(write=True) as con:
-                con.execute("BEGIN IMMEDIATE")
+            with self.store._connect(write=True) as con, transaction(con):
                 con.executemany("INSERT OR REPLACE INTO summaries (key, value) VALUES (?, ?)",
                                 [(k, json.dumps(v)) for k, v in self.new.items()])
-                con.execute("COMMIT")
-        except (sqlite3.Error, BadInput):
+        except (sqlite3.Error, BadInput, ValueError):
             pass
         self.known.update(self.new)
         self.new = {}
 
 
 def _decode(text: str) -> RunRecord:
+    """A stored record, checked against the record schema: a wrong type or range is a ValueError naming the field."""
+    if len(text) > MAX_RECORD_BYTES:
+        raise ValueError(f"{len(text) / 2**20:.0f} MiB, more than a record may take ({MAX_RECORD_BYTES >> 20} MiB)")
     d = orjson.loads(text)  # 4x json's speed: a report reads every selected record
     if not isinstance(d, dict):
         raise ValueError(f"a JSON {type(d).__name__}, not an object")
+    problem = record_problem(d)
+    if problem:
+        raise ValueError(problem)
     return RunRecord.from_dict(d)
 
 
