@@ -56,7 +56,7 @@ def test_bad_toml_names_the_file_and_line(isolated_home):
     ('[x]\nabi = "x86_64"\ntransport = "telnet"\n', "transport 'telnet' is not one of"),
     ('[x]\nabi = "x86_64"\n', r"new device \[x\] needs transport"),
     ('[pixel7]\nthread = 4\n', r"\[pixel7\] has unknown field\(s\) thread"),
-    ('[pixel7]\nthreads = 0\n', "threads must be a positive integer"),
+    ('[pixel7]\nthreads = 0\n', "threads must be a whole number from 1 to 256"),
     ('[pixel7]\naffinity = 6\n', r"affinity must be a string \(in quotes\), got 6"),
 ])
 def test_bad_profiles_are_named(tmp_path, body, match):
@@ -96,7 +96,7 @@ def test_transports_for_remote_profiles(monkeypatch):
         make_transport(get_profile("rpi5"))
     t = make_transport(get_profile("rpi5", address="pi@10.0.0.7:2222"))
     assert isinstance(t, SshTransport) and (t.user, t.host, t.port) == ("pi", "10.0.0.7", 2222)
-    assert t.workdir() == "/tmp/harness"
+    assert t._workdir is None  # the board user's own folder, asked on first use (nothing is contacted here)
     monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", "5099")
     a = make_transport(get_profile("pixel7", serial="ABC"))
     assert isinstance(a, AdbTransport) and (a.serial, a.port) == ("ABC", 5099)
@@ -140,17 +140,16 @@ def test_devices_check_reports_unreachable_with_reason(tmp_path, monkeypatch):
 
 
 def test_workdir_defaults_per_transport(isolated_home, tmp_path):
-    """A user's profile without workdir: adb gets /data/local/tmp/harness (Android has no /tmp), local a temporary
-    folder of this machine, ssh the device's own ${TMPDIR:-/tmp}, asked on first use."""
-    import tempfile
-
+    """A user's profile without workdir: adb gets /data/local/tmp/harness (Android has no /tmp), local the user's own
+    folder on this machine (never a shared /tmp/harness), ssh the device user's own, asked on first use."""
     from device_runners.base import DeviceProfile
+    from device_runners.workdir import host_default
 
     isolated_home.parent.mkdir(parents=True)
     isolated_home.write_text('[myphone]\nabi = "arm64-v8a"\ntransport = "adb"\n\n'
                              '[mybox]\nabi = "x86_64"\ntransport = "local"\n\n'
                              '[myboard]\nabi = "arm64-v8a"\ntransport = "ssh"\naddress = "me@board"\n')
     assert make_transport(get_profile("myphone")).workdir() == "/data/local/tmp/harness"
-    assert make_transport(get_profile("mybox")).workdir() == f"{tempfile.gettempdir()}/harness"
+    assert make_transport(get_profile("mybox")).workdir() == host_default() != "/tmp/harness"
     assert make_transport(get_profile("myboard"))._workdir is None
     assert DeviceProfile(name="x", abi="x86_64", transport="ssh").workdir is None

@@ -102,7 +102,7 @@ def test_app_crash_or_kill_is_a_failed_run(phone, shared, fault, reason):
 
 def test_timeout_kills_the_app(phone, shared):
     make_device(phone, fault="hang")
-    proc = run_iphone(phone, shared, "--timeout", "2")
+    proc = run_iphone(phone, shared, "--timeout", "2", "--min-seconds", "0", "--warmup-seconds", "0")
     assert proc.returncode == 3
     rec = stored(shared, proc)
     assert rec.status == "failed" and "still running after 2 s: killed it" in rec.error

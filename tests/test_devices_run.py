@@ -3,6 +3,7 @@ the adb stand-in, and a board from the user's own catalog file via a real sshd. 
 
 from __future__ import annotations
 
+import os
 import pytest
 
 from adb_standin import AdbStandin
@@ -10,6 +11,8 @@ from conftest import require_tool
 from harness.run import measure
 from harness.store.db import ResultsStore
 from sshd_fixture import Sshd, require_sshd
+
+FIRST_CPU = str(min(os.sched_getaffinity(0)))  # CPU 0 may be outside a cpuset
 
 
 def test_run_on_pixel7_profile_through_adb(tiny_export, tmp_path, monkeypatch):
@@ -20,11 +23,11 @@ def test_run_on_pixel7_profile_through_adb(tiny_export, tmp_path, monkeypatch):
         monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(phone.port))
         monkeypatch.setenv("HARNESS_PIXEL7_SERIAL", phone.serial)
         # The profile pins cores 6-7, which this 2-core machine lacks: pin core 0 like a user would override.
-        rec = measure.run(measure.RunRequest(program=res.program, device="pixel7", threads=1, affinity="0", warmup=1,
+        rec = measure.run(measure.RunRequest(program=res.program, device="pixel7", threads=1, affinity=FIRST_CPU, warmup=1,
                                          iterations=3, task="rotten_tomatoes", samples=4, timeout=600), results)
         left = sorted(p.relative_to(phone.sandbox).as_posix() for p in (phone.sandbox / "harness/runs").rglob("*"))
     assert rec.error is None and rec.status in ("ok", "invalid"), rec.error
-    assert rec.transport == "adb" and rec.device_abi == "arm64-v8a" and rec.affinity == "0"
+    assert rec.transport == "adb" and rec.device_abi == "arm64-v8a" and rec.affinity == FIRST_CPU
     assert rec.emulated  # the stand-in runs the runner under QEMU: its timings must never pass for a phone's
     info = rec.device_info_before
     assert (info["model"], info["os"], info["serial"]) == ("Pixel 7", "Android 14", phone.serial)

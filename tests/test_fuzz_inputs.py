@@ -68,7 +68,7 @@ def _bad_run_flags(it, warm, mins, thr, samples, timeout, campaign) -> set[str]:
     return bad
 
 
-@settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(it=numbers, warm=numbers, mins=numbers, thr=numbers, samples=numbers, timeout=numbers, name=text)
 @example(it=3, warm=0, mins=0.0, thr="1,2", samples=8, timeout=60.0, name="x")  # all accepted: the program is named
 @example(it=3, warm=0, mins=60.0, thr=1, samples=8, timeout=60.0, name="x")  # killed before it could finish
@@ -92,7 +92,7 @@ def test_run_options_never_crash(tmp_path_factory, it, warm, mins, thr, samples,
     assert _outside(root) == before
 
 
-@settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=text, group=numbers, agree=numbers, nsamp=numbers)
 def test_export_options_never_crash_nor_escape(tmp_path_factory, name, group, agree, nsamp):
     root = tmp_path_factory.mktemp("fuzz")
@@ -110,7 +110,7 @@ def test_export_options_never_crash_nor_escape(tmp_path_factory, name, group, ag
     assert _outside(root) == before
 
 
-@settings(max_examples=40, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(campaign=text, tag=text, since=text, timing=text, threshold=text)
 def test_selection_options_never_crash(tmp_path_factory, campaign, tag, since, timing, threshold):
     root = tmp_path_factory.mktemp("fuzz")
@@ -131,7 +131,7 @@ fields = st.fixed_dictionaries({}, optional={
     "peak_rss_kb": json_values, "threads": json_values, "num_examples": json_values, "runner_version": json_values})
 
 
-@settings(max_examples=150, deadline=5000)
+@settings(max_examples=150, deadline=None)
 @given(d=st.one_of(fields, json_values), garble=st.booleans())
 def test_runner_result_parser_accepts_only_what_a_run_can_use(d, garble):
     text = json.dumps(d)

@@ -16,6 +16,8 @@ from device_runners.launch import bundle_command
 from device_runners.tensorfile import read_tensors, write_tensors
 from tests.fixtures_programs import cached_tiny_program, eager_outputs, write_token_inputs
 
+FIRST_CPU = str(min(os.sched_getaffinity(0)))  # CPU 0 may be outside a cpuset
+
 
 def run_native(bundle: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     cmd = bundle_command(str(bundle), "x86_64", [str(a) for a in args])
@@ -45,7 +47,7 @@ def test_outputs_match_python_runtime_and_eager(bundle, tiny, tmp_path):
 def test_result_json_fields(bundle, tiny, tmp_path):
     write_token_inputs(tmp_path / "in.bin", 4)
     p = run_native(bundle, "--program", tiny[0], "--inputs", tmp_path / "in.bin", "--result", tmp_path / "r.json",
-                   "--warmup", 2, "--iterations", 7, "--threads", 1, "--affinity", "0")
+                   "--warmup", 2, "--iterations", 7, "--threads", 1, "--affinity", FIRST_CPU)
     assert p.returncode == 0, p.stderr
     raw = RawResult.from_json((tmp_path / "r.json").read_text())
     assert raw.runner == "native" and raw.num_examples == 4 and raw.threads == 1
@@ -59,7 +61,7 @@ def test_result_json_fields(bundle, tiny, tmp_path):
     assert raw.extra["output_specs"] == [{"dtype": "float32", "shape": [1, 3]}]
     assert raw.extra["backends"] == ["XnnpackBackend"] and sum(raw.extra["planned_buffer_bytes"]) > 0
     assert raw.extra["backend_status"] == [{"backend": "XnnpackBackend", "status": "registered and initialised"}]
-    assert raw.extra["affinity"] == "0" and raw.extra["program_bytes"] == tiny[0].stat().st_size
+    assert raw.extra["affinity"] == FIRST_CPU and raw.extra["program_bytes"] == tiny[0].stat().st_size
 
 
 def test_min_seconds_keeps_running_past_iterations(bundle, tiny, tmp_path):
@@ -201,7 +203,9 @@ def test_progress_lines_twice_a_second_on_stderr(bundle, tiny, tmp_path):
     lines = [parse_progress(ln) for ln in p.stderr.splitlines()]
     timing = [ln for ln in lines if ln and ln.get("stage") == "timing" and "done" in ln]
     elapsed = timing[-1]["elapsed_s"]  # the time floor holds on any CPU, however fast (no iteration cap cuts it)
-    assert elapsed >= 1.6 and int(elapsed / 0.5) <= len(timing) <= int(elapsed / 0.5) + 2  # start, every 0.5 s, end
+    assert elapsed >= 1.6 and 3 <= len(timing) <= int(elapsed / 0.5) + 2  # start, at most every 0.5 s, end
+    gaps = [b["elapsed_s"] - a["elapsed_s"] for a, b in zip(timing[1:-2], timing[2:-1])]
+    assert all(g >= 0.45 for g in gaps), gaps  # twice a second at most (a loaded core may space them wider)
     assert [t["done"] for t in timing] == sorted(t["done"] for t in timing) and timing[-1]["done"] >= 5
     assert timing[-1]["min_seconds"] == 1.6 and timing[-1]["target"] == 5
     assert {"stage": "loading program"} in lines  # each stage as it begins
