@@ -99,8 +99,9 @@ def test_run_refusals_store_nothing_and_write_nothing(case, tiny_export, store, 
     extra, names = RUN_REFUSALS[case]
     extra = extra(tmp_path) if callable(extra) else extra
     before = tree(tmp_path)
-    line = the_error(harness("--results", str(store), "run", "--program", str(res.program), "--iterations", "3",
-                             "--warmup", "0", *extra))
+    base = [opt for flag, value in (("--iterations", "3"), ("--warmup", "0")) if flag not in extra
+            for opt in (flag, value)]  # each option once: a repeated one is refused for being repeated
+    line = the_error(harness("--results", str(store), "run", "--program", str(res.program), *base, *extra))
     for name in names:
         assert name in line, line
     assert [r.run_id for r in ResultsStore(store).runs()] == ["earlier"]  # configuration mistakes are not runs
