@@ -193,10 +193,10 @@ def test_inputs_are_sized_before_they_are_made():
     program's input shapes, before one example is allocated (--samples 100000000 grew to a MemoryError)."""
     from harness.common.errors import BadInput
     from harness.export.manifest import InputSpec
-    from harness.run.measure import MAX_INPUT_BYTES, _check_input_size
+    from harness.run.request import MAX_INPUT_BYTES, check_input_size
 
     specs = [InputSpec(n, "int64", [1, 4096]) for n in ("input_ids", "attention_mask", "token_type_ids")]
     per = 3 * 4096 * 8
-    _check_input_size(specs, MAX_INPUT_BYTES // per)  # fits
+    check_input_size(specs, MAX_INPUT_BYTES // per)  # fits
     with pytest.raises(BadInput, match=r"--samples 100000: the inputs would take 9\.2 GiB \(limit 2 GiB\)"):
-        _check_input_size(specs, 100_000)
+        check_input_size(specs, 100_000)

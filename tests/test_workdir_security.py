@@ -143,7 +143,7 @@ def test_a_push_replaces_a_symlink_at_its_destination(tmp_path):
 
 
 def test_run_folders_a_killed_harness_left_are_swept_by_the_next_run(tiny, tmp_path):
-    from harness.run.measure import run_folder_prefix
+    from harness.run.device_folders import run_folder_prefix
 
     work = tmp_path / "work"
     work.mkdir(mode=0o700)

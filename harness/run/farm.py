@@ -16,7 +16,7 @@ from device_runners.base import RawResult, RunJob
 from harness.common import versions
 from harness.common.errors import BadInput, RunnerError
 from harness.export import program
-from harness.run import inputs, measure
+from harness.run import inputs, measure, outcome
 from harness.store.db import ResultsStore
 from harness.store.record import RunRecord
 
@@ -154,7 +154,7 @@ def _fill(rec: RunRecord, j: dict, df, prep: Prepared) -> None:
         why = (art.runner_stderr.strip().splitlines() or [j.get("message") or "no output"])[-1]
         raise RunnerError(f"{device}: no result.json among the artifacts (job {j.get('result', '?')}: {why[:200]})")
     if art.runner_rc not in (0, None):
-        raise RunnerError(f"{device}: runner failed: {measure._runner_error(art.result_text, art.runner_stderr, art.runner_rc)}")
+        raise RunnerError(f"{device}: runner failed: {outcome.runner_error(art.result_text, art.runner_stderr, art.runner_rc)}")
     raw = RawResult.from_json(art.result_text)
     outputs = None
     if art.outputs is not None:
