@@ -127,15 +127,15 @@ def score(outputs: list[list[np.ndarray]], run_inputs: inputs.RunInputs, manifes
     if manifest is not None and manifest.head == "sequence_classification":
         from harness.run import reference
 
-        module = reference.reference_module(manifest)
-        if module is None:
+        enc = run_inputs.encoded or {
+            n: np.concatenate([ex[i] for ex in run_inputs.examples], axis=0)
+            for i, n in enumerate(("input_ids", "attention_mask", "token_type_ids"))
+        }
+        outs = reference.cached_outputs(manifest, enc)  # once per model, task and inputs; then from the cache
+        if outs is None:
             note = "fp32 reference unavailable (checkpoint moved or changed)"
         else:
-            enc = run_inputs.encoded or {
-                n: np.concatenate([ex[i] for ex in run_inputs.examples], axis=0)
-                for i, n in enumerate(("input_ids", "attention_mask", "token_type_ids"))
-            }
-            ref = reference.reference_logits(module, enc)
+            ref = outs[0]
     labels = run_inputs.labels if (manifest is None or not manifest.random_weights) else None
     result = accuracy.score(logits, labels if run_inputs.task else None, ref)
     result["task"] = run_inputs.task or "synthetic"

@@ -27,11 +27,6 @@ def reference_module(manifest: ProgramManifest) -> torch.nn.Module | None:
     return ProgramModule(model, head).eval()
 
 
-def reference_logits(module: torch.nn.Module, encoded: dict[str, np.ndarray], batch: int = 16) -> np.ndarray:
-    """[N, C] logits of the eager fp32 model (first output, flattened per example)."""
-    return reference_outputs(module, encoded, batch)[0]
-
-
 @torch.no_grad()
 def reference_outputs(module: torch.nn.Module, encoded: dict[str, np.ndarray], batch: int = 16) -> list[np.ndarray]:
     """Every output of the eager fp32 model ([N, ...] float64, flattened per example), e.g. start and end logits."""
@@ -42,3 +37,51 @@ def reference_outputs(module: torch.nn.Module, encoded: dict[str, np.ndarray], b
         args = [torch.from_numpy(np.ascontiguousarray(encoded[k][i : i + batch])) for k in names]
         chunks.append([o.reshape(o.shape[0], -1).double().numpy() for o in module(*args)])
     return [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
+
+
+def _cache_key(manifest: ProgramManifest, encoded: dict[str, np.ndarray]) -> str:
+    """What decides the reference outputs: the model (checkpoint sha256, or the preset with its head, labels and
+    config: a preset's weights come from a fixed seed), torch's version and the encoded inputs, byte for byte."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256(json.dumps({
+        "model": manifest.model, "checkpoint_sha256": manifest.checkpoint_sha256, "head": manifest.head,
+        "num_labels": manifest.num_labels, "config": manifest.config, "torch": torch.__version__,
+    }, sort_keys=True, default=str).encode())
+    for name in sorted(encoded):
+        a = np.ascontiguousarray(encoded[name])
+        h.update(f"{name}:{a.dtype}:{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def cached_outputs(manifest: ProgramManifest, encoded: dict[str, np.ndarray]) -> list[np.ndarray] | None:
+    """reference_outputs of the manifest's model on these inputs, computed once and then read from the cache
+    ($HARNESS_CACHE/references/KEY.npz, keyed by content): every run of every recipe of one checkpoint on one task
+    shares it. None when the model can't be rebuilt (checkpoint moved or changed)."""
+    from harness.common.errors import StoreError
+    from harness.common.files import cache_dir, write_atomic
+
+    if manifest.checkpoint and (not Path(manifest.checkpoint).is_dir()):
+        return None
+    path = cache_dir("references") / f"{_cache_key(manifest, encoded)}.npz"
+    try:
+        with np.load(path) as z:
+            return [z[f"out{i}"] for i in range(len(z.files))]
+    except (OSError, ValueError, KeyError):
+        pass  # not there yet, or damaged: computed again below
+    module = reference_module(manifest)
+    if module is None:
+        return None
+    outs = reference_outputs(module, encoded)
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **{f"out{i}": o for i, o in enumerate(outs)})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, buf.getvalue())
+    except (OSError, StoreError):
+        pass  # a cache that cannot be written costs time next run, never this run's result
+    return outs
