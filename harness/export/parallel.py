@@ -1,9 +1,10 @@
 """Several exports at once, each in a process of its own, none outliving the harness.
 
 Lowering a program is mostly single-threaded Python (an int8 MobileBERT export kept one core 97% busy here), so on a
-2-core host two exports side by side take little longer than one. Each worker runs `exporter.export` exactly as
-the harness process would (same request, same cache, same thread settings), so a program's bytes do not depend on
-how many ran beside it. Workers run in sessions of their own, so a terminal's Ctrl-C reaches only the harness, which
+2-core host two exports side by side take little longer than one. Each worker runs `exporter.export` as the harness
+process would (same request, same cache), with its share of the cores as torch's and XNNPACK's thread count; a
+program's bytes do not depend on that (the full-size int8 program has the same sha256 exported on 1 thread or 2,
+and tests/test_demo_parallel_exports.py compares workers with an in-process export). Workers run in sessions of their own, so a terminal's Ctrl-C reaches only the harness, which
 ends them on every exit path; the kernel ends them if the harness is killed outright (PR_SET_PDEATHSIG).
 """
 
@@ -28,14 +29,21 @@ from harness.common.errors import ExportError, HarnessError
 # another host: with some margin, the free memory each export running beside others is given.
 EXPORT_PEAK_BYTES = 3 * 2**30
 _PARENT_ENV = "HARNESS_EXPORT_PARENT_PID"
+# Each worker's share of the cores. torch's and XNNPACK's thread pools wait for their slowest thread: with pools the
+# size of the machine, the full-size fp32 export's numerics check (both models on 64 examples) took 100 s beside the
+# student's training on 2 cores, against about 15 s alone.
+_THREADS_ENV = "HARNESS_EXPORT_THREADS"
 _PROGRESS = "\x1eprogress "  # marks a worker's progress lines among whatever its libraries print on stderr
 STOP_GRACE_S = 2.0
 
 
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_jobs(n: int) -> int:
     """How many of n exports to run at once: one per usable core, as many as the available memory holds."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(n, cores, _available_bytes() // EXPORT_PEAK_BYTES))
+    return max(1, min(n, _cores(), _available_bytes() // EXPORT_PEAK_BYTES))
 
 
 def _available_bytes() -> int:
@@ -130,7 +138,7 @@ class ExportPool:
         job.out = self._tmp / f"{job.index}.pickle"
         inp = self._tmp / f"{job.index}.request"
         inp.write_bytes(pickle.dumps((job.req, self.results)))
-        env = dict(os.environ, **{_PARENT_ENV: str(os.getpid())})
+        env = dict(os.environ, **{_PARENT_ENV: str(os.getpid()), _THREADS_ENV: str(max(1, _cores() // self.jobs))})
         job.proc = subprocess.Popen([sys.executable, "-m", "harness.export.parallel", str(inp), str(job.out)],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                     env=env, start_new_session=True, text=True, errors="replace")
@@ -200,6 +208,7 @@ def _worker(inp: str, out: str) -> int:
         return 1
     silence_libraries()  # as the CLI does: the same environment for torch as a sequential export
     req, results = pickle.loads(Path(inp).read_bytes())
+    _share_cores(int(os.environ.get(_THREADS_ENV) or 0))
 
     def progress(msg: str) -> None:
         print(_PROGRESS + msg, file=sys.stderr, flush=True)
@@ -217,6 +226,19 @@ def _worker(inp: str, out: str) -> int:
         outcome = ("crash", None)
     write_atomic(Path(out), pickle.dumps(outcome))
     return 0
+
+
+def _share_cores(threads: int) -> None:
+    if threads < 1 or threads >= _cores():
+        return
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+    except ImportError:
+        return
+    _unsafe_reset_threadpool(threads)
 
 
 if __name__ == "__main__":
