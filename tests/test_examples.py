@@ -60,7 +60,8 @@ HEAVY: dict[str, tuple[str, str]] = {
         ("", FULL + " x3"),
     "harness run --model test-tiny --quant fp32,int8 --repeat 3 --target-ci 0.02 --max-repeats 6":
         ("", TINY + " x2, then at least six interleaved runs"),
-    "harness run --model mobilebert --quant int8 --repeat 3 --campaign nightly-7 --tag branch=main": ("", FULL),
+    "harness run --model mobilebert --quant fp32,int8,int4 --repeat 3 --campaign nightly-7 --tag branch=main":
+        ("", FULL + " x3"),
     "harness run --model test-tiny --head question_answering --seq-len 64 --task tests/data/squad-tiny.json":
         ("", TINY),
     "harness run --model test-tiny --head question_answering --seq-len 64 --task tests/data/squad-v2-tiny.json "
