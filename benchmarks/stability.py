@@ -86,7 +86,7 @@ def main() -> None:
                      f"<= {cv_goal:.0%}: {'met' if cv <= cv_goal else 'NOT met'}",
                      " ".join(f"{x:.3f}" for x in ratios) if recipe != "fp32" else "-",
                      "-" if spread is None else f"{spread:.1%}",
-                     " | ".join(sorted({r['flags'] for r in rs if r['flags']})) or "-",
+                     "; ".join(sorted({r["flags"] for r in rs if r["flags"]})) or "-",
                      sum(r["n_runs"] for r in rs)])
         goals.append(clean >= len(rs) - 1 and cv <= cv_goal)
         if not student and recipe == "int8" and spread is not None:
