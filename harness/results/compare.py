@@ -13,7 +13,7 @@ import numpy as np
 
 from harness.common.errors import BadInput
 from harness.store.record import NOT_MEASURED, RunRecord
-from harness.results.grouping import KEY, Group, gate_result, group_runs, identity, random_weights
+from harness.results.grouping import KEY, Group, disturbed_runs, gate_result, group_runs, identity, random_weights
 from harness.results.markdown import fmt_ms, md_table
 from harness.run.stats import MIN_GATE_RUNS, compare_runs_of, compare_samples
 
@@ -159,16 +159,6 @@ def _compare_groups(ga: Group, gb: Group) -> dict[str, Any]:
     return lat
 
 
-def _disturbed(runs: list[RunRecord]) -> list[str]:
-    """The disturbance evidence of runs (harness/run/disturbance.py), one phrase per disturbed run."""
-    out = []
-    for r in runs:
-        found = ((r.device_info_after or {}).get("during") or {}).get("disturbance") or {}
-        if isinstance(found, dict) and found.get("reasons"):
-            out.append(f"run {r.run_id}: {'; '.join(map(str, found['reasons']))}")
-    return out
-
-
 def compare_campaigns(a: list[RunRecord], b: list[RunRecord], name_a: str, name_b: str) -> dict[str, Any]:
     """Each group of B against the same group (all of KEY but the campaign) of A, on their pooled samples."""
     groups_a = {_match_key(g): g for g in group_runs(a)}
@@ -183,7 +173,7 @@ def compare_campaigns(a: list[RunRecord], b: list[RunRecord], name_a: str, name_
         pairs.append({"group": gb.label, **{k: gb.fields[k] for k in MATCH}, "emulated": gb.emulated,
                       "runs_a": [r.run_id for r in ga.measured], "runs_b": [r.run_id for r in gb.measured],
                       "random_weights": bool(ga.random_weights or gb.random_weights), "latency": lat,
-                      "disturbed_b": _disturbed(gb.measured)})
+                      "disturbed_b": disturbed_runs(gb.measured)})
     if not pairs:
         only_a = sorted(g.label for k, g in groups_a.items() if k not in groups_b)
         raise BadInput(f"campaigns {name_a} and {name_b} share no model x recipe x device x seq_len x runner x threads "

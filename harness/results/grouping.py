@@ -60,6 +60,18 @@ class Group:
         return f"{f['model']} {f['recipe']} s{f['seq_len']} {f['runner']} t{f['threads']} @{f['device']}"
 
 
+def disturbed_runs(runs: list[RunRecord]) -> list[str]:
+    """What the runners saw disturb each run (harness/run/disturbance.py), one phrase per disturbed run:
+    `run 3f2a…: 2 of 2 timed threads waited for a CPU, up to 35% of the run`."""
+    out = []
+    for r in runs:
+        found = ((r.device_info_after or {}).get("during") or {}).get("disturbance") or {}
+        reasons = found.get("reasons") if isinstance(found, dict) else None
+        if isinstance(reasons, list) and reasons:
+            out.append(f"run {r.run_id}: " + "; ".join(str(x) for x in reasons))
+    return out
+
+
 def random_weights(r: RunRecord) -> bool | None:
     """True when the program was exported without a trained checkpoint (record field, else its manifest)."""
     if r.random_weights is not None:

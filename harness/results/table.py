@@ -29,7 +29,8 @@ import math
 from statistics import median
 from typing import TYPE_CHECKING, Any, Iterable
 
-from harness.results.grouping import BASELINE_MAY_DIFFER, KEY, Group, gate_result, group_runs, random_weights
+from harness.results.grouping import (BASELINE_MAY_DIFFER, KEY, Group, disturbed_runs, gate_result, group_runs,
+                                      random_weights)
 from harness.run.stats import MAX_RUN_CV, summarize
 from harness.store.record import RunRecord
 
@@ -121,23 +122,11 @@ def _row(g: Group, cache=None) -> dict[str, Any]:
         "agreement_fp32": acc.get("agreement_fp32"), "accuracy_gate": gate_result(acc),
         "run_cv": run_cv,
         "flags": ", ".join(sorted(flags)),
-        "disturbance": _disturbance(measured),
+        "disturbance": " | ".join(disturbed_runs(measured)),
         "error": (last_failed.error or "failed").splitlines()[0] if last_failed else "",
         "run_ids": " ".join(r.run_id for r in g.runs),
         "fp32_campaign": "",  # the fp32 row's campaign when it is another one than this row's
     }
-
-
-def _disturbance(measured) -> str:
-    """What the runners saw disturb each run of the group (harness/run/disturbance.py), e.g. `run 3f2a…: 2 of 2
-    timed threads waited for a CPU, up to 35% of the run`; "" when every run was quiet."""
-    parts = []
-    for r in measured:
-        found = (((r.device_info_after or {}).get("during") or {}).get("disturbance") or {})
-        reasons = found.get("reasons") if isinstance(found, dict) else None
-        if isinstance(reasons, list) and reasons:
-            parts.append(f"run {r.run_id}: " + "; ".join(str(x) for x in reasons))
-    return " | ".join(parts)
 
 
 def _comparable_key(row: dict) -> tuple:
