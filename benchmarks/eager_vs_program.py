@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from benchmarks.common import median, time_ms, write_table  # noqa: E402
-from harness.common.console import silence_libraries  # noqa: E402
+from common.console import silence_libraries  # noqa: E402
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ def export_one(a, mode: str) -> dict:
 
     torch.set_num_threads(2)
     from harness.export import fast_lowering
-    from harness.common.console import silence_libraries
+    from common.console import silence_libraries
     from harness.export.exporter import ProgramModule, example_inputs
     from harness.export.recipes import RecipeOptions, get_recipe, serialize
     from model.config import get_preset

@@ -138,7 +138,7 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=Path("results"))
     ap.add_argument("--out", default="peers", help="results file name (benchmarks/results/NAME.md)")
     a = ap.parse_args()
-    from harness.common.console import silence_libraries
+    from common.console import silence_libraries
 
     silence_libraries()
     from harness.export.exporter import ExportRequest, example_inputs, export

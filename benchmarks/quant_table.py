@@ -38,7 +38,7 @@ def export_one(a, label: str) -> dict:
     import torch
 
     torch.set_num_threads(2)
-    from harness.common.console import silence_libraries
+    from common.console import silence_libraries
 
     silence_libraries()
     from harness.export.exporter import ExportRequest, export
@@ -56,7 +56,7 @@ def program_runner(program: str, inputs):
     """One inference of the program through executorch.runtime (2-thread XNNPACK threadpool)."""
     import executorch.kernels.quantized  # noqa: F401
     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
-    from harness.export.program import load_forward
+    from program.pte import load_forward
 
     _unsafe_reset_threadpool(2)
     method = load_forward(program)
@@ -117,7 +117,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)  # executorch's own threadpool does the work; keep torch's threads out of the way
-    from harness.common.console import silence_libraries
+    from common.console import silence_libraries
 
     silence_libraries()
     from harness.export.exporter import example_inputs

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import RESULTS, write_table  # noqa: E402
-from harness.common.console import silence_libraries  # noqa: E402
+from common.console import silence_libraries  # noqa: E402
 
 MIB = 1024  # the runners report kB; every memory figure here is MiB (2**20 bytes), program sizes included
 BUDGET_MIB = 40  # issue #4: peak RSS <= program size + 40 MB

@@ -28,7 +28,7 @@ NOISY = {"high_cv", "runs_disagree"}
 
 
 def _campaign_rows(results: Path, campaign: str) -> list[dict]:
-    from harness.results.table import build_rows
+    from harness.reports.table import build_rows
     from harness.store.db import ResultsStore, Selection
 
     runs = ResultsStore(results).runs(selection=Selection(campaign=campaign))

@@ -18,8 +18,8 @@ import time
 import zipfile
 from pathlib import Path
 
-from harness.common.errors import BadInput, RunnerError
-from harness.common.files import cache_dir
+from common.errors import BadInput, RunnerError
+from common.files import cache_dir
 
 ABIS = ("x86_64", "arm64-v8a")
 NATIVE_DIR = Path(__file__).parent / "native"

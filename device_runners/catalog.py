@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 
 from device_runners.base import DeviceProfile, Transport, TransportError
-from harness.common.errors import BadInput, HarnessError
+from common.errors import BadInput, HarnessError
 
 BUILTIN = Path(__file__).with_name("devices.toml")
 ABIS = ("x86_64", "arm64-v8a")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.common.errors import BadInput, DeviceError
+from common.errors import BadInput, DeviceError
 
 REGION = "us-west-2"  # Device Farm's only region
 REMOTE = "/data/local/tmp/harness-farm"  # on the phone: adb's shell user may write here

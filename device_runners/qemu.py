@@ -11,7 +11,7 @@ from typing import Any
 
 from device_runners.launch import QEMU, QEMU_CPU, bundle_command
 from device_runners.local import LocalTransport
-from harness.common.errors import DeviceError
+from common.errors import DeviceError
 
 
 class QemuTransport(LocalTransport):

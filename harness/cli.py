@@ -8,12 +8,13 @@ from pathlib import Path
 import click
 
 from harness import __version__
-from harness.common import interrupts
-from harness.common.console import silence_libraries
+from common import interrupts
+from common.console import silence_libraries
 
 silence_libraries()  # before torch/torchao/executorch are imported anywhere
 
-from harness.commands.core import export_command, run_command  # noqa: E402
+from harness.commands.export import export_command  # noqa: E402
+from harness.commands.run import run_command  # noqa: E402
 from harness.commands.demo import demo_command  # noqa: E402
 from harness.commands.devices import devices_command  # noqa: E402
 from harness.commands.farm import farm_group  # noqa: E402
@@ -23,7 +24,7 @@ from harness.commands.results import results_group  # noqa: E402
 from harness.commands.runner import runner_group  # noqa: E402
 from harness.commands.runs import runs_group  # noqa: E402
 from harness.commands.train import distill_command, train_command  # noqa: E402
-from harness.common.errors import HarnessError  # noqa: E402
+from common.errors import HarnessError  # noqa: E402
 
 
 class HarnessGroup(click.Group):

@@ -6,7 +6,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.common.errors import BadInput
 
 ACTIVATIONS = ("relu", "gelu", "gelu_new", "gelu_pytorch_tanh", "silu", "swish", "tanh")
 NORMALIZATIONS = ("no_norm", "layer_norm")
@@ -59,29 +58,29 @@ class MobileBertConfig:
     def validate(self) -> None:
         """Refuse shapes the model cannot be built with, naming the field."""
         if self.normalization_type not in NORMALIZATIONS:
-            raise BadInput(f"normalization_type={self.normalization_type!r}: expected one of {NORMALIZATIONS}")
+            raise ValueError(f"normalization_type={self.normalization_type!r}: expected one of {NORMALIZATIONS}")
         if self.hidden_act not in ACTIVATIONS:
-            raise BadInput(f"hidden_act={self.hidden_act!r}: expected one of {ACTIVATIONS}")
+            raise ValueError(f"hidden_act={self.hidden_act!r}: expected one of {ACTIVATIONS}")
         for name in ("vocab_size", "embedding_size", "hidden_size", "intra_bottleneck_size", "num_hidden_layers",
                      "num_attention_heads", "intermediate_size", "num_feedforward_networks",
                      "max_position_embeddings", "type_vocab_size", "num_labels"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise BadInput(f"{name}={getattr(self, name)!r}: expected a positive integer")
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected a positive integer")
         if self.true_hidden_size % self.num_attention_heads:
-            raise BadInput(f"num_attention_heads={self.num_attention_heads} does not divide the attention width "
+            raise ValueError(f"num_attention_heads={self.num_attention_heads} does not divide the attention width "
                            f"{self.true_hidden_size} (intra_bottleneck_size or hidden_size)")
         # Without a shared or full bottleneck, Q and K read the block input but are sized for the bottleneck.
         if (self.use_bottleneck and not self.use_bottleneck_attention and not self.key_query_shared_bottleneck
                 and self.intra_bottleneck_size != self.hidden_size):
-            raise BadInput("use_bottleneck without use_bottleneck_attention or key_query_shared_bottleneck needs "
+            raise ValueError("use_bottleneck without use_bottleneck_attention or key_query_shared_bottleneck needs "
                            "intra_bottleneck_size == hidden_size")
         if self.embedding_size > self.hidden_size:
-            raise BadInput(f"embedding_size={self.embedding_size} exceeds hidden_size={self.hidden_size}: the "
+            raise ValueError(f"embedding_size={self.embedding_size} exceeds hidden_size={self.hidden_size}: the "
                            "masked-LM head reuses the embeddings as the first embedding_size output dimensions")
         if self.pad_token_id is not None and not 0 <= self.pad_token_id < self.vocab_size:
-            raise BadInput(f"pad_token_id={self.pad_token_id} is outside the vocabulary (vocab_size={self.vocab_size})")
+            raise ValueError(f"pad_token_id={self.pad_token_id} is outside the vocabulary (vocab_size={self.vocab_size})")
         if self.id2label is not None and len(self.id2label) != self.num_labels:
-            raise BadInput(f"id2label has {len(self.id2label)} labels but num_labels={self.num_labels}")
+            raise ValueError(f"id2label has {len(self.id2label)} labels but num_labels={self.num_labels}")
 
     def to_hf_dict(self) -> dict[str, Any]:
         """config.json content transformers' MobileBertConfig reads back to the same model."""
@@ -100,15 +99,15 @@ class MobileBertConfig:
         kwargs = {k: v for k, v in d.items() if k in names}
         if d.get("id2label"):
             if not isinstance(d["id2label"], dict):
-                raise BadInput(f"config.json: id2label must map class numbers to names, not a {type(d['id2label']).__name__}")
+                raise ValueError(f"config.json: id2label must map class numbers to names, not a {type(d['id2label']).__name__}")
             try:
                 labels = {int(k): v for k, v in d["id2label"].items()}
             except (TypeError, ValueError):
                 bad = next(k for k in d["id2label"] if not str(k).strip().lstrip("-").isdigit())
-                raise BadInput(f"config.json: id2label key {bad!r} is not a class number (keys are \"0\", \"1\", ...)"
+                raise ValueError(f"config.json: id2label key {bad!r} is not a class number (keys are \"0\", \"1\", ...)"
                                ) from None
             if sorted(labels) != list(range(len(labels))):
-                raise BadInput(f"config.json: id2label keys must be 0..{len(labels) - 1}, found {sorted(labels)}")
+                raise ValueError(f"config.json: id2label keys must be 0..{len(labels) - 1}, found {sorted(labels)}")
             kwargs["num_labels"] = len(labels)
             if any(v != f"LABEL_{k}" for k, v in labels.items()):
                 kwargs["id2label"] = labels
@@ -156,8 +155,8 @@ def list_presets() -> list[str]:
 def get_preset(name: str, **overrides) -> MobileBertConfig:
     """A fresh copy of a named preset, with optional field overrides."""
     if name not in PRESETS:
-        raise BadInput(f"unknown model preset {name!r}; valid presets: {', '.join(list_presets())}")
+        raise ValueError(f"unknown model preset {name!r}; valid presets: {', '.join(list_presets())}")
     unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(MobileBertConfig)})
     if unknown:
-        raise BadInput(f"unknown config field(s) {', '.join(unknown)} for preset {name!r}")
+        raise ValueError(f"unknown config field(s) {', '.join(unknown)} for preset {name!r}")
     return PRESETS[name].replace(**overrides)

@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from harness.common.errors import BadInput
 from model.blocks import ACT, LayerNorm, MobileBertBlock, NoNorm, TrigramEmbedding, attention_bias
 from model.config import MobileBertConfig
 
@@ -52,7 +51,7 @@ class MobileBertModel(nn.Module):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None,
                 output_hidden_states=False, output_attentions=False) -> ModelOutput:
         if input_ids.shape[1] > self.config.max_position_embeddings:
-            raise BadInput(f"sequence length {input_ids.shape[1]} exceeds the model's max_position_embeddings "
+            raise ValueError(f"sequence length {input_ids.shape[1]} exceeds the model's max_position_embeddings "
                            f"({self.config.max_position_embeddings})")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -151,7 +150,7 @@ class MobileBertForQuestionAnswering(_WithHead):
 
     def __init__(self, config: MobileBertConfig):
         if config.num_labels != 2:
-            raise BadInput(f"question answering needs num_labels=2 (start, end), got {config.num_labels}")
+            raise ValueError(f"question answering needs num_labels=2 (start, end), got {config.num_labels}")
         super().__init__(config)
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         init_weights(self)

@@ -11,8 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from harness.common.data import TaskData, encode, load_task
-from harness.common.errors import BadInput
+from data import TaskData, encode, load_task
 from model.distill import dist, models
 from model.distill.loop import LoopConfig, batch_indices, pick_device, train_loop, trim, write_atomic
 
@@ -76,7 +75,7 @@ def finetune(model, tok, task: str, out_dir: Path, cfg: LoopConfig, seq_len: int
     add KD-only examples, the cheap way to give a small student more of the teacher's knowledge.
     """
     if not 0.0 <= alpha <= 1.0:
-        raise BadInput(f"--alpha must be in [0, 1] (got {alpha})")
+        raise ValueError(f"--alpha must be in [0, 1] (got {alpha})")
     out_dir = Path(out_dir)
     main = dist.world().main  # under torchrun, rank 0 alone writes and evaluates
     if main:
@@ -85,7 +84,7 @@ def finetune(model, tok, task: str, out_dir: Path, cfg: LoopConfig, seq_len: int
     texts, labels = list(train.texts), train.labels
     if transfer_texts:
         if teacher is None:
-            raise BadInput("--transfer-corpus needs a --teacher to label it")
+            raise ValueError("--transfer-corpus needs a --teacher to label it")
         texts += list(transfer_texts)
         labels = np.concatenate([labels, np.full(len(transfer_texts), -1, np.int64)])
     enc = encode(tok, texts, seq_len)

@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from harness.common.errors import BadInput, CheckpointError
 from model.config import MobileBertConfig
 from model.mobilebert import HEADS, MobileBertModel
 
@@ -113,7 +112,7 @@ def load_hf_state_dict(model: nn.Module, state_dict: dict[str, torch.Tensor], so
     problems += [f"missing key {hf}" for hf in sorted(wanted) if hf not in state_dict]
     if problems:
         more = f"; and {len(problems) - 25} more" if len(problems) > 25 else ""  # a BERT checkpoint names hundreds
-        raise CheckpointError(f"{source} does not fit {type(model).__name__} ({len(problems)} problems): "
+        raise ValueError(f"{source} does not fit {type(model).__name__} ({len(problems)} problems): "
                               + "; ".join(problems[:25]) + more)
     model.load_state_dict(loaded, strict=True)
 
@@ -124,14 +123,14 @@ def check_config_file(file: Path, source: str | None = None) -> dict:
     try:
         d = json.loads(Path(file).read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{where}: not readable JSON ({e})") from None
+        raise ValueError(f"{where}: not readable JSON ({e})") from None
     if not isinstance(d, dict):
-        raise CheckpointError(f"{where}: not a JSON object")
+        raise ValueError(f"{where}: not a JSON object")
     archs = [a for a in d.get("architectures") or [] if isinstance(a, str)]
     kind = d.get("model_type") or ("mobilebert" if not archs or all(a in ARCHITECTURES for a in archs) else None)
     if kind != "mobilebert":
         what = f"model_type is {kind!r}" if kind else f"architectures {', '.join(archs)}"
-        raise CheckpointError(f"{where}: {what}, not MobileBERT: the harness exports MobileBERT checkpoints only "
+        raise ValueError(f"{where}: {what}, not MobileBERT: the harness exports MobileBERT checkpoints only "
                               "(model_type 'mobilebert')")
     return d
 
@@ -139,12 +138,12 @@ def check_config_file(file: Path, source: str | None = None) -> dict:
 def _read_config(path: Path) -> MobileBertConfig:
     file = path / "config.json"
     if not file.is_file():
-        raise CheckpointError(f"{file}: no config.json in the checkpoint directory")
+        raise ValueError(f"{file}: no config.json in the checkpoint directory")
     d = check_config_file(file, str(file))
     try:
         return MobileBertConfig.from_hf_dict(d)
-    except (BadInput, TypeError) as e:
-        raise CheckpointError(f"{file}: {e}") from None
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{file}: {e}") from None
 
 
 def _read_tensors(file: Path) -> dict[str, torch.Tensor]:
@@ -154,9 +153,9 @@ def _read_tensors(file: Path) -> dict[str, torch.Tensor]:
             return load_file(str(file))
         sd = torch.load(file, map_location="cpu", weights_only=True)
     except Exception as e:  # safetensors, pickle and zip each fail in their own way on a damaged file
-        raise CheckpointError(f"{file}: unreadable weights file ({type(e).__name__}: {e})") from None
+        raise ValueError(f"{file}: unreadable weights file ({type(e).__name__}: {e})") from None
     if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise CheckpointError(f"{file}: not a state dict of tensors")
+        raise ValueError(f"{file}: not a state dict of tensors")
     return sd
 
 
@@ -172,14 +171,14 @@ def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             try:
                 shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
             except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
-                raise CheckpointError(f"{index}: not a readable shard index ({e})") from None
+                raise ValueError(f"{index}: not a readable shard index ({e})") from None
             sd = {}
             for shard in shards:
                 if not (path / shard).is_file():
-                    raise CheckpointError(f"{path / shard}: shard named in {index.name} is missing")
+                    raise ValueError(f"{path / shard}: shard named in {index.name} is missing")
                 sd.update(_read_tensors(path / shard))
             return sd
-    raise CheckpointError(f"{path}: no model.safetensors or pytorch_model.bin in the checkpoint directory")
+    raise ValueError(f"{path}: no model.safetensors or pytorch_model.bin in the checkpoint directory")
 
 
 def _guess_head(keys) -> str:
@@ -198,7 +197,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, str]:
     """Build the model a Hugging Face checkpoint directory describes and load its weights; returns (model, head)."""
     path = Path(path)
     if not path.is_dir():
-        raise CheckpointError(f"{path}: checkpoint directory does not exist")
+        raise ValueError(f"{path}: checkpoint directory does not exist")
     config = _read_config(path)
     state_dict = read_weights(path)
     archs = json.loads((path / "config.json").read_text()).get("architectures") or []

@@ -34,7 +34,7 @@ def require_tool(*names: str) -> None:
 @pytest.fixture(scope="session")
 def tiny_export(tmp_path_factory):
     """One real test-tiny fp32 program (seq 16) exported through the harness, shared by the session's tests."""
-    from harness.common.console import silence_libraries
+    from common.console import silence_libraries
     from harness.export.exporter import ExportRequest, export
 
     silence_libraries()

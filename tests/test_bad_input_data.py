@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.common.data import load_task
-from harness.common.errors import BadInput
+from data import load_task
+from common.errors import BadInput
 
 
 def _csv(tmp_path, rows, header="text,label"):
@@ -46,7 +46,7 @@ def test_missing_column_names_the_column_and_no_flag_that_does_not_exist(tmp_pat
 def test_config_id2label_keys_are_checked(id2label, says):
     from model.config import MobileBertConfig
 
-    with pytest.raises(BadInput, match=says):
+    with pytest.raises(ValueError, match=says):
         MobileBertConfig.from_hf_dict({"id2label": id2label})
 
 

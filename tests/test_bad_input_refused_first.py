@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.common.errors import BadInput
-from harness.common.qa_data import parse_squad
+from common.errors import BadInput
+from data.squad import parse_squad
 
 SQUAD = Path(__file__).parent / "data" / "squad-tiny.json"
 QA = ["--model", "test-tiny", "--head", "question_answering", "--seq-len", "64"]
@@ -85,7 +85,7 @@ def test_a_list_of_records_on_a_qa_program_is_a_classification_task(tmp_path):
 
 def test_tokenizer_of_another_vocabulary_is_refused(tmp_path):
     """(export refuses it too, through the same check: test_checkpoint_sources.py)"""
-    from harness.common.data import default_vocab
+    from data import default_vocab
 
     vocab = str(default_vocab())  # bert-base-uncased, 30522 words; test-tiny has 128
     line = _refused(tmp_path, "run", "--model", "test-tiny", "--seq-len", "16", "--task", "rotten_tomatoes",

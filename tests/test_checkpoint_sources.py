@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.common import data
-from harness.common.errors import BadInput, CheckpointError
+import data
+from common.errors import BadInput, CheckpointError
 from harness.export.exporter import ExportRequest, export
 from harness.run import measure
 from tests.test_squad_run import save_pretrained_checkpoint
@@ -95,7 +95,7 @@ def _fake_hub(monkeypatch, served: Path, revision: str, calls: list):
 
 
 def test_hub_checkpoint_saved_by_transformers_exports_and_runs(tmp_path, monkeypatch):
-    from harness.common.console import silence_libraries
+    from common.console import silence_libraries
 
     silence_libraries()
     revision = "0123456789abcdef0123456789abcdef01234567"
@@ -138,7 +138,7 @@ def test_hub_checkpoint_offline_is_one_line(tmp_path):
 
 
 def test_failed_numerics_check_keeps_the_lowered_program(tmp_path):
-    from harness.common.console import silence_libraries
+    from common.console import silence_libraries
 
     silence_libraries()
     results = tmp_path / "results"

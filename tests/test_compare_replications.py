@@ -82,7 +82,7 @@ def _group_runs(rng, runs, ms, campaign, disturbed_share=0.0):
 
 
 def test_disturbed_runs_are_left_out_of_the_gate_and_named():
-    from harness.results.compare import compare_campaigns, regressions
+    from harness.reports.compare import compare_campaigns, regressions
 
     rng = np.random.default_rng(5)
     fails = 0
@@ -101,7 +101,7 @@ def test_disturbed_runs_are_left_out_of_the_gate_and_named():
 
 
 def test_fewer_than_three_runs_warn():
-    from harness.results.compare import compare_campaigns, render_campaigns
+    from harness.reports.compare import compare_campaigns, render_campaigns
 
     rng = np.random.default_rng(9)
     res = compare_campaigns(_group_runs(rng, 2, 11.0, "a"), _group_runs(rng, 3, 11.0, "b"), "a", "b")

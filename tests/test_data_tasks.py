@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from harness.common.data import SPLITS, encode, get_tokenizer, list_tasks, load_task, split_of
-from harness.common.errors import BadInput
+from data import SPLITS, encode, get_tokenizer, list_tasks, load_task, split_of
+from common.errors import BadInput
 
 
 @pytest.fixture(scope="module")

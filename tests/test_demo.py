@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from harness.commands.demo import STUDENT, student_key, student_spec
-from harness.results.markdown import SINGLE_RUN_NOTE
+from harness.reports.markdown import SINGLE_RUN_NOTE
 from harness.store.db import ResultsStore
 
 

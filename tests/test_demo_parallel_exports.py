@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from harness.export.exporter import ExportRequest, export
-from harness.export.manifest import sha256_file
+from program.manifest import sha256_file
 from harness.export.parallel import ExportPool
 from harness.export.recipes import RecipeOptions
 

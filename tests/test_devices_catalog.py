@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from device_runners.catalog import resolve_affinity, get_profile, load_catalog, make_transport, reachable
 from harness.commands.devices import devices_command
-from harness.common.errors import BadInput
+from common.errors import BadInput
 
 
 @pytest.fixture(autouse=True)

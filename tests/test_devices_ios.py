@@ -25,12 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory, bundle, tiny):
     """One results folder for the module, with the tiny program inspected once (a child process costs seconds)."""
-    from harness.export import program
+    from program import pte
 
     results = tmp_path_factory.mktemp("results")
     cached = results / "programs" / "inspected" / f"{program.sha256_file(tiny[0])}.json"
     cached.parent.mkdir(parents=True)
-    cached.write_text(json.dumps(program._inspect_here(str(tiny[0]))))  # what `run` would ask a child process for
+    cached.write_text(json.dumps(pte._inspect_here(str(tiny[0]))))  # what `run` would ask a child process for
     return results, tiny[0]
 
 

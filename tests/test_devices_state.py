@@ -14,7 +14,7 @@ from adb_standin import AdbStandin, phone_like_available
 from conftest import require_tool
 from device_runners.adb import AdbTransport
 from device_runners.base import TransportError
-from harness.common.errors import BadInput, DeviceError
+from common.errors import BadInput, DeviceError
 from harness.run import device_state, measure
 from harness.store.db import ResultsStore
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from model.config import get_preset
 from model.distill.init import init_word_embeddings, pca
 from model.mobilebert import MobileBertForSequenceClassification
@@ -27,5 +27,5 @@ def test_init_word_embeddings_copies_into_the_student_table():
     expected = pca(teacher.mobilebert.embeddings.word.weight.detach(), 16)
     assert torch.allclose(student.mobilebert.embeddings.word.weight, expected)
     other = MobileBertForSequenceClassification(get_preset("test-tiny", vocab_size=64))
-    with pytest.raises(BadInput, match="vocab 64 != teacher vocab 128"):
+    with pytest.raises(ValueError, match="vocab 64 != teacher vocab 128"):
         init_word_embeddings(other, teacher)

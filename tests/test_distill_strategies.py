@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from harness.common.data import get_tokenizer
-from harness.common.errors import BadInput
+from data import get_tokenizer
+from common.errors import BadInput
 from model.config import get_preset
 from model.distill.loop import LoopConfig, train_loop
 from model.distill.strategies import Stage, TransferWeights, plan, stage_loss
@@ -38,7 +38,7 @@ def test_plans_follow_the_paper():
     assert [s.name for s in plan("progressive", 3, w)] == ["layer-1", "layer-2", "layer-3", "pd"]
     assert [s.layers for s in plan("progressive", 3, w)] == [[0], [1], [2], []]
     assert [s.name for s in plan("joint", 3, TransferWeights(pd=0))] == ["transfer"]
-    with pytest.raises(BadInput, match="--strategy 'fancy'"):
+    with pytest.raises(ValueError, match="--strategy 'fancy'"):
         plan("fancy", 3, w)
 
 

@@ -9,7 +9,7 @@ import torch
 
 from harness.export import delegation
 from harness.export.exporter import ExportRequest, ProgramModule, build_model, example_inputs, export
-from harness.export.manifest import ProgramManifest, sha256_file
+from program.manifest import ProgramManifest, sha256_file
 
 
 def test_manifest_describes_the_program(tiny_export):
@@ -37,7 +37,7 @@ def test_no_heavy_op_left_outside_xnnpack(tiny_export):
 def test_heavy_op_gate_refuses_partial_lowering():
     import pytest
 
-    from harness.common.errors import ExportError
+    from common.errors import ExportError
 
     summary = {"outside_by_op": {"aten_linear_default": 3, "aten_embedding_default": 1}}
     with pytest.raises(ExportError, match="aten_linear_default x3"):

@@ -35,7 +35,7 @@ def perturbed(cls=MobileBertForSequenceClassification, head="sequence_classifica
 
 @pytest.fixture(scope="module")
 def real_inputs() -> list[tuple[torch.Tensor, ...]]:
-    from harness.common import data
+    import data
 
     tok = data.get_tokenizer(data.default_vocab())
     task = data.load_task("rotten_tomatoes", split="dev", limit=6)
@@ -100,7 +100,7 @@ def _lowered(recipe: str, model, x, **opts):
 
 
 def _run_program(edge, tmp_path, inputs) -> list[torch.Tensor]:
-    from harness.export.program import load_forward
+    from program.pte import load_forward
 
     pte = tmp_path / "p.pte"
     pte.write_bytes(serialize(edge).buffer)

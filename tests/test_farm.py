@@ -23,7 +23,7 @@ from botocore.stub import ANY, Stubber
 from adb_standin import AdbStandin
 from conftest import require_tool
 from device_runners import farm
-from harness.common.errors import BadInput, DeviceError
+from common.errors import BadInput, DeviceError
 from harness.run.farm import FarmRequest, check, prepare, run_farm
 from harness.store.db import ResultsStore
 from tests.fixtures_programs import cached_tiny_program

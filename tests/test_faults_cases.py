@@ -191,8 +191,8 @@ def test_a_checkpoint_whose_id2label_keys_are_not_class_numbers_is_one_line(tmp_
 def test_inputs_are_sized_before_they_are_made():
     """--samples within its bound can still ask for more memory than the inputs file may take: refused from the
     program's input shapes, before one example is allocated (--samples 100000000 grew to a MemoryError)."""
-    from harness.common.errors import BadInput
-    from harness.export.manifest import InputSpec
+    from common.errors import BadInput
+    from program.manifest import InputSpec
     from harness.run.request import MAX_INPUT_BYTES, check_input_size
 
     specs = [InputSpec(n, "int64", [1, 4096]) for n in ("input_ids", "attention_mask", "token_type_ids")]

@@ -15,7 +15,7 @@ def test_a_report_reuses_the_summary_stored_with_a_run(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from harness.cli import cli
-    from harness.results import table
+    from harness.reports import table
 
     ResultsStore(tmp_path).add(rec("fp32", ms=10.0, seed=2, n=100_000, campaign="c"))
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from device_runners.base import MalformedResult, RawResult
 from harness.cli import cli
-from harness.common.errors import HarnessError
+from common.errors import HarnessError
 
 numbers = st.one_of(st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True),
                     st.sampled_from(["nan", "inf", "-1", "0", "1e400", "abc", "", "1,2", "99999999999"]))

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import transformers
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from model.config import PRESETS, MobileBertConfig, get_preset, list_presets
 
 
@@ -19,9 +19,9 @@ def test_preset_names_and_fresh_copies():
 
 
 def test_unknown_preset_names_the_valid_ones():
-    with pytest.raises(BadInput, match=r"'mobilebrt'.*mobilebert, mobilebert-tiny"):
+    with pytest.raises(ValueError, match=r"'mobilebrt'.*mobilebert, mobilebert-tiny"):
         get_preset("mobilebrt")
-    with pytest.raises(BadInput, match="num_layers"):
+    with pytest.raises(ValueError, match="num_layers"):
         get_preset("mobilebert", num_layers=4)
     assert get_preset("mobilebert", num_hidden_layers=4).num_hidden_layers == 4
 
@@ -87,5 +87,5 @@ def test_from_hf_dict_ignores_unknown_keys_and_reads_labels():
     ({"pad_token_id": 500}, "pad_token_id"),
 ])
 def test_bad_shapes_name_the_field(change, culprit):
-    with pytest.raises(BadInput, match=culprit):
+    with pytest.raises(ValueError, match=culprit):
         get_preset("test-tiny", **change)

@@ -62,7 +62,7 @@ def test_no_sdpa_or_inplace_in_exported_graph(lowered):
 
 def test_lowered_program_matches_eager(lowered):
     model, example, edge, _ = lowered
-    from harness.export.program import load_forward
+    from program.pte import load_forward
 
     program = edge.to_executorch()
     method = load_forward(program.buffer)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from model.config import get_preset
 from model.mobilebert import MobileBertForPreTraining, MobileBertModel
 
@@ -67,11 +67,11 @@ def test_padding_is_not_attended():
 
 def test_too_long_sequence_is_a_user_error():
     cfg = get_preset("test-tiny")
-    with pytest.raises(BadInput, match="sequence length 65 exceeds the model's max_position_embeddings \\(64\\)"):
+    with pytest.raises(ValueError, match="sequence length 65 exceeds the model's max_position_embeddings \\(64\\)"):
         MobileBertModel(cfg)(torch.zeros(1, cfg.max_position_embeddings + 1, dtype=torch.long))
 
 
 def test_question_answering_needs_two_labels():
     from model.mobilebert import MobileBertForQuestionAnswering
-    with pytest.raises(BadInput, match="num_labels=2"):
+    with pytest.raises(ValueError, match="num_labels=2"):
         MobileBertForQuestionAnswering(get_preset("test-tiny", num_labels=3))

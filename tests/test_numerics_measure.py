@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from harness.export import numerics
-from harness.common.errors import BadInput, ProgramError
+from common.errors import BadInput, ProgramError
 from harness.export.recipes import RecipeOptions, get_recipe
 
 

@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import cli
-from harness.common.errors import BadInput
-from harness.export.manifest import ProgramManifest
+from common.errors import BadInput
+from program.manifest import ProgramManifest
 
 ROOT = Path(__file__).resolve().parent.parent
 

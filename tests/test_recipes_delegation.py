@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from harness.export import delegation
-from harness.common.errors import ExportError
+from common.errors import ExportError
 from harness.export.recipes import RecipeOptions, get_recipe
 
 

@@ -25,7 +25,7 @@ def model32() -> ProgramModule:
 
 def run(edge, x):
     import executorch.kernels.quantized  # noqa: F401
-    from harness.export.program import load_forward
+    from program.pte import load_forward
 
     return load_forward(edge.to_executorch().buffer).execute(list(x))[0]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from harness.export.exporter import ProgramModule, example_inputs
 from harness.export.recipes import RECIPES, RecipeOptions, get_recipe
 from model.config import get_preset

@@ -73,7 +73,7 @@ def test_static_int8_tracks_fp32_and_lowers_fully(model):
     assert delegation.heavy_ops_outside(summary) == {}
     assert summary["delegated_by_op"].get("aten_linear_default", 0) > 0
     import executorch.kernels.quantized  # noqa: F401
-    from harness.export.program import load_forward
+    from program.pte import load_forward
 
     method = load_forward(edge.to_executorch().buffer)
     x = data[1]

@@ -12,8 +12,8 @@ import sys
 
 import pytest
 
-from harness.common.schema import MANIFEST_FIELDS, RECORD_FIELDS, manifest_problem
-from harness.export.manifest import ProgramManifest, sha256_file
+from program.schema import MANIFEST_FIELDS, RECORD_FIELDS, manifest_problem
+from program.manifest import ProgramManifest, sha256_file
 from harness.store.db import ResultsStore
 from harness.store.exchange import dumps
 from harness.store.record import RunRecord
@@ -166,12 +166,12 @@ def test_a_poisoned_manifest_is_refused_before_the_device(program_with_manifest,
 def test_the_direct_read_of_input_specs_matches_the_runtimes(tiny, tmp_path):
     """The manifest check reads input specs straight from the flatbuffer (milliseconds, not the runtime's seconds):
     it must say what ExecuTorch's own loader says, and a damaged file is a ValueError, never a crash."""
-    from harness.export import program
-    from harness.export.pte_inputs import read_input_specs
+    from program import pte
+    from program.pte_inputs import read_input_specs
     from tests.fixtures_programs import cached_tiny_program
 
     for pte in (tiny[0], cached_tiny_program(seq_len=8, int8=True)[0]):
-        runtime = [(s.dtype, list(s.shape)) for s in program.input_specs(program.inspect(pte))]
+        runtime = [(s.dtype, list(s.shape)) for s in pte.input_specs(pte.inspect(pte))]
         assert read_input_specs(pte) == runtime == [("int64", [1, 8])]
     cut = tmp_path / "cut.pte"
     cut.write_bytes(tiny[0].read_bytes()[:200])

@@ -10,7 +10,7 @@ from harness.run import reference
 
 
 def test_the_reference_is_computed_once_then_read_back(tiny_export, tmp_path, monkeypatch):
-    from harness.export.manifest import ProgramManifest
+    from program.manifest import ProgramManifest
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     _, res = tiny_export
@@ -34,7 +34,7 @@ def test_the_reference_is_computed_once_then_read_back(tiny_export, tmp_path, mo
 
 
 def test_a_damaged_cache_entry_is_computed_again(tiny_export, tmp_path, monkeypatch):
-    from harness.export.manifest import ProgramManifest
+    from program.manifest import ProgramManifest
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     _, res = tiny_export

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from harness.results.compare import compare_runs, render_comparison
-from harness.common.errors import BadInput
+from harness.reports.compare import compare_runs, render_comparison
+from common.errors import BadInput
 from test_report_table import run
 
 

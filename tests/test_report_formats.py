@@ -12,12 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from harness.commands.report import compare_command, report_command
-from harness.common.errors import BadInput, HarnessError
+from common.errors import BadInput, HarnessError
 from harness.store.record import RunRecord
-from harness.results.grouping import NO_RUNS
-from harness.results.markdown import render_md
-from harness.results.report import render
-from harness.results.table import build_rows
+from harness.reports.grouping import NO_RUNS
+from harness.reports.markdown import render_md
+from harness.reports.report import render
+from harness.reports.table import build_rows
 from harness.store.db import ResultsStore
 from test_report_table import run
 

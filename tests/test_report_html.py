@@ -7,8 +7,8 @@ import re
 import pytest
 
 from chromium_cdp import Browser, find_chromium
-from harness.results.plots import RANDOM_TITLE, pareto_front
-from harness.results.report import render
+from harness.reports.plots import RANDOM_TITLE, pareto_front
+from harness.reports.report import render
 from test_report_table import run
 
 PROFILE = {"ops": [{"name": "DELEGATE_CALL xnn_fully_connected", "ms": 3.2, "backend": "XNNPACK"},

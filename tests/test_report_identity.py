@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from harness.results.markdown import render_md
-from harness.results.table import build_rows
+from harness.reports.markdown import render_md
+from harness.reports.table import build_rows
 from harness.run.stats import summarize
 from harness.store.record import RunRecord, model_identity
 
@@ -97,7 +97,7 @@ def test_random_weights_note_only_where_it_applies():
 
 
 def test_pooled_summaries_are_cached_in_the_store_and_follow_the_runs(tmp_path, monkeypatch):
-    from harness.results import table
+    from harness.reports import table
     from harness.store.db import ResultsStore
 
     store = ResultsStore(tmp_path)

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from harness.store.record import RunRecord
-from harness.results.table import build_table
+from harness.reports.table import build_table
 from harness.run.stats import summarize
 
 _counter = iter(range(10**6))
@@ -150,8 +150,8 @@ def test_runs_that_agree_are_not_flagged():
 
 
 def test_markdown_says_when_a_ci_comes_from_one_run_only():
-    from harness.results.report import render
-    from harness.results.markdown import SINGLE_RUN_NOTE
+    from harness.reports.report import render
+    from harness.reports.markdown import SINGLE_RUN_NOTE
 
     assert SINGLE_RUN_NOTE in render([run("fp32", seed=1)], "md")
     repeated = [run("fp32", median_ms=m, seed=i) for i, m in enumerate([11.0, 12.8, 12.0])]

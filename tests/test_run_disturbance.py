@@ -93,8 +93,8 @@ def test_reasons_name_what_disturbed_the_run(evidence, expect):
 
 
 def test_a_disturbed_run_is_left_out_of_the_row_while_two_quiet_ones_remain():
-    from harness.results.markdown import render_md
-    from harness.results.table import build_rows
+    from harness.reports.markdown import render_md
+    from harness.reports.table import build_rows
     from test_report_identity import rec
 
     quiet = [rec("int8", ms=10.0, seed=s, campaign="c") for s in (1, 2)]

@@ -199,7 +199,7 @@ def test_a_signal_during_shutdown_ends_quietly_with_the_chosen_code():
     """torchrun stops a failed rank with SIGTERM while the interpreter runs its atexit handlers (torch's imports a
     module then): the process must end with the code it chose, without a traceback after its one error line."""
     code = ("import atexit, os, signal, time\n"
-            "from harness.common import interrupts\n"
+            "from common import interrupts\n"
             "interrupts.install()\n"
             "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGTERM), time.sleep(5)))\n"
             "interrupts.exiting(2)\n"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from harness.run.measure import RunRequest
 from harness.run.plan import CampaignPlan, needs_more, run_plan
 from harness.store.db import ResultsStore

@@ -13,7 +13,7 @@ import pytest
 from device_runners import build
 from device_runners.base import RunJob
 from device_runners.launch import bundle_command, job_command, runner_args
-from harness.common.errors import BadInput, RunnerError
+from common.errors import BadInput, RunnerError
 
 
 def test_second_build_is_instant_and_the_bundle_is_complete(monkeypatch):

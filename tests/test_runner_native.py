@@ -25,7 +25,7 @@ def run_native(bundle: Path, *args: str, timeout: float = 60) -> subprocess.Comp
 
 
 def test_outputs_match_python_runtime_and_eager(bundle, tiny, tmp_path):
-    from harness.export.program import load_forward
+    from program.pte import load_forward
     import torch
 
     pte, model = tiny
@@ -177,7 +177,7 @@ def test_runtime_error_reaches_the_result(bundle, tiny, tmp_path):
 
 
 def test_int8_program_matches_the_python_runtime(bundle, tmp_path):
-    from harness.export.program import load_forward
+    from program.pte import load_forward
     import torch
 
     pte, model = cached_tiny_program(seq_len=8, int8=True)

@@ -111,7 +111,7 @@ def test_a_program_without_a_manifest_is_inspected_once(tmp_path, tiny):
     """Inspecting a foreign program costs a child process (seconds): the answer is kept by sha256 in the results."""
     import time
 
-    from harness.export import program as prog_mod
+    from program import pte as prog_mod
 
     program, _ = tiny
     cache = tmp_path / "r" / "programs" / "inspected"

@@ -89,7 +89,7 @@ def test_qemu_transport_sandbox_and_info(tmp_path):
 
 def test_qemu_missing_says_install_qemu_user(monkeypatch):
     from device_runners.qemu import QemuTransport
-    from harness.common.errors import DeviceError
+    from common.errors import DeviceError
 
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(DeviceError, match="install Debian package qemu-user"):

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.common.data import get_tokenizer
-from harness.common.errors import BadInput
-from harness.common.qa_data import Features, QAExample, features, is_qa_task, load_qa_task
+from data import get_tokenizer
+from common.errors import BadInput
+from data.squad import Features, QAExample, features, is_qa_task, load_qa_task
 from harness.run import squad
 
 DATA = Path(__file__).parent / "data"

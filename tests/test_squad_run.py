@@ -40,7 +40,7 @@ def save_pretrained_checkpoint(path: Path, head: str = "QuestionAnswering", voca
 @pytest.fixture(scope="module")
 def qa_program(tmp_path_factory):
     """The checkpoint and its program live in the per-machine test cache (a re-run is a cache hit); runs do not."""
-    from harness.common.console import silence_libraries
+    from common.console import silence_libraries
     from harness.export.exporter import ExportRequest, export
 
     silence_libraries()

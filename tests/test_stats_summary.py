@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from harness.run.stats import PRESETS, TimingPreset, bootstrap_medians, preset, summarize
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.results.table import build_rows
+from harness.reports.table import build_rows
 from harness.store import migrate
 from harness.store.db import ResultsStore
 from harness.store.record import SCHEMA_VERSION

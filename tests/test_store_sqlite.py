@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from harness.store.record import SCHEMA_VERSION, RunRecord
 from harness.run.stats import summarize
 from harness.store.db import ResultsStore

@@ -8,8 +8,8 @@ import transformers
 from click.testing import CliRunner
 
 from harness.commands.train import train_command
-from harness.common.data import encode, get_tokenizer, load_task
-from harness.common.errors import BadInput
+from data import encode, get_tokenizer, load_task
+from common.errors import BadInput
 from model.weights import load_checkpoint
 from tests.distill_fixtures import tiny_task, tiny_vocab
 

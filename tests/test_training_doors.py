@@ -28,7 +28,7 @@ def test_train_on_a_tiny_preset_and_a_tokenizer_that_does_not_fit(tmp_path):
                         "test-tiny", "--steps", "5", "--seq-len", "32"], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "dev accuracy" in p.stdout
-    from harness.common.data import default_vocab
+    from data import default_vocab
 
     p = subprocess.run([*HARNESS, "--results", str(tmp_path / "r2"), "train", "--task", "rotten_tomatoes", "--model",
                         "test-tiny", "--steps", "5", "--tokenizer", str(default_vocab())],

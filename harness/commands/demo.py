@@ -15,9 +15,9 @@ from pathlib import Path
 
 import click
 
-from harness.common.console import console
-from harness.common.errors import BadInput, HarnessError
-from harness.common.files import write_atomic
+from common.console import console
+from common.errors import BadInput, HarnessError
+from common.files import write_atomic
 
 # The demo student (docs/training.md, "The real run on this machine"): MobileBERT-TINY cut to 2 of its 24 blocks,
 # word embeddings from the shipped MiniLM by PCA, trained on the labels of the offline task's train split.
@@ -26,7 +26,7 @@ STUDENT = {"model": "mobilebert-tiny", "layers": 2, "init_embeddings_from": "min
            "task": "rotten_tomatoes"}
 _ROOT = Path(__file__).resolve().parents[2]
 # The code a trained student depends on: the model, the trainer and the data loading.
-_CODE = ("model", "harness/common/data.py", "harness/commands/train.py")
+_CODE = ("model", "data", "harness/commands/train.py")
 
 
 def student_spec(model: str, steps: int) -> dict:
@@ -41,7 +41,7 @@ def student_key(spec: dict) -> str:
     the MiniLM it starts from and torch's version. A change to any of them trains a new one."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from harness.common.data import package_file
+    from data import package_file
 
     h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
     files: list[Path] = []
@@ -111,7 +111,7 @@ def _max_positions(checkpoint: Path) -> int | None:
 
 
 def _dev_size(task: str) -> int:
-    from harness.common.data import load_task
+    from data import load_task
 
     return len(load_task(task, "dev").texts)
 
@@ -161,9 +161,10 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, target_ci, max_r
       harness demo --no-student --quant fp32,int8  # the full-size latency and memory only
       harness demo --checkpoint ./my-mobilebert-sst2 --task rotten_tomatoes   # your own trained checkpoint
     """
-    from harness.commands.core import _export_requests, _measure, _print_export
+    from harness.commands.export import export_requests, print_export
+    from harness.commands.run import measure_one
     from harness.commands.report import report_command
-    from harness.common.console import status
+    from common.console import status
     from harness.export.exporter import export
     from harness.export.parallel import ExportPool, default_jobs
     from harness.export.recipes import RECIPES
@@ -193,7 +194,7 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, target_ci, max_r
             kw = dict(export_kw, recipe=recipe, head="sequence_classification", num_labels=2, group_size=32,
                       quant_embedding=None, keep_fp32=(), calibration=64, allow_partial=False, min_agreement=0.99,
                       numerics_samples=64, force=False)
-            req = _export_requests(**kw)[0]
+            req = export_requests(**kw)[0]
             try:
                 res = export(req, results, cached_only=True)  # a cached program costs no worker
             except HarnessError as e:
@@ -236,13 +237,13 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, target_ci, max_r
             console.print(f"[yellow]skipped {recipe} of {req.checkpoint or req.model}: {res}[/yellow]")
             ok = False
             continue
-        _print_export(res)
+        print_export(res)
         requests.append(measure.RunRequest(program=res.program, device="host", campaign=campaign,
                                            warmup=t.warmup, iterations=t.iterations, min_seconds=t.min_seconds,
                                            warmup_seconds=t.warmup_seconds, wait_for_quiet=wait_for_quiet,
                                            **run_kw))
     plan.requests, plan.campaign = requests, campaign
-    records = run_plan(plan, results, measure=_measure, say=lambda s: console.print(f"[cyan]{s}[/cyan]"))
+    records = run_plan(plan, results, measure=measure_one, say=lambda s: console.print(f"[cyan]{s}[/cyan]"))
     ok &= not any(r.status == "failed" for r in records)
     console.print()
     ctx.invoke(report_command, fmt="md", output=None, campaign=campaign, tags=(), run_ids=(), since=None, until=None,

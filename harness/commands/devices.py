@@ -143,7 +143,7 @@ def add_command(name, adb_serial, ssh_address, key_file, devices_file, replace, 
     """
     from device_runners.base import DeviceProfile, TransportError
     from device_runners.catalog import add_profile, make_transport, profile_from_device, profile_toml
-    from harness.common.errors import BadInput, DeviceError
+    from common.errors import BadInput, DeviceError
 
     if (adb_serial is None) == (ssh_address is None):
         raise BadInput("harness devices add: give exactly one of --adb [SERIAL] or --ssh user@host")
@@ -186,7 +186,7 @@ def install_command(name, app, serial, devices_file) -> None:
     """
     from device_runners.base import TransportError
     from device_runners.catalog import get_profile, make_transport
-    from harness.common.errors import BadInput, DeviceError
+    from common.errors import BadInput, DeviceError
 
     profile = get_profile(name, extra=devices_file, serial=serial)
     if profile.transport not in ("ios", "ios-simulator"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harness.common.console import console, status
+from common.console import console, status
 
 
 @click.command("recipes")
@@ -53,9 +53,9 @@ def sensitivity_command(ctx, model, checkpoint, recipe, seq_len, head, num_label
     """
     import torch
 
-    from harness.common import data
+    import data
     from harness.export import sensitivity
-    from harness.common.errors import BadInput
+    from common.errors import BadInput
     from harness.export.exporter import INPUT_NAMES, ExportRequest, ProgramModule, build_model, calibration_inputs, example_inputs
     from harness.export.recipes import RecipeOptions, get_recipe
 

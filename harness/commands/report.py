@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from harness.commands.selection import selection, selection_options
-from harness.results.report import FORMATS
+from harness.reports.report import FORMATS
 
 
 @click.command("report")
@@ -38,7 +38,7 @@ def report_command(ctx, fmt, output, wide, **sel):
       harness report --format html --output results/reports/today.html
       harness report --format json --output runs.json   # includes ExecuTorch benchmark v3 rows
     """
-    from harness.results.report import render
+    from harness.reports.report import render
     from harness.store.db import ResultsStore
 
     results: Path = ctx.obj["results"]
@@ -69,7 +69,7 @@ def _threshold(value: str) -> float:
 
 def _resolve(store, name: str):
     """("campaign", runs) when name is a campaign of the store, else ("run", the run with that id or prefix)."""
-    from harness.common.errors import BadInput
+    from common.errors import BadInput
     from harness.store.db import Selection
 
     runs = store.runs(selection=Selection(campaign=name))
@@ -107,8 +107,8 @@ def compare_command(ctx, names, baseline, fail_on, threshold, fmt):
     """
     import json
 
-    from harness.common.errors import BadInput
-    from harness.results.compare import (compare_campaigns, compare_runs, regressions, render_campaigns,
+    from common.errors import BadInput
+    from harness.reports.compare import (compare_campaigns, compare_runs, regressions, render_campaigns,
                                          render_comparison)
     from harness.store.db import ResultsStore
 

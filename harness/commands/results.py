@@ -34,14 +34,14 @@ def export_command(ctx, fmt, output, **sel):
     """Write the selected runs (default: all) as JSON lines, or as ExecuTorch benchmark v3 rows."""
     import json
 
-    from harness.results.report import write_text
+    from harness.reports.report import write_text
     from harness.store.db import ResultsStore
     from harness.store.exchange import dumps
 
     store = ResultsStore(ctx.obj["results"])
     records = store.runs(selection=selection(store, **sel))
     if fmt == "v3":
-        from harness.results.v3 import benchmark_v3
+        from harness.reports.v3 import benchmark_v3
 
         text = json.dumps(benchmark_v3(records), indent=1) + "\n"
     else:

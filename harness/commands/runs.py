@@ -28,7 +28,7 @@ def list_command(ctx, fmt, **sel):
     """One line per run, oldest first: id, start, campaign, status, model, recipe, device, p50, tags."""
     import json
 
-    from harness.results.markdown import fmt_ms, md_table
+    from harness.reports.markdown import fmt_ms, md_table
     from harness.store.db import ResultsStore
 
     store = ResultsStore(ctx.obj["results"])
@@ -64,7 +64,7 @@ def show_command(ctx, run_id):
 @click.pass_context
 def rm_command(ctx, **sel):
     """Remove the selected runs in one transaction (a selection is required; nothing matching is exit 2)."""
-    from harness.common.errors import BadInput
+    from common.errors import BadInput
     from harness.store.db import ResultsStore
 
     store = ResultsStore(ctx.obj["results"])

@@ -19,7 +19,7 @@ import threading
 
 import click
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 
 _TEE = re.compile(r"^\[default(\d+)\]:(.*)$", re.S)
 
@@ -122,7 +122,7 @@ def _agent_main() -> None:
     """torch.distributed.run, dying with the harness process that started it even on SIGKILL."""
     import runpy
 
-    from harness.common.lifetime import die_with_parent
+    from common.lifetime import die_with_parent
 
     if not die_with_parent(signal.SIGTERM, "HARNESS_LAUNCHER_PID"):  # the launcher died before prctl took effect
         sys.exit(1)

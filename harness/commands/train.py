@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harness.common.errors import BadInput, DeviceError
+from common.errors import BadInput, DeviceError, plain_errors_as
 
 
 def _results(ctx: click.Context) -> Path:
@@ -70,9 +70,11 @@ def _start(ctx, nproc, threads, batch_size):
     if nproc is not None and nproc > 1:
         from harness.commands.torchrun import launch
 
-        dist.check_batch(batch_size, nproc)
+        with plain_errors_as():
+            dist.check_batch(batch_size, nproc)
         ctx.exit(launch(ctx, nproc))
-    w = dist.init()  # before anything is read or written: a rank without a rendezvous fails first
+    with _model_faults():
+        w = dist.init()  # before anything is read or written: a rank without a rendezvous fails first
     _threads(threads)
     return w
 
@@ -82,7 +84,8 @@ def _run_rank(w, work, *args):
     from model.distill import dist
 
     try:
-        work(*args)
+        with _model_faults():
+            work(*args)
     except RuntimeError as exc:
         if w.size == 1 or not dist.lost_peer(exc):
             raise
@@ -90,6 +93,14 @@ def _run_rank(w, work, *args):
                           f"({str(exc).splitlines()[0][:120]}); rerun the same command to resume") from None
     finally:
         dist.shutdown()
+
+
+@contextlib.contextmanager
+def _model_faults():
+    """model/ raises plain errors: ValueError for a bad setting or checkpoint, ConnectionError for a rendezvous
+    that cannot be reached. Each is one line here (BadInput, DeviceError); a bug inside torch stays a traceback."""
+    with plain_errors_as(DeviceError, types=(ConnectionError,)), plain_errors_as(BadInput, packages=("model", "data")):
+        yield
 
 
 @click.command("train")
@@ -130,7 +141,7 @@ def _train(ctx, w, task, model_spec, teacher, alpha, temperature, transfer_corpu
            save_every, precision, out):
     import torch
 
-    from harness.common.data import get_tokenizer, load_task, tokenizer_for_model
+    from data import get_tokenizer, load_task, tokenizer_for_model
     from model.distill import models
     from model.distill.corpus import read_corpus
     from model.tasks import finetune
@@ -209,7 +220,7 @@ def _distill(ctx, w, teacher, student, strategy, corpus, corpus_limit, fmt_weigh
              optimizer, seq_len, seed, save_every, precision, out):
     import torch
 
-    from harness.common.data import get_tokenizer
+    from data import get_tokenizer
     from model.distill.corpus import read_corpus
     from model.distill.losses import PDWeights
     from model.distill.strategies import TransferWeights

@@ -6,7 +6,7 @@ from typing import Any
 
 from executorch.devtools.backend_debug import get_delegation_info
 
-from harness.common.errors import ExportError
+from common.errors import ExportError
 
 # Ops whose presence outside XNNPACK means the heavy math runs on slow portable kernels.
 HEAVY_OPS = ("linear", "mm", "bmm", "matmul", "addmm", "softmax", "_softmax", "conv", "convolution", "_int_mm")

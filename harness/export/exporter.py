@@ -18,11 +18,11 @@ from typing import Callable
 
 import torch
 
-from harness.common import versions
-from harness.common.console import native_stderr_silenced
-from harness.common.errors import BadInput, ExportError
-from harness.common.files import copy_atomic, ensure_dir, fault, sweep_stale, temp_sibling
-from harness.export.manifest import InputSpec, ProgramManifest, manifest_path, sha256_file
+from common import versions
+from common.console import native_stderr_silenced
+from common.errors import BadInput, CheckpointError, ExportError, plain_errors_as
+from common.files import copy_atomic, ensure_dir, fault, sweep_stale, temp_sibling
+from program.manifest import InputSpec, ProgramManifest, manifest_path, sha256_file
 from harness.export.recipes import RecipeOptions, get_recipe, serialize
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -84,7 +84,14 @@ def output_names(head: str) -> list[str]:
 
 
 def build_model(req: ExportRequest) -> tuple[torch.nn.Module, str, dict, str | None]:
-    """-> (eager model in eval mode, head, HF config dict, checkpoint sha256 or None)."""
+    """-> (eager model in eval mode, head, HF config dict, checkpoint sha256 or None).
+
+    model/ raises ValueError for a bad checkpoint or preset: one line here (CheckpointError / BadInput)."""
+    with plain_errors_as(CheckpointError if req.checkpoint is not None else BadInput):
+        return _build_model(req)
+
+
+def _build_model(req: ExportRequest) -> tuple[torch.nn.Module, str, dict, str | None]:
     from model.config import get_preset
     from model import mobilebert as mb
 
@@ -205,8 +212,8 @@ def validate(req: ExportRequest) -> None:
 
 def _resolve_text(req: ExportRequest, head: str, vocab: int):
     """The tokenizer for real text, chosen (and its misfit refused) before any lowering."""
-    from harness.common import data
-    from harness.common.qa_data import is_qa_task
+    import data
+    from data.squad import is_qa_task
 
     if req.numerics_task and is_qa_task(req.numerics_task) and head != "question_answering":
         raise BadInput(f"--numerics-task {req.numerics_task} is question answering but the program's head is {head}: "
@@ -270,8 +277,8 @@ def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = 
 
 def calibration_inputs(req: ExportRequest, vocab: int, progress, choice=None) -> list[tuple[torch.Tensor, ...]]:
     """Real train-split examples of the numerics task, tokenized like the program's inputs."""
-    from harness.common import data
-    from harness.common.qa_data import is_qa_task
+    import data
+    from data.squad import is_qa_task
 
     if req.calibration_samples < 1:
         raise BadInput(f"--calibration {req.calibration_samples}: recipe {req.recipe} needs at least 1 example")
@@ -383,8 +390,8 @@ def _check_numerics(req: ExportRequest, manifest: ProgramManifest, reference, pr
     """Program vs the fp32 eager model on real text: agreement and logit error go into the manifest."""
     if not req.numerics_task or manifest.head not in ("sequence_classification", "masked_lm", "question_answering"):
         return
-    from harness.common import data
-    from harness.common.qa_data import features, is_qa_task, load_qa_task
+    import data
+    from data.squad import features, is_qa_task, load_qa_task
     from harness.export import numerics
 
     progress(f"checking numerics on {req.numerics_samples} real examples of {req.numerics_task}")

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.common.errors import BadInput
+from common.errors import BadInput, CheckpointError, plain_errors_as
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 # Weights in either format, the config, and the tokenizer files the harness reads (no TF / ONNX / Flax copies)
@@ -51,7 +51,8 @@ def download(repo: str, progress=lambda s: None) -> HubCheckpoint:
     progress(f"fetching {repo} from the Hugging Face hub (cached after the first time)")
     try:
         config = huggingface_hub.hf_hub_download(repo, "config.json")
-        check_config_file(Path(config), source=f"--checkpoint {repo}")
+        with plain_errors_as(CheckpointError):
+            check_config_file(Path(config), source=f"--checkpoint {repo}")
         snapshot = Path(huggingface_hub.snapshot_download(repo, allow_patterns=FILES))
     except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled) as e:
         raise _offline_line(repo, e) from None

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.common.errors import BadInput, ProgramError
+from common.errors import BadInput, ProgramError
 
 
 def _load_method(program: str | Path | bytes):
-    from harness.export.program import load_forward
+    from program.pte import load_forward
 
     if not isinstance(program, (bytes, bytearray)) and not Path(program).is_file():
         raise ProgramError(f"program {program} does not exist")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from harness.common.errors import ExportError, HarnessError
+from common.errors import ExportError, HarnessError
 
 # The heaviest full-size export (int8 or int4 MobileBERT at seq 128) peaks at 1.6 GB RSS here and about 2.4 GB on
 # another host: with some margin, the free memory each export running beside others is given.
@@ -200,9 +200,9 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 def _worker(inp: str, out: str) -> int:
-    from harness.common.console import silence_libraries
-    from harness.common.files import write_atomic
-    from harness.common.lifetime import die_with_parent
+    from common.console import silence_libraries
+    from common.files import write_atomic
+    from common.lifetime import die_with_parent
 
     if not die_with_parent(signal.SIGKILL, _PARENT_ENV):
         return 1

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from harness.export.quantize import select
 
 if TYPE_CHECKING:  # torch is imported where it is used: `harness recipes` lists recipes without it

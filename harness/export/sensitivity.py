@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from harness.export.numerics import as_outputs, per_example
 from harness.export.recipes import RecipeOptions, get_recipe
 

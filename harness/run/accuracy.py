@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.common.errors import ProgramError
+from common.errors import ProgramError
 
 
 def logits_of(outputs: list[list[np.ndarray]]) -> np.ndarray:

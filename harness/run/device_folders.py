@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from device_runners.base import Transport, TransportError
-from harness.common.errors import DeviceError
+from common.errors import DeviceError
 
 def sweep_host_run_folders() -> None:
     """Remove the local scratch folders of runs whose harness process is gone (killed with -9, say)."""

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from device_runners.base import Transport, TransportError
 from device_runners.devinfo import LIGHT_STATE_SCRIPT, STATE_SCRIPT, _cpus, parse_light_state, parse_state
-from harness.common.errors import DeviceError
+from common.errors import DeviceError
 
 SAMPLE_INTERVAL_S = 5.0  # light samples (caps and clocks) while the runner runs
 GATE_POLL_S = 5.0  # how often the thermal gate reads the temperatures

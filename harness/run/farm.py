@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Callable
 
 from device_runners.base import RawResult, RunJob
-from harness.common import versions
-from harness.common.errors import BadInput, RunnerError
-from harness.export import program
+from common import versions
+from common.errors import BadInput, RunnerError
+from program import pte
 from harness.run import inputs, measure, outcome
 from harness.store.db import ResultsStore
 from harness.store.record import RunRecord
@@ -56,7 +56,7 @@ def check(req: FarmRequest) -> Path:
                                         threads=req.threads, samples=req.samples))
     if req.job_timeout_minutes < 1:
         raise BadInput(f"--job-timeout {req.job_timeout_minutes}: must be at least 1 minute")
-    return program.check_file(req.program)
+    return pte.check_file(req.program)
 
 
 def prepare(req: FarmRequest, path: Path, tmp: Path, bundle: Path | None = None) -> Prepared:
@@ -66,12 +66,12 @@ def prepare(req: FarmRequest, path: Path, tmp: Path, bundle: Path | None = None)
     from device_runners.launch import bundle_command, runner_args
     from device_runners.tensorfile import write_tensors
 
-    manifest = program.manifest_for(path)
+    manifest = pte.manifest_for(path)
     if manifest:
         specs, vocab = manifest.inputs, manifest.vocab_size
     else:
-        info = program.inspect(path)
-        specs, vocab = program.input_specs(info), info.get("vocab_size")
+        info = pte.inspect(path)
+        specs, vocab = pte.input_specs(info), info.get("vocab_size")
     run_inputs = (inputs.from_task(specs, req.task, req.samples, vocab,
                                    Path(manifest.checkpoint) if manifest and manifest.checkpoint else None)
                   if req.task else inputs.synthetic(specs, req.samples, vocab))
@@ -129,7 +129,7 @@ def _record(j: dict, run_arn: str, prep: Prepared, req: FarmRequest) -> RunRecor
         device=f"farm:{device.get('name') or device.get('model') or 'device'}",
         harness_version=versions.stack()["harness"], harness_git_sha=versions.git_sha(),
         program_path=str(path.resolve()),
-        program_sha256=manifest.program_sha256 if manifest else program.sha256_file(path),
+        program_sha256=manifest.program_sha256 if manifest else pte.sha256_file(path),
         manifest=manifest.to_dict() if manifest else None, model=manifest.model if manifest else path.stem,
         recipe=manifest.recipe if manifest else None, seq_len=manifest.seq_len if manifest else None,
         random_weights=manifest.random_weights if manifest else None, device_abi=ABI, transport="farm",

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.common.errors import BadInput, ProgramError
-from harness.export.manifest import InputSpec, ProgramManifest
+from common.errors import BadInput, ProgramError
+from program.manifest import InputSpec, ProgramManifest
 
 # Token ids any BERT-family vocabulary holds (ids below 1000 are [PAD]/[unused]/special tokens in bert-base-uncased)
 SAFE_VOCAB = 1000
@@ -33,7 +33,7 @@ def check_task_head(task_name: str, head: str | None) -> None:
 
     On a QA program a local SQuAD-format file is read in full here, so a missing field is named before any export.
     """
-    from harness.common.qa_data import HUB_TASKS, is_qa_task, load_qa_task
+    from data.squad import HUB_TASKS, is_qa_task, load_qa_task
 
     if head in (None, "unknown") or (Path(task_name).suffix and not Path(task_name).expanduser().exists()):
         return  # no head to check against, or a missing file that loading will name
@@ -62,7 +62,7 @@ def _json_object(name: str) -> bool:
 
 def tokenizer_source(manifest: ProgramManifest | None, tokenizer: Path | None) -> str | None:
     """--tokenizer, else the one the program was exported with, else an older manifest's checkpoint folder."""
-    from harness.common import data
+    import data
 
     if tokenizer is not None:
         choice = data.choose_tokenizer(tokenizer, None, manifest.vocab_size if manifest else None)
@@ -82,8 +82,8 @@ def tokenizer_source(manifest: ProgramManifest | None, tokenizer: Path | None) -
 def from_task(specs: list[InputSpec], task_name: str, samples: int, vocab_size: int | None,
               tokenizer_path: Path | str | None = None, head: str | None = None) -> RunInputs:
     """`samples` real dev-split examples (questions, for QA), tokenized to the program's sequence length."""
-    from harness.common import data
-    from harness.common.qa_data import is_qa_task
+    import data
+    from data.squad import is_qa_task
 
     ids_spec = specs[0]
     if len(specs) != 3 or any(s.dtype != "int64" or len(s.shape) != 2 for s in specs):
@@ -107,7 +107,7 @@ def _fold(enc: dict[str, np.ndarray], vocab_size: int | None) -> None:
 
 def _from_qa_task(tok, task_name: str, samples: int, seq_len: int, vocab_size: int | None) -> RunInputs:
     """`samples` questions, each one example per context window (so a run may feed more examples than questions)."""
-    from harness.common.qa_data import features, load_qa_task
+    from data.squad import features, load_qa_task
 
     task = load_qa_task(task_name, limit=samples)
     feats = features(tok, task.examples, seq_len)

@@ -21,12 +21,12 @@ from device_runners.base import RunJob, Transport, TransportError, parse_progres
 from device_runners.tensorfile import TensorFileError, read_tensors, write_tensors
 from harness.run import device_state
 from harness.run import inputs
-from harness.export import program
+from program import pte
 from harness.run import stats
-from harness.common import interrupts, versions
-from harness.common.errors import BadInput, DeviceError, HarnessError, RunnerError
-from harness.export.manifest import ProgramManifest
-from harness.common.timing import timing_name
+from common import interrupts, versions
+from common.errors import BadInput, DeviceError, HarnessError, RunnerError
+from program.manifest import ProgramManifest
+from common.timing import timing_name
 from harness.store.record import RunRecord, model_identity
 from harness.store.db import ResultsStore
 from harness.run import device_folders, outcome
@@ -53,8 +53,8 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     from device_runners.catalog import get_profile, make_transport
 
     validate(req)
-    path = program.check_file(req.program)
-    manifest = program.manifest_for(path)
+    path = pte.check_file(req.program)
+    manifest = pte.manifest_for(path)
     profile = get_profile(req.device, extra=req.devices_file, address=req.address, serial=req.serial)
     from device_runners.catalog import resolve_affinity
 
@@ -70,8 +70,8 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     if manifest:
         specs, vocab = manifest.inputs, manifest.vocab_size
     else:
-        info = program.inspect(path, cache_dir=Path(results) / "programs" / "inspected")
-        specs, vocab = program.input_specs(info), info.get("vocab_size")
+        info = pte.inspect(path, cache_dir=Path(results) / "programs" / "inspected")
+        specs, vocab = pte.input_specs(info), info.get("vocab_size")
     check_input_size(specs, req.samples)
     if req.task:
         run_inputs = inputs.from_task(specs, req.task, req.samples, vocab,
@@ -96,7 +96,7 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     if req.runner_bin is not None:
         rec.tags["runner_bin"] = str(Path(req.runner_bin).resolve())
     if rec.program_sha256 is None:
-        rec.program_sha256 = program.sha256_file(path)
+        rec.program_sha256 = pte.sha256_file(path)
     rec.model_id = model_identity(rec.manifest, rec.model, rec.program_sha256)
     rec.campaign = req.campaign or new_campaign()
     rec.schedule = dict(req.schedule) if req.schedule else None
@@ -288,7 +288,7 @@ def _runner_command(req: RunRequest, transport: Transport, profile, job: RunJob,
         return transport.app_command(args)
     if req.runner_bin is not None:
         # A runner the user built (same flags and JSON as device_runners/native/runner.cpp), pushed as it is
-        remote = f"{transport.workdir().rstrip('/')}/bin/{program.sha256_file(req.runner_bin)[:12]}"
+        remote = f"{transport.workdir().rstrip('/')}/bin/{pte.sha256_file(req.runner_bin)[:12]}"
         progress(f"pushing {req.runner_bin} to {profile.name}")
         transport.push(Path(req.runner_bin), f"{remote}/{Path(req.runner_bin).name}")
         exe = f"{remote}/{Path(req.runner_bin).name}"

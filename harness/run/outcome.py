@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from device_runners.base import MalformedResult, RawResult, RunJob, Transport, TransportError
-from harness.common.errors import RunnerError
-from harness.export.manifest import ProgramManifest
+from common.errors import RunnerError
+from program.manifest import ProgramManifest
 from harness.run import accuracy, inputs, stats
 from harness.run.device_folders import pull_text
 from harness.store.record import RunRecord

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from harness.run import stats
 from harness.run.measure import RunRequest, new_campaign
 from harness.store.record import RunRecord

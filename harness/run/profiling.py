@@ -10,7 +10,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from harness.common.errors import ProgramError
+from common.errors import ProgramError
 
 # Events the runtime records around the whole method (or a whole delegate call) rather than around one op
 FRAME_EVENTS = {"Method::execute", "Program::load_method", "Method::init", "Program::load", "DELEGATE_CALL"}

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.export.manifest import ProgramManifest
+from program.manifest import ProgramManifest
 
 
 def reference_module(manifest: ProgramManifest) -> torch.nn.Module | None:
@@ -60,8 +60,8 @@ def cached_outputs(manifest: ProgramManifest, encoded: dict[str, np.ndarray]) ->
     """reference_outputs of the manifest's model on these inputs, computed once and then read from the cache
     ($HARNESS_CACHE/references/KEY.npz, keyed by content): every run of every recipe of one checkpoint on one task
     shares it. None when the model can't be rebuilt (checkpoint moved or changed)."""
-    from harness.common.errors import StoreError
-    from harness.common.files import cache_dir, write_atomic
+    from common.errors import StoreError
+    from common.files import cache_dir, write_atomic
 
     if manifest.checkpoint and (not Path(manifest.checkpoint).is_dir()):
         return None

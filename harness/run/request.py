@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 
 RUNNERS = ("native", "python")
 

@@ -1,6 +1,6 @@
 """SQuAD the way MLPerf scores MobileBERT: windows over each context, the standard span search, EM and F1.
 
-The windows a program sees are made by harness.common.qa_data.features.
+The windows a program sees are made by data.squad.features.
 Post-processing: per question, the n-best start and end tokens of every window, spans inside the context, end >=
 start, at most `max_answer_len` tokens, scored start + end logit; for SQuAD v2.0 the empty answer wins when the
 null score ([CLS] start + end, lowest over windows) beats the best span by more than `null_threshold`.
@@ -16,7 +16,7 @@ import string
 
 import numpy as np
 
-from harness.common.qa_data import Features, QAExample
+from data.squad import Features, QAExample
 
 N_BEST = 20
 MAX_ANSWER_LEN = 30  # tokens

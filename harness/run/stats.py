@@ -28,7 +28,7 @@ Validity flags (RunRecord.flags) and what they do to RunRecord.status, see `stat
     emulated         timed under an emulator: functional timings only,
                      valid but never ranked against hardware              -> warning only
     profiled         ETDump profiling was on: timings include its overhead -> warning only
-A report row pooling several runs adds runs_disagree when their medians' CV exceeds MAX_RUN_CV (harness/results/report.py).
+A report row pooling several runs adds runs_disagree when their medians' CV exceeds MAX_RUN_CV (harness/reports/report.py).
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from harness.common.errors import BadInput
-from harness.common.timing import PRESETS, TimingPreset, preset  # noqa: F401  (re-exported: callers time with them)
+from common.errors import BadInput
+from common.timing import PRESETS, TimingPreset, preset  # noqa: F401  (re-exported: callers time with them)
 
 BOOTSTRAP_RESAMPLES = 2000
 MIN_SAMPLES = 10

@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 import orjson
 
-from harness.common.errors import BadInput, StoreError
-from harness.common.schema import MAX_RECORD_BYTES, record_problem, shown
+from common.errors import BadInput, StoreError
+from program.schema import MAX_RECORD_BYTES, record_problem, shown
 from harness.store import migrate
 from harness.store.record import SCHEMA_VERSION, RunRecord
 

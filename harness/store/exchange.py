@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 from typing import Iterable
 
-from harness.common.errors import BadInput
-from harness.common.schema import MAX_RECORD_BYTES, record_problem, shown
+from common.errors import BadInput
+from program.schema import MAX_RECORD_BYTES, record_problem, shown
 from harness.store.record import SCHEMA_VERSION, RunRecord
 
 FORMAT = "harness-runs"

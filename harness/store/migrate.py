@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import sqlite3
 
-from harness.common.timing import LEGACY_PRESETS, timing_name
+from common.timing import LEGACY_PRESETS, timing_name
 from harness.store.record import model_identity
 
 CAMPAIGN_GAP_S = 300.0  # a `run --repeat N` or a demo (with an export between recipes) fits within it

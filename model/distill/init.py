@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from harness.common.errors import BadInput
 
 
 def word_embeddings(model: torch.nn.Module) -> torch.nn.Embedding:
@@ -14,7 +13,7 @@ def word_embeddings(model: torch.nn.Module) -> torch.nn.Embedding:
     for name, mod in model.named_modules():
         if name.endswith(("word_embeddings", "embeddings.word")) and isinstance(mod, torch.nn.Embedding):
             return mod
-    raise BadInput(f"{type(model).__name__} has no word embedding table")
+    raise ValueError(f"{type(model).__name__} has no word embedding table")
 
 
 @torch.no_grad()
@@ -31,5 +30,5 @@ def init_word_embeddings(student: torch.nn.Module, teacher: torch.nn.Module) -> 
     """Copy the teacher's vocabulary knowledge into a narrower student table (same vocabulary required)."""
     s, t = word_embeddings(student).weight, word_embeddings(teacher).weight
     if s.shape[0] != t.shape[0]:
-        raise BadInput(f"student vocab {s.shape[0]} != teacher vocab {t.shape[0]}: embeddings cannot be transferred")
+        raise ValueError(f"student vocab {s.shape[0]} != teacher vocab {t.shape[0]}: embeddings cannot be transferred")
     s.copy_(pca(t, s.shape[1]) if t.shape[1] > s.shape[1] else t[:, : s.shape[1]])

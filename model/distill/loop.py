@@ -14,7 +14,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from harness.common.errors import BadInput, CheckpointError
 from model.distill import dist
 from model.distill.optim import make_optimizer, param_groups, set_lr
 
@@ -53,11 +52,11 @@ class LoopConfig:
     def __post_init__(self):
         for name in ("steps", "batch_size", "grad_accum", "save_every", "log_every"):
             if getattr(self, name) < 1:
-                raise BadInput(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})")
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(self, name)})")
         if self.lr <= 0:
-            raise BadInput(f"--lr must be positive (got {self.lr})")
+            raise ValueError(f"--lr must be positive (got {self.lr})")
         if self.precision not in ("fp32", "bf16"):
-            raise BadInput(f"--precision {self.precision!r}: choose fp32 or bf16")
+            raise ValueError(f"--precision {self.precision!r}: choose fp32 or bf16")
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -70,7 +69,7 @@ def pick_device(name: str | None = None) -> torch.device:
 def batch_indices(n: int, batch_size: int, seed: int, draw: int) -> np.ndarray:
     """Indices of the `draw`-th batch: epochs are seeded permutations, so draw k is the same after a resume."""
     if n < 1:
-        raise BadInput("the training set is empty")
+        raise ValueError("the training set is empty")
     start = draw * batch_size
     out = []
     while len(out) < batch_size:
@@ -95,7 +94,7 @@ def read_state(out_dir: Path) -> dict | None:
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise CheckpointError(f"{path}: unreadable training state ({type(exc).__name__}); delete it to restart") from None
+        raise ValueError(f"{path}: unreadable training state ({type(exc).__name__}); delete it to restart") from None
 
 
 def read_state_shared(out_dir: Path) -> dict | None:
@@ -104,11 +103,11 @@ def read_state_shared(out_dir: Path) -> dict | None:
     if dist.world().main:
         try:
             found = ("ok", read_state(out_dir))
-        except CheckpointError as exc:
+        except ValueError as exc:
             found = ("error", str(exc))
     kind, value = dist.broadcast(found)
     if kind == "error":
-        raise CheckpointError(value)
+        raise ValueError(value)
     return value
 
 
@@ -116,7 +115,7 @@ def check_not_partial(directory: Path) -> None:
     """Refuse to use, as a finished model, a directory whose training was interrupted."""
     state = read_state(Path(directory))
     if state is not None and not state.get("done"):
-        raise CheckpointError(f"{directory} is from an interrupted run (step {state['step']}/{state['total']}): "
+        raise ValueError(f"{directory} is from an interrupted run (step {state['step']}/{state['total']}): "
                               "rerun the same command to resume it")
 
 
@@ -145,7 +144,7 @@ def train_loop(model: torch.nn.Module, loss_fn: Callable, sample: Callable[[int]
     if state is not None and state.get("desc") == desc:
         if state["args"] != run_args:
             changed = sorted(k for k in set(state["args"]) | set(run_args) if state["args"].get(k) != run_args.get(k))
-            raise BadInput(f"{out_dir} holds a run started with different settings ({', '.join(changed)}): "
+            raise ValueError(f"{out_dir} holds a run started with different settings ({', '.join(changed)}): "
                            "use another --out or repeat the original command to resume")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])

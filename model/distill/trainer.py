@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.common.errors import BadInput
 from model.distill import models
 from model.distill.loop import LoopConfig, batch_indices, pick_device, read_state_shared, train_loop, trim
 from model.distill.losses import Shapes, check_transfer
@@ -36,16 +35,16 @@ class PairBatches:
 
     def __init__(self, texts: list[str], tok, seq_len: int, batch_size: int, seed: int, mlm_prob: float, vocab: int):
         if len(texts) < 2:
-            raise BadInput(f"the corpus has {len(texts)} usable line(s): next-sentence pairs need at least 2")
+            raise ValueError(f"the corpus has {len(texts)} usable line(s): next-sentence pairs need at least 2")
         self.texts, self.tok, self.seq_len = texts, tok, seq_len
         self.batch_size, self.seed, self.mlm_prob, self.vocab = batch_size, seed, mlm_prob, vocab
         self.mask_id = tok.token_to_id("[MASK]")
         self.special_ids = np.asarray([tok.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]")])
         if self.mask_id is None:
-            raise BadInput("the tokenizer has no [MASK] token: MLM needs a BERT-style vocabulary")
+            raise ValueError("the tokenizer has no [MASK] token: MLM needs a BERT-style vocabulary")
 
     def __call__(self, draw: int) -> dict[str, torch.Tensor]:
-        from harness.common.data import encode
+        from data import encode
 
         n = len(self.texts)
         rng = np.random.default_rng([self.seed, 7, draw])
@@ -72,7 +71,7 @@ def distill(teacher_spec: str, student_spec: str, strategy: str, texts: list[str
 
     Under torchrun every rank calls this alike: the teacher is replicated (frozen, no_grad), the student is DDP.
     """
-    from harness.common.data import tokenizer_for_model
+    from data import tokenizer_for_model
 
     device = device or pick_device()
     out_dir = Path(out_dir)
@@ -80,11 +79,11 @@ def distill(teacher_spec: str, student_spec: str, strategy: str, texts: list[str
     teacher = models.load(teacher_spec, "pretraining").to(device).eval()
     student = models.load(student_spec, "pretraining")
     if models.resolve(student_spec)[0] == "hf":
-        raise BadInput(f"--student {student_spec}: the student must be a MobileBERT preset or checkpoint")
+        raise ValueError(f"--student {student_spec}: the student must be a MobileBERT preset or checkpoint")
     check_transfer(_shapes(student), _shapes(teacher), weights.wanted())
     stages = plan(strategy, student.config.num_hidden_layers, weights, below_lr_scale)
     if not stages:
-        raise BadInput("every loss weight is zero: nothing to train")
+        raise ValueError("every loss weight is zero: nothing to train")
     tok = tokenizer or tokenizer_for_model(models.resolve(teacher_spec)[1], teacher.config.vocab_size)
     for spec, model in ((teacher_spec, teacher), (student_spec, student)):
         models.check_vocab(tok, model, spec)  # before anything is written
@@ -96,7 +95,7 @@ def distill(teacher_spec: str, student_spec: str, strategy: str, texts: list[str
     start = 0
     if state is not None:
         if state["args"].get("distill") != run_args["distill"]:
-            raise BadInput(f"{out_dir} holds a distillation started with other settings: use another --out "
+            raise ValueError(f"{out_dir} holds a distillation started with other settings: use another --out "
                            "or repeat the original command to resume")
         start = [s.name for s in stages].index(state["desc"])
     last: dict = {}

@@ -10,7 +10,7 @@ from typing import Iterable
 
 import torch
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from harness.export.quantize.select import is_kept
 
 BITS = {"8w": 8, "4w": 4}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 
 if TYPE_CHECKING:  # torch is imported where it is used: `harness recipes` must not pay for it
     import torch

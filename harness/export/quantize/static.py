@@ -16,7 +16,7 @@ from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
     get_symmetric_quantization_config,
 )
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from harness.export.quantize.select import is_kept
 
 _SCALAR_OPS = (torch.ops.aten.add.Tensor, torch.ops.aten.mul.Tensor)

@@ -147,7 +147,7 @@ INPUT_SPEC = mapping({"name": text(256, optional=False), "dtype": text(16, optio
                       "shape": items(whole(0, 1 << 31, optional=False), 16)},
                      optional=False, required=("name", "dtype", "shape"))
 
-# ProgramManifest (harness/export/manifest.py), field by field
+# ProgramManifest (program/manifest.py), field by field
 MANIFEST_FIELDS: dict[str, Check] = {
     "name": _NAME, "model": _NAME, "head": text(64), "recipe": text(128),
     "seq_len": whole(1, MAX_SEQ_LEN, optional=False),

@@ -1,5 +1,5 @@
 """A program's input specs (dtype and shape of each input of a method) read straight from the .pte flatbuffer, in
-this process and in milliseconds: the ExecuTorch runtime (harness.export.program.inspect) costs seconds, too much to
+this process and in milliseconds: the ExecuTorch runtime (program.pte.inspect) costs seconds, too much to
 check every manifest before every run. Plain bounds-checked reads of the schema in executorch/schema/program.fbs
 (Program.execution_plan -> ExecutionPlan.values/inputs -> EValue(Tensor).scalar_type/sizes): a damaged file is a
 ValueError here, never a crash.

@@ -1,4 +1,5 @@
-"""The main verbs: export and run (the demo, which chains them, is harness/commands/demo.py)."""
+"""`harness run`: programs (given, or exported from the export options) -> a campaign of runs on a device,
+interleaved and stored, each printed as it ends."""
 
 from __future__ import annotations
 
@@ -6,151 +7,15 @@ from pathlib import Path
 
 import click
 
-from harness.common.console import console, err_console, status
-from harness.common.errors import BadInput
-
-SEQ_LENS_HELP = "Sequence length; a comma list (32,128,384) makes a sweep."
-
-
-def _int_list(value: str, flag: str, what: str) -> list[int]:
-    """A comma list of positive integers (a sweep), or a usage error naming the flag."""
-    try:
-        out = [int(v) for v in str(value).split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma list of integers", param_hint=flag) from None
-    if not out or any(v < 1 for v in out):
-        raise click.BadParameter(f"{value!r}: {what} must be at least 1", param_hint=flag)
-    return out
-
-
-def _seq_lens(value: str) -> list[int]:
-    return _int_list(value, "--seq-len", "lengths")
-
-
-def _recipes(value: str) -> list[str]:
-    """--quant: one recipe or a comma list (fp32,int8,int4), each once."""
-    from harness.export.recipes import get_recipe
-
-    names = [r.strip() for r in str(value).split(",")]
-    for name in names:
-        get_recipe(name)  # an unknown one: BadInput naming it and the known ones
-    if len(set(names)) != len(names):
-        raise BadInput(f"--quant {value}: a recipe is listed twice")
-    return names
-
-
-def _export_options(f):
-    opts = [
-        click.option("--model", "model", default="mobilebert", show_default=True,
-                     help="Preset name (mobilebert, mobilebert-tiny, ib-bert-large, test-tiny, ...)."),
-        click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-                     help="MobileBERT checkpoint: a folder (config.json + weights) or a hub ORG/NAME; its shape and head win."),
-        click.option("--tokenizer", type=click.Path(path_type=Path), default=None, metavar="DIR|FILE",
-                     help="tokenizer.json or vocab.txt (or a folder holding one) when the checkpoint has none."),
-        click.option("--quant", "recipe", default="fp32", show_default=True,
-                     help="Recipe, or a comma list (fp32,int8,int4); `harness recipes` lists them."),
-        click.option("--seq-len", "seq_len", default="128", show_default=True, help=SEQ_LENS_HELP),
-        click.option("--head", default="sequence_classification", show_default=True,
-                     help="Head for a preset: sequence_classification, question_answering, masked_lm, base."),
-        click.option("--num-labels", default=2, show_default=True, type=int, help="Classes of a classification head."),
-        click.option("--group-size", default=32, show_default=True, type=int, help="int4 weight group size."),
-        click.option("--quant-embedding", type=click.Choice(["8w", "4w"]), default=None,
-                     help="Quantize the embedding tables too."),
-        click.option("--keep-fp32", multiple=True, metavar="PATTERN",
-                     help="Keep modules whose name matches (glob) in float; repeatable."),
-        click.option("--calibration", default=64, show_default=True, type=int,
-                     help="Real examples used to calibrate static recipes."),
-        click.option("--allow-partial", is_flag=True, help="Export even if heavy ops stay outside XNNPACK."),
-        click.option("--min-agreement", default=0.99, show_default=True, type=float,
-                     help="Top-1 agreement with fp32 eager below which the program is marked failed."),
-        click.option("--numerics-task", default="rotten_tomatoes", show_default=True,
-                     help="Real text used to check numerics against fp32 eager ('none' to skip)."),
-        click.option("--numerics-samples", default=64, show_default=True, type=int),
-        click.option("--force", is_flag=True, help="Re-export even if the program is in the cache."),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
-
-
-def _export_requests(model, checkpoint, recipe, seq_len, head, num_labels, group_size, quant_embedding, keep_fp32,
-                     calibration, allow_partial, min_agreement, numerics_task, numerics_samples, force,
-                     out=None, name=None, tokenizer=None):
-    from harness.export.exporter import ExportRequest
-    from harness.export.recipes import RecipeOptions
-
-    reqs = []
-    for recipe, s in ((r, s) for r in _recipes(recipe) for s in _seq_lens(seq_len)):
-        opts = RecipeOptions(group_size=group_size, quant_embedding=quant_embedding, keep_fp32=list(keep_fp32),
-                             allow_partial=allow_partial)
-        reqs.append(ExportRequest(
-            model=model, checkpoint=checkpoint, tokenizer=tokenizer, recipe=recipe, seq_len=s, head=head,
-            num_labels=num_labels, options=opts, out_dir=out, name=name, force=force, calibration_samples=calibration,
-            numerics_task=None if numerics_task.lower() == "none" else numerics_task,
-            numerics_samples=numerics_samples, min_agreement=min_agreement))
-    return reqs
-
-
-def _do_export(req, results: Path):
-    from harness.export.exporter import export
-
-    with status(f"exporting {req.checkpoint or req.model} ({req.recipe}, seq {req.seq_len})") as update:
-        res = export(req, results, progress=update)
-    _print_export(res)
-    return res
-
-
-def _print_export(res) -> None:
-    m = res.manifest
-    d = m.delegation or {}
-    where = "from cache" if res.cached else f"in {m.export_seconds:.1f} s, peak RSS {m.export_peak_rss_mb:.0f} MB"
-    console.print(f"[bold]{res.program}[/bold]  ({m.program_bytes / 2**20:.2f} MiB, {where})")
-    what = f"checkpoint {Path(m.checkpoint).name}" if m.model == "checkpoint" and m.checkpoint else f"model {m.model}"
-    console.print(f"  {what}{' (untrained random weights)' if m.random_weights else ''}, head {m.head}, "
-                  f"recipe {m.recipe}, seq_len {m.seq_len}")
-    for note in res.notes:
-        console.print(f"  note: {note}")
-    outside = ", ".join(f"{k} x{v}" for k, v in d.get("outside_by_op", {}).items()) or "none"
-    console.print(f"  XNNPACK: {d.get('pieces', '?')} pieces, {d.get('ops_delegated', '?')} ops delegated; "
-                  f"outside: {outside}")
-    n = m.numerics or {}
-    if n:
-        parts = [f"top-1 agreement {n['top1_agreement']:.4f}", f"max rel logit error {n['max_rel_logit_error']:.2e}"]
-        if n.get("accuracy") is not None:
-            parts.append(f"accuracy {n['accuracy']:.4f} (fp32 eager {n.get('reference_accuracy', float('nan')):.4f})")
-        console.print(f"  numerics vs fp32 eager on {n.get('n', '?')} {n.get('task', '')} examples: " + ", ".join(parts))
-    if m.status != "ok":
-        err_console.print(f"error: export {res.program.stem}: {m.status_reason}", markup=False, highlight=False)
-
-
-@click.command("export")
-@_export_options
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also write NAME.pte + NAME.json here (the cache stays under RESULTS/programs).")
-@click.option("--name", default=None, help="Program name (default MODEL-RECIPE-sSEQ).")
-@click.pass_context
-def export_command(ctx, out, name, **kw):
-    """Export a model to an ExecuTorch program (.pte + .json manifest), lowered to XNNPACK.
-
-    \b
-    Examples:
-      harness export --model mobilebert --quant fp32 --seq-len 128
-      harness export --checkpoint ./my-mobilebert-sst2 --quant int8 --out programs/
-      harness export --model mobilebert --quant int4 --group-size 64 --seq-len 32,128,384
-    """
-    failed = 0
-    for req in _export_requests(**kw, out=out, name=name):
-        res = _do_export(req, ctx.obj["results"])
-        failed += res.manifest.status != "ok"
-    if failed:
-        ctx.exit(3)
+from common.console import console, err_console, status
+from harness.commands.export import int_list, export_options, export_requests, do_export
 
 
 @click.command("run")
 @click.option("--program", "programs", type=click.Path(path_type=Path), multiple=True,
               help="A .pte to run (with or without a harness manifest); repeat it to measure several in one "
                    "interleaved campaign. Or give --model/--checkpoint/--quant.")
-@_export_options
+@export_options
 @click.option("--device", default="host", show_default=True, help="Device profile; `harness devices` lists them.")
 @click.option("--runner", default="native", show_default=True, type=click.Choice(["native", "python"]),
               help="native: the C++ runner (default); python: ExecuTorch's Python runtime (host only).")
@@ -270,11 +135,11 @@ def run_command(ctx, programs, device, runner, runner_bin, xnnpack_cache, timing
     if task and not programs:
         from harness.run.inputs import check_task_head
         check_task_head(task, export_kw["head"] if export_kw["checkpoint"] is None else None)  # before any export
-    progs = list(programs) or [_do_export(req, results).program for req in _export_requests(**export_kw)]
+    progs = list(programs) or [do_export(req, results).program for req in export_requests(**export_kw)]
     for prog in progs:  # every program's settings checked before the first run of the campaign
         measure.validate(request(prog, *sweep[0]))
     plan.requests = [request(prog, th, af) for prog in progs for th, af in sweep]
-    records = run_plan(plan, results, measure=_measure, say=lambda s: console.print(f"[cyan]{s}[/cyan]"))
+    records = run_plan(plan, results, measure=measure_one, say=lambda s: console.print(f"[cyan]{s}[/cyan]"))
     if sum(r.status == "failed" for r in records):
         ctx.exit(3)
 
@@ -283,7 +148,7 @@ def _campaign_name(name: str | None) -> str | None:
     import re
 
     if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,99}", name):
-        from harness.common.schema import shown
+        from program.schema import shown
 
         raise click.BadParameter(f"{shown(name)}: letters, digits and . _ : + - only (at most 100)",
                                  param_hint="--campaign")
@@ -291,10 +156,10 @@ def _campaign_name(name: str | None) -> str | None:
 
 
 def _thread_counts(value: str | None) -> list[int | None]:
-    return [None] if value is None else _int_list(value, "--threads", "thread counts")
+    return [None] if value is None else int_list(value, "--threads", "thread counts")
 
 
-def _measure(req, results: Path, label: str):
+def measure_one(req, results: Path, label: str):
     """One run under a status line fed by the runner's progress; the record is printed, interrupted ones too."""
     from harness.run import measure
 
@@ -302,13 +167,13 @@ def _measure(req, results: Path, label: str):
         with status(label) as update:
             rec = measure.run(req, results, progress=update)
     except measure.RunInterrupted as e:
-        _print_run(e.record)
+        print_run(e.record)
         raise
-    _print_run(rec)
+    print_run(rec)
     return rec
 
 
-def _print_run(rec) -> None:
+def print_run(rec) -> None:
     color = {"ok": "green", "invalid": "yellow", "failed": "red", "interrupted": "magenta"}.get(rec.status, "white")
     console.print(f"[{color}]{rec.status}[/{color}] run {rec.run_id}: {rec.model} {rec.recipe or ''} "
                   f"seq {rec.seq_len} on {rec.device} ({rec.runner} runner, {rec.threads} threads"

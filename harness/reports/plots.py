@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from harness.results import columns as C
+from harness.reports import columns as C
 
 if TYPE_CHECKING:
     from harness.store.record import RunRecord

@@ -1,7 +1,7 @@
 """The report as ONE self-contained HTML page: inline CSS, tables that sort and filter (a few lines of inline
 JavaScript), and interactive Plotly charts whose JavaScript is inlined once. Nothing is fetched when it is viewed.
 
-Hardware and emulated runs are sections of their own, each with its table and charts (harness/results/plots.py).
+Hardware and emulated runs are sections of their own, each with its table and charts (harness/reports/plots.py).
 Settings every row of a section shares are said once above its table, and cells wrap, so every column stays on
 screen at 1400 px.
 """
@@ -12,15 +12,15 @@ import datetime as dt
 from html import escape
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
-from harness.results import columns as C
-from harness.results.grouping import NO_RUNS, group_runs, random_weights
+from harness.reports import columns as C
+from harness.reports.grouping import NO_RUNS, group_runs, random_weights
 from harness.store.record import NOT_MEASURED
-from harness.results.markdown import EMULATED_NOTE, RANDOM_NOTE, SINGLE_RUN_NOTE
+from harness.reports.markdown import EMULATED_NOTE, RANDOM_NOTE, SINGLE_RUN_NOTE
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from harness.results.plots import Plot
+    from harness.reports.plots import Plot
     from harness.store.record import RunRecord
 
 CSS = """
@@ -151,7 +151,7 @@ def _profiled(part: list[dict[str, Any]], records: list[RunRecord]) -> list[tupl
 
 
 def _section_charts(part: list[dict[str, Any]], records: list[RunRecord], section: str) -> list[Plot]:
-    from harness.results import plots
+    from harness.reports import plots
 
     charts = [plots.latency_distribution(part, _samples(part, records), section)]
     if section == "hardware":  # accuracy is compared on one device at a time
@@ -161,7 +161,7 @@ def _section_charts(part: list[dict[str, Any]], records: list[RunRecord], sectio
 
 
 def render_html(df: pd.DataFrame, records: list[RunRecord]) -> str:
-    from harness.results import plots
+    from harness.reports import plots
 
     rows = df.to_dict("records")
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

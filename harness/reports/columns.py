@@ -1,6 +1,6 @@
 """The report's columns, shared by the markdown and HTML tables: header, cell text, and which ones a group shares.
 
-Rows are harness.results.table.build_rows dicts (or DataFrame records: NaN and pandas.NA read as missing). Columns
+Rows are harness.reports.table.build_rows dicts (or DataFrame records: NaN and pandas.NA read as missing). Columns
 are read by name and may be missing from a row (`model_id`, `campaign`, `timing`, `affinity`, `recipe_options`
 arrive with the store's next schema): a column no row has is left out.
 

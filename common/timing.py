@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 
 
 @dataclass(frozen=True)

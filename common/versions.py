@@ -8,24 +8,27 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-import harness
-
 
 @functools.cache
 def stack() -> dict[str, str]:
-    out = {"harness": harness.__version__, "python": platform.python_version()}
+    out = {"harness": _version("harness"), "python": platform.python_version()}
     for dist in ("torch", "executorch", "torchao"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            out[dist] = "missing"
+        out[dist] = _version(dist)
     return out
+
+
+def _version(dist: str) -> str:
+    """An installed distribution's version (the harness's own comes from its install, as pip shows it)."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "missing"
 
 
 @functools.cache
 def git_sha() -> str | None:
     """The harness checkout's commit (with '-dirty' when it has local changes), or None outside git."""
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         if sha.returncode != 0:

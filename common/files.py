@@ -12,7 +12,7 @@ import re
 import secrets
 from pathlib import Path
 
-from harness.common.errors import StoreError
+from common.errors import StoreError
 
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
 

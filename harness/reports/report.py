@@ -1,4 +1,4 @@
-"""`harness report`: the grouped table (harness/results/table.py) rendered as md, csv, json or html."""
+"""`harness report`: the grouped table (harness/reports/table.py) rendered as md, csv, json or html."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
-from harness.common.errors import BadInput
-from harness.results.grouping import NO_RUNS
+from common.errors import BadInput
+from harness.reports.grouping import NO_RUNS
 
 if TYPE_CHECKING:
     from harness.store.record import RunRecord
@@ -24,17 +24,17 @@ def render(records: Iterable[RunRecord], fmt: str, output: Path | None = None, w
         raise BadInput(f"unknown report format {fmt!r}: choose one of {', '.join(FORMATS)}")
     records = list(records)
     if fmt == "md":  # without pandas: the terminal table answers in well under a second
-        from harness.results.markdown import render_md
-        from harness.results.table import build_rows
+        from harness.reports.markdown import render_md
+        from harness.reports.table import build_rows
 
         return _written(render_md(build_rows(records, cache), records, wide=wide) if records else NO_RUNS + "\n", output)
-    from harness.results.table import build_table, table_records
+    from harness.reports.table import build_table, table_records
 
     df = build_table(records, cache)
     if fmt == "csv":
         text = df.to_csv(index=False) if records else NO_RUNS + "\n"
     elif fmt == "json":
-        from harness.results.v3 import benchmark_v3
+        from harness.reports.v3 import benchmark_v3
 
         payload = {"format": "harness-report/1", "table": table_records(df),
                    "records": [r.to_dict() for r in records], "executorch_benchmark_v3": benchmark_v3(records)}
@@ -42,7 +42,7 @@ def render(records: Iterable[RunRecord], fmt: str, output: Path | None = None, w
             payload["message"] = NO_RUNS
         text = json.dumps(payload, indent=1, default=str)
     else:
-        from harness.results.html import render_html
+        from harness.reports.html import render_html
 
         text = render_html(df, records)
     return _written(text, output)
@@ -56,8 +56,8 @@ def _written(text: str, output: Path | None) -> str:
 
 def write_text(path: Path, text: str) -> None:
     """Write atomically; a path that cannot be written is one line naming it (StoreError)."""
-    from harness.common.errors import StoreError
-    from harness.common.files import ensure_dir, write_atomic
+    from common.errors import StoreError
+    from common.files import ensure_dir, write_atomic
 
     try:
         ensure_dir(Path(path).parent, "create the report folder")

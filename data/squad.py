@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 
 MLPERF_SEQ_LEN, MLPERF_DOC_STRIDE, MLPERF_MAX_QUERY = 384, 128, 64
 HUB_TASKS = {"squad": ("rajpurkar/squad", "1.1"), "squad_v2": ("rajpurkar/squad_v2", "2.0")}

@@ -11,9 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.common.errors import ProgramError
-from harness.export.manifest import InputSpec, ProgramManifest, manifest_path, sha256_file
-from harness.export.pte_inputs import SCALAR_TYPES, read_input_specs
+from common.errors import ProgramError
+from program.manifest import InputSpec, ProgramManifest, manifest_path, sha256_file
+from program.pte_inputs import SCALAR_TYPES, read_input_specs
 
 
 def check_file(path: Path) -> Path:
@@ -86,8 +86,8 @@ def inspect(path: Path, timeout: float = 120, cache_dir: Path | None = None) -> 
             pass  # a damaged cache entry: inspect again
     info = _inspect_child(path, timeout)
     if cached is not None:
-        from harness.common.errors import StoreError
-        from harness.common.files import ensure_dir, write_atomic
+        from common.errors import StoreError
+        from common.files import ensure_dir, write_atomic
 
         try:
             ensure_dir(cached.parent)
@@ -99,7 +99,7 @@ def inspect(path: Path, timeout: float = 120, cache_dir: Path | None = None) -> 
 
 def _inspect_child(path: Path, timeout: float) -> dict:
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    proc = subprocess.run([sys.executable, "-m", "harness.export.program", str(path)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "program.pte", str(path)], capture_output=True, text=True,
                           timeout=timeout, env=env)
     if proc.returncode != 0:
         tail = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()][-1:] or [f"exit code {proc.returncode}"]

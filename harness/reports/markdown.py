@@ -1,6 +1,6 @@
 """The report table as terminal-friendly markdown: hardware, emulated and failed runs in their own sections.
 
-By default the table is compact (harness.results.columns.compact: the columns a reader needs first, settings every
+By default the table is compact (harness.reports.columns.compact: the columns a reader needs first, settings every
 row shares said once above it, empty columns left out) so that it fits 100 characters; wide=True gives every column.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from harness.results import columns as C
-from harness.results.columns import fmt_ms  # noqa: F401  (compare.py and the HTML report format with it)
+from harness.reports import columns as C
+from harness.reports.columns import fmt_ms  # noqa: F401  (compare.py and the HTML report format with it)
 from harness.store.record import NOT_MEASURED, RunRecord
 
 EMULATED_NOTE = "functional timings only, from an emulator: never ranked or compared with hardware"
@@ -78,7 +78,7 @@ def _failed_table(failed: list[RunRecord], wide: bool) -> str:
 
 
 def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool = False) -> str:
-    """rows: harness.results.table.build_rows(records); wide: every column instead of the compact table."""
+    """rows: harness.reports.table.build_rows(records); wide: every column instead of the compact table."""
     out = [f"# harness report: {C.plural(len(records), 'run')}, {C.plural(len(rows), 'group')}", ""]
     for section, title in (("hardware", "Hardware"), ("emulated", f"Emulated ({EMULATED_NOTE})")):
         part = [r for r in rows if r["section"] == section and r["status"] != "failed"]

@@ -1,4 +1,4 @@
-"""Reports over stored runs: one row per group of harness/results/grouping.py (model identity x recipe and options x
+"""Reports over stored runs: one row per group of harness/reports/grouping.py (model identity x recipe and options x
 device x seq_len x runner x threads x affinity x timing preset x campaign).
 
 Fields this module reads from a RunRecord (besides the plain ones):
@@ -8,7 +8,7 @@ Fields this module reads from a RunRecord (besides the plain ones):
               program size falls back to manifest["program_bytes"] / 2**20
     accuracy  {"task", "n", "metric", "value", "agreement_fp32", "max_rel_logit_error", "reference_value",
               "gate": {"ratio", "passed": bool}} (harness/run/accuracy.py; a bare bool or "pass"/"fail" gate is read too)
-    profile   {"ops": [{"name", "ms", "backend": "XNNPACK" | "portable"}]} (harness/results/plots.py draws it)
+    profile   {"ops": [{"name", "ms", "backend": "XNNPACK" | "portable"}]} (harness/reports/plots.py draws it)
 
 A group's latency pools the samples of its "ok" runs (its "invalid" runs when no run is ok), less the runs the
 runner saw disturbed while two quiet ones remain (n_left_out; every run stays stored and listed); failed runs only
@@ -29,7 +29,7 @@ import math
 from statistics import median
 from typing import TYPE_CHECKING, Any, Iterable
 
-from harness.results.grouping import (BASELINE_MAY_DIFFER, KEY, Group, disturbed_runs, gate_result, group_runs,
+from harness.reports.grouping import (BASELINE_MAY_DIFFER, KEY, Group, disturbed_runs, gate_result, group_runs,
                                       random_weights)
 from harness.run.stats import MAX_RUN_CV, summarize
 from harness.store.record import RunRecord

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.common.errors import ProgramError
-from harness.common.schema import MAX_MANIFEST_BYTES, manifest_problem
+from common.errors import ProgramError
+from program.schema import MAX_MANIFEST_BYTES, manifest_problem
 
 
 @dataclass
@@ -61,7 +61,7 @@ class ProgramManifest:
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def write(self, path: Path) -> None:
-        from harness.common.files import write_atomic
+        from common.files import write_atomic
 
         write_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=False))
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from harness.common.errors import BadInput
+from common.errors import BadInput
 from harness.store.record import NOT_MEASURED, RunRecord
-from harness.results.grouping import KEY, Group, disturbed_runs, gate_result, group_runs, identity, random_weights
-from harness.results.markdown import fmt_ms, md_table
+from harness.reports.grouping import KEY, Group, disturbed_runs, gate_result, group_runs, identity, random_weights
+from harness.reports.markdown import fmt_ms, md_table
 from harness.run.stats import MIN_GATE_RUNS, compare_runs_of, compare_samples
 
 SAME = ("model", "device", "seq_len", "runner", "threads")  # what a caveat names when two runs differ in it

@@ -1,1 +1,0 @@
-"""Leaves every layer may import (errors, data, console, versions); they import nothing of the pipeline."""
