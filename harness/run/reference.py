@@ -1,16 +1,17 @@
-"""The fp32 eager model a program came from, rebuilt from its manifest: the reference for agreement checks."""
+"""The fp32 eager model a program came from, rebuilt from its manifest: the reference for agreement checks.
+
+torch is imported only when the reference must be computed: a run whose reference is cached pays nothing for it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from program.manifest import ProgramManifest
 
 
-def reference_module(manifest: ProgramManifest) -> torch.nn.Module | None:
+def reference_module(manifest: ProgramManifest):
     """The eager ProgramModule, or None when it can't be rebuilt (checkpoint moved or changed)."""
     from harness.export.exporter import ExportRequest, ProgramModule, build_model, checkpoint_sha256
 
@@ -27,15 +28,17 @@ def reference_module(manifest: ProgramManifest) -> torch.nn.Module | None:
     return ProgramModule(model, head).eval()
 
 
-@torch.no_grad()
-def reference_outputs(module: torch.nn.Module, encoded: dict[str, np.ndarray], batch: int = 16) -> list[np.ndarray]:
+def reference_outputs(module, encoded: dict[str, np.ndarray], batch: int = 16) -> list[np.ndarray]:
     """Every output of the eager fp32 model ([N, ...] float64, flattened per example), e.g. start and end logits."""
+    import torch
+
     names = ("input_ids", "attention_mask", "token_type_ids")
     n = encoded["input_ids"].shape[0]
     chunks: list[list[np.ndarray]] = []
-    for i in range(0, n, batch):
-        args = [torch.from_numpy(np.ascontiguousarray(encoded[k][i : i + batch])) for k in names]
-        chunks.append([o.reshape(o.shape[0], -1).double().numpy() for o in module(*args)])
+    with torch.no_grad():
+        for i in range(0, n, batch):
+            args = [torch.from_numpy(np.ascontiguousarray(encoded[k][i : i + batch])) for k in names]
+            chunks.append([o.reshape(o.shape[0], -1).double().numpy() for o in module(*args)])
     return [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
 
 
@@ -44,10 +47,11 @@ def _cache_key(manifest: ProgramManifest, encoded: dict[str, np.ndarray]) -> str
     config: a preset's weights come from a fixed seed), torch's version and the encoded inputs, byte for byte."""
     import hashlib
     import json
+    from importlib.metadata import version
 
     h = hashlib.sha256(json.dumps({
         "model": manifest.model, "checkpoint_sha256": manifest.checkpoint_sha256, "head": manifest.head,
-        "num_labels": manifest.num_labels, "config": manifest.config, "torch": torch.__version__,
+        "num_labels": manifest.num_labels, "config": manifest.config, "torch": version("torch"),
     }, sort_keys=True, default=str).encode())
     for name in sorted(encoded):
         a = np.ascontiguousarray(encoded[name])
