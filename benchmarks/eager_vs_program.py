@@ -53,7 +53,7 @@ def main() -> None:
 
     res = export(req, a.results)
     for runner in ("native", "python"):
-        rec = measure.run(measure.RunRequest(program=res.program, device="host", runner=runner, threads=2,
+        rec = measure.run(measure.RunRequest.of(program=res.program, device="host", runner=runner, threads=2,
                                          warmup=10, iterations=a.iterations * 2), a.results)
         if rec.status == "failed":
             rows.append([f"ExecuTorch XNNPACK fp32 ({runner} runner)", "failed: " + str(rec.error), ""])

@@ -103,7 +103,7 @@ class Harness:
     def __call__(self, warmup, iterations):
         from harness.run import measure
 
-        rec = measure.run(measure.RunRequest(program=self.program, runner=self.runner, warmup=warmup,
+        rec = measure.run(measure.RunRequest.of(program=self.program, runner=self.runner, warmup=warmup,
                                              iterations=iterations, threads=self.threads, samples=4,
                                              tags={"benchmark": "peers"}), self.results)
         if rec.status == "failed":

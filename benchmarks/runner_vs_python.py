@@ -36,7 +36,7 @@ def latency_pairs(program: Path, a, results: Path) -> list[dict]:
     for i in range(a.pairs):
         pair = {}
         for runner in ("native", "python"):
-            rec = measure.run(measure.RunRequest(program=program, device="host", runner=runner, warmup=a.warmup,
+            rec = measure.run(measure.RunRequest.of(program=program, device="host", runner=runner, warmup=a.warmup,
                                              iterations=a.iterations, threads=a.threads,
                                              tags={"benchmark": "runner_vs_python", "pair": i}), results)
             if rec.status == "failed":

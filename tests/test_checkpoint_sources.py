@@ -109,7 +109,7 @@ def test_hub_checkpoint_saved_by_transformers_exports_and_runs(tmp_path, monkeyp
     assert m.checkpoint_source == {"hub": "someorg/tiny-mobilebert", "revision": revision}
     assert res.program.name.startswith("tiny-mobilebert-fp32-s16-") and m.status == "ok"
     assert m.tokenizer == data.SHIPPED_TOKENIZER and res.notes and not m.random_weights
-    rec = measure.run(measure.RunRequest(program=res.program, task="rotten_tomatoes", samples=8, iterations=2,
+    rec = measure.run(measure.RunRequest.of(program=res.program, task="rotten_tomatoes", samples=8, iterations=2,
                                          warmup=0), results)
     assert rec.status != "failed", rec.error
     assert rec.accuracy["agreement_fp32"] == 1.0 and 0.0 <= rec.accuracy["value"] <= 1.0  # a trained-kind program

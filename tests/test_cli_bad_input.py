@@ -61,7 +61,7 @@ def store_with_a_run(tiny_export):
     from harness.run import measure
 
     results, res = tiny_export
-    rec = measure.run(measure.RunRequest(program=res.program, iterations=3, warmup=1), results)
+    rec = measure.run(measure.RunRequest.of(program=res.program, iterations=3, warmup=1), results)
     assert rec.status in ("ok", "invalid"), rec.error
     return results
 

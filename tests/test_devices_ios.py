@@ -28,7 +28,7 @@ def shared(tmp_path_factory, bundle, tiny):
     from program import pte
 
     results = tmp_path_factory.mktemp("results")
-    cached = results / "programs" / "inspected" / f"{program.sha256_file(tiny[0])}.json"
+    cached = results / "programs" / "inspected" / f"{pte.sha256_file(tiny[0])}.json"
     cached.parent.mkdir(parents=True)
     cached.write_text(json.dumps(pte._inspect_here(str(tiny[0]))))  # what `run` would ask a child process for
     return results, tiny[0]
@@ -247,7 +247,7 @@ def test_ios_simulator_transport_over_a_fake_xcrun(tmp_path, monkeypatch, bundle
     monkeypatch.setenv("FAKE_SIM_ROOT", str(tmp_path / "sim"))
     monkeypatch.setenv("FAKE_SIM_RUNNER", bundle_command(str(bundle), "x86_64", []))
     monkeypatch.setenv("HARNESS_IOS_APP", str(tmp_path / "HarnessRunner.app"))
-    rec = measure.run(measure.RunRequest(program=shared[1], device="ios-simulator", warmup=1, iterations=3),
+    rec = measure.run(measure.RunRequest.of(program=shared[1], device="ios-simulator", warmup=1, iterations=3),
                       shared[0])
     assert rec.error is None and rec.transport == "ios-simulator", rec.error
     assert rec.emulated and "emulated" in rec.flags

@@ -23,7 +23,7 @@ def test_run_on_pixel7_profile_through_adb(tiny_export, tmp_path, monkeypatch):
         monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(phone.port))
         monkeypatch.setenv("HARNESS_PIXEL7_SERIAL", phone.serial)
         # The profile pins cores 6-7, which this 2-core machine lacks: pin core 0 like a user would override.
-        rec = measure.run(measure.RunRequest(program=res.program, device="pixel7", threads=1, affinity=FIRST_CPU, warmup=1,
+        rec = measure.run(measure.RunRequest.of(program=res.program, device="pixel7", threads=1, affinity=FIRST_CPU, warmup=1,
                                          iterations=3, task="rotten_tomatoes", samples=4, timeout=600), results)
         left = sorted(p.relative_to(phone.sandbox).as_posix() for p in (phone.sandbox / "harness/runs").rglob("*"))
     assert rec.error is None and rec.status in ("ok", "invalid"), rec.error
@@ -45,7 +45,7 @@ def test_run_on_a_user_defined_ssh_board(tiny_export, tmp_path, monkeypatch):
         catalog = tmp_path / "lab.toml"
         catalog.write_text(f'[board]\nabi = "x86_64"\ntransport = "ssh"\naddress = "{sshd.address}"\nthreads = 1\n'
                            f'workdir = "{tmp_path / "board"}"\noptions = {{ key_file = "{sshd.key}" }}\n')
-        rec = measure.run(measure.RunRequest(program=res.program, device="board", devices_file=catalog, warmup=1,
+        rec = measure.run(measure.RunRequest.of(program=res.program, device="board", devices_file=catalog, warmup=1,
                                          iterations=5, task="rotten_tomatoes", samples=4), results)
     assert rec.error is None and rec.status in ("ok", "invalid"), rec.error
     assert rec.transport == "ssh" and rec.device_info_before["address"] == sshd.address

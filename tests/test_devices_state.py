@@ -80,7 +80,7 @@ def _run(results, program, **kw):
     args = dict(program=program, device="pixel7", threads=1, affinity="little", warmup=0, iterations=3,
                 samples=2, timeout=600)
     args.update(kw)
-    return measure.run(measure.RunRequest(**args), results)
+    return measure.run(measure.RunRequest.of(**args), results)
 
 
 def test_cap_dropped_and_restored_mid_run_is_throttled(phone, tiny_export, monkeypatch):

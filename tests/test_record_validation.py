@@ -170,9 +170,9 @@ def test_the_direct_read_of_input_specs_matches_the_runtimes(tiny, tmp_path):
     from program.pte_inputs import read_input_specs
     from tests.fixtures_programs import cached_tiny_program
 
-    for pte in (tiny[0], cached_tiny_program(seq_len=8, int8=True)[0]):
-        runtime = [(s.dtype, list(s.shape)) for s in pte.input_specs(pte.inspect(pte))]
-        assert read_input_specs(pte) == runtime == [("int64", [1, 8])]
+    for path in (tiny[0], cached_tiny_program(seq_len=8, int8=True)[0]):
+        runtime = [(s.dtype, list(s.shape)) for s in pte.input_specs(pte.inspect(path))]
+        assert read_input_specs(path) == runtime == [("int64", [1, 8])]
     cut = tmp_path / "cut.pte"
     cut.write_bytes(tiny[0].read_bytes()[:200])
     with pytest.raises(ValueError):

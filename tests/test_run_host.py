@@ -16,7 +16,7 @@ from tests.conftest import require_tool
 def _run(program, results, **kw):
     kw.setdefault("iterations", 12)
     kw.setdefault("warmup", 2)
-    return measure.run(measure.RunRequest(program=program, **kw), results)
+    return measure.run(measure.RunRequest.of(program=program, **kw), results)
 
 
 @pytest.fixture(scope="module")

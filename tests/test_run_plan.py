@@ -22,7 +22,7 @@ class FakeDevice:
         self.medians = {k: list(v) for k, v in medians.items()}
         self.order: list[tuple[str, int]] = []
 
-    def __call__(self, req: RunRequest, results, label) -> RunRecord:
+    def __call__(self, req: RunRequest, results, label, session=None) -> RunRecord:
         name = str(req.program)
         self.order.append((name, req.schedule["round"]))
         p50 = self.medians[name].pop(0) if len(self.medians[name]) > 1 else self.medians[name][0]
@@ -31,7 +31,7 @@ class FakeDevice:
 
 
 def _plan(names, **kw):
-    return CampaignPlan([RunRequest(program=n) for n in names], **kw)
+    return CampaignPlan([RunRequest.of(program=n) for n in names], **kw)
 
 
 def test_interleaved_rounds_hold_every_program_once_in_a_recorded_shuffled_order(tmp_path):
@@ -113,12 +113,12 @@ def test_the_same_program_twice_is_refused(tiny, tmp_path):
 def test_a_device_that_stays_busy_is_waited_for_once_per_campaign(tmp_path):
     waits = []
 
-    def busy_device(req, results, label):
-        waits.append(req.wait_for_quiet)
+    def busy_device(req, results, label, session=None):
+        waits.append(req.gates.wait_for_quiet)
         return RunRecord(run_id=f"r{len(waits)}", created_at="", status="ok", device="host", latency={"p50": 1.0},
-                         device_info_before={"quiet_gate": {"passed": False} if req.wait_for_quiet else {}})
+                         device_info_before={"quiet_gate": {"passed": False} if req.gates.wait_for_quiet else {}})
 
     said = []
-    plan = CampaignPlan([RunRequest(program=n, wait_for_quiet=20.0) for n in "AB"], rounds=2)
+    plan = CampaignPlan([RunRequest.of(program=n, wait_for_quiet=20.0) for n in "AB"], rounds=2)
     run_plan(plan, tmp_path, measure=busy_device, say=said.append)
     assert waits == [20.0, 0.0, 0.0, 0.0] and any("stayed busy for 20 s" in s for s in said)

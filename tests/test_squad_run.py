@@ -56,7 +56,7 @@ def qa_program(tmp_path_factory):
 
 def _run(program, results, **kw):
     kw.setdefault("iterations", 2)
-    return measure.run(measure.RunRequest(program=program, warmup=0, **kw), results)
+    return measure.run(measure.RunRequest.of(program=program, warmup=0, **kw), results)
 
 
 @pytest.fixture(scope="module")

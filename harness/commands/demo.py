@@ -170,6 +170,7 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, target_ci, max_r
     from harness.export.recipes import RECIPES
     from harness.run import measure
     from harness.run.plan import CampaignPlan, run_plan, validate_plan
+    from harness.run.request import DeviceTarget, Gates, InputsSpec, RunRequest, RunSettings
 
     results = ctx.obj["results"]
     wanted = [r for r in recipes.split(",") if r]
@@ -228,7 +229,7 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, target_ci, max_r
                 s[3] = done[s[3]]
     ok = True
     campaign = measure.new_campaign("demo")  # the demo's rows pool its own runs only, and compare with their fp32
-    t = measure.stats.preset("default")  # the floors of `harness run`'s default (docs/statistics.md)
+    settings = RunSettings.from_preset("default")  # the floors of `harness run`'s default (docs/statistics.md)
     requests = []  # every program is exported first, then all are measured in interleaved rounds
     for recipe, req, run_kw, res in slots:
         if isinstance(res, HarnessError):
@@ -238,10 +239,9 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, target_ci, max_r
             ok = False
             continue
         print_export(res)
-        requests.append(measure.RunRequest(program=res.program, device="host", campaign=campaign,
-                                           warmup=t.warmup, iterations=t.iterations, min_seconds=t.min_seconds,
-                                           warmup_seconds=t.warmup_seconds, wait_for_quiet=wait_for_quiet,
-                                           **run_kw))
+        requests.append(RunRequest(program=res.program, device=DeviceTarget("host"), settings=settings,
+                                   inputs=InputsSpec(**run_kw), gates=Gates(wait_for_quiet=wait_for_quiet),
+                                   campaign=campaign))
     plan.requests, plan.campaign = requests, campaign
     records = run_plan(plan, results, measure=measure_one, say=lambda s: console.print(f"[cyan]{s}[/cyan]"))
     ok &= not any(r.status == "failed" for r in records)

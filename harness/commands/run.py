@@ -91,8 +91,9 @@ def run_command(ctx, programs, device, runner, runner_bin, xnnpack_cache, timing
         --max-start-temp 35 --cooldown 300
     """
     from harness.commands.selection import parse_tags
-    from harness.run import measure, stats
+    from harness.run import measure
     from harness.run.plan import CampaignPlan, run_plan, validate_plan
+    from harness.run.request import DeviceTarget, Gates, InputsSpec, RunRequest, RunSettings
 
     results = ctx.obj["results"]
     if app is not None:  # read by the ios transport (device_runners/ios/device.py: app_from_env)
@@ -111,23 +112,20 @@ def run_command(ctx, programs, device, runner, runner_bin, xnnpack_cache, timing
         if len(set(map(str, programs))) != len(programs):
             raise click.BadParameter("the same program is given twice (use --repeat for more runs of it)",
                                      param_hint="--program")
-    t = stats.preset(timing_preset)
     sweep = [(th, af) for th in _thread_counts(threads_list) for af in (affinities or (None,))]
+    target = DeviceTarget(name=device, devices_file=devices_file, address=address, serial=serial,
+                          check_model=not no_check_model, oversubscribe=oversubscribe)
+    feed = InputsSpec(task=task, samples=samples if samples is not None else (200 if task else 8),
+                      tokenizer=export_kw["tokenizer"])
+    gates = Gates(cooldown=cooldown, wait_for_quiet=wait_for_quiet, max_start_temp=max_start_temp)
 
     def request(prog, threads, affinity):
-        return measure.RunRequest(
-            program=prog, device=device, runner=runner, runner_bin=runner_bin, xnnpack_cache=xnnpack_cache,
-            warmup=t.warmup if warmup is None else warmup,
-            iterations=t.iterations if iterations is None else iterations,
-            min_seconds=t.min_seconds if min_seconds is None else min_seconds,
-            warmup_seconds=t.warmup_seconds if warmup_seconds is None else warmup_seconds,
-            max_seconds=max_seconds,
-            threads=threads, affinity=affinity, task=task, tokenizer=export_kw["tokenizer"],
-            samples=samples if samples is not None else (200 if task else 8),
-            profile=profile_run, cooldown=cooldown, wait_for_quiet=wait_for_quiet, timeout=timeout,
-            devices_file=devices_file,
-            address=address, serial=serial, max_start_temp=max_start_temp, check_model=not no_check_model,
-            oversubscribe=oversubscribe, campaign=campaign, tags=run_tags)
+        settings = RunSettings.from_preset(
+            timing_preset, runner=runner, runner_bin=runner_bin, xnnpack_cache=xnnpack_cache, warmup=warmup,
+            iterations=iterations, min_seconds=min_seconds, warmup_seconds=warmup_seconds, max_seconds=max_seconds,
+            threads=threads, affinity=affinity, profile=profile_run, timeout=timeout)
+        return RunRequest(program=prog, device=target, settings=settings, inputs=feed, gates=gates,
+                          campaign=campaign, tags=run_tags)
 
     plan = CampaignPlan([], rounds=repeat, schedule=schedule, seed=schedule_seed, target_ci=target_ci,
                         max_rounds=max_repeats, max_seconds=max_campaign_seconds, campaign=campaign)
@@ -159,13 +157,13 @@ def _thread_counts(value: str | None) -> list[int | None]:
     return [None] if value is None else int_list(value, "--threads", "thread counts")
 
 
-def measure_one(req, results: Path, label: str):
+def measure_one(req, results: Path, label: str, session=None):
     """One run under a status line fed by the runner's progress; the record is printed, interrupted ones too."""
     from harness.run import measure
 
     try:
         with status(label) as update:
-            rec = measure.run(req, results, progress=update)
+            rec = measure.run(req, results, progress=update, session=session)
     except measure.RunInterrupted as e:
         print_run(e.record)
         raise

@@ -52,7 +52,7 @@ class Prepared:
 
 def check(req: FarmRequest) -> Path:
     """Refuse bad options and a missing or damaged program before anything is built, uploaded or stored."""
-    measure.validate(measure.RunRequest(program=req.program, iterations=req.iterations, warmup=req.warmup,
+    measure.validate(measure.RunRequest.of(req.program, iterations=req.iterations, warmup=req.warmup,
                                         threads=req.threads, samples=req.samples))
     if req.job_timeout_minutes < 1:
         raise BadInput(f"--job-timeout {req.job_timeout_minutes}: must be at least 1 minute")

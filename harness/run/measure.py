@@ -17,23 +17,22 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+from common import interrupts, versions
+from common.errors import BadInput, HarnessError, RunnerError
+from common.timing import timing_name
 from device_runners.base import RunJob, Transport, TransportError, parse_progress, without_progress
 from device_runners.tensorfile import TensorFileError, read_tensors, write_tensors
-from harness.run import device_state
-from harness.run import inputs
-from program import pte
-from harness.run import stats
-from common import interrupts, versions
-from common.errors import BadInput, DeviceError, HarnessError, RunnerError
-from program.manifest import ProgramManifest
-from common.timing import timing_name
-from harness.store.record import RunRecord, model_identity
-from harness.store.db import ResultsStore
-from harness.run import device_folders, outcome
+from harness.run import device_folders, device_state, inputs, outcome, stats
 from harness.run.outcome import record_measurements  # noqa: F401  (the farm fills a record from a farm's raw result)
 from harness.run.request import (MAX_INPUT_BYTES, MAX_ITERATIONS, MAX_MIN_SECONDS, MAX_SAMPLES,  # noqa: F401
-                                 MAX_THREADS, MAX_WARMUP, RUNNERS, RunRequest, check_input_size, new_campaign,
-                                 validate)
+                                 MAX_THREADS, MAX_WARMUP, RUNNERS, DeviceTarget, Gates, InputsSpec, RunRequest,
+                                 RunSettings, check_input_size, new_campaign, validate)
+from harness.run.session import DeviceSession
+from harness.store.db import ResultsStore
+from harness.store.record import RunRecord, model_identity
+from program import pte
+from program.manifest import ProgramManifest
+
 
 class RunInterrupted(interrupts.Interrupted):
     """Ctrl-C or SIGTERM ended a run: everything it started is stopped, its work folder removed, and `record`
@@ -48,22 +47,34 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda s: None) -> RunRecord:
-    """Run one program on one device and store the record (failed runs included). Returns the stored record."""
-    from device_runners.catalog import get_profile, make_transport
+def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda s: None,
+        session: DeviceSession | None = None) -> RunRecord:
+    """Run one program on one device and store the record (failed runs included). Returns the stored record.
 
+    `session`: the campaign's connection to req.device (harness/run/session.py); None: one of its own, closed after."""
     validate(req)
     path = pte.check_file(req.program)
     manifest = pte.manifest_for(path)
-    profile = get_profile(req.device, extra=req.devices_file, address=req.address, serial=req.serial)
+    if session is None:
+        with DeviceSession(req.device) as own:
+            return _run(req, results, progress, own, path, manifest)
+    if session.target != req.device:
+        raise ValueError(f"a session of {session.target.name} cannot run a request for {req.device.name}")
+    return _run(req, results, progress, session, path, manifest)
+
+
+def _run(req: RunRequest, results: Path, progress, session: DeviceSession, path: Path,
+         manifest: ProgramManifest | None) -> RunRecord:
     from device_runners.catalog import resolve_affinity
 
-    affinity = resolve_affinity(profile, req.affinity or profile.affinity)
-    if req.max_start_temp is not None and req.cooldown <= 0:
-        raise BadInput(f"--max-start-temp {req.max_start_temp:g} needs --cooldown SECONDS: how long it may wait")
-    if req.runner == "python" and profile.transport != "local":
+    st = req.settings
+    profile = session.profile
+    affinity = resolve_affinity(profile, st.affinity or profile.affinity)
+    if req.gates.max_start_temp is not None and req.gates.cooldown <= 0:
+        raise BadInput(f"--max-start-temp {req.gates.max_start_temp:g} needs --cooldown SECONDS: how long it may wait")
+    if st.runner == "python" and profile.transport != "local":
         raise BadInput(f"--runner python runs only on the host; device {profile.name} needs --runner native")
-    if req.runner_bin is not None and profile.transport in ("ios", "ios-simulator"):
+    if st.runner_bin is not None and profile.transport in ("ios", "ios-simulator"):
         raise BadInput(f"--runner-bin: device {profile.name} runs only the signed harness app (docs/devices.md)")
     store = ResultsStore(Path(results))
     store.check_writable()  # before a foreign program is inspected or a task is read (seconds); again before set-up
@@ -72,13 +83,14 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     else:
         info = pte.inspect(path, cache_dir=Path(results) / "programs" / "inspected")
         specs, vocab = pte.input_specs(info), info.get("vocab_size")
-    check_input_size(specs, req.samples)
-    if req.task:
-        run_inputs = inputs.from_task(specs, req.task, req.samples, vocab,
-                                      inputs.tokenizer_source(manifest, req.tokenizer),
-                                      head=manifest.head if manifest else None)
-    else:
-        run_inputs = inputs.synthetic(specs, req.samples, vocab)
+    check_input_size(specs, req.inputs.samples)
+    task = req.inputs.task
+    source = inputs.tokenizer_source(manifest, req.inputs.tokenizer) if task else None
+    head = manifest.head if manifest else None
+    key = (repr(specs), task, req.inputs.samples, vocab, str(source), head)
+    run_inputs = session.inputs(key, lambda: (  # made once per campaign: tokenizing a task takes a while
+        inputs.from_task(specs, task, req.inputs.samples, vocab, source, head=head) if task
+        else inputs.synthetic(specs, req.inputs.samples, vocab)))
 
     rec = RunRecord(
         run_id=uuid.uuid4().hex[:12], created_at=_now(), status="failed", device=profile.name,
@@ -88,59 +100,54 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
         model=manifest.model if manifest else path.stem, recipe=manifest.recipe if manifest else None,
         seq_len=manifest.seq_len if manifest else (specs[0].shape[-1] if specs and specs[0].shape else None),
         random_weights=manifest.random_weights if manifest else None,
-        device_abi=profile.abi, transport=profile.transport, runner=req.runner,
-        threads=req.threads or profile.threads, affinity=affinity,
-        warmup=req.warmup, iterations=req.iterations, min_seconds=req.min_seconds, tags=dict(req.tags),
-        warmup_seconds=req.warmup_seconds, max_seconds=req.max_seconds or None,
+        device_abi=profile.abi, transport=profile.transport, runner=st.runner,
+        threads=st.threads or profile.threads, affinity=affinity,
+        warmup=st.warmup, iterations=st.iterations, min_seconds=st.min_seconds, tags=dict(req.tags),
+        warmup_seconds=st.warmup_seconds, max_seconds=st.max_seconds or None,
     )
-    if req.runner_bin is not None:
-        rec.tags["runner_bin"] = str(Path(req.runner_bin).resolve())
+    if st.runner_bin is not None:
+        rec.tags["runner_bin"] = str(Path(st.runner_bin).resolve())
     if rec.program_sha256 is None:
         rec.program_sha256 = pte.sha256_file(path)
     rec.model_id = model_identity(rec.manifest, rec.model, rec.program_sha256)
     rec.campaign = req.campaign or new_campaign()
     rec.schedule = dict(req.schedule) if req.schedule else None
-    rec.timing = "custom" if req.max_seconds else timing_name(req.warmup, req.iterations, req.min_seconds,
-                                                                  req.warmup_seconds)  # a preset's name, or custom
+    rec.timing = "custom" if st.max_seconds else timing_name(st.warmup, st.iterations, st.min_seconds,
+                                                                 st.warmup_seconds)  # a preset's name, or custom
     # Set-up: nothing has reached the device yet, so a failure here is the user's to fix and is not stored.
     store.check_writable()  # before minutes of measuring, not after
-    transport = _connect(profile, make_transport)
+    transport = session.open()
     try:
         progress(f"reading {profile.name}'s state")
         rec.device_info_before = _info(transport)
-        device_state.check_model(profile, rec.device_info_before, req.check_model)
-        try:  # the runner is started from it: a folder another user can write is refused before anything is pushed
-            from device_runners.workdir import prepare
-
-            prepare(transport)
-        except (TransportError, TimeoutError, OSError) as e:
-            raise DeviceError(f"device {profile.name}: {e}") from None
+        session.check_once(rec.device_info_before, progress)
         cores = rec.device_info_before.get("cores")
-        if isinstance(cores, int) and rec.threads and rec.threads > cores and not req.oversubscribe:
+        if isinstance(cores, int) and rec.threads and rec.threads > cores and not req.device.oversubscribe:
             raise BadInput(f"--threads {rec.threads}: device {profile.name} has {cores} cores; more threads than cores "
                            "time the scheduler, not the model (pass --oversubscribe to measure it anyway)")
-        if req.runner == "native" and req.runner_bin is None and not getattr(transport, "launches_app", False):
+        if st.runner == "native" and st.runner_bin is None and not getattr(transport, "launches_app", False):
             from device_runners.build import build_bundle
 
             progress(f"preparing the {profile.abi} runner bundle")
             build_bundle(profile.abi)  # cached by content hash: the run below finds it ready
     except BaseException:
-        transport.close()
+        session.close()
         raise
     stopped: str | None = None
     try:
         rec.emulated = bool(getattr(transport, "emulated", False))
-        _execute(req, rec, transport, profile, path, manifest, run_inputs, progress)
+        _execute(req, rec, transport, profile, path, manifest, run_inputs, progress, session)
     except KeyboardInterrupt as e:  # _execute stopped the runner and cleaned up; the record says how far it got
         stopped = interrupts.signame_of(e)
         rec.status, rec.error = "interrupted", rec.error or f"interrupted by {stopped}"
+        session.close()
     except HarnessError as e:
         rec.status, rec.error = "failed", str(e)
     except (TransportError, TimeoutError, OSError) as e:
         rec.status, rec.error = "failed", f"device {profile.name}: {type(e).__name__}: {e}"
+        session.close()  # the next run of the campaign connects again
     finally:
         rec.finished_at = _now()
-        transport.close()
     if stopped:
         with interrupts.deferred():
             store.add(rec)
@@ -149,34 +156,15 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     return rec
 
 
-def _connect(profile, make_transport) -> Transport:
-    """The device's transport, checked to answer; a device that is absent or unreachable is a DeviceError (exit 2)."""
-    try:
-        transport = make_transport(profile)
-    except HarnessError:
-        raise
-    except (TransportError, TimeoutError, OSError) as e:
-        raise DeviceError(f"device {profile.name} is not reachable: {e}") from None
-    try:
-        rc, out, err = transport.shell("echo harness-ready", timeout=60)
-    except (TransportError, TimeoutError, OSError) as e:
-        transport.close()
-        raise DeviceError(f"device {profile.name} is not reachable: {e}") from None
-    if rc != 0 or "harness-ready" not in out:
-        transport.close()
-        raise DeviceError(f"device {profile.name} does not run commands: {(err or out).strip()[:200] or f'exit {rc}'}")
-    return transport
-
-
 def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, manifest: ProgramManifest | None,
-             run_inputs: inputs.RunInputs, progress) -> None:
-    if req.max_start_temp is not None:
+             run_inputs: inputs.RunInputs, progress, session: DeviceSession) -> None:
+    if req.gates.max_start_temp is not None:
         rec.device_info_before["thermal_gate"] = device_state.thermal_gate(
-            transport, req.max_start_temp, req.cooldown, profile.name, progress)
-    elif req.cooldown > 0:
-        _cool_down(transport, req.cooldown, progress)
-    if req.wait_for_quiet > 0:
-        rec.device_info_before["quiet_gate"] = device_state.quiet_gate(transport, req.wait_for_quiet, profile.name,
+            transport, req.gates.max_start_temp, req.gates.cooldown, profile.name, progress)
+    elif req.gates.cooldown > 0:
+        _cool_down(transport, req.gates.cooldown, progress)
+    if req.gates.wait_for_quiet > 0:
+        rec.device_info_before["quiet_gate"] = device_state.quiet_gate(transport, req.gates.wait_for_quiet, profile.name,
                                                                        progress)
     rec.device_info_before["state"] = device_state.read_state(transport)
     runs = f"{transport.workdir().rstrip('/')}/runs"
@@ -188,22 +176,22 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
         write_tensors(tmp / "inputs.bin", run_inputs.examples)
         job = RunJob(
             program=f"{run_dir}/program.pte", inputs=f"{run_dir}/inputs.bin", result=f"{run_dir}/result.json",
-            outputs=f"{run_dir}/outputs.bin", warmup=req.warmup, iterations=req.iterations,
-            min_seconds=req.min_seconds, warmup_seconds=req.warmup_seconds, max_seconds=req.max_seconds,
+            outputs=f"{run_dir}/outputs.bin", warmup=req.settings.warmup, iterations=req.settings.iterations,
+            min_seconds=req.settings.min_seconds, warmup_seconds=req.settings.warmup_seconds, max_seconds=req.settings.max_seconds,
             threads=rec.threads or 1, affinity=rec.affinity,
-            etdump=f"{run_dir}/profile.etdp" if req.profile else None, timeout=req.timeout,
+            etdump=f"{run_dir}/profile.etdp" if req.settings.profile else None, timeout=req.settings.timeout,
         )
         try:
             device_folders.shell_ok(transport, f"mkdir -p {shlex.quote(run_dir)}", 60, profile.name)
             progress(f"pushing program and {len(run_inputs.examples)} examples to {profile.name}")
             transport.push(path, job.program)
             transport.push(tmp / "inputs.bin", job.inputs)
-            cmd = _runner_command(req, transport, profile, job, progress, rec.program_sha256)
-            where = f"{profile.name} ({req.runner} runner, {job.threads} threads)"
+            cmd = _runner_command(req, transport, profile, job, progress, rec.program_sha256, session)
+            where = f"{profile.name} ({req.settings.runner} runner, {job.threads} threads)"
             progress(f"running on {where}")
             sampler = device_state.Sampler(transport).start()
             try:
-                rc, out, err = transport.shell(cmd, timeout=req.timeout, on_stderr=_progress_lines(progress, where))
+                rc, out, err = transport.shell(cmd, timeout=req.settings.timeout, on_stderr=_progress_lines(progress, where))
             except KeyboardInterrupt as e:  # the transport has stopped the runner: keep what it measured
                 sampler.stop()  # before the transport is used again
                 with interrupts.deferred():
@@ -225,7 +213,7 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
                 outputs = read_tensors(tmp / "outputs.bin")
             except TensorFileError as e:
                 raise RunnerError(f"runner on {profile.name} wrote a damaged outputs file: {e}") from None
-            if req.profile:
+            if req.settings.profile:
                 transport.pull(job.etdump, tmp / "profile.etdp")
                 rec.profile = outcome.profile_summary(tmp / "profile.etdp", path)
         finally:
@@ -239,7 +227,7 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
     outcome.fill_measurements(rec, raw, manifest, path)
     rec.accuracy = outcome.score(outputs, run_inputs, manifest) if run_inputs.task or manifest else None
     rec.flags = stats.validity_flags(rec.latency, emulated=rec.emulated, info_before=rec.device_info_before,
-                                     info_after=rec.device_info_after, profiled=req.profile,
+                                     info_after=rec.device_info_after, profiled=req.settings.profile,
                                      evidence=evidence, disturbed=outcome.disturbance_reasons(rec, raw))
     rec.status = stats.status_for(rec.flags)
 
@@ -273,32 +261,38 @@ def _info(transport: Transport) -> dict:
 
 
 def _runner_command(req: RunRequest, transport: Transport, profile, job: RunJob, progress,
-                    program_sha: str) -> str:
+                    program_sha: str, session: DeviceSession) -> str:
     from device_runners.launch import bundle_command, python_runner_command, runner_args
 
-    if req.runner == "python":
+    if req.settings.runner == "python":
         return python_runner_command(runner_args(job), python=sys.executable)
     args = runner_args(job)
-    if req.xnnpack_cache:
+    if req.settings.xnnpack_cache:
         # outside the run directory (which is removed after the run): one packed file per program and runner
         cache_dir = f"{transport.workdir().rstrip('/')}/xnnpack-cache"
         device_folders.shell_ok(transport, f"mkdir -p {shlex.quote(cache_dir)}", 60, profile.name)
-        args += ["--xnnpack-cache", f"{cache_dir}/{program_sha[:16]}-{req.runner_bin.name if req.runner_bin else 'native'}.bin"]
+        args += ["--xnnpack-cache", f"{cache_dir}/{program_sha[:16]}-{req.settings.runner_bin.name if req.settings.runner_bin else 'native'}.bin"]
     if getattr(transport, "launches_app", False):  # iOS: no shell; the transport launches its app with these args
         return transport.app_command(args)
-    if req.runner_bin is not None:
+    if req.settings.runner_bin is not None:
         # A runner the user built (same flags and JSON as device_runners/native/runner.cpp), pushed as it is
-        remote = f"{transport.workdir().rstrip('/')}/bin/{pte.sha256_file(req.runner_bin)[:12]}"
-        progress(f"pushing {req.runner_bin} to {profile.name}")
-        transport.push(Path(req.runner_bin), f"{remote}/{Path(req.runner_bin).name}")
-        exe = f"{remote}/{Path(req.runner_bin).name}"
-        device_folders.shell_ok(transport, f"chmod u+x {shlex.quote(exe)}", 60, profile.name)
-        return shlex.join([exe, *args])
+        own = Path(req.settings.runner_bin)
+        sha = pte.sha256_file(own)
+
+        def push() -> str:
+            exe = f"{transport.workdir().rstrip('/')}/bin/{sha[:12]}/{own.name}"
+            progress(f"pushing {own} to {profile.name}")
+            transport.push(own, exe)
+            device_folders.shell_ok(transport, f"chmod u+x {shlex.quote(exe)}", 60, profile.name)
+            return exe
+
+        return shlex.join([session.installed(f"bin:{sha}", push), *args])
     from device_runners.build import build_bundle
     from device_runners.bundle_install import install_bundle
 
-    progress(f"preparing the {profile.abi} runner bundle")
-    remote = install_bundle(transport, build_bundle(profile.abi), progress, profile.name)  # verified by hash
+    remote = session.installed(f"bundle:{profile.abi}", lambda: (  # verified by hash, once per connection
+        progress(f"preparing the {profile.abi} runner bundle"),
+        install_bundle(transport, build_bundle(profile.abi), progress, profile.name))[1])
     return bundle_command(remote, profile.abi, args, qemu=bool(getattr(transport, "qemu", False)),
                           sysroot=getattr(transport, "sysroot", None))
 

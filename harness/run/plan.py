@@ -1,6 +1,6 @@
 """A campaign plan and the scheduler that executes it: the public way to measure several programs or settings.
 
-    plan = CampaignPlan([RunRequest(program=a), RunRequest(program=b)], rounds=3)
+    plan = CampaignPlan([RunRequest.of(a, "host", iterations=20), RunRequest.of(b, "host")], rounds=3)
     records = run_plan(plan, results)
 
 MLPerf's LoadGen separates what is measured from how a test is run; here a RunRequest says what one run is and the
@@ -8,7 +8,8 @@ plan says how a campaign of them is scheduled. `interleaved` (the default) runs 
 shuffled order each round (the seed is recorded), so a slow minute on a shared machine falls on every program alike
 instead of on one recipe's block; `blocks` keeps the old order (A A A, B B B, ...). With a `target_ci`, programs
 whose runs disagree (their medians' CV above stats.MAX_RUN_CV) or whose interval across runs is wider than the
-target get further rounds, up to `max_rounds` or `max_seconds`; every run is stored whatever happens. A request's
+target get further rounds, up to `max_rounds` or `max_seconds`; every run is stored whatever happens. Each device
+is reached through one DeviceSession for the whole campaign (harness/run/session.py). A request's
 `wait_for_quiet` is honoured until the device once stays busy through a whole wait: the campaign then stops waiting.
 """
 
@@ -25,7 +26,8 @@ from typing import Callable
 
 from common.errors import BadInput
 from harness.run import stats
-from harness.run.measure import RunRequest, new_campaign
+from harness.run.request import RunRequest, new_campaign
+from harness.run.session import DeviceSession
 from harness.store.record import RunRecord
 
 SCHEDULES = ("interleaved", "blocks")
@@ -81,64 +83,72 @@ def needs_more(records: list[RunRecord], target_ci: float) -> str | None:
     return None
 
 
-def run_plan(plan: CampaignPlan, results: Path, measure: Callable[[RunRequest, Path, str], RunRecord] | None = None,
+def run_plan(plan: CampaignPlan, results: Path, measure: Callable[..., RunRecord] | None = None,
              say: Callable[[str], None] = lambda s: None) -> list[RunRecord]:
     """Run every request of the plan in rounds and store each run; returns the records in request order.
 
-    measure(request, results, label) runs one request (default: harness.run.measure.run without a status line);
-    say(text) is told about each extra round. A RunInterrupted from measure ends the plan (what ran is stored)."""
+    measure(request, results, label, session) runs one request (default: harness.run.measure.run without a status
+    line) through the campaign's session of its device; say(text) is told about each extra round. A RunInterrupted
+    from measure ends the plan (what ran is stored); every session is closed however the plan ends."""
     from harness.run import measure as measuring
 
     validate_plan(plan)
     if not plan.requests:
         raise BadInput("nothing to run: the plan has no programs")
-    measure = measure or (lambda req, res, label: measuring.run(req, res))
+    measure = measure or (lambda req, res, label, session: measuring.run(req, res, session=session))
     seed = plan.seed if plan.seed is not None else secrets.randbelow(2**31)
     rng = random.Random(seed)
     campaign = plan.campaign or plan.requests[0].campaign or new_campaign()
     done: list[list[RunRecord]] = [[] for _ in plan.requests]
     n = len(plan.requests)
     busy = False  # a device that stayed busy through one whole quiet wait is not waited for again in this campaign
+    sessions: dict = {}  # DeviceTarget -> DeviceSession: one connection per device for the whole campaign
 
     def one(i: int, rnd: int, pos: int, total: int) -> None:
         nonlocal busy
         req = plan.requests[i]
-        req = dataclasses.replace(req, campaign=campaign, tags={**req.tags},
-                                  schedule={"schedule": plan.schedule, "seed": seed, "round": rnd, "position": pos},
-                                  wait_for_quiet=0.0 if busy else req.wait_for_quiet)
-        label = f"running {Path(req.program).name} on {req.device} (round {rnd}, {pos + 1}/{total})"
-        rec = measure(req, results, label)
+        gates = dataclasses.replace(req.gates, wait_for_quiet=0.0 if busy else req.gates.wait_for_quiet)
+        req = dataclasses.replace(req, campaign=campaign, tags={**req.tags}, gates=gates,
+                                  schedule={"schedule": plan.schedule, "seed": seed, "round": rnd, "position": pos})
+        label = f"running {Path(req.program).name} on {req.device.name} (round {rnd}, {pos + 1}/{total})"
+        session = sessions.setdefault(req.device, DeviceSession(req.device))
+        rec = measure(req, results, label, session)
         done[i].append(rec)
-        if req.wait_for_quiet and ((rec.device_info_before or {}).get("quiet_gate") or {}).get("passed") is False:
+        wait = req.gates.wait_for_quiet
+        if wait and ((rec.device_info_before or {}).get("quiet_gate") or {}).get("passed") is False:
             busy = True
-            say(f"{req.device} stayed busy for {req.wait_for_quiet:g} s: the rest of this campaign runs without "
+            say(f"{req.device.name} stayed busy for {wait:g} s: the rest of this campaign runs without "
                 "waiting (each run's evidence says what it shared the CPUs with)")
 
-    if plan.schedule == "blocks":
-        for i in range(n):
+    try:
+        if plan.schedule == "blocks":
+            for i in range(n):
+                for rnd in range(1, plan.rounds + 1):
+                    one(i, rnd, 0, 1)
+        else:
             for rnd in range(1, plan.rounds + 1):
-                one(i, rnd, 0, 1)
-    else:
-        for rnd in range(1, plan.rounds + 1):
-            order = list(range(n))
-            rng.shuffle(order)
-            for pos, i in enumerate(order):
-                one(i, rnd, pos, n)
-    if plan.target_ci is not None:
-        start, rnd = time.monotonic(), plan.rounds
-        cap = plan.max_rounds or max(5, 3 * plan.rounds)
-        while rnd < cap and (plan.max_seconds is None or time.monotonic() - start < plan.max_seconds):
-            why = {i: needs_more(done[i], plan.target_ci) for i in range(n)}
-            more = [i for i in range(n) if why[i]]
-            if not more:
-                break
-            rnd += 1
-            say(f"round {rnd}: {len(more)} of {n} programs need more runs ("
-                + "; ".join(f"{Path(plan.requests[i].program).name}: {why[i]}" for i in more[:3]) + ")")
-            rng.shuffle(more)
-            for pos, i in enumerate(more):
-                one(i, rnd, pos, len(more))
-        left = [i for i in range(n) if needs_more(done[i], plan.target_ci)]
-        if left:
-            say(f"stopped after {rnd} rounds: {len(left)} programs still short of the target (their rows say so)")
+                order = list(range(n))
+                rng.shuffle(order)
+                for pos, i in enumerate(order):
+                    one(i, rnd, pos, n)
+        if plan.target_ci is not None:
+            start, rnd = time.monotonic(), plan.rounds
+            cap = plan.max_rounds or max(5, 3 * plan.rounds)
+            while rnd < cap and (plan.max_seconds is None or time.monotonic() - start < plan.max_seconds):
+                why = {i: needs_more(done[i], plan.target_ci) for i in range(n)}
+                more = [i for i in range(n) if why[i]]
+                if not more:
+                    break
+                rnd += 1
+                say(f"round {rnd}: {len(more)} of {n} programs need more runs ("
+                    + "; ".join(f"{Path(plan.requests[i].program).name}: {why[i]}" for i in more[:3]) + ")")
+                rng.shuffle(more)
+                for pos, i in enumerate(more):
+                    one(i, rnd, pos, len(more))
+            left = [i for i in range(n) if needs_more(done[i], plan.target_ci)]
+            if left:
+                say(f"stopped after {rnd} rounds: {len(left)} programs still short of the target (their rows say so)")
+    finally:
+        for session in sessions.values():
+            session.close()
     return [r for recs in done for r in recs]

@@ -1,4 +1,5 @@
-"""What one run is: the program, the device, the timing floors, the inputs and the bookkeeping of a RunRequest, and
+"""What one run is, cut as MLPerf's LoadGen cuts a test: the device target (system under test), the run settings
+(test settings), the inputs (sample library) and the gates, held by a RunRequest with the campaign bookkeeping; and
 the bounds every request is checked against before anything runs (docs/runner.md)."""
 
 from __future__ import annotations
@@ -14,10 +15,22 @@ from common.errors import BadInput
 RUNNERS = ("native", "python")
 
 
-@dataclass
-class RunRequest:
-    program: Path
-    device: str = "host"
+@dataclass(frozen=True)
+class DeviceTarget:
+    """Which device, and how to reach it (the system under test, in MLPerf LoadGen's words)."""
+
+    name: str = "host"
+    devices_file: Path | None = None
+    address: str | None = None  # ssh user@host[:port]
+    serial: str | None = None  # adb serial
+    check_model: bool = True  # refuse a device whose model is not its profile's
+    oversubscribe: bool = False  # allow more runner threads than the device has cores
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How one program is timed on the device (the test settings): the runner, its floors and its threads."""
+
     runner: str = "native"  # "native" | "python"
     runner_bin: Path | None = None  # the user's own runner binary (e.g. runner.cpp built with the Android NDK)
     xnnpack_cache: bool = False  # keep XNNPACK's packed weights in a file on the device, reused by later runs
@@ -28,23 +41,68 @@ class RunRequest:
     max_seconds: float = 0.0  # 0: no cap; else the timed loop ends here even short of `iterations`
     threads: int | None = None  # None: the device profile's default
     affinity: str | None = None
-    task: str | None = None  # score real examples of this task through the program
-    samples: int = 8  # examples in the inputs file (with --task: how many are scored)
-    tokenizer: Path | None = None  # --tokenizer: overrides the one the program was exported with
-    profile: bool = False
-    cooldown: float = 0.0  # seconds to wait, at most, for temperatures to settle before the run
-    wait_for_quiet: float = 0.0  # seconds to wait, at most, for other work on the device to stop before the run
-    # device state (harness/run/device_state.py)
-    max_start_temp: float | None = None  # thermal gate: battery and skin at or below this (°C), within `cooldown`
-    check_model: bool = True  # refuse a device whose model is not its profile's
+    profile: bool = False  # collect an ETDump (flagged; never pooled with timing runs)
     timeout: float = 900.0
-    devices_file: Path | None = None
-    address: str | None = None
-    serial: str | None = None
+
+    @classmethod
+    def from_preset(cls, name: str = "default", **overrides) -> "RunSettings":
+        """A timing preset's iterations and floors (common/timing.py), with any field overridden."""
+        from common.timing import preset
+
+        t = preset(name)
+        base = dict(warmup=t.warmup, iterations=t.iterations, min_seconds=t.min_seconds,
+                    warmup_seconds=t.warmup_seconds)
+        return cls(**{**base, **{k: v for k, v in overrides.items() if v is not None or k not in base}})
+
+
+@dataclass(frozen=True)
+class InputsSpec:
+    """What is fed to the program (the sample library): synthetic inputs, or real examples of a task."""
+
+    task: str | None = None  # score real examples of this task through the program
+    samples: int = 8  # examples in the inputs file (with a task: how many are scored)
+    tokenizer: Path | None = None  # overrides the one the program was exported with
+
+
+@dataclass(frozen=True)
+class Gates:
+    """What the device must be before a run starts (harness/run/device_state.py)."""
+
+    cooldown: float = 0.0  # seconds to wait, at most, for temperatures to settle
+    wait_for_quiet: float = 0.0  # seconds to wait, at most, for other work on the device to stop
+    max_start_temp: float | None = None  # thermal gate: battery and skin at or below this (°C), within `cooldown`
+
+
+_PARTS = {"device": DeviceTarget, "settings": RunSettings, "inputs": InputsSpec, "gates": Gates}
+
+
+@dataclass
+class RunRequest:
+    """One run: a program on a device target, with run settings, inputs and gates, and the campaign bookkeeping."""
+
+    program: Path
+    device: DeviceTarget = field(default_factory=DeviceTarget)
+    settings: RunSettings = field(default_factory=RunSettings)
+    inputs: InputsSpec = field(default_factory=InputsSpec)
+    gates: Gates = field(default_factory=Gates)
     tags: dict[str, Any] = field(default_factory=dict)
     campaign: str | None = None  # None: this run is a campaign of its own (the CLI gives one per invocation)
-    oversubscribe: bool = False  # allow more runner threads than the device has cores
     schedule: dict[str, Any] | None = None  # where a campaign plan put this run (harness/run/plan.py)
+
+    @classmethod
+    def of(cls, program: Path, device: str = "host", *, tags: dict | None = None, campaign: str | None = None,
+           **fields) -> "RunRequest":
+        """A request from flat keywords, each sorted into its part: `RunRequest.of(p, "host", iterations=20,
+        task="rotten_tomatoes", wait_for_quiet=10)`. An unknown keyword is a TypeError, as for any call."""
+        parts: dict[str, dict] = {name: {} for name in _PARTS}
+        for key, value in fields.items():
+            owner = next((name for name, kind in _PARTS.items() if key in kind.__dataclass_fields__), None)
+            if owner is None or key == "name":
+                raise TypeError(f"RunRequest.of() got an unexpected keyword argument {key!r}")
+            parts[owner][key] = value
+        return cls(program=Path(program), device=DeviceTarget(name=device, **parts["device"]),
+                   settings=RunSettings(**parts["settings"]), inputs=InputsSpec(**parts["inputs"]),
+                   gates=Gates(**parts["gates"]), tags=dict(tags or {}), campaign=campaign)
 
 
 def new_campaign(prefix: str = "run") -> str:
@@ -77,41 +135,43 @@ MAX_INPUT_BYTES = 2 * 2**30  # the inputs file all examples are written to
 def validate(req: RunRequest) -> None:
     import math
 
-    if not 1 <= req.iterations <= MAX_ITERATIONS:
-        raise BadInput(f"--iterations {req.iterations}: between 1 and {MAX_ITERATIONS:,}")
-    if not 0 <= req.warmup <= MAX_WARMUP:
-        raise BadInput(f"--warmup {req.warmup}: between 0 and {MAX_WARMUP:,}")
-    if not (math.isfinite(req.min_seconds) and 0 <= req.min_seconds <= MAX_MIN_SECONDS):
-        raise BadInput(f"--min-seconds {req.min_seconds}: a number of seconds between 0 and {MAX_MIN_SECONDS:.0f}")
-    if not (math.isfinite(req.timeout) and 0 < req.timeout <= 7 * 24 * 3600):
-        raise BadInput(f"--timeout {req.timeout}: a positive number of seconds (at most a week)")
-    if not (math.isfinite(req.wait_for_quiet) and 0 <= req.wait_for_quiet <= 24 * 3600):
-        raise BadInput(f"--wait-for-quiet {req.wait_for_quiet}: a number of seconds between 0 and 86400")
-    if not (math.isfinite(req.warmup_seconds) and 0 <= req.warmup_seconds <= MAX_MIN_SECONDS):
-        raise BadInput(f"--warmup-seconds {req.warmup_seconds}: a number of seconds between 0 and "
+    st, inp, gates = req.settings, req.inputs, req.gates
+
+    if not 1 <= st.iterations <= MAX_ITERATIONS:
+        raise BadInput(f"--iterations {st.iterations}: between 1 and {MAX_ITERATIONS:,}")
+    if not 0 <= st.warmup <= MAX_WARMUP:
+        raise BadInput(f"--warmup {st.warmup}: between 0 and {MAX_WARMUP:,}")
+    if not (math.isfinite(st.min_seconds) and 0 <= st.min_seconds <= MAX_MIN_SECONDS):
+        raise BadInput(f"--min-seconds {st.min_seconds}: a number of seconds between 0 and {MAX_MIN_SECONDS:.0f}")
+    if not (math.isfinite(st.timeout) and 0 < st.timeout <= 7 * 24 * 3600):
+        raise BadInput(f"--timeout {st.timeout}: a positive number of seconds (at most a week)")
+    if not (math.isfinite(gates.wait_for_quiet) and 0 <= gates.wait_for_quiet <= 24 * 3600):
+        raise BadInput(f"--wait-for-quiet {gates.wait_for_quiet}: a number of seconds between 0 and 86400")
+    if not (math.isfinite(st.warmup_seconds) and 0 <= st.warmup_seconds <= MAX_MIN_SECONDS):
+        raise BadInput(f"--warmup-seconds {st.warmup_seconds}: a number of seconds between 0 and "
                        f"{MAX_MIN_SECONDS:.0f}")
-    if not (math.isfinite(req.max_seconds) and 0 <= req.max_seconds <= MAX_MIN_SECONDS):
-        raise BadInput(f"--max-seconds {req.max_seconds}: a number of seconds between 0 (no cap) and "
+    if not (math.isfinite(st.max_seconds) and 0 <= st.max_seconds <= MAX_MIN_SECONDS):
+        raise BadInput(f"--max-seconds {st.max_seconds}: a number of seconds between 0 (no cap) and "
                        f"{MAX_MIN_SECONDS:.0f}")
-    if req.max_seconds and req.max_seconds < req.min_seconds:
-        raise BadInput(f"--max-seconds {req.max_seconds:g} is shorter than --min-seconds {req.min_seconds:g}: "
+    if st.max_seconds and st.max_seconds < st.min_seconds:
+        raise BadInput(f"--max-seconds {st.max_seconds:g} is shorter than --min-seconds {st.min_seconds:g}: "
                        "the cap would end every run before its floor")
-    if req.min_seconds + req.warmup_seconds >= req.timeout:
-        raise BadInput(f"--min-seconds {req.min_seconds:g} and --warmup-seconds {req.warmup_seconds:g} are not "
-                       f"shorter than --timeout {req.timeout:g}: the run would be killed before it could finish")
-    if req.min_seconds >= req.timeout:
-        raise BadInput(f"--min-seconds {req.min_seconds:g} is not shorter than --timeout {req.timeout:g}: the run "
+    if st.min_seconds + st.warmup_seconds >= st.timeout:
+        raise BadInput(f"--min-seconds {st.min_seconds:g} and --warmup-seconds {st.warmup_seconds:g} are not "
+                       f"shorter than --timeout {st.timeout:g}: the run would be killed before it could finish")
+    if st.min_seconds >= st.timeout:
+        raise BadInput(f"--min-seconds {st.min_seconds:g} is not shorter than --timeout {st.timeout:g}: the run "
                        "would be killed before it could finish")
-    if req.threads is not None and not 1 <= req.threads <= MAX_THREADS:
-        raise BadInput(f"--threads {req.threads}: between 1 and {MAX_THREADS}")
-    if not 1 <= req.samples <= MAX_SAMPLES:
-        raise BadInput(f"--samples {req.samples}: between 1 and {MAX_SAMPLES:,}")
-    if req.runner not in RUNNERS:
-        raise BadInput(f"unknown --runner {req.runner!r}; known: {', '.join(RUNNERS)}")
-    if req.xnnpack_cache and req.runner == "python":
+    if st.threads is not None and not 1 <= st.threads <= MAX_THREADS:
+        raise BadInput(f"--threads {st.threads}: between 1 and {MAX_THREADS}")
+    if not 1 <= inp.samples <= MAX_SAMPLES:
+        raise BadInput(f"--samples {inp.samples}: between 1 and {MAX_SAMPLES:,}")
+    if st.runner not in RUNNERS:
+        raise BadInput(f"unknown --runner {st.runner!r}; known: {', '.join(RUNNERS)}")
+    if st.xnnpack_cache and st.runner == "python":
         raise BadInput("--xnnpack-cache needs the native runner (ExecuTorch's Python runtime takes no backend options)")
-    if req.runner_bin is not None and not Path(req.runner_bin).is_file():
-        raise BadInput(f"--runner-bin {req.runner_bin}: no such file")
+    if st.runner_bin is not None and not Path(st.runner_bin).is_file():
+        raise BadInput(f"--runner-bin {st.runner_bin}: no such file")
 
 
 def check_input_size(specs, samples: int) -> None:
