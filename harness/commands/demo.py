@@ -192,10 +192,7 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, target_ci, max_r
 
     def add(export_kw: dict, run_kw: dict) -> None:
         for recipe in wanted:
-            kw = dict(export_kw, recipe=recipe, head="sequence_classification", num_labels=2, group_size=32,
-                      quant_embedding=None, keep_fp32=(), calibration=64, allow_partial=False, min_agreement=0.99,
-                      numerics_samples=64, force=False)
-            req = export_requests(**kw)[0]
+            req = export_requests(**export_kw, recipe=recipe)[0]  # the rest: `harness export`'s defaults
             try:
                 res = export(req, results, cached_only=True)  # a cached program costs no worker
             except HarnessError as e:

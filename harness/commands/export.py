@@ -40,33 +40,42 @@ def recipes_of(value: str) -> list[str]:
     return names
 
 
+# One place for the export options' defaults: the click options show them, and export_requests() fills in what a
+# caller (the demo, run, paper) leaves out.
+EXPORT_DEFAULTS = dict(model="mobilebert", checkpoint=None, tokenizer=None, recipe="fp32", seq_len="128",
+                       head="sequence_classification", num_labels=2, group_size=32, quant_embedding=None, keep_fp32=(),
+                       calibration=64, allow_partial=False, min_agreement=0.99, numerics_task="rotten_tomatoes",
+                       numerics_samples=64, force=False)
+D = EXPORT_DEFAULTS
+
+
 def export_options(f):
     opts = [
-        click.option("--model", "model", default="mobilebert", show_default=True,
+        click.option("--model", "model", default=D["model"], show_default=True,
                      help="Preset name (mobilebert, mobilebert-tiny, ib-bert-large, test-tiny, ...)."),
         click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
                      help="MobileBERT checkpoint: a folder (config.json + weights) or a hub ORG/NAME; its shape and head win."),
         click.option("--tokenizer", type=click.Path(path_type=Path), default=None, metavar="DIR|FILE",
                      help="tokenizer.json or vocab.txt (or a folder holding one) when the checkpoint has none."),
-        click.option("--quant", "recipe", default="fp32", show_default=True,
+        click.option("--quant", "recipe", default=D["recipe"], show_default=True,
                      help="Recipe, or a comma list (fp32,int8,int4); `harness recipes` lists them."),
-        click.option("--seq-len", "seq_len", default="128", show_default=True, help=SEQ_LENS_HELP),
-        click.option("--head", default="sequence_classification", show_default=True,
+        click.option("--seq-len", "seq_len", default=D["seq_len"], show_default=True, help=SEQ_LENS_HELP),
+        click.option("--head", default=D["head"], show_default=True,
                      help="Head for a preset: sequence_classification, question_answering, masked_lm, base."),
-        click.option("--num-labels", default=2, show_default=True, type=int, help="Classes of a classification head."),
-        click.option("--group-size", default=32, show_default=True, type=int, help="int4 weight group size."),
+        click.option("--num-labels", default=D["num_labels"], show_default=True, type=int, help="Classes of a classification head."),
+        click.option("--group-size", default=D["group_size"], show_default=True, type=int, help="int4 weight group size."),
         click.option("--quant-embedding", type=click.Choice(["8w", "4w"]), default=None,
                      help="Quantize the embedding tables too."),
         click.option("--keep-fp32", multiple=True, metavar="PATTERN",
                      help="Keep modules whose name matches (glob) in float; repeatable."),
-        click.option("--calibration", default=64, show_default=True, type=int,
+        click.option("--calibration", default=D["calibration"], show_default=True, type=int,
                      help="Real examples used to calibrate static recipes."),
         click.option("--allow-partial", is_flag=True, help="Export even if heavy ops stay outside XNNPACK."),
-        click.option("--min-agreement", default=0.99, show_default=True, type=float,
+        click.option("--min-agreement", default=D["min_agreement"], show_default=True, type=float,
                      help="Top-1 agreement with fp32 eager below which the program is marked failed."),
-        click.option("--numerics-task", default="rotten_tomatoes", show_default=True,
+        click.option("--numerics-task", default=D["numerics_task"], show_default=True,
                      help="Real text used to check numerics against fp32 eager ('none' to skip)."),
-        click.option("--numerics-samples", default=64, show_default=True, type=int),
+        click.option("--numerics-samples", default=D["numerics_samples"], show_default=True, type=int),
         click.option("--force", is_flag=True, help="Re-export even if the program is in the cache."),
     ]
     for o in reversed(opts):
@@ -74,11 +83,20 @@ def export_options(f):
     return f
 
 
-def export_requests(model, checkpoint, recipe, seq_len, head, num_labels, group_size, quant_embedding, keep_fp32,
-                     calibration, allow_partial, min_agreement, numerics_task, numerics_samples, force,
-                     out=None, name=None, tokenizer=None):
+def export_requests(out=None, name=None, **given):
+    """One ExportRequest per recipe x seq_len of the export options (`given`; the rest from EXPORT_DEFAULTS)."""
     from harness.export.exporter import ExportRequest
     from harness.export.recipes import RecipeOptions
+
+    unknown = set(given) - set(EXPORT_DEFAULTS)
+    if unknown:
+        raise TypeError(f"export_requests() got unexpected options {sorted(unknown)}")
+    kw = {**EXPORT_DEFAULTS, **given}
+    model, checkpoint, tokenizer, recipe, seq_len, head, num_labels = (
+        kw[k] for k in ("model", "checkpoint", "tokenizer", "recipe", "seq_len", "head", "num_labels"))
+    group_size, quant_embedding, keep_fp32, allow_partial, force, calibration = (
+        kw[k] for k in ("group_size", "quant_embedding", "keep_fp32", "allow_partial", "force", "calibration"))
+    numerics_task, numerics_samples, min_agreement = kw["numerics_task"], kw["numerics_samples"], kw["min_agreement"]
 
     reqs = []
     for recipe, s in ((r, s) for r in recipes_of(recipe) for s in seq_lens(seq_len)):
