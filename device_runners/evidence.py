@@ -50,8 +50,24 @@ def sample() -> dict[str, Any]:
     return {"threads": threads, "machine": machine}
 
 
-def diff(a: dict[str, Any], b: dict[str, Any], wall_s: float) -> dict[str, Any]:
-    """The evidence dict both runners write as `timing_evidence`."""
+def canary_ns_per_step() -> float:
+    """The machine's speed, measured as native/evidence.h does: a fixed chain of dependent multiply-adds, best of
+    three short tries, in ns per step (here through the interpreter: compare it with this runner's own runs only)."""
+    import time
+
+    best = float("inf")
+    for attempt in range(3):
+        x, a, b = 1.0 + attempt * 1e-9, 0.9999999, 1e-7
+        t0 = time.perf_counter_ns()
+        for _ in range(1 << 14):
+            x = x * a + b
+        best = min(best, (time.perf_counter_ns() - t0) / (1 << 14))
+    return best
+
+
+def diff(a: dict[str, Any], b: dict[str, Any], wall_s: float, canary: tuple[float, float] | None = None
+         ) -> dict[str, Any]:
+    """The evidence dict both runners write as `timing_evidence` (canary: ns per step before and after the loop)."""
     threads = []
     for tid, tb in sorted(b["threads"].items()):
         ta = a["threads"].get(tid)
@@ -66,5 +82,7 @@ def diff(a: dict[str, Any], b: dict[str, Any], wall_s: float) -> dict[str, Any]:
         dt = mb["total"] - ma["total"]
         out.update(steal_share=(mb["steal"] - ma["steal"]) / dt, iowait_share=(mb["iowait"] - ma["iowait"]) / dt)
     out["procs_running"] = _field(_read("/proc/stat"), "procs_running")
+    if canary:
+        out["canary"] = {"before_ns": canary[0], "after_ns": canary[1]}
     out["loadavg"] = " ".join(_read("/proc/loadavg").split()[:3])
     return out

@@ -211,6 +211,7 @@ def run(a: argparse.Namespace) -> dict:
     STOP.enter("timing")
     STOP.deferred = True
     progress = _Progress("timing", a.iterations, a.min_seconds)
+    canary_before = evidence.canary_ns_per_step()
     ev_start = evidence.sample()
     t_timed = time.perf_counter()
     i = 0
@@ -231,7 +232,8 @@ def run(a: argparse.Namespace) -> dict:
         progress.tick(i)
     progress.tick(i, force=True)
     timed_s = time.perf_counter() - t_timed
-    timing_evidence = evidence.diff(ev_start, evidence.sample(), timed_s)
+    ev_end = evidence.sample()
+    timing_evidence = evidence.diff(ev_start, ev_end, timed_s, (canary_before, evidence.canary_ns_per_step()))
     # memory before the outputs pass, as the native runner measures it
     # VmHWM first: ru_maxrss survives execve, so it can be the parent's peak (see runner.cpp)
     ru_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

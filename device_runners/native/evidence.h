@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -89,9 +90,33 @@ inline EvidenceSample sample_evidence() {
   return s;
 }
 
+// The machine's speed, measured: a fixed chain of dependent multiply-adds (each waits for the one before, so no
+// vector width or core count changes it: only the core's clock does), timed on this thread right before and right
+// after the timed loop. Two runs of a campaign whose canaries differ ran on a machine whose clock differed (a cap,
+// a host that moved the VM, a thermal limit), which no wait or steal figure shows. Nanoseconds per step, the best
+// of three short tries (about 1 ms each at 3 GHz).
+inline double canary_ns_per_step() {
+  constexpr int kSteps = 1 << 18;
+  static volatile double sink = 0;
+  double best = 1e30;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    double x = 1.0 + attempt * 1e-9;
+    const double a = 0.9999999, b = 1e-7;
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kSteps; ++i) x = x * a + b;
+    auto t1 = std::chrono::steady_clock::now();
+    sink = x;
+    double ns = std::chrono::duration<double, std::nano>(t1 - t0).count() / kSteps;
+    if (ns < best) best = ns;
+  }
+  return best;
+}
+
 // {"wall_s", "threads": [{"tid", "cpu_s", "wait_s", "nivcsw", "migrations"}], "steal_share", "iowait_share",
-//  "procs_running", "loadavg"}: the differences between two samples taken around the timed loop.
-inline std::string evidence_json(const EvidenceSample& a, const EvidenceSample& b, double wall_s) {
+//  "procs_running", "canary": {"before_ns", "after_ns"}, "loadavg"}: the differences between two samples taken around
+//  the timed loop, and the canary on either side of it.
+inline std::string evidence_json(const EvidenceSample& a, const EvidenceSample& b, double wall_s,
+                                 double canary_before = -1, double canary_after = -1) {
   std::string threads = "[";
   bool first = true;
   for (const auto& [tid, tb] : b.threads) {
@@ -119,6 +144,11 @@ inline std::string evidence_json(const EvidenceSample& a, const EvidenceSample& 
   }
   long running = field_after(read_small("/proc/stat"), "procs_running");
   running >= 0 ? o.integer("procs_running", running) : o.null("procs_running");
+  if (canary_before > 0 && canary_after > 0) {
+    JsonObject c;
+    c.num("before_ns", canary_before).num("after_ns", canary_after);
+    o.raw("canary", c.text());
+  }
   std::string load = read_small("/proc/loadavg");
   o.str("loadavg", load.substr(0, load.find(' ', load.find(' ', load.find(' ') + 1) + 1)));
   return o.text();

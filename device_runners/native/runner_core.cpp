@@ -267,6 +267,7 @@ int run_benchmark(const Args& args) {
   lat.reserve(static_cast<size_t>(args.iterations));
   harness::g_deferred = 1;  // a stop signal now ends the loop and keeps what was measured
   progress.begin("timing", args.iterations, args.min_seconds);
+  const double canary_before = harness::canary_ns_per_step();
   harness::EvidenceSample ev_start = harness::sample_evidence();
   auto t_timed = Clock::now();
   bool capped = false;  // --max-seconds ended the loop before --iterations or --min-seconds were met
@@ -294,7 +295,8 @@ int run_benchmark(const Args& args) {
   }
   progress.tick(static_cast<long>(runs), true);
   double timed_s = ms_since(t_timed) / 1000.0;
-  std::string evidence = harness::evidence_json(ev_start, harness::sample_evidence(), timed_s);
+  harness::EvidenceSample ev_end = harness::sample_evidence();
+  std::string evidence = harness::evidence_json(ev_start, ev_end, timed_s, canary_before, harness::canary_ns_per_step());
   // Memory now, before the outputs pass buffers every example's outputs: the figures are the model's, not ours.
   // VmHWM, not ru_maxrss: the kernel carries ru_maxrss across execve, so a runner (v)forked by a 500 MB Python
   // reported 500 MB. VmHWM belongs to this address space alone. ru_maxrss is kept only where /proc is missing.

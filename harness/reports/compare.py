@@ -159,6 +159,14 @@ def _compare_groups(ga: Group, gb: Group) -> dict[str, Any]:
     return lat
 
 
+def _clock_against(a: list[RunRecord], b: list[RunRecord]) -> list[str]:
+    """B's runs whose machine ran slower than A's did (their clock canary against the median of A's runs): a
+    regression there may be the machine's, not the program's."""
+    from harness.run.disturbance import slow_clock_runs
+
+    return [f"run {rid}: {why} of A" for rid, why in slow_clock_runs(b, reference=a).items()]
+
+
 def compare_campaigns(a: list[RunRecord], b: list[RunRecord], name_a: str, name_b: str) -> dict[str, Any]:
     """Each group of B against the same group (all of KEY but the campaign) of A, on their pooled samples."""
     groups_a = {_match_key(g): g for g in group_runs(a)}
@@ -173,7 +181,7 @@ def compare_campaigns(a: list[RunRecord], b: list[RunRecord], name_a: str, name_
         pairs.append({"group": gb.label, **{k: gb.fields[k] for k in MATCH}, "emulated": gb.emulated,
                       "runs_a": [r.run_id for r in ga.measured], "runs_b": [r.run_id for r in gb.measured],
                       "random_weights": bool(ga.random_weights or gb.random_weights), "latency": lat,
-                      "disturbed_b": disturbed_runs(gb.measured)})
+                      "disturbed_b": disturbed_runs(gb.measured) + _clock_against(ga.measured, gb.measured)})
     if not pairs:
         only_a = sorted(g.label for k, g in groups_a.items() if k not in groups_b)
         raise BadInput(f"campaigns {name_a} and {name_b} share no model x recipe x device x seq_len x runner x threads "

@@ -63,11 +63,15 @@ class Group:
 def disturbed_runs(runs: list[RunRecord]) -> list[str]:
     """What the runners saw disturb each run (harness/run/disturbance.py), one phrase per disturbed run:
     `run 3f2a…: 2 of 2 timed threads waited for a CPU, up to 35% of the run`."""
+    from harness.run.disturbance import slow_clock_runs
+
+    slow = slow_clock_runs(runs)  # a run whose machine was slower than its siblings' (clock canary)
     out = []
     for r in runs:
         found = ((r.device_info_after or {}).get("during") or {}).get("disturbance") or {}
-        reasons = found.get("reasons") if isinstance(found, dict) else None
-        if isinstance(reasons, list) and reasons:
+        reasons = list(found.get("reasons") or []) if isinstance(found, dict) else []
+        reasons += [slow[r.run_id]] if r.run_id in slow else []
+        if reasons:
             out.append(f"run {r.run_id}: " + "; ".join(str(x) for x in reasons))
     return out
 

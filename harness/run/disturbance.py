@@ -1,6 +1,7 @@
 """What disturbed a run, read from the evidence the runner took around its timed loop (`timing_evidence`:
 device_runners/native/evidence.h and device_runners/evidence.py): a timed thread that was runnable but waited for
-a CPU, CPU steal from a neighbouring VM, iowait. Each reason is one phrase a report can print next to `noisy`."""
+a CPU, CPU steal from a neighbouring VM, iowait, a clock that moved (the canary before and after the loop). Each
+reason is one phrase a report can print next to `noisy`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from typing import Any
 WAIT_SHARE = 0.05
 STEAL_SHARE = 0.02  # of the whole machine's CPU time during the run
 IOWAIT_SHARE = 0.10
+# The clock canary (a fixed chain of dependent multiply-adds timed before and after the loop) taking this much
+# longer on one side than the other: the machine's clock moved during the run. Quiet runs here differ by under 2%.
+CANARY_SHARE = 0.05
 BUSY_SHARE = 0.2  # a thread on a CPU or waiting for one this share of the run is one of the timed threads
 
 
@@ -54,7 +58,20 @@ def reasons(evidence: dict[str, Any] | None) -> list[str]:
     iowait = _num(evidence.get("iowait_share"))
     if iowait is not None and iowait > IOWAIT_SHARE:
         found.append(f"iowait {iowait:.0%} of the machine's time")
+    before, after = canary(evidence)
+    if before and after and max(before, after) / min(before, after) - 1 > CANARY_SHARE:
+        found.append(f"the CPU's clock moved during the run: the canary took {after / before - 1:+.0%} "
+                     "after the timed loop against before it")
     return found
+
+
+def canary(evidence: dict[str, Any] | None) -> tuple[float | None, float | None]:
+    """The clock canary's ns per step before and after the timed loop, or None where the runner did not time it."""
+    c = evidence.get("canary") if isinstance(evidence, dict) else None
+    if not isinstance(c, dict):
+        return None, None
+    before, after = _num(c.get("before_ns")), _num(c.get("after_ns"))
+    return (before if before and before > 0 else None), (after if after and after > 0 else None)
 
 
 def summary(evidence: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -67,4 +84,36 @@ def summary(evidence: dict[str, Any] | None) -> dict[str, Any] | None:
                 "nivcsw": t.get("nivcsw"), "migrations": t.get("migrations")} for t in timed_threads(evidence)]
     return {"wall_s": round(wall, 3), "threads": threads, "steal_share": evidence.get("steal_share"),
             "iowait_share": evidence.get("iowait_share"), "procs_running": evidence.get("procs_running"),
-            "loadavg": evidence.get("loadavg"), "reasons": reasons(evidence)}
+            "loadavg": evidence.get("loadavg"), "canary_ns": [round(x, 4) if x else None for x in canary(evidence)],
+            "reasons": reasons(evidence)}
+
+
+def run_canary(rec) -> float | None:
+    """A run's clock canary (the mean of before and after, ns per step), or None when its runner did not time one."""
+    found = ((getattr(rec, "device_info_after", None) or {}).get("during") or {}).get("disturbance") or {}
+    values = [_num(x) for x in (found.get("canary_ns") or []) if _num(x)] if isinstance(found, dict) else []
+    return sum(values) / len(values) if values else None
+
+
+def slow_clock_runs(runs: list, reference: list | None = None) -> dict[str, str]:
+    """Runs whose machine ran slower than the reference runs' (default: the runs themselves): their clock canary
+    took more than CANARY_SHARE longer than the reference median, on the same device and runner. run_id -> phrase."""
+    import statistics
+
+    def key(r):
+        return (r.device, r.runner)
+
+    base: dict[tuple, list[float]] = {}
+    for r in reference if reference is not None else runs:
+        c = run_canary(r)
+        if c:
+            base.setdefault(key(r), []).append(c)
+    out = {}
+    for r in runs:
+        c, ref = run_canary(r), base.get(key(r))
+        if c and ref and len(ref) >= (1 if reference is not None else 3):
+            med = statistics.median(ref)
+            if c / med - 1 > CANARY_SHARE:
+                out[r.run_id] = (f"the machine ran slower: the clock canary took {c / med - 1:+.0%} against the "
+                                 f"median of {len(ref)} {'reference ' if reference is not None else ''}runs")
+    return out
