@@ -79,13 +79,13 @@ def _start(ctx, nproc, threads, batch_size):
     return w
 
 
-def _run_rank(w, work, *args):
+def _run_rank(w, work, *args, **kwargs):
     """Run `work` as one rank: a peer that dies mid-run is one line here (torchrun stops this rank anyway)."""
     from model.distill import dist
 
     try:
         with _model_faults():
-            work(*args)
+            work(*args, **kwargs)
     except RuntimeError as exc:
         if w.size == 1 or not dist.lost_peer(exc):
             raise
@@ -131,12 +131,15 @@ def train_command(ctx, task, model_spec, teacher, alpha, temperature, transfer_c
       harness train --task rotten_tomatoes --model mobilebert-tiny --steps 20 --batch-size 8 --seq-len 32 --nproc 2
     """
     w = _start(ctx, nproc, threads, batch_size)
-    _run_rank(w, _train, ctx, w, task, model_spec, teacher, alpha, temperature, transfer_corpus, transfer_limit,
-              init_embeddings_from, layers, tokenizer, steps, batch_size, grad_accum, lr, optimizer, seq_len, seed,
-              save_every, precision, out)
+    _run_rank(w, _train, ctx, w, **_settings(ctx))
 
 
-def _train(ctx, w, task, model_spec, teacher, alpha, temperature, transfer_corpus, transfer_limit,
+def _settings(ctx: click.Context) -> dict:
+    """The command's options as the training function takes them: all but how many processes and threads."""
+    return {k: v for k, v in ctx.params.items() if k not in ("nproc", "threads")}
+
+
+def _train(ctx, w, *, task, model_spec, teacher, alpha, temperature, transfer_corpus, transfer_limit,
            init_embeddings_from, layers, tokenizer, steps, batch_size, grad_accum, lr, optimizer, seq_len, seed,
            save_every, precision, out):
     import torch
@@ -210,12 +213,10 @@ def distill_command(ctx, teacher, student, strategy, corpus, corpus_limit, fmt_w
           --corpus hf:wikipedia:20220301.en --steps 24000 --optimizer lamb --lr 1.5e-3 --batch-size 4096
     """
     w = _start(ctx, nproc, threads, batch_size)
-    _run_rank(w, _distill, ctx, w, teacher, student, strategy, corpus, corpus_limit, fmt_weight, at_weight,
-              pd_weight, pd_alpha, nsp_weight, fmt_normalize, below_lr_scale, mlm_prob, tokenizer, steps, batch_size,
-              grad_accum, lr, optimizer, seq_len, seed, save_every, precision, out)
+    _run_rank(w, _distill, ctx, w, **_settings(ctx))
 
 
-def _distill(ctx, w, teacher, student, strategy, corpus, corpus_limit, fmt_weight, at_weight, pd_weight, pd_alpha,
+def _distill(ctx, w, *, teacher, student, strategy, corpus, corpus_limit, fmt_weight, at_weight, pd_weight, pd_alpha,
              nsp_weight, fmt_normalize, below_lr_scale, mlm_prob, tokenizer, steps, batch_size, grad_accum, lr,
              optimizer, seq_len, seed, save_every, precision, out):
     import torch
