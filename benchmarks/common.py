@@ -13,9 +13,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _cpu() -> str:
-    from device_runners.devinfo import host_cpu_name
+    """This machine's CPU with the features that decide the kernels: "AMD EPYC (AVX2, FMA)"."""
+    from device_runners.devinfo import host_cpu_features, host_cpu_name
 
-    return host_cpu_name() or platform.processor() or "cpu"
+    feats = host_cpu_features()
+    return (host_cpu_name() or platform.processor() or "cpu") + (f" ({', '.join(feats)})" if feats else "")
 
 
 def time_ms(fn: Callable[[], object], warmup: int = 5, iterations: int = 30) -> list[float]:

@@ -15,6 +15,7 @@ echo @@hostname; uname -n 2>/dev/null
 echo @@os; (grep '^PRETTY_NAME=' /etc/os-release 2>/dev/null || getprop ro.build.description 2>/dev/null) | head -n 1
 echo @@online; getconf _NPROCESSORS_ONLN 2>/dev/null || grep -c '^processor' /proc/cpuinfo 2>/dev/null
 echo @@cpuinfo; grep -E '^(processor|model name|Hardware|CPU implementer|CPU part|Model)[[:space:]]*:' /proc/cpuinfo 2>/dev/null
+echo @@cpuflags; grep -m1 -E '^(flags|Features)[[:space:]]*:' /proc/cpuinfo 2>/dev/null
 echo @@cpufreq
 for d in /sys/devices/system/cpu/cpu[0-9]*; do
   [ -d "$d" ] || continue
@@ -93,6 +94,41 @@ def _cpu_name(lines: list[str]) -> tuple[str | None, dict[int, str]]:
     return name, per_core
 
 
+# The instruction-set features that decide which kernels XNNPACK runs (and so which recipe is fastest): int8 is no
+# faster than fp32 without VNNI/dot-product instructions, fp16 needs native half arithmetic.
+CPU_FEATURES = {  # /proc/cpuinfo flag -> how a report names it
+    "avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512", "avx512_vnni": "AVX512-VNNI", "avx_vnni": "AVX-VNNI",
+    "avx512_bf16": "AVX512-BF16", "avx512_fp16": "AVX512-FP16", "amx_int8": "AMX-INT8",
+    "asimddp": "dotprod", "i8mm": "i8mm", "fphp": "fp16", "bf16": "bf16", "sve": "SVE", "sve2": "SVE2", "sme": "SME",
+}
+
+
+def cpu_features(flags_line: str) -> list[str]:
+    """The CPU_FEATURES named in a /proc/cpuinfo `flags` (x86) or `Features` (Arm) line, in CPU_FEATURES' order."""
+    have = set(flags_line.partition(":")[2].split())
+    return [name for flag, name in CPU_FEATURES.items() if flag in have]
+
+
+def host_cpu_features() -> list[str]:
+    try:
+        with open("/proc/cpuinfo") as f:
+            line = next((x for x in f if x.startswith(("flags", "Features"))), "")
+    except OSError:
+        return []
+    return cpu_features(line)
+
+
+def cpu_label(info: dict) -> str | None:
+    """"AMD EPYC (AVX2, FMA), 2 cores": a device's CPU as every table that shows its numbers names it."""
+    cpu = info.get("cpu") if isinstance(info, dict) else None
+    if not cpu:
+        return None
+    feats = info.get("cpu_features")
+    cores = info.get("cores")
+    text = cpu + (f" ({', '.join(feats)})" if isinstance(feats, list) and feats else "")
+    return text + (f", {cores} cores" if isinstance(cores, int) else "")
+
+
 def host_cpu_name() -> str | None:
     """This machine's CPU model, read as a device's is (/proc/cpuinfo; None where there is none)."""
     try:
@@ -118,6 +154,8 @@ def parse_devinfo(text: str) -> dict[str, Any]:
         info["os"] = m.group(1) if m else s["os"][0]
     cpu, per_core = _cpu_name(s.get("cpuinfo", []))
     info["cpu"] = cpu
+    if s.get("cpuflags"):
+        info["cpu_features"] = cpu_features(s["cpuflags"][0])
     info["cpu_per_core"] = {str(k): v for k, v in sorted(per_core.items())}
     governors, cur, mn, mx, offline = {}, {}, {}, {}, []
     for line in s.get("cpufreq", []):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from harness.reports import columns as C
 from harness.reports.grouping import NO_RUNS, group_runs, random_weights
 from harness.store.record import NOT_MEASURED
-from harness.reports.markdown import EMULATED_NOTE, RANDOM_NOTE, SINGLE_RUN_NOTE
+from harness.reports.markdown import EMULATED_NOTE, RANDOM_NOTE, SINGLE_RUN_NOTE, device_cpus
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -169,6 +169,10 @@ def render_html(df: pd.DataFrame, records: list[RunRecord]) -> str:
             f"{C.plural(len(rows), 'group')}, generated {now}.</p>"]
     if not records:
         body.append(f"<p>{escape(NO_RUNS)}</p>")
+    devices = device_cpus(records)
+    if devices:
+        body.append("<p class='note'>Devices: " + "; ".join(
+            f"{escape(d)} = {escape(' / '.join(cpus))}" for d, cpus in devices.items()) + "</p>")
     if any(r.get("weights") == "random" for r in rows):
         body.append(f"<p class='warn'>{escape(RANDOM_NOTE)}</p>")
     if any(r.get("ci_scope") == "within one run" for r in rows):

@@ -77,9 +77,25 @@ def _failed_table(failed: list[RunRecord], wide: bool) -> str:
     return md_table(["run", "device", "model", "recipe", "error"], rows, None if wide else WIDTH)
 
 
+def device_cpus(records: list[RunRecord]) -> dict[str, list[str]]:
+    """Each device's CPU as its runs recorded it ("host" -> ["AMD EPYC (AVX2, FMA), 2 cores"]): a profile name alone
+    does not say which machine a number came from (a host's CPU changes with the machine it runs on)."""
+    from device_runners.devinfo import cpu_label
+
+    out: dict[str, set[str]] = {}
+    for r in records:
+        label = cpu_label(r.device_info_before or {})
+        if label and r.device:
+            out.setdefault(r.device, set()).add(label)
+    return {d: sorted(v) for d, v in sorted(out.items())}
+
+
 def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool = False) -> str:
     """rows: harness.reports.table.build_rows(records); wide: every column instead of the compact table."""
     out = [f"# harness report: {C.plural(len(records), 'run')}, {C.plural(len(rows), 'group')}", ""]
+    devices = device_cpus(records)
+    if devices:
+        out += ["Devices: " + "; ".join(f"{d} = {' / '.join(cpus)}" for d, cpus in devices.items()), ""]
     for section, title in (("hardware", "Hardware"), ("emulated", f"Emulated ({EMULATED_NOTE})")):
         part = [r for r in rows if r["section"] == section and r["status"] != "failed"]
         if part:
