@@ -36,8 +36,11 @@ def median(xs: list[float]) -> float:
 
 
 def write_table(name: str, title: str, command: str, header: list[str], rows: list[list[object]],
-                notes: list[str] = ()) -> Path:
-    """A markdown table with the command that produced it and when/where it ran."""
+                notes: list[str] = (), ratios: dict[str, tuple[float, str]] | None = None) -> Path:
+    """A markdown table with the command that produced it and when/where it ran.
+
+    ratios: {name: (value, "lower" | "higher" is better)}, the figures `make bench` compares with the last committed
+    ones (benchmarks/regressions.py), written beside the table as NAME.json with the CPU they were measured on."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     lines = [f"# {title}", "", f"Produced by `{command}` on {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, "
              f"{platform.machine()}, {_cpu()} (shared, noisy machine: compare ratios, "
@@ -47,5 +50,13 @@ def write_table(name: str, title: str, command: str, header: list[str], rows: li
     lines += [""] + [f"- {n}" for n in notes]
     path = RESULTS / f"{name}.md"
     path.write_text("\n".join(lines) + "\n")
+    if ratios:
+        import json
+
+        figures = {k: {"value": float(v), "better": better} for k, (v, better) in ratios.items()
+                   if isinstance(v, (int, float)) and v == v}
+        (RESULTS / f"{name}.json").write_text(json.dumps(
+            {"command": command, "measured_at": f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
+             "cpu": _cpu(), "figures": figures}, indent=1) + "\n")
     print(path.read_text())
     return path

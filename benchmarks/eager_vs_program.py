@@ -67,7 +67,9 @@ def main() -> None:
         notes.append(f"goal program <= 0.75x ours eager: {'met' if goal[0][2] <= 0.75 else 'NOT met'} "
                      f"({goal[0][2]:.2f}x)")
     write_table("eager_vs_program", "Eager PyTorch vs ExecuTorch program", "python benchmarks/eager_vs_program.py",
-                ["what", "median ms", "ratio"], rows, notes)
+                ["what", "median ms", "ratio"], rows, notes,
+                ratios={f"{r[0].split(', run ')[0]} / ours eager": (r[2], "lower") for r in rows
+                        if isinstance(r[2], float) and "ExecuTorch" in r[0]})
 
 
 if __name__ == "__main__":

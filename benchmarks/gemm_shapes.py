@@ -83,7 +83,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     cpu = cpu_facts(a.fma_units)
-    peak_per_thread = cpu["mhz"] / 1e3 * cpu["flop_per_cycle"]  # GFLOP/s
+    from benchmarks.peak import measured_peak
+
+    peak_per_thread = measured_peak(1)["fp32_gflops"][0]  # GFLOP/s of one core now (benchmarks/peak.py)
     shapes = model_shapes(a.model)
     macs = {s: c * s[0] * s[1] for s, c in shapes.items()}
     tokens = [int(t) for t in a.tokens.split(",")]
@@ -117,9 +119,8 @@ def main() -> None:
     header = ["K x N", "linears", "MAC share", "M"]
     for t in threads:
         header += [f"GFLOP/s, {t} thr", f"of peak, {t} thr"]
-    notes = [f"CPU: {cpu['model']}, {cpu['mhz']:.0f} MHz, {cpu['flop_per_cycle']} fp32 FLOP/cycle/core "
-             f"({cpu['fma_units']} FMA units x {cpu['lanes']} lanes x 2), peak {peak_per_thread:.1f} GFLOP/s per "
-             "thread (from /proc/cpuinfo)",
+    notes = [f"CPU: {cpu['model']}, {cpu['lanes']} fp32 lanes; peak {peak_per_thread:.1f} GFLOP/s per thread, "
+             "measured (benchmarks/peak.py: independent FMA chains, best of 5), not assumed from a clock",
              f"{a.model}'s linears after harness.export.rewrites: {sum(shapes.values())} per inference; each row "
              f"times one fp32 XNNPACK program of {CHAIN} chained linears (K->N, N->K), median over {a.rounds} "
              f"interleaved rounds of the median of {a.iterations} calls"]

@@ -99,7 +99,9 @@ def main() -> int:
                  f"{a.runs // 10:,} campaigns of fp32 x5 + int8 x5 ({a.runs // 5:,} report rows), {size:.0f} MiB; "
                  f"made in {made:.0f} s by this script",
                  "the first report computes the 2,000 pooled rows' summaries and keeps them in the store "
-                 "(stored runs never change); later reports read them"])
+                 "(stored runs never change); later reports read them"],
+                ratios={**{f"{r[0].strip('`')} first s": (float(r[1]), "lower") for r in rows},
+                        **{f"{r[0].strip('`')} s": (float(r[2]), "lower") for r in rows}})
     return 1 if failed else 0
 
 

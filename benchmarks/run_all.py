@@ -1,4 +1,5 @@
-"""`make bench`: every benchmark table, written to benchmarks/results/. Full-size and slow (~1 h here)."""
+"""`make bench`: every benchmark table, written to benchmarks/results/, then every figure against the last committed
+one on the same CPU (benchmarks/regressions.py). Full-size and slow (~1 h here)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [
+    [str(HERE / "peak.py")],
     ["-m", "model.params"],
     [str(HERE / "eager_vs_program.py")],
     [str(HERE / "quant_table.py")],
@@ -33,7 +35,13 @@ def main() -> int:
             failed.append(script)
     if failed:
         print("failed: " + ", ".join(failed))
-    return 1 if failed else 0
+    # Every figure against the last committed one, on the same CPU only (benchmarks/regressions.py).
+    from regressions import report
+
+    print("== against the committed results")
+    regressed = report(sorted(p.stem for p in (HERE / "results").glob("*.json")), threshold=0.10)
+    print(f"{regressed} figures regressed past 10%" if regressed else "no figure regressed past 10%")
+    return 1 if failed or regressed else 0
 
 
 if __name__ == "__main__":
