@@ -92,16 +92,32 @@ def main() -> None:
         if not student and recipe == "int8" and spread is not None:
             goals.append(spread <= 0.06)  # within +-3%: max/min at most 1.06
     runs_s = [_run_phase_s(a.results, n) for n in names]
+    canaries = [_campaign_canary(a.results, n) for n in names]
     notes = [f"{a.campaigns} campaigns of `harness demo {' '.join(a.demo_args)}`: {', '.join(names)}",
              "clean: status ok with no noisy (high_cv) or disagree (runs_disagree) flag; x fp32 spread: max/min - 1 of "
              "the campaigns' ratios (+-3% is at most 6%)",
              "demo wall time per campaign (s): " + ", ".join(f"{w:.0f}" for w in walls)
              + "; run phase (first run's start to last run's end, s): " + ", ".join(f"{s:.0f}" for s in runs_s),
+             "clock canary per campaign (median over its native runs, ns per dependent multiply-add step; "
+             "docs/statistics.md): " + ", ".join("-" if c is None else f"{c:.4f}" for c in canaries)
+             + "; a campaign whose canary is slower ran on a slower machine",
              f"goals: {'all met' if all(goals) else 'NOT all met'}"]
     write_table("stability", "Numbers that hold still: the demo's campaign, back to back",
                 f"python benchmarks/stability.py --campaigns {a.campaigns}",
                 ["model", "recipe", "clean campaigns", "campaign medians ms", "CV", "goal", "x fp32 per campaign",
-                 "x fp32 spread", "flags seen", "runs"], rows, notes)
+                 "x fp32 spread", "flags seen", "runs"], rows, notes,
+                ratios={f"{r[0]} {r[1]} CV": (float(r[4].rstrip("%")) / 100, "lower") for r in rows
+                        if r[4] != "nan%"})
+
+
+def _campaign_canary(results: Path, name: str) -> float | None:
+    """The median clock canary of a campaign's native runs (harness/run/disturbance.py), or None before it existed."""
+    from harness.run.disturbance import run_canary
+    from harness.store.db import ResultsStore
+
+    values = [c for r in ResultsStore(results).runs() if r.campaign == name and r.runner == "native"
+              for c in [run_canary(r)] if c]
+    return statistics.median(values) if values else None
 
 
 if __name__ == "__main__":
