@@ -101,7 +101,9 @@ def test_android_emulator_profile_runs_the_x86_64_bundle(tmp_path, env, tiny_exp
         run = _cli("--results", str(results), "run", "--program", str(res.program), "--device", "android-emulator",
                    "--timing", "quick", env=env)
         assert run.returncode == 0, run.stdout + run.stderr
-        assert "ok run" in run.stdout or "invalid run" in run.stdout
+        # a tiny program under the quick preset's time floor: thousands of samples, nothing throttled, so "ok"
+        # (emulated is a warning the flags show, not a reason to call the run invalid)
+        assert "ok run" in run.stdout, run.stdout
         assert re.search(r"flags: .*emulated", run.stdout)  # ro.kernel.qemu=1: an emulator's timings are never a phone's
         ran = [c for c in emu.commands if "harness_runner" in c and "--program" in c]  # not the bundle's hashing
         assert ran and "ld-linux-x86-64.so.2 --library-path" in ran[0] and "qemu" not in ran[0]

@@ -114,11 +114,15 @@ def test_export_options_never_crash_nor_escape(tmp_path_factory, name, group, ag
 @given(campaign=text, tag=text, since=text, timing=text, threshold=text)
 def test_selection_options_never_crash(tmp_path_factory, campaign, tag, since, timing, threshold):
     root = tmp_path_factory.mktemp("fuzz")
+    before = _outside(root)
     for args in (["report", "--campaign", campaign, "--tag", tag, "--since", since, "--timing", timing],
                  ["runs", "list", "--since", since, "--tag", tag],
                  ["runs", "rm", "--campaign", campaign],
                  ["compare", campaign or "a", tag or "b", "--threshold", threshold]):
-        _invoke(args, root)
+        code, said = _invoke(args, root)
+        # 0: nothing matched is an answer too; 2: a value the option refuses (docs: exit codes). Never 1 or 3 here.
+        assert code in (0, 2), f"{args!r} exited {code}: {said}"
+    assert _outside(root) == before  # nothing written outside --results, whatever the values
 
 
 json_values = st.recursive(

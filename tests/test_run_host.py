@@ -62,7 +62,7 @@ def test_foreign_program_without_manifest_runs_on_synthetic_inputs(tiny_export, 
     rec = _run(foreign, results, runner="native")
     assert rec.status == "ok", rec.error
     assert rec.manifest is None and rec.seq_len == 16
-    assert rec.accuracy is None or "agreement_fp32" not in rec.accuracy
+    assert rec.accuracy is None  # no manifest, no task: no reference to agree with, nothing is scored
 
 
 def test_timeout_is_stored_as_failed_and_next_run_works(tiny_export):
