@@ -21,6 +21,24 @@ def _loop_config(steps, batch_size, lr, optimizer, grad_accum, seed, save_every,
                       seed=seed, save_every=save_every, precision=precision, **extra)
 
 
+DEFAULT_SEQ_LEN = 128
+
+
+def seq_len_for(seq_len: int | None, models: list, what: str) -> int:
+    """--seq-len, bounded by the models' max_position_embeddings: the default is cut to it (and says so), a value
+    the user gave past it is refused before anything trains."""
+    limit = min(m.config.max_position_embeddings for m in models if m is not None)
+    if seq_len is None:
+        if limit < DEFAULT_SEQ_LEN:
+            click.echo(f"--seq-len {limit}: the {what}'s max_position_embeddings (the default {DEFAULT_SEQ_LEN} "
+                       "would not fit)", err=True)
+        return min(DEFAULT_SEQ_LEN, limit)
+    if seq_len > limit:
+        raise BadInput(f"--seq-len {seq_len} exceeds the {what}'s max_position_embeddings ({limit}): use --seq-len "
+                       f"{limit} or less")
+    return seq_len
+
+
 def _common(f):
     """Options every training command shares."""
     opts = [
@@ -29,7 +47,9 @@ def _common(f):
         click.option("--grad-accum", type=int, default=1, show_default=True, help="Micro-batches per step."),
         click.option("--lr", type=float, default=1e-4, show_default=True),
         click.option("--optimizer", type=click.Choice(["adamw", "lamb"]), default="adamw", show_default=True),
-        click.option("--seq-len", type=int, default=128, show_default=True),
+        click.option("--seq-len", type=int, default=None,
+                     help=f"Tokens per example (default {DEFAULT_SEQ_LEN}, cut to the models' max_position_embeddings "
+                          "when it is shorter; a larger value is refused)."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--save-every", type=int, default=200, show_default=True, help="Checkpoint interval (steps)."),
         click.option("--threads", type=int, default=None,
@@ -168,6 +188,7 @@ def _train(ctx, w, *, task, model_spec, teacher, alpha, temperature, transfer_co
     transfer = read_corpus(transfer_corpus, limit=transfer_limit) if transfer_corpus else None
     name = f"{Path(model_spec).name}-{Path(task).stem}"
     out = out or _results(ctx) / "checkpoints" / name
+    seq_len = seq_len_for(seq_len, [model, teacher_model], "model" if teacher_model is None else "model's and teacher")
     cfg = _loop_config(steps, batch_size, lr, optimizer, grad_accum, seed, save_every, precision)
     args = {"model": model_spec, "layers": layers, "teacher": teacher, "transfer_corpus": transfer_corpus,
             "transfer_limit": transfer_limit, "init_embeddings_from": init_embeddings_from}
@@ -235,7 +256,8 @@ def _distill(ctx, w, *, teacher, student, strategy, corpus, corpus_limit, fmt_we
     out = out or _results(ctx) / "checkpoints" / f"{Path(student).name}-{strategy}"
     cfg = _loop_config(steps, batch_size, lr, optimizer, grad_accum, seed, save_every, precision)
     with _resume_hint(out):
-        last = distill(teacher, student, strategy, texts, out, cfg, weights, seq_len, mlm_prob, below_lr_scale, tok)
+        last = distill(teacher, student, strategy, texts, out, cfg, weights, seq_len, mlm_prob, below_lr_scale, tok,
+                       bound_seq_len=lambda models: seq_len_for(seq_len, models, "teacher's and student"))
     terms = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if isinstance(v, float))
     if w.main:
         click.echo(f"{out}: student checkpoint ({strategy}); last stage {last.get('stage')}: {terms}")

@@ -65,8 +65,8 @@ def _shapes(model) -> Shapes:
 
 
 def distill(teacher_spec: str, student_spec: str, strategy: str, texts: list[str], out_dir: Path, cfg: LoopConfig,
-            weights: TransferWeights = TransferWeights(), seq_len: int = 128, mlm_prob: float = 0.15,
-            below_lr_scale: float = 0.0, tokenizer=None, device=None) -> dict:
+            weights: TransferWeights = TransferWeights(), seq_len: int | None = None, mlm_prob: float = 0.15,
+            below_lr_scale: float = 0.0, tokenizer=None, device=None, bound_seq_len=None) -> dict:
     """Train a MobileBERT student from a teacher with one of the paper's strategies; resumable stage by stage.
 
     Under torchrun every rank calls this alike: the teacher is replicated (frozen, no_grad), the student is DDP.
@@ -87,6 +87,13 @@ def distill(teacher_spec: str, student_spec: str, strategy: str, texts: list[str
     tok = tokenizer or tokenizer_for_model(models.resolve(teacher_spec)[1], teacher.config.vocab_size)
     for spec, model in ((teacher_spec, teacher), (student_spec, student)):
         models.check_vocab(tok, model, spec)  # before anything is written
+    limit = min(teacher.config.max_position_embeddings, student.config.max_position_embeddings)
+    if bound_seq_len is not None:  # the caller's rule (the CLI: the default cut to the models and said so)
+        seq_len = bound_seq_len([teacher, student])
+    elif seq_len is None or seq_len > limit:
+        if seq_len is not None:
+            raise ValueError(f"seq_len {seq_len} exceeds the teacher's and student's max_position_embeddings ({limit})")
+        seq_len = min(128, limit)
     batches = PairBatches(texts, tok, seq_len, cfg.batch_size, cfg.seed, mlm_prob, student.config.vocab_size)
     run_args = {"distill": {"teacher": teacher_spec, "student": student_spec, "strategy": strategy,
                             "weights": dataclasses.asdict(weights), "seq_len": seq_len, "mlm_prob": mlm_prob,
