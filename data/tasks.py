@@ -75,7 +75,7 @@ def _glue_sst2(split: str):
 
     # GLUE hides SST-2's test labels, so our "test" is unavailable and "dev" is GLUE's validation split.
     if split == "test":
-        raise BadInput("sst2 has no labelled test split: use --split dev")
+        raise BadInput("sst2 has no labelled test split: use its dev split (GLUE's validation set)")
     try:
         ds = datasets.load_dataset("glue", "sst2", split="validation" if split == "dev" else "train")
     except Exception as exc:  # datasets raises many types when the hub is unreachable
@@ -102,7 +102,7 @@ def _glue_pair(name: str):
         import datasets
 
         if split == "test":
-            raise BadInput(f"{name} has no labelled test split: use --split dev")
+            raise BadInput(f"{name} has no labelled test split: use its dev split (GLUE's validation set)")
         try:
             ds = datasets.load_dataset("glue", name, split=dev if split == "dev" else "train")
         except Exception as exc:  # datasets raises many types when the hub is unreachable
