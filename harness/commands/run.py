@@ -209,6 +209,8 @@ def print_run(rec) -> None:
             parts.append("gate " + ("passed" if acc["gate"]["passed"] else "FAILED"))
         console.print(f"  accuracy on {acc['n']} {acc.get('task')} examples: " + "; ".join(parts)
                       + (f"  ({acc['note']})" if acc.get("note") else ""))
+        if acc.get("one_class_note"):
+            console.print(f"  [yellow]{acc['one_class_note']}[/yellow]")
     if rec.flags:
         console.print(f"  flags: {', '.join(rec.flags)}")
     for why in ((rec.device_info_after or {}).get("during") or {}).get("throttle_evidence") or []:

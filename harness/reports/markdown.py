@@ -115,6 +115,13 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool =
             left = (f"; {r['n_left_out']} of its {r['n_runs']} runs left out of the latency"
                     if r.get("n_left_out") else "; pooled all the same (fewer than 2 quiet runs)")
             notes.append(f"disturbed ({r['model']} {r['recipe'] or ''} on {r['device']}): {r['disturbance']}{left}")
+    one_class = {}  # a program that answered one class for every example: its accuracy is that class's share
+    for r in records:
+        note = (r.accuracy or {}).get("one_class_note") if isinstance(r.accuracy, dict) else None
+        if note:
+            one_class.setdefault((r.model_id or r.model, r.recipe or "", r.device), note)
+    for (model, recipe, device), note in one_class.items():
+        notes.append(f"one class ({model} {recipe} on {device}): {note}")
     if any(r["weights"] == "random" for r in rows):
         notes.append(RANDOM_NOTE)
     if any(r["status"] == "invalid" for r in rows):

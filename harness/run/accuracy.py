@@ -19,8 +19,17 @@ def score(device_logits: np.ndarray, labels: np.ndarray | None, reference_logits
     """Task accuracy, top-1 agreement and max relative logit error vs the reference, and the accuracy gate."""
     out: dict[str, Any] = {"n": int(device_logits.shape[0]), "metric": "accuracy"}
     pred = device_logits.argmax(axis=1)
+    out["predicted_share"] = _shares(pred)  # what the program answered, class by class
     if labels is not None:
         out["value"] = float((pred == labels[: len(pred)]).mean())
+        out["label_share"] = _shares(labels[: len(pred)])  # the balance accuracy and agreement were measured on
+    if len(pred) >= 2 and len(set(pred.tolist())) == 1:
+        # An untrained or collapsed model: its accuracy is the share of that class, and it agrees with any reference
+        # that also answers mostly that class. Said wherever the accuracy is shown.
+        out["one_class"] = {"class": int(pred[0]), "n": int(len(pred))}
+        out["one_class_note"] = (f"one class ({int(pred[0])}) for all {len(pred):,}: accuracy = that class's share"
+                                 + (f" ({out['label_share'].get(str(int(pred[0])), 0.0):.4f})" if labels is not None
+                                    else "") + "; agreement is trivial")
     if reference_logits is not None:
         ref = reference_logits[: len(pred)]
         out["agreement_fp32"] = float((pred == ref.argmax(axis=1)).mean())
@@ -32,6 +41,12 @@ def score(device_logits: np.ndarray, labels: np.ndarray | None, reference_logits
             out["gate"] = {"ratio": gate_ratio,
                            "passed": bool(out["value"] >= gate_ratio * out["reference_value"])}
     return out
+
+
+def _shares(values: np.ndarray) -> dict[str, float]:
+    """{class: share of the examples}, classes as strings (JSON keys)."""
+    classes, counts = np.unique(np.asarray(values), return_counts=True)
+    return {str(int(c)): round(float(k) / len(values), 4) for c, k in zip(classes, counts)}
 
 
 def score_squad(outputs: list[list[np.ndarray]], run_inputs, manifest, gate_ratio: float = 0.99) -> dict[str, Any]:
