@@ -36,6 +36,9 @@ class ProgramManifest:
     checkpoint_source: dict[str, Any] = field(default_factory=dict)  # {"hub": ORG/NAME, "revision": sha} from the hub
     tokenizer: str | None = None  # the tokenizer file inputs are made with ("shipped:bert-base-uncased": the default)
     random_weights: bool = True  # True when no trained checkpoint was given: numbers say so
+    # Where the weights came from, as every table shows it: "random (untrained)", "from checkpoint NAME@SHA12", or
+    # "trained here: harness ..." when the harness trained the checkpoint (its trained_by.json); never "trained" on faith
+    weights_source: str | None = None
     vocab_size: int | None = None
     num_labels: int | None = None
     config: dict[str, Any] = field(default_factory=dict)  # the model config as HF field names

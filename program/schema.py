@@ -155,7 +155,7 @@ MANIFEST_FIELDS: dict[str, Check] = {
     "program_bytes": whole(0, 1 << 40, optional=False), "program_sha256": text(64, optional=False,
                                                                                 pattern="[0-9a-f]{64}"),
     "checkpoint": text(MAX_TEXT), "checkpoint_sha256": text(128), "checkpoint_source": mapping(values=_SCALAR),
-    "tokenizer": text(MAX_TEXT), "random_weights": flag(), "vocab_size": whole(1, MAX_VOCAB),
+    "tokenizer": text(MAX_TEXT), "random_weights": flag(), "weights_source": text(MAX_TEXT), "vocab_size": whole(1, MAX_VOCAB),
     "num_labels": whole(1, 1_000_000), "config": mapping(), "versions": mapping(values=_SCALAR),
     "recipe_options": mapping({"group_size": whole(1, 1 << 20), "quant_embedding": _SCALAR,
                                "keep_fp32": items(text(MAX_TEXT, optional=False), 10_000, optional=True),

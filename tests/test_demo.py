@@ -39,7 +39,7 @@ def test_demo_trains_a_student_reports_its_accuracy_per_recipe_then_reuses_it(tm
                for r in full)  # untrained: agreement only, no task accuracy
     assert "# harness report: 4 runs, 4 groups" in proc.stdout
     assert "untrained" in proc.stdout  # random weights say so wherever they are shown
-    assert "weights trained" in proc.stdout and "Δ fp32" in proc.stdout  # the student's accuracy and its delta
+    assert "weights trained here" in proc.stdout and "Δ fp32" in proc.stdout  # the student's accuracy and its delta
 
     ckpt = next(tmp_path.glob("checkpoints/demo-test-tiny-rt-*"))
     log = (ckpt / "train_log.jsonl").stat().st_mtime_ns

@@ -74,7 +74,7 @@ def test_compact_markdown_fits_100_columns_and_names_each_model(records):
     assert len(headers) == 2, md  # crowded: the spaces around the pipes went, so that it fits
     assert headers[0] == ["recipe", "seq", "p50 ms [CI]", "×fp32", "size MB", "RSS MB", "acc", "Δ fp32", "status",
                           "runs"]  # the sweep's seq_len varies, so it is a column; weights, device... are shared
-    assert "Every row: weights trained, device pixel8pro" in md and "untrained" not in md
+    assert "Every row: weights from checkpoint, device pixel8pro" in md and "untrained" not in md
     assert "|invalid throttled" in md and "|noisy gate-fail" in md
     assert "noisy = high_cv" in md and "gate-fail = gate_fail" in md  # the short flags are explained
     assert "`harness report --wide`" in md

@@ -47,7 +47,7 @@ def test_two_checkpoints_are_two_rows_and_int8_compares_with_its_own_fp32():
     assert int8["model"] == "student-a@aaaaaaaa cls2"
     assert round(int8["accuracy_delta_vs_fp32"], 4) == -0.012  # vs student-a's 0.777, never the pooled 0.61
     assert 2.2 < int8["speedup_vs_fp32"] < 2.8
-    assert all(r["weights"] == "trained" for r in rows)
+    assert all(r["weights"] == "from checkpoint" for r in rows)
 
 
 def test_a_run_of_another_timing_preset_or_campaign_never_joins_a_row():
@@ -92,7 +92,7 @@ def test_random_weights_note_only_where_it_applies():
     assert "untrained" not in md
     rnd = rec(seed=2, campaign="y")
     rows = build_rows([trained, rnd])
-    assert {r["model"]: r["weights"] for r in rows} == {"sst2@cccccccc cls2": "trained", "mobilebert cls2": "random"}
+    assert {r["model"]: r["weights"] for r in rows} == {"sst2@cccccccc cls2": "from checkpoint", "mobilebert cls2": "random"}
     assert "untrained (random) weights" in render_md(rows, [trained, rnd])
 
 

@@ -116,7 +116,7 @@ def test_invalid_runs_count_only_when_no_run_is_ok():
 def test_weights_column():
     df = build_table([run("fp32", random=False, seed=16), run("int8", random=None, seed=17,
                                                           manifest={"random_weights": True})])
-    assert _row(df, recipe="fp32")["weights"] == "trained"
+    assert _row(df, recipe="fp32")["weights"] == "from checkpoint"
     assert _row(df, recipe="int8")["weights"] == "random"
 
 

@@ -57,7 +57,7 @@ def test_report_of_a_migrated_store_keeps_unlike_runs_apart(v1_store):
     int8 = [r for r in rows if r["recipe"] == "int8"]
     assert sorted(r["timing"] for r in int8) == ["custom", "quick"] and all(r["n_runs"] == 1 for r in int8)
     for r in rows:  # checkpoints are trained weights; presets random; no row mixes them
-        assert r["weights"] == ("trained" if "@" in r["model"] else "random")
+        assert r["weights"] == ("from checkpoint" if "@" in r["model"] else "random")
 
 
 def test_a_failed_migration_changes_nothing(v1_store, monkeypatch):

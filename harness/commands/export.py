@@ -125,7 +125,8 @@ def print_export(res) -> None:
     where = "from cache" if res.cached else f"in {m.export_seconds:.1f} s, peak RSS {m.export_peak_rss_mb:.0f} MB"
     console.print(f"[bold]{res.program}[/bold]  ({m.program_bytes / 2**20:.2f} MiB, {where})")
     what = f"checkpoint {Path(m.checkpoint).name}" if m.model == "checkpoint" and m.checkpoint else f"model {m.model}"
-    console.print(f"  {what}{' (untrained random weights)' if m.random_weights else ''}, head {m.head}, "
+    source = "untrained random weights" if m.random_weights else m.weights_source
+    console.print(f"  {what}{f' ({source})' if source else ''}, head {m.head}, "
                   f"recipe {m.recipe}, seq_len {m.seq_len}")
     for note in res.notes:
         console.print(f"  note: {note}")

@@ -195,6 +195,7 @@ def _train(ctx, w, *, task, model_spec, teacher, alpha, temperature, transfer_co
     with _resume_hint(out):
         result = finetune(model, tok, task, out, cfg, seq_len, teacher_model, alpha, temperature, transfer, args=args)
     if w.main:
+        _trained_by(out)
         click.echo(f"{out}: {result['split']} accuracy {result['accuracy']:.4f} on {result['n']} examples of {task}")
 
 
@@ -260,8 +261,25 @@ def _distill(ctx, w, *, teacher, student, strategy, corpus, corpus_limit, fmt_we
                        bound_seq_len=lambda models: seq_len_for(seq_len, models, "teacher's and student"))
     terms = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if isinstance(v, float))
     if w.main:
+        _trained_by(out)
         click.echo(f"{out}: student checkpoint ({strategy}); last stage {last.get('stage')}: {terms}")
 
+
+
+def _trained_by(out: Path) -> None:
+    """Say, beside the weights, that the harness trained them and with which command: an export of this folder is
+    then labelled "trained here: harness ..." instead of "from checkpoint" (harness/export/exporter.py)."""
+    import datetime as dt
+    import json
+    import shlex
+    import sys
+
+    from common.files import write_atomic
+    from harness.export.exporter import TRAINED_BY
+
+    command = "harness " + shlex.join(sys.argv[1:])
+    write_atomic(Path(out) / TRAINED_BY, json.dumps(
+        {"command": command, "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}) + "\n")
 
 
 @contextlib.contextmanager

@@ -120,6 +120,25 @@ def _build_model(req: ExportRequest) -> tuple[torch.nn.Module, str, dict, str | 
     return model.eval(), req.head, cfg.to_hf_dict(), None
 
 
+TRAINED_BY = "trained_by.json"  # written by `harness train` / `distill` beside the weights they trained
+
+
+def weights_source(checkpoint, ckpt_sha: str | None) -> str:
+    """How a program's weights are named in every table: never "trained" on the faith of a checkpoint folder."""
+    if checkpoint is None:
+        return "random (untrained)"
+    ckpt = Path(checkpoint)
+    try:
+        import json
+
+        by = json.loads((ckpt / TRAINED_BY).read_text())
+        if isinstance(by, dict) and isinstance(by.get("command"), str):
+            return f"trained here: {by['command'][:200]}"
+    except (OSError, ValueError):
+        pass
+    return f"from checkpoint {ckpt.name}@{(ckpt_sha or '')[:12]}"
+
+
 def checkpoint_sha256(ckpt: Path) -> str:
     """One hash over the files that define the model (config + weights), in a stable order."""
     h = hashlib.sha256()
@@ -365,6 +384,7 @@ def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, p
             checkpoint=str(Path(req.checkpoint).resolve()) if req.checkpoint else None,
             checkpoint_sha256=ckpt_sha,
             random_weights=req.checkpoint is None,
+            weights_source=weights_source(req.checkpoint, ckpt_sha),
             vocab_size=vocab,
             num_labels=len(hf_config.get("id2label") or {}) or None if head == "sequence_classification" else None,
             config=hf_config,

@@ -93,7 +93,7 @@ def _row(g: Group, cache=None) -> dict[str, Any]:
     acc_run = next((r for r in reversed(measured) if r.accuracy), None)
     acc = acc_run.accuracy if acc_run else {}
     last_failed = g.failed[-1] if g.failed else None
-    weights = {True: "random", False: "trained", None: ""}[
+    weights = {True: "random", False: _weights_source(g.runs), None: ""}[
         True if g.random_weights else (False if all(random_weights(r) is False for r in g.runs) else None)
     ]
     status = "ok" if any(r.status == "ok" for r in g.runs) else ("invalid" if measured else "failed")
@@ -142,6 +142,13 @@ def _baseline(row: dict, fp32_rows: dict[tuple, list[dict]]) -> dict | None:
     same = fp32_rows.get(key + (row["campaign"],), [])
     fp32 = fp32_rows.get(key, [])
     return same[0] if same else (fp32[0] if len(fp32) == 1 else None)
+
+
+def _weights_source(runs) -> str:
+    """"trained here" or "from checkpoint" (the manifest's weights_source, short: the model column names the
+    checkpoint and its sha): what is known of trained weights, never more."""
+    sources = {((r.manifest or {}).get("weights_source") or "from checkpoint") for r in runs}
+    return "trained here" if sources and all(s.startswith("trained here") for s in sources) else "from checkpoint"
 
 
 def build_rows(records: Iterable[RunRecord], cache=None) -> list[dict[str, Any]]:
