@@ -169,10 +169,7 @@ def list_presets() -> list[str]:
 def get_preset(name: str, **overrides) -> MobileBertConfig:
     """A fresh copy of a named preset, with optional field overrides."""
     if name not in PRESETS:
-        from model.bert_family import PRESETS as RIVALS  # BERT-family presets: built by harness export as well
-
-        raise ValueError(f"unknown model preset {name!r}; valid presets: "
-                         f"{', '.join(sorted([*PRESETS, *RIVALS]))}")
+        raise ValueError(f"unknown model preset {name!r}; valid presets: {', '.join(list_presets())}")
     unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(MobileBertConfig)})
     if unknown:
         raise ValueError(f"unknown config field(s) {', '.join(unknown)} for preset {name!r}")

@@ -93,7 +93,7 @@ def build_model(req: ExportRequest) -> tuple[torch.nn.Module, str, dict, str | N
 
 def _build_model(req: ExportRequest) -> tuple[torch.nn.Module, str, dict, str | None]:
     from model import bert_family
-    from model.config import get_preset
+    from model.config import PRESETS, get_preset
     from model import mobilebert as mb
 
     if req.checkpoint is not None:
@@ -117,6 +117,9 @@ def _build_model(req: ExportRequest) -> tuple[torch.nn.Module, str, dict, str | 
     if bert_family.is_preset(req.model):
         model = bert_family.build_preset(req.model, req.head, req.num_labels, seed=RANDOM_SEED)
         return model, req.head, model.hf_config_dict(), None
+    if req.model not in PRESETS:
+        raise BadInput(f"unknown model preset {req.model!r}; valid presets: "
+                       f"{', '.join(sorted([*PRESETS, *bert_family.PRESETS]))}")
     overrides = {"num_labels": req.num_labels} if req.head == "sequence_classification" else {}
     cfg = get_preset(req.model, **overrides)  # validated: a bad --num-labels is named
     classes = {
