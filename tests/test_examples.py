@@ -71,6 +71,7 @@ HEAVY: dict[str, tuple[str, str]] = {
     "harness paper --device host": ("", "exports the paper's six full-size rows, then dozens of runs (BERT-base: "
                                         "about 0.2 s per inference here)"),
     "harness paper --device host --quant fp32,int8": ("", "twelve full-size exports, then dozens of runs"),
+    "script: python -": ("", "writes a small BERT checkpoint with transformers, then exports it twice (docs/paper.md)"),
     "harness paper --quick": ("", "six test-size exports and a campaign of runs (about a minute here)"),
     "harness paper --rows bert-base,mobilebert --device pixel7 --threads 4": ("phone", PHONE),
     "harness sensitivity --quant int8": ("", "one quantized full-size model per layer (many minutes)"),
