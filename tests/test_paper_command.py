@@ -60,6 +60,15 @@ def test_verdict_names_the_measured_and_claimed_ratio(key, ratio, holds):
     assert "measured" in v and "paper" in v
 
 
+def test_verdict_is_unclear_when_the_intervals_straddle_the_threshold():
+    row = next(r for r in paper.ROWS if r.key == "bert-base")
+    assert paper.verdict(row, 5.0, (4.6, 5.4)).startswith("holds: MobileBERT faster by 5.00x [4.60-5.40]")
+    assert paper.verdict(row, 5.0, (2.9, 8.8)).startswith("unclear here")
+    assert paper.verdict(row, 3.0, (2.5, 3.5)).startswith("does not hold here")
+    tiny = next(r for r in paper.ROWS if r.key == "mobilebert-tiny")
+    assert paper.verdict(tiny, 0.5, (0.4, 0.6)).startswith("holds: MobileBERT-TINY faster by 2.00x [1.67-2.50]")
+
+
 def test_a_row_that_cannot_run_says_why_and_the_others_still_show():
     from types import SimpleNamespace
 

@@ -79,16 +79,23 @@ def count_model(preset: str, seq_len: int) -> tuple[int, int]:
     return params, flops
 
 
-def verdict(row: Row, ratio: float) -> str:
-    """'holds' / 'does not hold here', with the measured and the claimed speed-up (ratio: row ms / MobileBERT ms)."""
+def verdict(row: Row, ratio: float, bounds: tuple[float, float] | None = None) -> str:
+    """'holds' / 'does not hold here' / 'unclear here', with the measured and the claimed speed-up (ratio: row ms /
+    MobileBERT ms). bounds: the ratio's range from both rows' intervals (row low / MobileBERT high .. row high /
+    MobileBERT low); a verdict is given only when the whole range falls on one side of the threshold."""
     claimed = row.ms / 62.0
     if claimed >= 1:  # MobileBERT is faster than this row by `claimed`
-        measured, want, what = ratio, claimed, "MobileBERT faster"
+        speedup, want, what = (lambda r: r), claimed, "MobileBERT faster"
     else:  # this row is faster than MobileBERT
-        measured, want, what = 1 / ratio, 1 / claimed, f"{row.label} faster"
-    ok = measured >= HOLDS_SHARE * want
-    return (f"{'holds' if ok else 'does not hold here'}: {what} by {measured:.2f}x measured "
-            f"(paper {want:.2f}x; holds from {HOLDS_SHARE * want:.2f}x)")
+        speedup, want, what = (lambda r: 1 / r), 1 / claimed, f"{row.label} faster"
+    measured, threshold = speedup(ratio), HOLDS_SHARE * want
+    lo, hi = sorted(map(speedup, bounds)) if bounds and all(b and b == b and b > 0 for b in bounds) else (measured,
+                                                                                                        measured)
+    word = "holds" if lo >= threshold else "does not hold here" if hi < threshold else "unclear here"
+    span = f" [{lo:.2f}-{hi:.2f}]" if (lo, hi) != (measured, measured) else ""
+    return (f"{word}: {what} by {measured:.2f}x{span} measured (paper {want:.2f}x; holds from {threshold:.2f}x)"
+            + (": the rows' intervals straddle the threshold, measure on a quieter device or with more --repeat"
+               if word == "unclear here" else ""))
 
 
 @click.command("paper")
@@ -275,7 +282,9 @@ def paper_table(rows, recipes, counts, records, sizes, why_not, profile, threads
                           (f"{ratio:.2f}x" if ratio else "-") + f" ({paper_ratio})",
                           _mb(sizes.get((row.key, recipe))), f"{p['rss']:.1f}" if p["rss"] else "-", str(p["runs"])]
                 if row.claim:
-                    verdicts.append(f"- {row.claim}: " + (verdict(row, ratio) if ratio else
+                    bounds = (p["lo"] / base["hi"], p["hi"] / base["lo"]) if ratio and p["runs"] > 1 and \
+                        base["runs"] > 1 and base["lo"] > 0 else None
+                    verdicts.append(f"- {row.claim}: " + (verdict(row, ratio, bounds) if ratio else
                                                          "not measured (MobileBERT has no measurement)"))
             out.append("| " + " | ".join(cells) + " |")
         if BASE in counts and "bert-base" in counts:
