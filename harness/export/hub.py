@@ -54,8 +54,8 @@ def download(repo: str, progress=lambda s: None) -> HubCheckpoint:
         config = huggingface_hub.hf_hub_download(repo, "config.json")
         with plain_errors_as(CheckpointError):
             d = bert_family.read_config(Path(config).parent)
-            if bert_family.model_type_of(d) not in bert_family.SUPPORTED_MODEL_TYPES:
-                raise ValueError(bert_family.unsupported(f"--checkpoint {repo}", d))
+        if bert_family.model_type_of(d) not in bert_family.SUPPORTED_MODEL_TYPES:
+            raise CheckpointError(bert_family.unsupported(f"--checkpoint {repo}", d))
         snapshot = Path(huggingface_hub.snapshot_download(repo, allow_patterns=FILES))
     except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled) as e:
         raise _offline_line(repo, e) from None
