@@ -18,6 +18,7 @@ from harness.commands.run import run_command  # noqa: E402
 from harness.commands.demo import demo_command  # noqa: E402
 from harness.commands.devices import devices_command  # noqa: E402
 from harness.commands.farm import farm_group  # noqa: E402
+from harness.commands.paper import paper_command  # noqa: E402
 from harness.commands.quant import recipes_command, sensitivity_command  # noqa: E402
 from harness.commands.report import compare_command, report_command  # noqa: E402
 from harness.commands.results import results_group  # noqa: E402
@@ -103,7 +104,7 @@ def cli(ctx: click.Context, results: Path) -> None:
     ctx.obj = {"results": results}
 
 
-for _command in (export_command, run_command, demo_command, report_command, compare_command, runs_group,
+for _command in (export_command, run_command, demo_command, paper_command, report_command, compare_command, runs_group,
                  results_group, devices_command, runner_group, recipes_command, sensitivity_command, distill_command,
                  train_command, farm_group):
     cli.add_command(_command)

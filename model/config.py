@@ -129,6 +129,11 @@ PRESETS: dict[str, MobileBertConfig] = {
     # Paper Table 1, "MobileBERT_TINY": Q, K and V all read the 128-wide bottleneck, 2 stacked FFNs.
     "mobilebert-tiny": _MOBILEBERT.replace(num_feedforward_networks=2, use_bottleneck_attention=True,
                                            key_query_shared_bottleneck=False),
+    # Paper Table 4, "MobileBERT w/o OPT": the same shape with LayerNorm and GELU, before the operational
+    # optimizations (NoNorm, ReLU) of section 4.3; and the two single ablations of Table 5.
+    "mobilebert-noopt": _MOBILEBERT.replace(normalization_type="layer_norm", hidden_act="gelu"),
+    "mobilebert-nonorm-gelu": _MOBILEBERT.replace(hidden_act="gelu"),
+    "mobilebert-layernorm-relu": _MOBILEBERT.replace(normalization_type="layer_norm"),
     # The teacher, IB-BERT_LARGE: 1024-wide intra-block, one FFN of 4096, LayerNorm and GELU. Its 512-wide
     # inter-block maps and 4 heads match the student's, so feature-map and attention transfer line up.
     "ib-bert-large": MobileBertConfig(
@@ -146,6 +151,15 @@ PRESETS: dict[str, MobileBertConfig] = {
         normalization_type="layer_norm", hidden_act="gelu", use_bottleneck_attention=True,
         key_query_shared_bottleneck=False, hidden_dropout_prob=0.1),
 }
+# The paper's table at test size (`harness paper --quick`): test-tiny with the same norm/activation changes, and a
+# narrower cut standing for MobileBERT-TINY (Q, K and V from the bottleneck, one FFN).
+PRESETS.update({
+    "test-tiny-noopt": PRESETS["test-tiny"].replace(normalization_type="layer_norm", hidden_act="gelu"),
+    "test-tiny-nonorm-gelu": PRESETS["test-tiny"].replace(hidden_act="gelu"),
+    "test-tiny-layernorm-relu": PRESETS["test-tiny"].replace(normalization_type="layer_norm"),
+    "test-tiny-narrow": PRESETS["test-tiny"].replace(num_feedforward_networks=1, use_bottleneck_attention=True,
+                                                     key_query_shared_bottleneck=False),
+})
 
 
 def list_presets() -> list[str]:

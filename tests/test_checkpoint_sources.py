@@ -116,14 +116,15 @@ def test_hub_checkpoint_saved_by_transformers_exports_and_runs(tmp_path, monkeyp
 
 
 def test_non_mobilebert_hub_model_is_refused_before_its_weights(tmp_path, monkeypatch):
-    served = tmp_path / "hub" / "bert"
+    # bert and distilbert are exported since issue #26 (tests/test_bert_family.py); GPT-2 is not
+    served = tmp_path / "hub" / "gpt2"
     served.mkdir(parents=True)
-    (served / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertForMaskedLM"]}))
+    (served / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
     calls: list = []
     _fake_hub(monkeypatch, served, "f" * 40, calls)
-    with pytest.raises(CheckpointError, match=r"--checkpoint google-bert/bert-base-uncased: model_type is 'bert', "
-                                              r"not MobileBERT"):
-        export(ExportRequest(checkpoint=Path("google-bert/bert-base-uncased")), tmp_path / "results")
+    with pytest.raises(CheckpointError, match=r"--checkpoint openai-community/gpt2: model_type 'gpt2' is not "
+                                              r"supported: the harness exports model_type 'mobilebert', 'bert'"):
+        export(ExportRequest(checkpoint=Path("openai-community/gpt2")), tmp_path / "results")
     assert [c[0] for c in calls] == ["file"]  # config.json only: no weights fetched
     assert not (tmp_path / "results").exists()
 

@@ -66,6 +66,14 @@ HEAVY: dict[str, tuple[str, str]] = {
         ("", TINY),
     "harness run --model test-tiny --head question_answering --seq-len 64 --task tests/data/squad-v2-tiny.json "
     "--device emu-arm64 --iterations 1": ("", TINY + ", then qemu"),
+    "harness export --model bert-base --quant int8": ("", "exports BERT-base (4x MobileBERT's weights)"),
+    "harness export --checkpoint minilm --quant int8": ("", "exports the 22.7M-parameter MiniLM-L6"),
+    "harness paper --device host": ("", "exports the paper's six full-size rows, then dozens of runs (BERT-base: "
+                                        "about 0.2 s per inference here)"),
+    "harness paper --device host --quant fp32,int8": ("", "twelve full-size exports, then dozens of runs"),
+    "script: python -": ("", "writes a small BERT checkpoint with transformers, then exports it twice (docs/paper.md)"),
+    "harness paper --quick": ("", "six test-size exports and a campaign of runs (about a minute here)"),
+    "harness paper --rows bert-base,mobilebert --device pixel7 --threads 4": ("phone", PHONE),
     "harness sensitivity --quant int8": ("", "one quantized full-size model per layer (many minutes)"),
     "harness sensitivity --model mobilebert --quant int8": ("", "one quantized full-size model per layer"),
     "harness sensitivity --model mobilebert --quant int8 --samples 200": ("", "one quantized full-size model per layer"),

