@@ -1,9 +1,9 @@
-"""Shared test switches: slow (full-size) tests are opt-in; device tools are required in CI."""
+"""Shared test switches and fixtures: slow (full-size) tests are opt-in; one tiny program and one runner bundle
+per session or module. Helpers tests import live in tests/support/."""
 
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 import torch
@@ -18,17 +18,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
-
-
-def require_tool(*names: str) -> None:
-    """Skip when a system tool is missing on a developer machine; in CI (HARNESS_REQUIRE_DEVICES=1) fail instead."""
-    missing = [n for n in names if shutil.which(n) is None]
-    if not missing:
-        return
-    msg = f"missing system tool(s) {', '.join(missing)}: run `make system-deps` as root"
-    if os.environ.get("HARNESS_REQUIRE_DEVICES") == "1":
-        pytest.fail(msg)
-    pytest.skip(msg)
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +43,6 @@ def bundle():
 @pytest.fixture(scope="module")
 def tiny():
     """A tiny real program (embedding + linear, seq 8), exported once per machine."""
-    from tests.fixtures_programs import cached_tiny_program
+    from tests.support.fixtures_programs import cached_tiny_program
 
     return cached_tiny_program(seq_len=8)
