@@ -1,7 +1,7 @@
 """The pymobiledevice3 calls the iOS transport makes, in one place, so a test can stand in for the phone.
 
 HARNESS_IOS_SERVICES names a module that provides the same names with the same (async) API; tests point it at
-tests/ios_standin.py. pymobiledevice3 is imported here, lazily: `import harness.cli` must stay light.
+tests/support/ios_standin.py. pymobiledevice3 is imported here, lazily: `import harness.cli` must stay light.
 """
 
 from __future__ import annotations

@@ -86,7 +86,7 @@ def run_command(ctx, programs, device, runner, runner_bin, xnnpack_cache, timing
       harness run --model mobilebert --quant int8 --seq-len 32,128,384 --device pixel7 --timing mlperf
       harness run --model mobilebert --quant fp32,int8,int4 --repeat 3 --campaign nightly --tag branch=main
       harness run --model test-tiny --quant fp32,int8 --repeat 3 --target-ci 0.02 --max-repeats 6
-      harness run --model test-tiny --head question_answering --seq-len 64 --task tests/data/squad-tiny.json
+      harness run --model test-tiny --head question_answering --seq-len 64 --task tests/fixtures/squad-tiny.json
       harness run --model mobilebert --quant int8 --device pixel7 --threads 1,2 --affinity big --affinity mid \\
         --max-start-temp 35 --cooldown 300
     """

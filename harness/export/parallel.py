@@ -4,8 +4,9 @@ Lowering a program is mostly single-threaded Python (an int8 MobileBERT export k
 2-core host two exports side by side take little longer than one. Each worker runs `exporter.export` as the harness
 process would (same request, same cache), with its share of the cores as torch's and XNNPACK's thread count; a
 program's bytes do not depend on that (the full-size int8 program has the same sha256 exported on 1 thread or 2,
-and tests/test_demo_parallel_exports.py compares workers with an in-process export). Workers run in sessions of their own, so a terminal's Ctrl-C reaches only the harness, which
-ends them on every exit path; the kernel ends them if the harness is killed outright (PR_SET_PDEATHSIG).
+and tests/harness/export/test_parallel.py compares workers with an in-process export). Workers run in sessions of
+their own, so a terminal's Ctrl-C reaches only the harness, which ends them on every exit path; the kernel ends them
+if the harness is killed outright (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations

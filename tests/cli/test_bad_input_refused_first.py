@@ -1,9 +1,9 @@
-"""Issue #16's bad input, refused before any export, run or write: a tokenizer whose vocabulary is not the model's,
+"""Bad input, refused before any export, run or write: a tokenizer whose vocabulary is not the model's,
 a SQuAD file with a missing field, a classification task on a QA program (and the reverse), a --checkpoint that is
 not a supported model_type. Each is one line on stderr naming the cause, exit 2, and no results folder.
 
-(The same cases on an exported program, and after lowering, are in test_squad_run.py, test_checkpoint_sources.py
-and test_training_doors.py.)"""
+(The same cases on an exported program, and after lowering, are in tests/cli/test_run_squad.py,
+tests/harness/export/test_hub.py and tests/cli/test_train_tokenizer_fit.py.)"""
 
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def test_a_list_of_records_on_a_qa_program_is_a_classification_task(tmp_path):
 
 
 def test_tokenizer_of_another_vocabulary_is_refused(tmp_path):
-    """(export refuses it too, through the same check: test_checkpoint_sources.py)"""
+    """(export refuses it too, through the same check: tests/harness/export/test_hub.py)"""
     from data import default_vocab
 
     vocab = str(default_vocab())  # bert-base-uncased, 30522 words; test-tiny has 128
@@ -95,8 +95,8 @@ def test_tokenizer_of_another_vocabulary_is_refused(tmp_path):
 
 
 def test_checkpoint_that_is_not_mobilebert_is_refused(tmp_path):
-    """(run --checkpoint takes the same path; a hub id is refused before its weights: test_checkpoint_sources.py)"""
-    bert = tmp_path / "t5-small"  # bert and distilbert are exported since issue #26 (tests/test_bert_family.py)
+    """(run --checkpoint takes the same path; a hub id is refused before its weights: tests/harness/export/test_hub.py)"""
+    bert = tmp_path / "t5-small"  # bert and distilbert are exported since issue #26 (tests/model/test_bert_family.py)
     bert.mkdir()
     (bert / "config.json").write_text(json.dumps({"model_type": "t5", "vocab_size": 32128,
                                                   "architectures": ["T5ForConditionalGeneration"]}))

@@ -15,7 +15,8 @@ from harness.store.db import ResultsStore
 
 def _demo(tmp_path, *args, timeout=900):
     """The demo with a fixed number of rounds and no wait for a quiet host (the suite's other worker is busy): the
-    counts below are exact. Extra rounds and the quiet gate are tests/test_run_plan.py's and test_run_quiet_gate's."""
+    counts below are exact. Extra rounds and the quiet gate are tested in tests/harness/run/test_plan.py and
+    tests/harness/run/test_device_state_quiet_gate.py."""
     env = dict(os.environ, HARNESS_RESULTS=str(tmp_path))
     return subprocess.run([sys.executable, "-m", "harness.cli", "demo", "--target-ci", "0", "--wait-for-quiet", "0",
                            *args],

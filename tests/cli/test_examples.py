@@ -1,4 +1,4 @@
-"""Every example in `--help`, the README and docs/*.md runs as written (issue #16, item 5).
+"""Every example in `--help`, the README and docs/*.md runs as written.
 
 The examples are collected, not listed: every line of a command's help that starts with `harness ` (or `$ harness`,
 `torchrun ... -m harness.cli`), and every shell code block of README.md and docs/*.md that invokes `harness`. Each
@@ -62,9 +62,9 @@ HEAVY: dict[str, tuple[str, str]] = {
         ("", TINY + " x2, then at least six interleaved runs"),
     "harness run --model mobilebert --quant fp32,int8,int4 --repeat 3 --campaign nightly-7 --tag branch=main":
         ("", FULL + " x3"),
-    "harness run --model test-tiny --head question_answering --seq-len 64 --task tests/data/squad-tiny.json":
+    "harness run --model test-tiny --head question_answering --seq-len 64 --task tests/fixtures/squad-tiny.json":
         ("", TINY),
-    "harness run --model test-tiny --head question_answering --seq-len 64 --task tests/data/squad-v2-tiny.json "
+    "harness run --model test-tiny --head question_answering --seq-len 64 --task tests/fixtures/squad-v2-tiny.json "
     "--device emu-arm64 --iterations 1": ("", TINY + ", then qemu"),
     "harness export --model bert-base --quant int8": ("", "exports BERT-base (4x MobileBERT's weights)"),
     "harness export --checkpoint minilm --quant int8": ("", "exports the 22.7M-parameter MiniLM-L6"),
@@ -398,7 +398,7 @@ def seed_stores(root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
-    """What each block's folder starts with: the seeded stores, the repo's tests/ (for tests/data/...), and the
+    """What each block's folder starts with: the seeded stores, the repo's tests/ (for tests/fixtures/...), and the
     device catalog the docs show (docs/devices.md) as my-lab.toml."""
     root = tmp_path_factory.mktemp("template")
     seed_stores(root)

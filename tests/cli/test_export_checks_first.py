@@ -1,4 +1,4 @@
-"""Issue #18: export checks what it can before it builds or lowers anything, never lets a name choose a folder,
+"""Export checks what it can before it builds or lowers anything, never lets a name choose a folder,
 never casts non-float weights silently, and writes through unique temporaries (parallel exports, killed ones)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue #18, case by case (docs/faults.md maps every case to its test): each refusal is the real CLI in a subprocess
+"""Faults case by case (docs/faults.md maps every case to its test): each refusal is the real CLI in a subprocess
 giving exit 2, no traceback, one `error:` line on stderr naming the culprit (the other stderr lines, if any, are
 progress lines starting with '…'), an intact store, and no file written anywhere."""
 

@@ -1,4 +1,4 @@
-"""Issue #18's fuzz: random values through the CLI's option parser and through the runner-result parser. Whatever
+"""Fuzzing: random values through the CLI's option parser and through the runner-result parser. Whatever
 comes in: no traceback (only the user-error family, click's usage errors or a clean exit), a non-zero exit for what
 is refused, and nothing written outside --results."""
 

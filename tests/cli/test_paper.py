@@ -1,5 +1,5 @@
 """`harness paper`: the paper's table through the real export + interleaved campaign, at test size (--quick), and
-its verdicts (issue #26, item 2)."""
+its verdicts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue #18: the runner's output is untrusted input. A runner (a real process, given with --runner-bin) that writes
+"""The runner's output is untrusted input. A runner (a real process, given with --runner-bin) that writes
 invalid JSON, misses fields, reports NaN or negative latencies, too few iterations or a truncated outputs file fails
 its run, stored with the reason: never a traceback, and later reports and compares still work."""
 

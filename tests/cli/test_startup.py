@@ -1,4 +1,4 @@
-"""The CLI starts without the heavy libraries: they are imported where they are used (issue #11's start-up goals)."""
+"""The CLI starts without the heavy libraries: they are imported where they are used (the start-up goals)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue #16, training doors: the tiny presets train with a tokenizer that fits them (the `harness distill --help`
+"""Training's doors: the tiny presets train with a tokenizer that fits them (the `harness distill --help`
 example runs as written), and a tokenizer that does not fit is one line before anything is written."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue #18, class 5 and the label half of class 4: task files, configs and catalogs that would give wrong numbers
+"""Task files, configs and catalogs that would give wrong numbers
 or tracebacks are refused in one line naming the culprit."""
 
 from __future__ import annotations

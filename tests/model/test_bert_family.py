@@ -1,5 +1,5 @@
 """BERT-family checkpoints and presets through `export`: transformers' own modeling code, lowered like MobileBERT,
-the program's outputs checked against transformers' eager model through the real .pte (issue #26, item 1)."""
+the program's outputs checked against transformers' eager model through the real .pte."""
 
 from __future__ import annotations
 

@@ -12,8 +12,8 @@ here is pure waste, in three kinds, one module each:
 - `bookkeeping`: provenance records are shared instead of deep-copied, generated code is compiled once per distinct
   source, and the graph signature's input maps are built once per state of the signature.
 
-tests/test_fast_lowering.py compares program sha256 with and without, for fp32, int8 and int8-static and for models
-on which the skippable passes must act; the full int8 MobileBERT program is byte-identical too. Export time per recipe
+tests/harness/export/test_fast_lowering.py compares program sha256 with and without, for fp32, int8 and int8-static
+and for models on which the skippable passes must act; the full int8 MobileBERT program is byte-identical too. Export time per recipe
 is in benchmarks/results/quant_table.md; docs/quantization.md#export-time has the breakdown.
 """
 

@@ -116,7 +116,7 @@ def test_hub_checkpoint_saved_by_transformers_exports_and_runs(tmp_path, monkeyp
 
 
 def test_non_mobilebert_hub_model_is_refused_before_its_weights(tmp_path, monkeypatch):
-    # bert and distilbert are exported since issue #26 (tests/test_bert_family.py); GPT-2 is not
+    # bert and distilbert are exported since issue #26 (tests/model/test_bert_family.py); GPT-2 is not
     served = tmp_path / "hub" / "gpt2"
     served.mkdir(parents=True)
     (served / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))

@@ -1,4 +1,4 @@
-"""Issue #18, "stats that scale": one stored run of 98,609 samples made every `harness report` take 3.4 s instead of
+"""Stats that scale: one stored run of 98,609 samples made every `harness report` take 3.4 s instead of
 0.9 s, because the report bootstrapped the raw samples again. A run's summary is computed once, when it is stored,
 and the report reuses it: a 100k-sample run reports about as fast as a 1k-sample one."""
 

@@ -1,4 +1,4 @@
-"""Comparisons that cannot mislead (issue #12): rows pool only runs of one model, recipe, device, settings, timing
+"""Comparisons that cannot mislead: rows pool only runs of one model, recipe, device, settings, timing
 preset and campaign; speed-up and accuracy delta compare with the same model's fp32 only; intervals stay in the data."""
 
 from __future__ import annotations

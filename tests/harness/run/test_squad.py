@@ -1,5 +1,5 @@
 """SQuAD scoring checked by hand: the official normalisation, EM and F1 (v1.1 and v2.0 rules), the span search,
-and windows with offsets over the small real-looking file in tests/data (which an oracle answers perfectly)."""
+and windows with offsets over the small real-looking file in tests/fixtures (which an oracle answers perfectly)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The store is a checked file at a literal path (issue #29 items 4, 5 and 7): a broken store is refused before the
+"""The store is a checked file at a literal path: a broken store is refused before the
 runner starts, a read-only store's path is read as a path (never as a URI), tag keys of any text select their
 runs, and a 10,000-character name is not echoed back whole."""
 

@@ -1,4 +1,4 @@
-"""A disk that fills while a run measures (issue #29 item 2): the record lands in the store or in a recovery file,
+"""A disk that fills while a run measures: the record lands in the store or in a recovery file,
 never in a traceback. Real mounts (a 2 MB tmpfs in a private mount namespace, as root) filled by a real process
 while the real native runner is timing; deletes and imports onto a full disk are one line and change nothing."""
 

@@ -1,4 +1,4 @@
-"""A store written by the v1 harness (tests/data/store-v1.sqlite, made by that release's `harness run`) opens,
+"""A store written by the v1 harness (tests/fixtures/store-v1.sqlite, made by that release's `harness run`) opens,
 migrates in place in one transaction, keeps every run, and then reports what v1 could not tell apart."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Records and manifests are checked at the door (issue #29 items 3 and 4): a value of the wrong type, range or size
+"""Records and manifests are checked at the door: a value of the wrong type, range or size
 is refused in one line naming it (`results import`, `run --program` with its manifest, before anything reaches the
 device), and a record already stored that fails the check is skipped by reports with a warning naming its run."""
 
