@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from device_runners.base import MalformedResult, RawResult
 from harness.cli import cli
 from common.errors import HarnessError
+from harness.store.db import ResultsStore
+from tests.support.factories import rec
 
 numbers = st.one_of(st.integers(-10**12, 10**12), st.floats(allow_nan=True, allow_infinity=True),
                     st.sampled_from(["nan", "inf", "-1", "0", "1e400", "abc", "", "1,2", "99999999999"]))
@@ -112,8 +114,11 @@ def test_export_options_never_crash_nor_escape(tmp_path_factory, name, group, ag
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(campaign=text, tag=text, since=text, timing=text, threshold=text)
+@example(campaign="nightly", tag="branch=main", since="2026-12-01", timing="default", threshold="0.05")  # all valid:
+# each command reaches its body and selects the stored run, so its exit code is its answer, not a refusal
 def test_selection_options_never_crash(tmp_path_factory, campaign, tag, since, timing, threshold):
     root = tmp_path_factory.mktemp("fuzz")
+    ResultsStore(root / "results").add(rec("fp32", campaign="nightly", timing="default", tags={"branch": "main"}))
     before = _outside(root)
     for args in (["report", "--campaign", campaign, "--tag", tag, "--since", since, "--timing", timing],
                  ["runs", "list", "--since", since, "--tag", tag],
