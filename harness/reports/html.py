@@ -233,5 +233,5 @@ def _all_runs(records: list[RunRecord]) -> str:
             ("flags", True)]
     values = ([r.run_id, r.created_at, r.status, r.device or "", _identity(r), r.recipe or "", C.num(r.seq_len),
                r.runner or "", C.num(r.threads), *[C.txt(getattr(r, k, None)) for k in extra],
-               C.fmt_ms((r.latency or {}).get("p50")), ", ".join(r.flags)] for r in records)
+               C.fmt_ms(r.latency.p50), ", ".join(r.flags)] for r in records)
     return _plain(cols, values, [r.status for r in records], "all runs")

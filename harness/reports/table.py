@@ -29,10 +29,9 @@ import math
 from statistics import median
 from typing import TYPE_CHECKING, Any, Iterable
 
-from harness.reports.grouping import (BASELINE_MAY_DIFFER, KEY, Group, disturbed_runs, gate_result, group_runs,
-                                      random_weights)
+from harness.reports.grouping import BASELINE_MAY_DIFFER, KEY, Group, disturbed_runs, group_runs, random_weights
 from harness.run.stats import MAX_RUN_CV, summarize
-from harness.store.record import RunRecord
+from harness.store.record import Accuracy, RunRecord
 
 if TYPE_CHECKING:  # pandas costs 0.6 s to import: the markdown report does without it
     import pandas as pd
@@ -46,9 +45,14 @@ def _med(values: Iterable[Any]) -> float | None:
     return median(vals) if vals else None
 
 
+def _or(v: Any, default: Any) -> Any:
+    """A key's value as dict.get(key, default) read it: the default only when the record has no such key."""
+    return default if v is None else v
+
+
 def _program_mb(r: RunRecord) -> float | None:
-    if isinstance((r.memory or {}).get("program_mb"), (int, float)):
-        return float(r.memory["program_mb"])
+    if isinstance(r.memory.program_mb, (int, float)):
+        return float(r.memory.program_mb)
     size = (r.manifest or {}).get("program_bytes")
     return size / PROGRAM_MB if isinstance(size, (int, float)) and size > 0 else None
 
@@ -70,9 +74,9 @@ def _pooled(g: Group, sizes: list[int], cache=None) -> dict[str, Any]:
     change), so a report's cost does not grow with the raw samples it has already seen (nor are they copied)."""
     measured = g.pooled
     if len(measured) == 1:
-        own = measured[0].latency or {}
-        if own.get("n") == sum(sizes) and own.get("ci95_median") and (own.get("bootstrap") or {}).get("seed") == 0:
-            return own
+        own = measured[0].latency
+        if own.n == sum(sizes) and own.ci95_median and (own.bootstrap or {}).get("seed") == 0:
+            return own.to_json()
     key = pool_key(measured) if cache is not None else None
     hit = cache.get(key) if key else None
     if hit is not None:
@@ -88,10 +92,10 @@ def _row(g: Group, cache=None) -> dict[str, Any]:
     measured = g.measured
     sizes = [len(r.latencies_ms) for r in g.pooled if r.latencies_ms]
     lat = _pooled(g, sizes, cache) if sizes else {}
-    p50 = lat.get("p50") if lat else _med((r.latency or {}).get("p50") for r in measured)
+    p50 = lat.get("p50") if lat else _med(r.latency.p50 for r in measured)
     ci = lat.get("ci95_median") or [None, None]
     acc_run = next((r for r in reversed(measured) if r.accuracy), None)
-    acc = acc_run.accuracy if acc_run else {}
+    acc = acc_run.accuracy if acc_run else Accuracy()
     last_failed = g.failed[-1] if g.failed else None
     weights = {True: "random", False: _weights_source(g.runs), None: ""}[
         True if g.random_weights else (False if all(random_weights(r) is False for r in g.runs) else None)
@@ -108,18 +112,17 @@ def _row(g: Group, cache=None) -> dict[str, Any]:
         "n_left_out": len(measured) - len(g.pooled),  # disturbed runs kept out of the latency (listed, stored)
         "p50_ms": p50, "p50_ci_low": ci[0], "p50_ci_high": ci[1],
         "ci_scope": ("" if ci[0] is None else f"across {len(sizes)} runs" if len(sizes) >= 2 else "within one run"),
-        "p90_ms": lat.get("p90") if lat else _med((r.latency or {}).get("p90") for r in measured),
+        "p90_ms": lat.get("p90") if lat else _med(r.latency.p90 for r in measured),
         "cv": lat.get("cv") if lat else None,
         "speedup_vs_fp32": None, "rank": None,
         "program_mb": _med(_program_mb(r) for r in g.runs),
-        "peak_rss_mb": _med((r.memory or {}).get("peak_rss_mb") for r in measured),
-        "rss_method": next((m.get("peak_rss_method") or m.get("method") for m in (r.memory or {} for r in measured)
-                            if m.get("peak_rss_method") or m.get("method")), ""),
+        "peak_rss_mb": _med(r.memory.peak_rss_mb for r in measured),
+        "rss_method": next((r.memory.rss_method for r in measured if r.memory.rss_method), ""),
         "load_ms": _med(r.load_ms for r in measured),
         "first_inference_ms": _med(r.first_inference_ms for r in measured),
-        "accuracy_metric": acc.get("metric", ""), "accuracy": acc.get("value"), "accuracy_delta_vs_fp32": None,
-        "accuracy_task": acc.get("task", ""), "accuracy_n": acc.get("n"),
-        "agreement_fp32": acc.get("agreement_fp32"), "accuracy_gate": gate_result(acc),
+        "accuracy_metric": _or(acc.metric, ""), "accuracy": acc.value, "accuracy_delta_vs_fp32": None,
+        "accuracy_task": _or(acc.task, ""), "accuracy_n": acc.n,
+        "agreement_fp32": acc.agreement_fp32, "accuracy_gate": acc.gate_result(),
         "run_cv": run_cv,
         "flags": ", ".join(sorted(flags)),
         "disturbance": " | ".join(disturbed_runs(measured)),
