@@ -5,8 +5,13 @@ import pandas as pd
 import pytest
 
 from harness.store.record import RunRecord
-from harness.reports.table import build_table
+from harness.reports.table import build_rows, columns
 from harness.run.stats import summarize
+
+
+def build_table(records) -> pd.DataFrame:
+    """build_rows as a DataFrame, to select rows by value (the reports themselves do without pandas)."""
+    return pd.DataFrame(build_rows(records), columns=columns())
 
 _counter = iter(range(10**6))
 

@@ -24,17 +24,13 @@ compared with hardware.
 
 from __future__ import annotations
 
-import json
 import math
 from statistics import median
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 from harness.reports.grouping import BASELINE_MAY_DIFFER, KEY, Group, disturbed_runs, group_runs, random_weights
 from harness.run.stats import MAX_RUN_CV, summarize
 from harness.store.record import Accuracy, RunRecord
-
-if TYPE_CHECKING:  # pandas costs 0.6 s to import: the markdown report does without it
-    import pandas as pd
 
 BASELINE_RECIPE = "fp32"
 PROGRAM_MB = 2**20  # bytes per MB (MiB) for program sizes, matching harness/run/measure.py and peak RSS
@@ -193,18 +189,25 @@ def columns() -> list[str]:
     return list(_row(Group(KEY, False)))
 
 
-def build_table(records: Iterable[RunRecord], cache=None) -> pd.DataFrame:
-    """build_rows as a DataFrame (csv, json, html and plots read it)."""
-    import pandas as pd
-
-    df = pd.DataFrame(build_rows(records, cache), columns=columns())
-    for col in ("rank", "n_runs", "n_failed", "n_samples"):
-        df[col] = df[col].astype("Int64")  # integers that may be missing, not floats
-    return df
+def json_safe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with every column of columns(), in order, and NaN or infinity as None (JSON has neither)."""
+    names = columns()
+    return [{k: _finite(row.get(k)) for k in names} for row in rows]
 
 
-def table_records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """The table as JSON-safe dicts (NaN -> None)."""
-    return json.loads(df.to_json(orient="records"))
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """The rows as CSV: a header of columns(), then one line per row; missing values empty, text quoted as needed."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(columns())
+    w.writerows([("" if v is None else v) for v in row.values()] for row in json_safe(rows))
+    return out.getvalue()
+
+
+def _finite(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
