@@ -138,8 +138,17 @@ def run_command(ctx, programs, device, runner, runner_bin, xnnpack_cache, timing
         measure.validate(request(prog, *sweep[0]))
     plan.requests = [request(prog, th, af) for prog in progs for th, af in sweep]
     records = run_plan(plan, results, measure=measure_one, say=lambda s: console.print(f"[cyan]{s}[/cyan]"))
+    _fill_summaries(results, records)
     if sum(r.status == "failed" for r in records):
         ctx.exit(3)
+
+
+def _fill_summaries(results: Path, records) -> None:
+    """The report rows of the runs just stored, summarised now: the next report reads them (issue #27 item 4)."""
+    from harness.reports.table import fill_summaries
+    from harness.store.db import ResultsStore
+
+    fill_summaries(ResultsStore(results), {r.campaign for r in records})
 
 
 def _campaign_name(name: str | None) -> str | None:

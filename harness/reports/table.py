@@ -211,3 +211,14 @@ def _finite(v: Any) -> Any:
     return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
+
+
+def fill_summaries(store, campaigns: Iterable[str | None]) -> None:
+    """Compute the pooled summaries of these campaigns' rows now and keep them in the store's summary cache, so the
+    first report after a campaign reads them instead of bootstrapping them (issue #27: a cold report of 10,000
+    runs in 2 s). A row pools runs of one campaign only (KEY), so a campaign's runs are all it needs. Best effort,
+    as the cache is: a store that cannot take them only means the report computes them."""
+    from harness.store.db import Selection
+
+    for name in sorted({c for c in campaigns if c}):
+        build_rows(store.runs(Selection(campaign=name)), store.summary_cache())
