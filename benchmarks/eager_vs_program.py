@@ -58,7 +58,7 @@ def main() -> None:
         if rec.status == "failed":
             rows.append([f"ExecuTorch XNNPACK fp32 ({runner} runner)", "failed: " + str(rec.error), ""])
             continue
-        ms = rec.latency["median"]
+        ms = rec.latency.median
         rows.append([f"ExecuTorch XNNPACK fp32 ({runner} runner, run {rec.run_id})", ms, ms / ours_ms])
     goal = [r for r in rows if "native runner" in r[0]]
     notes = [f"model {a.model} (untrained random weights; latency does not depend on them), seq_len {a.seq_len}, "

@@ -31,6 +31,7 @@ GOALS = {"report --format md": 2.0, "report --format html": 10.0, "runs list": 1
 def make_store(root: Path, runs: int, samples: int = 50) -> None:
     import numpy as np
 
+    from harness.reports.table import fill_summaries
     from harness.run.stats import summarize
     from harness.store.db import ResultsStore
     from harness.store.record import RunRecord, model_identity
@@ -55,13 +56,15 @@ def make_store(root: Path, runs: int, samples: int = 50) -> None:
             tags={"branch": "main"}))
         if len(batch) == 500:
             store.add_many(batch)
+            fill_summaries(store, {r.campaign for r in batch})  # as `harness run` does after its campaign
             batch = []
     if batch:
         store.add_many(batch)
+        fill_summaries(store, {r.campaign for r in batch})
 
 
 def timed(argv: list[str], runs: int) -> tuple[float, float]:
-    """(the first call, the median of the calls after it): the first fills the store's cache of pooled summaries."""
+    """(the first call, the median of the calls after it)."""
     out = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -98,8 +101,8 @@ def main() -> int:
                 [f"CPU: {cpu}, {os.cpu_count()} cores", f"store: {a.runs:,} runs, 50 raw samples each, "
                  f"{a.runs // 10:,} campaigns of fp32 x5 + int8 x5 ({a.runs // 5:,} report rows), {size:.0f} MiB; "
                  f"made in {made:.0f} s by this script",
-                 "the first report computes the 2,000 pooled rows' summaries and keeps them in the store "
-                 "(stored runs never change); later reports read them"],
+                 "the 2,000 pooled rows' summaries are computed when their runs are stored (as `harness run` and "
+                 "`results import` do) and kept in the store, so the first report reads them too"],
                 ratios={**{f"{r[0].strip('`')} first s": (float(r[1]), "lower") for r in rows},
                         **{f"{r[0].strip('`')} s": (float(r[2]), "lower") for r in rows}})
     return 1 if failed else 0

@@ -95,12 +95,12 @@ def main() -> None:
         ratios, min_ratios = [], []
         for i, pair in enumerate(latency_pairs(program, a, a.results)):
             n, p = pair["native"], pair["python"]
-            ratios.append(n.latency["median"] / p.latency["median"])
-            min_ratios.append(n.latency["min"] / p.latency["min"])
+            ratios.append(n.latency.median / p.latency.median)
+            min_ratios.append(n.latency.min / p.latency.min)
             load = (n.device_info_before.get("loadavg") or ["?"])[0]
-            lat_rows.append([recipe, i + 1, n.latency["median"], p.latency["median"], f"{ratios[-1]:.3f}",
-                             n.latency["min"], p.latency["min"], f"{min_ratios[-1]:.3f}", load,
-                             n.memory["peak_rss_mb"], p.memory["peak_rss_mb"], f"{n.run_id} / {p.run_id}"])
+            lat_rows.append([recipe, i + 1, n.latency.median, p.latency.median, f"{ratios[-1]:.3f}",
+                             n.latency.min, p.latency.min, f"{min_ratios[-1]:.3f}", load,
+                             n.memory.peak_rss_mb, p.memory.peak_rss_mb, f"{n.run_id} / {p.run_id}"])
         med = statistics.median(ratios)
         notes.append(f"{recipe}: median of the per-pair ratios native/python = {med:.3f} (goal <= 1.05: "
                      f"{'met' if med <= 1.05 else 'NOT met'}); of the per-pair min ratios = "

@@ -49,8 +49,12 @@ def farm_run_command(ctx, program, pool, project, region, task, samples, warmup,
                       iterations=iterations, threads=threads, task=task, samples=samples,
                       job_timeout_minutes=job_timeout, poll_s=poll_s)
     records = run_farm(req, results, progress=lambda s: click.echo(s, err=True))
+    from harness.reports.table import fill_summaries
+    from harness.store.db import ResultsStore
+
+    fill_summaries(ResultsStore(results), {r.campaign for r in records})  # the next report reads them
     for rec in records:
-        p50 = (rec.latency or {}).get("p50")
+        p50 = rec.latency.p50
         what = f"p50 {p50:.2f} ms" if p50 is not None else (rec.error or "")
         click.echo(f"{rec.run_id} {rec.device} [{rec.tags.get('farm_job_arn')}]: {rec.status} {what}")
     failed = [r for r in records if r.status == "failed"]

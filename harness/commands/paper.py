@@ -226,13 +226,13 @@ def _pooled(records) -> dict | None:
     one replication), peak RSS; None when no run measured."""
     from harness.run import stats
 
-    ok = [r for r in records if r.status in ("ok", "invalid") and (r.latency or {}).get("median")]
+    ok = [r for r in records if r.status in ("ok", "invalid") and r.latency.median]
     if not ok:
         return None
-    meds = sorted(float(r.latency["median"]) for r in ok)
+    meds = sorted(float(r.latency.median) for r in ok)
     center = meds[len(meds) // 2]
     lo, hi = stats.replications_ci(meds, center=center) if len(meds) > 1 else (float("nan"), float("nan"))
-    rss = [float(r.memory["peak_rss_mb"]) for r in ok if (r.memory or {}).get("peak_rss_mb")]
+    rss = [float(r.memory.peak_rss_mb) for r in ok if r.memory.peak_rss_mb]
     return {"ms": center, "lo": lo, "hi": hi, "runs": len(ok), "rss": max(rss) if rss else None,
             "emulated": any(r.emulated for r in ok)}
 

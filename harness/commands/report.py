@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harness.commands.selection import selection, selection_options
+from harness.commands.selection import selection, selection_options, warned
 from harness.reports.report import FORMATS
 
 
@@ -43,7 +43,7 @@ def report_command(ctx, fmt, output, wide, **sel):
 
     results: Path = ctx.obj["results"]
     store = ResultsStore(results)
-    records = store.runs(selection=selection(store, **sel))
+    records = warned(store.runs(selection(store, **sel)))
     if fmt == "html" and output is None:
         output = results / "reports" / f"report-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}.html"
     if wide and fmt != "md":
@@ -72,7 +72,7 @@ def _resolve(store, name: str):
     from common.errors import BadInput
     from harness.store.db import Selection
 
-    runs = store.runs(selection=Selection(campaign=name))
+    runs = warned(store.runs(Selection(campaign=name)))
     if runs:
         return "campaign", runs
     try:

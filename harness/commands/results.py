@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harness.commands.selection import selection, selection_options
+from harness.commands.selection import selection, selection_options, warned
 
 
 @click.group("results")
@@ -39,7 +39,7 @@ def export_command(ctx, fmt, output, **sel):
     from harness.store.exchange import dumps
 
     store = ResultsStore(ctx.obj["results"])
-    records = store.runs(selection=selection(store, **sel))
+    records = warned(store.runs(selection(store, **sel)))
     if fmt == "v3":
         from harness.reports.v3 import benchmark_v3
 
@@ -75,5 +75,8 @@ def import_command(ctx, files):
         seen.update({r.run_id: r for r in add})
         new += add
     store.add_many(new)
+    from harness.reports.table import fill_summaries
+
+    fill_summaries(store, {r.campaign for r in new})  # their report rows, summarised now as `harness run` does
     click.echo(f"imported {len(new)} run{'s' if len(new) != 1 else ''} into {store.path}"
                + (f" ({skipped} already there)" if skipped else ""))

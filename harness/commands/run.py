@@ -138,8 +138,17 @@ def run_command(ctx, programs, device, runner, runner_bin, xnnpack_cache, timing
         measure.validate(request(prog, *sweep[0]))
     plan.requests = [request(prog, th, af) for prog in progs for th, af in sweep]
     records = run_plan(plan, results, measure=measure_one, say=lambda s: console.print(f"[cyan]{s}[/cyan]"))
+    _fill_summaries(results, records)
     if sum(r.status == "failed" for r in records):
         ctx.exit(3)
+
+
+def _fill_summaries(results: Path, records) -> None:
+    """The report rows of the runs just stored, summarised now: the next report reads them (issue #27 item 4)."""
+    from harness.reports.table import fill_summaries
+    from harness.store.db import ResultsStore
+
+    fill_summaries(ResultsStore(results), {r.campaign for r in records})
 
 
 def _campaign_name(name: str | None) -> str | None:
@@ -181,36 +190,36 @@ def print_run(rec) -> None:
         # the reason goes to stderr, where scripts and CI logs look for failures (the summary line stays on stdout)
         err_console.print(f"{'error' if rec.status == 'failed' else 'stopped'}: run {rec.run_id}: {rec.error}",
                           soft_wrap=True, markup=False)
-        if rec.status == "interrupted" and rec.latency.get("n"):
+        if rec.status == "interrupted" and rec.latency.n:
             lat = rec.latency
-            console.print(f"  partial latency p50 {lat['median']:.2f} ms over {lat['n']} iterations "
+            console.print(f"  partial latency p50 {lat.median:.2f} ms over {lat.n} iterations "
                           "(stored, never pooled into the report)")
         return
     lat = rec.latency
-    ci = lat.get("ci95_median") or [float("nan"), float("nan")]
-    console.print(f"  latency p50 {lat['median']:.2f} ms (95% CI {ci[0]:.2f}-{ci[1]:.2f}), p90 {lat['p90']:.2f} ms, "
-                  f"n={lat['n']}, cv {lat['cv']:.3f}; load {rec.load_ms:.1f} ms, first inference "
+    ci = lat.ci95_median or [float("nan"), float("nan")]
+    console.print(f"  latency p50 {lat.median:.2f} ms (95% CI {ci[0]:.2f}-{ci[1]:.2f}), p90 {lat.p90:.2f} ms, "
+                  f"n={lat.n}, cv {lat.cv:.3f}; load {rec.load_ms:.1f} ms, first inference "
                   f"{rec.first_inference_ms:.1f} ms")
     mem = rec.memory
-    console.print(f"  memory: peak RSS {mem.get('peak_rss_mb')} MB ({mem.get('peak_rss_method')}), "
-                  f"program {mem.get('program_mb')} MB"
-                  + (f"; physFootprint {mem['phys_footprint_mb']} MB ({mem.get('phys_footprint_method')})"
-                     if mem.get("phys_footprint_mb") else ""))
+    console.print(f"  memory: peak RSS {mem.peak_rss_mb} MB ({mem.peak_rss_method}), "
+                  f"program {mem.program_mb} MB"
+                  + (f"; physFootprint {mem.phys_footprint_mb} MB ({mem.phys_footprint_method})"
+                     if mem.phys_footprint_mb else ""))
     acc = rec.accuracy
     if acc:
         parts = []
-        if "value" in acc:
-            parts.append(f"{acc['metric']} {acc['value']:.4f}"
-                         + (f" (exact match {acc['exact_match']:.4f})" if "exact_match" in acc else ""))
-        if "agreement_fp32" in acc:
-            parts.append(f"top-1 agreement with fp32 eager {acc['agreement_fp32']:.4f}, "
-                         f"max rel logit error {acc['max_rel_logit_error']:.2e}")
-        if acc.get("gate"):
-            parts.append("gate " + ("passed" if acc["gate"]["passed"] else "FAILED"))
-        console.print(f"  accuracy on {acc['n']} {acc.get('task')} examples: " + "; ".join(parts)
-                      + (f"  ({acc['note']})" if acc.get("note") else ""))
-        if acc.get("one_class_note"):
-            console.print(f"  [yellow]{acc['one_class_note']}[/yellow]")
+        if acc.value is not None:
+            parts.append(f"{acc.metric} {acc.value:.4f}"
+                         + (f" (exact match {acc.exact_match:.4f})" if acc.exact_match is not None else ""))
+        if acc.agreement_fp32 is not None:
+            parts.append(f"top-1 agreement with fp32 eager {acc.agreement_fp32:.4f}, "
+                         f"max rel logit error {acc.max_rel_logit_error:.2e}")
+        if acc.gate:
+            parts.append("gate " + ("passed" if acc.gate["passed"] else "FAILED"))
+        console.print(f"  accuracy on {acc.n} {acc.task} examples: " + "; ".join(parts)
+                      + (f"  ({acc.note})" if acc.note else ""))
+        if acc.one_class_note:
+            console.print(f"  [yellow]{acc.one_class_note}[/yellow]")
     if rec.flags:
         console.print(f"  flags: {', '.join(rec.flags)}")
     for why in ((rec.device_info_after or {}).get("during") or {}).get("throttle_evidence") or []:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from harness.commands.selection import selection, selection_options
+from harness.commands.selection import selection, selection_options, warned
 
 
 @click.group("runs")
@@ -32,7 +32,7 @@ def list_command(ctx, fmt, **sel):
     from harness.store.db import ResultsStore
 
     store = ResultsStore(ctx.obj["results"])
-    rows = store.summaries(selection(store, **sel))
+    rows = warned(store.summaries(selection(store, **sel)))
     if fmt == "json":
         click.echo(json.dumps(rows, indent=1))
         return

@@ -52,3 +52,10 @@ def selection(store, campaign=None, tags=(), run_ids=(), since=None, until=None,
         for rid in run_ids:
             store.get(rid)  # unknown or ambiguous id: one line naming it
     return sel
+
+
+def warned(found):
+    """What a store read found, after its warnings (records it could not read) went to stderr, one line each."""
+    for line in getattr(found, "warnings", ()):
+        click.echo(f"warning: {line}", err=True)
+    return found

@@ -1,6 +1,6 @@
 """The report's columns, shared by the markdown and HTML tables: header, cell text, and which ones a group shares.
 
-Rows are harness.reports.table.build_rows dicts (or DataFrame records: NaN and pandas.NA read as missing). Columns
+Rows are harness.reports.table.build_rows dicts (None, "" and NaN read as missing). Columns
 are read by name and may be missing from a row (`model_id`, `campaign`, `timing`, `affinity`, `recipe_options`
 arrive with the store's next schema): a column no row has is left out.
 
@@ -19,7 +19,7 @@ Row = Mapping[str, Any]
 
 
 def missing(v: Any) -> bool:
-    return v is None or v == "" or type(v).__name__ == "NAType" or (isinstance(v, float) and math.isnan(v))
+    return v is None or v == "" or (isinstance(v, float) and math.isnan(v))
 
 
 def num(v: Any, digits: int = 2) -> str:

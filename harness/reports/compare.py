@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from common.errors import BadInput
-from harness.store.record import NOT_MEASURED, RunRecord
-from harness.reports.grouping import KEY, Group, disturbed_runs, gate_result, group_runs, identity, random_weights
+from harness.store.record import NOT_MEASURED, Accuracy, RunRecord
+from harness.reports.grouping import KEY, Group, disturbed_runs, group_runs, identity, random_weights
 from harness.reports.markdown import fmt_ms, md_table
 from harness.run.stats import MIN_GATE_RUNS, compare_runs_of, compare_samples
 
@@ -65,18 +65,18 @@ def compare_runs(a: RunRecord, b: RunRecord) -> dict[str, Any]:
         caveats.append("both runs are emulated: functional timings only")
     if random_weights(a) or random_weights(b):
         caveats.append("untrained (random) weights: accuracy deltas mean nothing")
-    acc_a, acc_b = a.accuracy or {}, b.accuracy or {}
-    same_metric = acc_a.get("metric") == acc_b.get("metric")
+    acc_a, acc_b = a.accuracy or Accuracy(), b.accuracy or Accuracy()
+    same_metric = acc_a.metric == acc_b.metric
     return {
         "a": _describe(a),
         "b": _describe(b),
         "latency": compare_samples(a.latencies_ms, b.latencies_ms),
         "load_ms": _delta(a.load_ms, b.load_ms),
         "first_inference_ms": _delta(a.first_inference_ms, b.first_inference_ms),
-        "peak_rss_mb": _delta((a.memory or {}).get("peak_rss_mb"), (b.memory or {}).get("peak_rss_mb")),
-        "accuracy": ({"metric": acc_a.get("metric"), **(_delta(acc_a.get("value"), acc_b.get("value")) or {})}
-                     if same_metric and _delta(acc_a.get("value"), acc_b.get("value")) else None),
-        "gate": {"a": gate_result(acc_a), "b": gate_result(acc_b)},
+        "peak_rss_mb": _delta(a.memory.peak_rss_mb, b.memory.peak_rss_mb),
+        "accuracy": ({"metric": acc_a.metric, **(_delta(acc_a.value, acc_b.value) or {})}
+                     if same_metric and _delta(acc_a.value, acc_b.value) else None),
+        "gate": {"a": acc_a.gate_result(), "b": acc_b.gate_result()},
         "caveats": caveats,
     }
 
@@ -123,7 +123,7 @@ def _match_key(g: Group) -> tuple:
 
 
 def _run_medians(runs: list[RunRecord]) -> list[float]:
-    return [float((r.latency or {}).get("p50") or np.median(r.latencies_ms)) for r in runs if r.latencies_ms]
+    return [float(r.latency.p50 or np.median(r.latencies_ms)) for r in runs if r.latencies_ms]
 
 
 def _quiet(g: Group) -> tuple[list[RunRecord], list[RunRecord]]:

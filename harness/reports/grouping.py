@@ -103,15 +103,5 @@ def group_runs(records: Iterable[RunRecord]) -> list[Group]:
     return list(groups.values())
 
 
-def gate_result(accuracy: dict | None) -> str:
-    """"pass" / "fail" / "" from an accuracy dict's gate, whichever shape it has."""
-    gate = (accuracy or {}).get("gate")
-    if isinstance(gate, dict):
-        gate = gate.get("passed", gate.get("pass", gate.get("status")))
-    if isinstance(gate, bool):
-        return "pass" if gate else "fail"
-    if isinstance(gate, str) and gate.lower() in ("pass", "passed", "ok", "fail", "failed"):
-        return "pass" if gate.lower() in ("pass", "passed", "ok") else "fail"
-    return ""
 
 

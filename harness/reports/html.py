@@ -18,8 +18,6 @@ from harness.store.record import NOT_MEASURED
 from harness.reports.markdown import EMULATED_NOTE, RANDOM_NOTE, SINGLE_RUN_NOTE, device_cpus
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from harness.reports.plots import Plot
     from harness.store.record import RunRecord
 
@@ -160,10 +158,10 @@ def _section_charts(part: list[dict[str, Any]], records: list[RunRecord], sectio
     return [c for c in charts if c]
 
 
-def render_html(df: pd.DataFrame, records: list[RunRecord]) -> str:
+def render_html(rows: list[dict[str, Any]], records: list[RunRecord]) -> str:
+    """The page for build_rows' rows and the records they were built from."""
     from harness.reports import plots
 
-    rows = df.to_dict("records")
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = [f"<h1>harness report</h1><p class='note'>{C.plural(len(records), 'run')} in "
             f"{C.plural(len(rows), 'group')}, generated {now}.</p>"]
@@ -233,5 +231,5 @@ def _all_runs(records: list[RunRecord]) -> str:
             ("flags", True)]
     values = ([r.run_id, r.created_at, r.status, r.device or "", _identity(r), r.recipe or "", C.num(r.seq_len),
                r.runner or "", C.num(r.threads), *[C.txt(getattr(r, k, None)) for k in extra],
-               C.fmt_ms((r.latency or {}).get("p50")), ", ".join(r.flags)] for r in records)
+               C.fmt_ms(r.latency.p50), ", ".join(r.flags)] for r in records)
     return _plain(cols, values, [r.status for r in records], "all runs")

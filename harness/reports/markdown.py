@@ -117,7 +117,7 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool =
             notes.append(f"disturbed ({r['model']} {r['recipe'] or ''} on {r['device']}): {r['disturbance']}{left}")
     one_class = {}  # a program that answered one class for every example: its accuracy is that class's share
     for r in records:
-        note = (r.accuracy or {}).get("one_class_note") if isinstance(r.accuracy, dict) else None
+        note = r.accuracy.one_class_note if r.accuracy else None
         if note:
             one_class.setdefault((r.model_id or r.model, r.recipe or "", r.device), note)
     for (model, recipe, device), note in one_class.items():

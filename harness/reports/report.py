@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -28,23 +27,27 @@ def render(records: Iterable[RunRecord], fmt: str, output: Path | None = None, w
         from harness.reports.table import build_rows
 
         return _written(render_md(build_rows(records, cache), records, wide=wide) if records else NO_RUNS + "\n", output)
-    from harness.reports.table import build_table, table_records
+    from harness.reports.table import build_rows, json_safe, to_csv
 
-    df = build_table(records, cache)
+    rows = build_rows(records, cache)
     if fmt == "csv":
-        text = df.to_csv(index=False) if records else NO_RUNS + "\n"
+        text = to_csv(rows) if records else NO_RUNS + "\n"
     elif fmt == "json":
+        import orjson
+
         from harness.reports.v3 import benchmark_v3
 
-        payload = {"format": "harness-report/1", "table": table_records(df),
+        payload = {"format": "harness-report/1", "table": json_safe(rows),
                    "records": [r.to_dict() for r in records], "executorch_benchmark_v3": benchmark_v3(records)}
         if not records:
             payload["message"] = NO_RUNS
-        text = json.dumps(payload, indent=1, default=str)
+        # NaN -> null (orjson): json.dumps wrote NaN, which no strict JSON reader takes
+        text = orjson.dumps(payload, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+                            | orjson.OPT_SERIALIZE_NUMPY).decode()
     else:
         from harness.reports.html import render_html
 
-        text = render_html(df, records)
+        text = render_html(rows, records)
     return _written(text, output)
 
 

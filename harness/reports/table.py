@@ -24,18 +24,13 @@ compared with hardware.
 
 from __future__ import annotations
 
-import json
 import math
 from statistics import median
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
-from harness.reports.grouping import (BASELINE_MAY_DIFFER, KEY, Group, disturbed_runs, gate_result, group_runs,
-                                      random_weights)
+from harness.reports.grouping import BASELINE_MAY_DIFFER, KEY, Group, disturbed_runs, group_runs, random_weights
 from harness.run.stats import MAX_RUN_CV, summarize
-from harness.store.record import RunRecord
-
-if TYPE_CHECKING:  # pandas costs 0.6 s to import: the markdown report does without it
-    import pandas as pd
+from harness.store.record import Accuracy, RunRecord
 
 BASELINE_RECIPE = "fp32"
 PROGRAM_MB = 2**20  # bytes per MB (MiB) for program sizes, matching harness/run/measure.py and peak RSS
@@ -46,9 +41,14 @@ def _med(values: Iterable[Any]) -> float | None:
     return median(vals) if vals else None
 
 
+def _or(v: Any, default: Any) -> Any:
+    """A key's value as dict.get(key, default) read it: the default only when the record has no such key."""
+    return default if v is None else v
+
+
 def _program_mb(r: RunRecord) -> float | None:
-    if isinstance((r.memory or {}).get("program_mb"), (int, float)):
-        return float(r.memory["program_mb"])
+    if isinstance(r.memory.program_mb, (int, float)):
+        return float(r.memory.program_mb)
     size = (r.manifest or {}).get("program_bytes")
     return size / PROGRAM_MB if isinstance(size, (int, float)) and size > 0 else None
 
@@ -70,9 +70,9 @@ def _pooled(g: Group, sizes: list[int], cache=None) -> dict[str, Any]:
     change), so a report's cost does not grow with the raw samples it has already seen (nor are they copied)."""
     measured = g.pooled
     if len(measured) == 1:
-        own = measured[0].latency or {}
-        if own.get("n") == sum(sizes) and own.get("ci95_median") and (own.get("bootstrap") or {}).get("seed") == 0:
-            return own
+        own = measured[0].latency
+        if own.n == sum(sizes) and own.ci95_median and (own.bootstrap or {}).get("seed") == 0:
+            return own.to_json()
     key = pool_key(measured) if cache is not None else None
     hit = cache.get(key) if key else None
     if hit is not None:
@@ -88,10 +88,10 @@ def _row(g: Group, cache=None) -> dict[str, Any]:
     measured = g.measured
     sizes = [len(r.latencies_ms) for r in g.pooled if r.latencies_ms]
     lat = _pooled(g, sizes, cache) if sizes else {}
-    p50 = lat.get("p50") if lat else _med((r.latency or {}).get("p50") for r in measured)
+    p50 = lat.get("p50") if lat else _med(r.latency.p50 for r in measured)
     ci = lat.get("ci95_median") or [None, None]
     acc_run = next((r for r in reversed(measured) if r.accuracy), None)
-    acc = acc_run.accuracy if acc_run else {}
+    acc = acc_run.accuracy if acc_run else Accuracy()
     last_failed = g.failed[-1] if g.failed else None
     weights = {True: "random", False: _weights_source(g.runs), None: ""}[
         True if g.random_weights else (False if all(random_weights(r) is False for r in g.runs) else None)
@@ -108,18 +108,17 @@ def _row(g: Group, cache=None) -> dict[str, Any]:
         "n_left_out": len(measured) - len(g.pooled),  # disturbed runs kept out of the latency (listed, stored)
         "p50_ms": p50, "p50_ci_low": ci[0], "p50_ci_high": ci[1],
         "ci_scope": ("" if ci[0] is None else f"across {len(sizes)} runs" if len(sizes) >= 2 else "within one run"),
-        "p90_ms": lat.get("p90") if lat else _med((r.latency or {}).get("p90") for r in measured),
+        "p90_ms": lat.get("p90") if lat else _med(r.latency.p90 for r in measured),
         "cv": lat.get("cv") if lat else None,
         "speedup_vs_fp32": None, "rank": None,
         "program_mb": _med(_program_mb(r) for r in g.runs),
-        "peak_rss_mb": _med((r.memory or {}).get("peak_rss_mb") for r in measured),
-        "rss_method": next((m.get("peak_rss_method") or m.get("method") for m in (r.memory or {} for r in measured)
-                            if m.get("peak_rss_method") or m.get("method")), ""),
+        "peak_rss_mb": _med(r.memory.peak_rss_mb for r in measured),
+        "rss_method": next((r.memory.rss_method for r in measured if r.memory.rss_method), ""),
         "load_ms": _med(r.load_ms for r in measured),
         "first_inference_ms": _med(r.first_inference_ms for r in measured),
-        "accuracy_metric": acc.get("metric", ""), "accuracy": acc.get("value"), "accuracy_delta_vs_fp32": None,
-        "accuracy_task": acc.get("task", ""), "accuracy_n": acc.get("n"),
-        "agreement_fp32": acc.get("agreement_fp32"), "accuracy_gate": gate_result(acc),
+        "accuracy_metric": _or(acc.metric, ""), "accuracy": acc.value, "accuracy_delta_vs_fp32": None,
+        "accuracy_task": _or(acc.task, ""), "accuracy_n": acc.n,
+        "agreement_fp32": acc.agreement_fp32, "accuracy_gate": acc.gate_result(),
         "run_cv": run_cv,
         "flags": ", ".join(sorted(flags)),
         "disturbance": " | ".join(disturbed_runs(measured)),
@@ -190,18 +189,36 @@ def columns() -> list[str]:
     return list(_row(Group(KEY, False)))
 
 
-def build_table(records: Iterable[RunRecord], cache=None) -> pd.DataFrame:
-    """build_rows as a DataFrame (csv, json, html and plots read it)."""
-    import pandas as pd
-
-    df = pd.DataFrame(build_rows(records, cache), columns=columns())
-    for col in ("rank", "n_runs", "n_failed", "n_samples"):
-        df[col] = df[col].astype("Int64")  # integers that may be missing, not floats
-    return df
+def json_safe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with every column of columns(), in order, and NaN or infinity as None (JSON has neither)."""
+    names = columns()
+    return [{k: _finite(row.get(k)) for k in names} for row in rows]
 
 
-def table_records(df: pd.DataFrame) -> list[dict[str, Any]]:
-    """The table as JSON-safe dicts (NaN -> None)."""
-    return json.loads(df.to_json(orient="records"))
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """The rows as CSV: a header of columns(), then one line per row; missing values empty, text quoted as needed."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(columns())
+    w.writerows([("" if v is None else v) for v in row.values()] for row in json_safe(rows))
+    return out.getvalue()
 
 
+def _finite(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+
+
+def fill_summaries(store, campaigns: Iterable[str | None]) -> None:
+    """Compute the pooled summaries of these campaigns' rows now and keep them in the store's summary cache, so the
+    first report after a campaign reads them instead of bootstrapping them (issue #27: a cold report of 10,000
+    runs in 2 s). A row pools runs of one campaign only (KEY), so a campaign's runs are all it needs. Best effort,
+    as the cache is: a store that cannot take them only means the report computes them."""
+    from harness.store.db import Selection
+
+    for name in sorted({c for c in campaigns if c}):
+        build_rows(store.runs(Selection(campaign=name)), store.summary_cache())

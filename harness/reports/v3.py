@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from harness.store.record import NOT_MEASURED, RunRecord
+from harness.store.record import NOT_MEASURED, Accuracy, RunRecord
 
 
 def _runner(r: RunRecord) -> dict[str, Any]:
@@ -30,21 +30,20 @@ def _runner(r: RunRecord) -> dict[str, Any]:
 
 
 def _metrics(r: RunRecord) -> list[tuple[str, float, str]]:
-    lat = r.latency or {}
-    mem = r.memory or {}
+    lat, mem = r.latency, r.memory
     rows = [
         ("model_load_time(ms)", r.load_ms, "load"),
         ("first_inference_latency(ms)", r.first_inference_ms, "forward"),
-        ("avg_inference_latency(ms)", lat.get("mean"), "forward"),
-        ("p50_inference_latency(ms)", lat.get("p50"), "forward"),
-        ("p90_inference_latency(ms)", lat.get("p90"), "forward"),
-        ("trimmean_inference_latency(ms)", lat.get("trimmed_mean"), "forward"),
-        ("peak_inference_mem_usage(mb)", mem.get("peak_rss_mb"), "forward"),
+        ("avg_inference_latency(ms)", lat.mean, "forward"),
+        ("p50_inference_latency(ms)", lat.p50, "forward"),
+        ("p90_inference_latency(ms)", lat.p90, "forward"),
+        ("trimmean_inference_latency(ms)", lat.trimmed_mean, "forward"),
+        ("peak_inference_mem_usage(mb)", mem.peak_rss_mb, "forward"),
     ]
-    acc = r.accuracy or {}
-    if acc.get("value") is not None:
-        rows.append((f"{acc.get('metric', 'accuracy')}", acc["value"], "accuracy"))
-    rows.append(("top1_agreement_fp32", acc.get("agreement_fp32"), "accuracy"))
+    acc = r.accuracy or Accuracy()
+    if acc.value is not None:
+        rows.append((f"{acc.metric if acc.metric is not None else 'accuracy'}", acc.value, "accuracy"))
+    rows.append(("top1_agreement_fp32", acc.agreement_fp32, "accuracy"))
     return [(name, float(v), method) for name, v, method in rows if isinstance(v, (int, float))]
 
 

@@ -226,7 +226,7 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
     rec.device_info_after["during"] = {"samples": samples, "throttle_evidence": evidence}
     outcome.fill_measurements(rec, raw, manifest, path)
     rec.accuracy = outcome.score(outputs, run_inputs, manifest) if run_inputs.task or manifest else None
-    rec.flags = stats.validity_flags(rec.latency, emulated=rec.emulated, info_before=rec.device_info_before,
+    rec.flags = stats.validity_flags(rec.latency.to_json(), emulated=rec.emulated, info_before=rec.device_info_before,
                                      info_after=rec.device_info_after, profiled=req.settings.profile,
                                      evidence=evidence, disturbed=outcome.disturbance_reasons(rec, raw))
     rec.status = stats.status_for(rec.flags)

@@ -13,7 +13,7 @@ from common.errors import RunnerError
 from program.manifest import ProgramManifest
 from harness.run import accuracy, inputs, stats
 from harness.run.device_folders import pull_text
-from harness.store.record import RunRecord
+from harness.store.record import Accuracy, Latency, Memory, RunRecord
 
 def parse_result(text: str, job: RunJob, device: str) -> RawResult:
     """The runner's result, checked: a malformed one fails the run (stored, with the reason), never the CLI."""
@@ -56,7 +56,7 @@ def keep_partial(rec: RunRecord, transport: Transport, job: RunJob, tmp: Path, m
         raw = None  # what it wrote cannot be trusted: keep the interruption, not the numbers
     if raw is not None:
         fill_measurements(rec, raw, manifest, path)
-        rec.flags = ["partial", *stats.validity_flags(rec.latency, emulated=rec.emulated,
+        rec.flags = ["partial", *stats.validity_flags(rec.latency.to_json(), emulated=rec.emulated,
                                                       info_before=rec.device_info_before, info_after=None)]
         rec.error = f"interrupted by {signame} after {len(rec.latencies_ms)} timed iterations (partial)"
     else:
@@ -69,7 +69,7 @@ def record_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifes
     fill_measurements(rec, raw, manifest, path)
     if outputs is not None and run_inputs is not None and (run_inputs.task or manifest):
         rec.accuracy = score(outputs, run_inputs, manifest)
-    rec.flags = stats.validity_flags(rec.latency, emulated=rec.emulated, info_before=rec.device_info_before,
+    rec.flags = stats.validity_flags(rec.latency.to_json(), emulated=rec.emulated, info_before=rec.device_info_before,
                                      info_after=rec.device_info_after, disturbed=disturbance_reasons(rec, raw))
     rec.status = stats.status_for(rec.flags)
 
@@ -97,30 +97,31 @@ def fill_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest 
     stride = raw.extra.get("sample_stride")
     if isinstance(stride, int) and not isinstance(stride, bool) and stride > 1:  # a long --min-seconds run, thinned
         rec.tags["sample_stride"] = stride
-    rec.latency = stats.summarize(rec.latencies_ms)
+    rec.latency = Latency.from_json(stats.summarize(rec.latencies_ms))
     program_bytes = manifest.program_bytes if manifest else path.stat().st_size
     planned = raw.extra.get("planned_buffer_bytes")  # one size per memory-planned buffer of the method
     arena = sum(planned) if isinstance(planned, list) and planned else None
-    rec.memory = {
-        "peak_rss_mb": round(raw.peak_rss_kb / 1024, 2) if raw.peak_rss_kb else None,
-        "peak_rss_method": f"{raw.runner} runner process, {raw.peak_rss_method}".strip(", "),
-        "pss_mb": round(raw.pss_kb / 1024, 2) if raw.pss_kb else None,
-        "pss_method": "/proc/self/smaps_rollup at exit" if raw.pss_kb else None,
-        "program_mb": round(program_bytes / 2**20, 3),  # MiB, like peak RSS (kB / 1024)
-        "arena_mb": round(arena / 2**20, 3) if arena else None,
-        "arena_method": "program's planned activation buffers (non_const_buffer_sizes)" if arena else None,
-    }
+    rec.memory = Memory(
+        peak_rss_mb=round(raw.peak_rss_kb / 1024, 2) if raw.peak_rss_kb else None,
+        peak_rss_method=f"{raw.runner} runner process, {raw.peak_rss_method}".strip(", "),
+        pss_mb=round(raw.pss_kb / 1024, 2) if raw.pss_kb else None,
+        pss_method="/proc/self/smaps_rollup at exit" if raw.pss_kb else None,
+        program_mb=round(program_bytes / 2**20, 3),  # MiB, like peak RSS (kB / 1024)
+        arena_mb=round(arena / 2**20, 3) if arena else None,
+        arena_method="program's planned activation buffers (non_const_buffer_sizes)" if arena else None,
+    )
     footprint = raw.extra.get("phys_footprint_kb")  # iOS: the app's memory footprint as sysmontap saw it (not RSS)
     if isinstance(footprint, int) and not isinstance(footprint, bool) and footprint > 0:
-        rec.memory["phys_footprint_mb"] = round(footprint / 1024, 2)
-        rec.memory["phys_footprint_method"] = str(raw.extra.get("phys_footprint_method") or "")
+        rec.memory.phys_footprint_mb = round(footprint / 1024, 2)
+        rec.memory.phys_footprint_method = str(raw.extra.get("phys_footprint_method") or "")
 
 
-def score(outputs: list[list[np.ndarray]], run_inputs: inputs.RunInputs, manifest: ProgramManifest | None) -> dict | None:
+def score(outputs: list[list[np.ndarray]], run_inputs: inputs.RunInputs,
+          manifest: ProgramManifest | None) -> Accuracy | None:
     if not outputs:
         return None
     if run_inputs.qa is not None:
-        return accuracy.score_squad(outputs, run_inputs, manifest)
+        return Accuracy.from_json(accuracy.score_squad(outputs, run_inputs, manifest))
     logits = accuracy.logits_of(outputs)
     ref = None
     note = None
@@ -143,7 +144,7 @@ def score(outputs: list[list[np.ndarray]], run_inputs: inputs.RunInputs, manifes
         result["note"] = "untrained (random) weights: task accuracy not meaningful, agreement only"
     if note:
         result["note"] = note
-    return result
+    return Accuracy.from_json(result)
 
 
 def profile_summary(etdump: Path, pte: Path) -> dict:

@@ -61,7 +61,7 @@ def validate_plan(plan: CampaignPlan) -> None:
 
 
 def _p50(rec: RunRecord) -> float | None:
-    v = (rec.latency or {}).get("p50")
+    v = rec.latency.p50
     return float(v) if rec.status in ("ok", "invalid") and isinstance(v, (int, float)) and v > 0 else None
 
 

@@ -35,8 +35,8 @@ def test_demo_trains_a_student_reports_its_accuracy_per_recipe_then_reuses_it(tm
     full = [r for r in runs if r.model != "checkpoint"]
     assert len(student) == len(full) == 2
     # the trained model is scored on real labels, through the program's own outputs
-    assert all(r.accuracy["n"] == 20 and r.accuracy.get("value") is not None for r in student)
-    assert all(r.accuracy["n"] == 6 and "value" not in r.accuracy and r.accuracy["task"] == "rotten_tomatoes"
+    assert all(r.accuracy.n == 20 and r.accuracy.value is not None for r in student)
+    assert all(r.accuracy.n == 6 and r.accuracy.value is None and r.accuracy.task == "rotten_tomatoes"
                for r in full)  # untrained: agreement only, no task accuracy
     assert "# harness report: 4 runs, 4 groups" in proc.stdout
     assert "untrained" in proc.stdout  # random weights say so wherever they are shown
@@ -59,7 +59,7 @@ def test_demo_trains_a_student_reports_its_accuracy_per_recipe_then_reuses_it(tm
     assert mine.returncode == 0, mine.stderr[-2000:]
     every = ResultsStore(tmp_path).runs()
     last = [r for r in every if r.campaign == max(x.campaign for x in every)]
-    assert len(last) == 1 and last[0].model == "checkpoint" and last[0].accuracy["n"] == 7 and last[0].seq_len == 64
+    assert len(last) == 1 and last[0].model == "checkpoint" and last[0].accuracy.n == 7 and last[0].seq_len == 64
 
 
 def test_the_student_is_retrained_when_what_makes_it_changes():

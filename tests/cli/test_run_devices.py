@@ -32,7 +32,7 @@ def test_run_on_pixel7_profile_through_adb(tiny_export, tmp_path, monkeypatch):
     info = rec.device_info_before
     assert (info["model"], info["os"], info["serial"]) == ("Pixel 7", "Android 14", phone.serial)
     assert info["battery_temp_c"] == pytest.approx(31.2)
-    assert rec.accuracy["n"] == 4 and rec.accuracy["agreement_fp32"] == 1.0
+    assert rec.accuracy.n == 4 and rec.accuracy.agreement_fp32 == 1.0
     assert ResultsStore(results).get(rec.run_id).device == "pixel7"
     assert left == []  # the run's scratch files were removed from the phone
 
@@ -49,7 +49,7 @@ def test_run_on_a_user_defined_ssh_board(tiny_export, tmp_path, monkeypatch):
                                          iterations=5, task="rotten_tomatoes", samples=4), results)
     assert rec.error is None and rec.status in ("ok", "invalid"), rec.error
     assert rec.transport == "ssh" and rec.device_info_before["address"] == sshd.address
-    assert len(rec.latencies_ms) >= 5 and rec.accuracy["agreement_fp32"] == 1.0
+    assert len(rec.latencies_ms) >= 5 and rec.accuracy.agreement_fp32 == 1.0
     assert not [d for d in (tmp_path / "board" / "runs").iterdir() if d.name.endswith(rec.run_id)]
 
 

@@ -33,26 +33,26 @@ def test_native_run_is_stored_with_measurements(host_runs):
     stored = ResultsStore(results).get(native.run_id)
     assert stored.program_sha256 == res.manifest.program_sha256
     assert stored.runner == "native" and stored.device == "host" and not stored.emulated
-    assert len(stored.latencies_ms) >= 12 and stored.latency["n"] == len(stored.latencies_ms)
-    assert stored.latency["ci95_median"][0] <= stored.latency["median"] <= stored.latency["ci95_median"][1]
+    assert len(stored.latencies_ms) >= 12 and stored.latency.n == len(stored.latencies_ms)
+    assert stored.latency.ci95_median[0] <= stored.latency.median <= stored.latency.ci95_median[1]
     assert stored.load_ms > 0 and stored.first_inference_ms > 0
-    assert 0 < stored.memory["peak_rss_mb"] < 100  # the native runner starts at a few MB, no interpreter
+    assert 0 < stored.memory.peak_rss_mb < 100  # the native runner starts at a few MB, no interpreter
     assert stored.device_info_before.get("cores") and stored.harness_version
 
 
 def test_device_outputs_agree_with_fp32_eager(host_runs):
     _, _, native, python = host_runs
     for rec in (native, python):
-        assert rec.accuracy["n"] == 12
-        assert rec.accuracy["agreement_fp32"] == 1.0
-        assert rec.accuracy["max_rel_logit_error"] < 1e-4
-        assert "random" in rec.accuracy["note"]  # untrained weights say so
+        assert rec.accuracy.n == 12
+        assert rec.accuracy.agreement_fp32 == 1.0
+        assert rec.accuracy.max_rel_logit_error < 1e-4
+        assert "random" in rec.accuracy.note  # untrained weights say so
 
 
 def test_python_runner_memory_is_the_interpreter(host_runs):
     _, _, native, python = host_runs
     assert python.runner == "python"
-    assert python.memory["peak_rss_mb"] > 3 * native.memory["peak_rss_mb"]
+    assert python.memory.peak_rss_mb > 3 * native.memory.peak_rss_mb
 
 
 def test_foreign_program_without_manifest_runs_on_synthetic_inputs(tiny_export, tmp_path):
@@ -83,9 +83,9 @@ def test_emulated_arm64_agrees_with_host(tiny_export):
     emu = _run(res.program, results, device="emu-arm64", task="rotten_tomatoes", samples=8, iterations=10, warmup=1)
     assert emu.status in ("ok", "invalid"), emu.error
     assert emu.emulated and "emulated" in emu.flags
-    assert emu.accuracy["agreement_fp32"] == 1.0
-    assert host.accuracy["agreement_fp32"] == 1.0
-    assert np.isclose(emu.accuracy["max_rel_logit_error"], host.accuracy["max_rel_logit_error"], atol=1e-4)
+    assert emu.accuracy.agreement_fp32 == 1.0
+    assert host.accuracy.agreement_fp32 == 1.0
+    assert np.isclose(emu.accuracy.max_rel_logit_error, host.accuracy.max_rel_logit_error, atol=1e-4)
 
 
 def test_users_own_runner_binary_is_pushed_and_used(tiny_export, tmp_path):
@@ -125,7 +125,7 @@ def test_xnnpack_cache_is_written_then_reused_with_the_same_outputs(tiny_export)
     second = _run(res.program, results, xnnpack_cache=True, task="rotten_tomatoes", samples=6)
     assert first.status != "failed" and second.status != "failed", (first.error, second.error)
     assert (first.tags["xnnpack_cache"], second.tags["xnnpack_cache"]) == ("written", "reused")
-    assert second.accuracy["max_rel_logit_error"] == pytest.approx(first.accuracy["max_rel_logit_error"], abs=1e-6)
+    assert second.accuracy.max_rel_logit_error == pytest.approx(first.accuracy.max_rel_logit_error, abs=1e-6)
     with pytest.raises(Exception, match="--xnnpack-cache"):
         _run(res.program, results, xnnpack_cache=True, runner="python")
 

@@ -110,7 +110,7 @@ def interrupt_and_check(run: HarnessRun, sig: int, marker: str, results: Path) -
 
 def assert_partial(rec) -> None:
     assert "partial" in rec.flags and rec.latencies_ms, rec.error
-    assert rec.latency["n"] == len(rec.latencies_ms) and "timed iterations (partial)" in rec.error
+    assert rec.latency.n == len(rec.latencies_ms) and "timed iterations (partial)" in rec.error
 
 
 @pytest.fixture(scope="module")

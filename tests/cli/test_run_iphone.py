@@ -80,10 +80,10 @@ def test_run_on_iphone15_end_to_end(phone, shared):
         "iPhone 15", "iPhone15,4", "A16 Bionic", "iOS 17.5", SERIAL)
     assert before["battery_temp_c"] == pytest.approx(31.2)
     assert (after["thermal_state_at_launch"], after["thermal_state"]) == ("nominal", "fair")
-    assert rec.memory["phys_footprint_mb"] > 1  # sysmontap's samples of the running app
-    assert "physFootprint" in rec.memory["phys_footprint_method"] and "not RSS" in rec.memory["phys_footprint_method"]
+    assert rec.memory.phys_footprint_mb > 1  # sysmontap's samples of the running app
+    assert "physFootprint" in rec.memory.phys_footprint_method and "not RSS" in rec.memory.phys_footprint_method
     assert run_files(phone) == []  # the run's files are gone from the app's Documents
-    assert f"physFootprint {rec.memory['phys_footprint_mb']} MB" in proc.stdout  # the summary shows it, labelled
+    assert f"physFootprint {rec.memory.phys_footprint_mb} MB" in proc.stdout  # the summary shows it, labelled
 
 
 @pytest.mark.parametrize("fault, reason", [

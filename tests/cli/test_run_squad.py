@@ -72,7 +72,7 @@ def test_squad_f1_on_the_host_matches_the_fp32_reference(qa_program, host_run):
     contexts = [p["context"] for a in json.loads(V1.read_text())["data"] for p in a["paragraphs"]]
     for s in acc["samples"]:
         assert s["prediction"] and any(s["prediction"] in c for c in contexts)  # spans of the context text
-    assert ResultsStore(qa_program[0]).get(rec.run_id).accuracy["value"] == acc["value"]
+    assert ResultsStore(qa_program[0]).get(rec.run_id).accuracy.value == acc["value"]
 
 
 def test_squad_v2_file_scores_unanswerable_questions(qa_program):
@@ -87,9 +87,9 @@ def test_squad_f1_on_emulated_arm64_equals_the_hosts(qa_program, host_run):
     results, res = qa_program
     rec = _run(res.program, results, task=str(V1), samples=50, device="emu-arm64", iterations=1, timeout=600)
     assert rec.status != "failed", rec.error
-    assert rec.emulated and rec.accuracy["agreement_fp32"] == 1.0
-    assert rec.accuracy["value"] == pytest.approx(host_run.accuracy["value"])
-    assert [s["prediction"] for s in rec.accuracy["samples"]] == [s["prediction"] for s in host_run.accuracy["samples"]]
+    assert rec.emulated and rec.accuracy.agreement_fp32 == 1.0
+    assert rec.accuracy.value == pytest.approx(host_run.accuracy.value)
+    assert [s["prediction"] for s in rec.accuracy.samples] == [s["prediction"] for s in host_run.accuracy.samples]
 
 
 def _cli(results: Path, *args: str) -> subprocess.CompletedProcess:

@@ -200,7 +200,7 @@ def test_a_pool_run_stores_one_record_per_device(tmp_path, s3, device_logs, tiny
     assert ok.tags["farm_device"] == {k: jobs[0]["device"][k] for k in
                                       ("arn", "name", "manufacturer", "model", "formFactor", "platform", "os")}
     assert ok.device_info_before["battery_temp_c"] == 31.2 and ok.device_info_after["abi"] == "arm64-v8a"
-    assert ok.latency["p50"] > 0 and ok.memory["peak_rss_mb"]
+    assert ok.latency.p50 > 0 and ok.memory.peak_rss_mb
     assert errored.status == "failed" and "no Customer Artifacts" in errored.error and "Tests errored" in errored.error
     assert missing.status == "failed" and "no result.json" in missing.error
     assert missing.tags["farm_device"]["formFactor"] == "TABLET"

@@ -112,7 +112,7 @@ def test_hub_checkpoint_saved_by_transformers_exports_and_runs(tmp_path, monkeyp
     rec = measure.run(measure.RunRequest.of(program=res.program, task="rotten_tomatoes", samples=8, iterations=2,
                                          warmup=0), results)
     assert rec.status != "failed", rec.error
-    assert rec.accuracy["agreement_fp32"] == 1.0 and 0.0 <= rec.accuracy["value"] <= 1.0  # a trained-kind program
+    assert rec.accuracy.agreement_fp32 == 1.0 and 0.0 <= rec.accuracy.value <= 1.0  # a trained-kind program
 
 
 def test_non_mobilebert_hub_model_is_refused_before_its_weights(tmp_path, monkeypatch):

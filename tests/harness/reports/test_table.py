@@ -4,8 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.reports.table import build_table
+from harness.reports.table import build_rows, columns
 from tests.support.factories import run
+
+
+def build_table(records) -> pd.DataFrame:
+    """build_rows as a DataFrame, to select rows by value (the reports themselves do without pandas)."""
+    return pd.DataFrame(build_rows(records), columns=columns())
 
 
 def _row(df, **match):

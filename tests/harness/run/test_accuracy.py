@@ -34,7 +34,8 @@ def test_the_report_carries_the_note():
                     runner="native", threads=1, timing="default", latencies_ms=[1.0 + 0.01 * i for i in range(60)],
                     accuracy={**acc, "task": "rotten_tomatoes"})
     from harness.run.stats import summarize
+    from harness.store.record import Latency
 
-    rec.latency = summarize(rec.latencies_ms)
+    rec.latency = Latency.from_json(summarize(rec.latencies_ms))
     text = render([rec], "md")
     assert "one class (m fp32 on host): one class (0) for all 20: accuracy = that class's share (0.2500)" in text

@@ -8,7 +8,7 @@ import pytest
 
 from harness.reports.compare import compare_campaigns, regressions
 from harness.run import disturbance, measure
-from harness.store.record import RunRecord
+from harness.store.record import Latency, RunRecord
 
 
 @pytest.mark.parametrize("runner", ["native", "python"])
@@ -50,6 +50,6 @@ def test_compare_names_a_slower_machine_in_the_regression_line():
     a = [_run(f"a{i}", 1.0, 10.0, "A") for i in range(3)]
     b = [_run(f"b{i}", 1.15, 11.5, "B") for i in range(3)]  # everything 15% slower, the canary too
     for r in a + b:
-        r.latency = measure.stats.summarize(r.latencies_ms)
+        r.latency = Latency.from_json(measure.stats.summarize(r.latencies_ms))
     lines = regressions(compare_campaigns(a, b, "A", "B"), 0.05)
     assert len(lines) == 1 and "the machine ran slower: the clock canary took +15%" in lines[0], lines

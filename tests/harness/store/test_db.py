@@ -9,7 +9,7 @@ import pytest
 
 from common.errors import BadInput
 from harness.store.record import SCHEMA_VERSION, RunRecord
-from harness.store.db import ResultsStore
+from harness.store.db import ResultsStore, Selection
 from tests.support.factories import make_record
 from tests.support.paths import REPO
 
@@ -29,11 +29,11 @@ def test_filters_and_order(tmp_path):
     store.add(make_record("a", seed=1))
     store.add(make_record("b", device="pixel8pro", status="failed", seed=2))
     assert [r.run_id for r in store.runs()] == ["a", "b", "c"]  # oldest first
-    assert [r.run_id for r in store.runs(recipe="int8")] == ["c"]
-    assert [r.run_id for r in store.runs(device="pixel8pro", status="failed")] == ["b"]
-    assert [r.run_id for r in store.runs(model="mobilebert-tiny", recipe="fp32", device="host")] == ["a"]
-    assert [r.run_id for r in store.runs(ids=["a", "c", "zz"])] == ["a", "c"]
-    assert store.runs(ids=[]) == []
+    assert [r.run_id for r in store.runs(Selection(recipe="int8"))] == ["c"]
+    assert [r.run_id for r in store.runs(Selection(device="pixel8pro", status="failed"))] == ["b"]
+    assert [r.run_id for r in store.runs(Selection(model="mobilebert-tiny", recipe="fp32", device="host"))] == ["a"]
+    assert [r.run_id for r in store.runs(Selection(ids=["a", "c", "zz"]))] == ["a", "c"]
+    assert store.runs(Selection(ids=[])) == []
 
 
 def test_reading_a_missing_store_creates_nothing(tmp_path):
@@ -136,11 +136,11 @@ WRITER = textwrap.dedent(
     sys.path.insert(0, {repo!r})
     from pathlib import Path
     from tests.support.factories import make_record
-    from harness.store.db import ResultsStore
+    from harness.store.db import ResultsStore, Selection
     store = ResultsStore(Path(sys.argv[1]))
     for i in range(int(sys.argv[3])):
         store.add(make_record(f"{{sys.argv[2]}}-{{i:03d}}", seed=i))
-        store.runs(recipe="fp32")  # readers interleave with the other writer too
+        store.runs(Selection(recipe="fp32"))  # readers interleave with the other writer too
     """
 )
 
@@ -167,7 +167,7 @@ KILLED_WRITER = textwrap.dedent(
     import sys, time
     sys.path.insert(0, {repo!r})
     from pathlib import Path
-    from harness.store.db import ResultsStore
+    from harness.store.db import ResultsStore, Selection
     store = ResultsStore(Path(sys.argv[1]))
     with store._connect(write=True) as con:
         con.execute("BEGIN IMMEDIATE")
