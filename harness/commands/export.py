@@ -135,7 +135,14 @@ def print_export(res) -> None:
                   f"outside: {outside}")
     n = m.numerics or {}
     if n:
-        parts = [f"top-1 agreement {n['top1_agreement']:.4f}", f"max rel logit error {n['max_rel_logit_error']:.2e}"]
+        parts = [f"top-1 agreement {n['top1_agreement']:.4f}"]
+        if n.get("median_rel_logit_error") is not None:
+            from harness.export.recipes import get_recipe
+
+            parts.append(f"rel logit error median {n['median_rel_logit_error']:.2e} (bar "
+                         f"{get_recipe(m.recipe).max_rel_logit_error:g}), max {n['max_rel_logit_error']:.2e}")
+        else:
+            parts.append(f"max rel logit error {n['max_rel_logit_error']:.2e}")
         if n.get("accuracy") is not None:
             parts.append(f"accuracy {n['accuracy']:.4f} (fp32 eager {n.get('reference_accuracy', float('nan')):.4f})")
         console.print(f"  numerics vs fp32 eager on {n.get('n', '?')} {n.get('task', '')} examples: " + ", ".join(parts))

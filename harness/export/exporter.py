@@ -433,7 +433,7 @@ def _check_numerics(req: ExportRequest, manifest: ProgramManifest, reference, pr
         result = numerics.measure(program, reference, enc, labels=labels)
     result["task"] = task.name
     manifest.numerics = result
-    ok, why = numerics.gate(result, req.min_agreement)
+    ok, why = numerics.gate(result, req.min_agreement, get_recipe(req.recipe).max_rel_logit_error, req.recipe)
     manifest.status, manifest.status_reason = ("ok", None) if ok else ("failed", why)
 
 
