@@ -189,7 +189,8 @@ def cache_key(req: ExportRequest, head: str, ckpt_sha: str | None, tokenizer: st
 
 def numerics_key(req: ExportRequest, tokenizer: str | None) -> str:
     """What decides a numerics check: a program checked with other settings is re-checked, never re-lowered."""
-    ident = [req.numerics_task, req.numerics_samples, req.min_agreement, _tokenizer_id(tokenizer)]
+    ident = [req.numerics_task, req.numerics_samples, req.min_agreement, _tokenizer_id(tokenizer),
+             "gate 2: per-recipe logit bar"]  # a program checked under the older gate is checked again
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
 
 
