@@ -203,8 +203,11 @@ def print_run(rec) -> None:
             parts.append(f"{acc['metric']} {acc['value']:.4f}"
                          + (f" (exact match {acc['exact_match']:.4f})" if "exact_match" in acc else ""))
         if "agreement_fp32" in acc:
-            parts.append(f"top-1 agreement with fp32 eager {acc['agreement_fp32']:.4f}, "
-                         f"max rel logit error {acc['max_rel_logit_error']:.2e}")
+            from harness.run.accuracy import balance
+
+            on = balance(acc)
+            parts.append(f"top-1 agreement with fp32 eager {acc['agreement_fp32']:.4f}"
+                         + (f" ({on})" if on else "") + f", max rel logit error {acc['max_rel_logit_error']:.2e}")
         if acc.get("gate"):
             parts.append("gate " + ("passed" if acc["gate"]["passed"] else "FAILED"))
         console.print(f"  accuracy on {acc['n']} {acc.get('task')} examples: " + "; ".join(parts)

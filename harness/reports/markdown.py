@@ -122,6 +122,15 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool =
             one_class.setdefault((r.model_id or r.model, r.recipe or "", r.device), note)
     for (model, recipe, device), note in one_class.items():
         notes.append(f"one class ({model} {recipe} on {device}): {note}")
+    from harness.run.accuracy import balance
+
+    balances = {}  # agreement with fp32 means little on a set where fp32 (or the labels) are mostly one class
+    for r in records:
+        acc = r.accuracy if isinstance(r.accuracy, dict) else {}
+        if acc.get("agreement_fp32") is not None and balance(acc):
+            balances.setdefault((acc.get("task"), acc.get("n")), balance(acc))
+    for (task, n), text in balances.items():
+        notes.append(f"agreement measured on {n} {task} examples: {text}")
     if any(r["weights"] == "random" for r in rows):
         notes.append(RANDOM_NOTE)
     if any(r["status"] == "invalid" for r in rows):
