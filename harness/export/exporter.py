@@ -47,6 +47,7 @@ class ExportRequest:
     numerics_samples: int = 64
     min_agreement: float = 0.99
     calibration_samples: int = 64  # real train-split examples for recipes that calibrate
+    seq_len_given: bool = True  # False: seq_len is the default, cut to the model's max_position_embeddings
 
 
 @dataclass
@@ -258,8 +259,14 @@ def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = 
     model, head, hf_config, ckpt_sha = build_model(req)
     get_recipe(req.recipe).check(model, req.options)  # --keep-fp32 patterns, int4 groups: before any lowering
     max_pos = hf_config.get("max_position_embeddings", 512)
+    notes = []
+    if req.seq_len > max_pos and not req.seq_len_given:
+        notes.append(f"--seq-len {max_pos}: the model's max_position_embeddings (the default {req.seq_len} would not "
+                     "fit)")
+        req.seq_len = max_pos
     if req.seq_len > max_pos:
-        raise BadInput(f"--seq-len {req.seq_len} exceeds the model's max_position_embeddings ({max_pos})")
+        raise BadInput(f"--seq-len {req.seq_len} exceeds the model's max_position_embeddings ({max_pos}): use "
+                       f"--seq-len {max_pos} or less")
     choice = _resolve_text(req, head, int(hf_config["vocab_size"]))
     # every check passed, nothing written yet: now the cache must be writable, before any lowering
     cache_dir = ensure_dir(Path(results) / "programs", "create the program cache")
@@ -292,7 +299,8 @@ def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = 
     program = cached_pte
     if req.out_dir is not None:
         program = _publish(cached_pte, manifest, Path(req.out_dir), name)
-    return ExportResult(program=program, manifest=manifest, cached=cached, notes=[choice.note] if choice.note else [])
+    return ExportResult(program=program, manifest=manifest, cached=cached,
+                        notes=notes + ([choice.note] if choice.note else []))
 
 
 def calibration_inputs(req: ExportRequest, vocab: int, progress, choice=None) -> list[tuple[torch.Tensor, ...]]:
