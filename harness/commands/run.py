@@ -23,9 +23,9 @@ from harness.commands.export import int_list, export_options, export_requests, d
               help="Your own build of device_runners/native/runner.cpp (e.g. with the Android NDK), pushed and run as is.")
 @click.option("--xnnpack-cache", is_flag=True,
               help="Keep XNNPACK's packed weights in a file on the device; later runs map it (faster load, lower RSS).")
-@click.option("--timing", "timing_preset", type=click.Choice(["quick", "default", "mlperf"]), default="default",
-              show_default=True, help="Warmup and timing floors (iterations and seconds, docs/statistics.md); "
-                                      "the flags below override it.")
+@click.option("--timing", "timing_preset", type=click.Choice(["quick", "default", "mlperf", "emulated"]), default=None,
+              help="Warmup and timing floors (iterations and seconds, docs/statistics.md); the flags below override "
+                   "it. Default: 'default', or 'emulated' (1 warmup, 3 timed) on an emulated device.")
 @click.option("--iterations", type=int, default=None, help="Timed iterations (at least).")
 @click.option("--warmup", type=int, default=None, help="Untimed warmup iterations.")
 @click.option("--min-seconds", type=float, default=None, help="Keep timing until this many seconds have passed.")
@@ -118,6 +118,7 @@ def run_command(ctx, programs, device, runner, runner_bin, xnnpack_cache, timing
     feed = InputsSpec(task=task, samples=samples if samples is not None else (200 if task else 8),
                       tokenizer=export_kw["tokenizer"])
     gates = Gates(cooldown=cooldown, wait_for_quiet=wait_for_quiet, max_start_temp=max_start_temp)
+    timing_preset = timing_preset or _default_timing(device, devices_file)
 
     def request(prog, threads, affinity):
         settings = RunSettings.from_preset(
@@ -140,6 +141,17 @@ def run_command(ctx, programs, device, runner, runner_bin, xnnpack_cache, timing
     records = run_plan(plan, results, measure=measure_one, say=lambda s: console.print(f"[cyan]{s}[/cyan]"))
     if sum(r.status == "failed" for r in records):
         ctx.exit(3)
+
+
+def _default_timing(device: str, devices_file: Path | None) -> str:
+    """'emulated' for an emulated device (its timings are functional checks, seconds per inference), else 'default'."""
+    from common.errors import BadInput
+    from device_runners.catalog import get_profile
+
+    try:
+        return "emulated" if get_profile(device, devices_file).transport == "qemu" else "default"
+    except BadInput:
+        return "default"  # an unknown device or a bad catalog: the run's own checks name it
 
 
 def _campaign_name(name: str | None) -> str | None:

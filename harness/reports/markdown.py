@@ -13,7 +13,8 @@ from harness.reports import columns as C
 from harness.reports.columns import fmt_ms  # noqa: F401  (compare.py and the HTML report format with it)
 from harness.store.record import NOT_MEASURED, RunRecord
 
-EMULATED_NOTE = "functional timings only, from an emulator: never ranked or compared with hardware"
+EMULATED_NOTE = ("functional timings only, from an emulator: never ranked or compared with hardware, and no speed-up vs "
+                 "fp32 (an emulator's relative kernel costs are not a device's)")
 SINGLE_RUN_NOTE = ("p50 CI from a single run (runs = 1): it counts that run's noise and drift, not the shifts between "
                    "runs (several percent on a shared machine); measure with `harness run --repeat 3` or more for an "
                    "interval across runs (docs/statistics.md)")
