@@ -227,13 +227,14 @@ class ResultsStore:
             if not isinstance(record, RunRecord):
                 raise TypeError(f"ResultsStore.add takes a RunRecord, not {type(record).__name__}")
         # checked and serialised before touching the db: a bad record writes nothing, and its measurement is kept
-        for record in records:
-            problem = record_problem(record.to_dict())
+        dicts = [record.to_dict() for record in records]  # once each: a record of 100,000 samples is not small
+        for record, d in zip(records, dicts):
+            problem = record_problem(d)
             if problem:
                 raise BadInput(f"run {shown(record.run_id)} cannot be stored: {problem}; "
                                f"{self._recover(records)}")
-        values = [[getattr(r, c) for c in _COLUMNS] + [int(bool(r.emulated)), json.dumps(r.to_dict())]
-                  for r in records]
+        values = [[getattr(r, c) for c in _COLUMNS] + [int(bool(r.emulated)), json.dumps(d)]
+                  for r, d in zip(records, dicts)]
         try:
             self._insert(records, values, replace)
         except _AlreadyStored:
