@@ -133,7 +133,9 @@ def weights_source(checkpoint, ckpt_sha: str | None) -> str:
         import json
 
         by = json.loads((ckpt / TRAINED_BY).read_text())
-        if isinstance(by, dict) and isinstance(by.get("command"), str):
+        # only for the weights it was written beside: a folder trained further elsewhere (or a copied file) is not
+        if (isinstance(by, dict) and isinstance(by.get("command"), str) and ckpt_sha
+                and by.get("checkpoint_sha256") == ckpt_sha):
             return f"trained here: {by['command'][:200]}"
     except (OSError, ValueError):
         pass
