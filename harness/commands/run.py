@@ -134,12 +134,15 @@ def run_command(ctx, programs, device, runner, runner_bin, xnnpack_cache, timing
     if task and not programs:
         from harness.run.inputs import check_task_head
         check_task_head(task, export_kw["head"] if export_kw["checkpoint"] is None else None)  # before any export
-    progs = list(programs) or [do_export(req, results).program for req in export_requests(**export_kw)]
+    exported = [] if programs else [do_export(req, results) for req in export_requests(**export_kw)]
+    progs = list(programs) or [res.program for res in exported]
     for prog in progs:  # every program's settings checked before the first run of the campaign
         measure.validate(request(prog, *sweep[0]))
     plan.requests = [request(prog, th, af) for prog in progs for th, af in sweep]
     records = run_plan(plan, results, measure=measure_one, say=lambda s: console.print(f"[cyan]{s}[/cyan]"))
-    if sum(r.status == "failed" for r in records):
+    # an export that failed its numerics gate is measured all the same (its error line said so), and exits 3 as
+    # `harness export` does: a script must not read a program whose logits are not the model's as a success
+    if sum(r.status == "failed" for r in records) or any(res.manifest.status != "ok" for res in exported):
         ctx.exit(3)
 
 
