@@ -54,6 +54,7 @@ def test_an_emulated_run_reports_each_example_it_scores(program, tmp_path):
     res = _run(tmp_path, program, "--device", "emu-arm64")  # its own timing preset: 1 warmup, 3 timed, and valid
     assert res.returncode == 0, res.stderr
     assert "scoring example 1/12" in res.stderr and "scored 12/12 examples" in res.stderr
+    assert "[emulated: timings are functional only]" in res.stdout  # rich took it for markup and printed nothing
     from harness.store.db import ResultsStore
 
     (rec,) = ResultsStore(tmp_path / "r").runs()

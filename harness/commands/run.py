@@ -191,7 +191,7 @@ def print_run(rec) -> None:
     console.print(f"[{color}]{rec.status}[/{color}] run {rec.run_id}: {rec.model} {rec.recipe or ''} "
                   f"seq {rec.seq_len} on {rec.device} ({rec.runner} runner, {rec.threads} threads"
                   + (f" @ cpus {rec.affinity}" if rec.affinity else "") + ")"
-                  + ("  [emulated: timings are functional only]" if rec.emulated else ""))
+                  + ("  \\[emulated: timings are functional only]" if rec.emulated else ""))
     if rec.status in ("failed", "interrupted"):
         # the reason goes to stderr, where scripts and CI logs look for failures (the summary line stays on stdout)
         err_console.print(f"{'error' if rec.status == 'failed' else 'stopped'}: run {rec.run_id}: {rec.error}",
