@@ -144,4 +144,7 @@ def gate(numerics: dict[str, Any], min_agreement: float, max_rel_error: float | 
                        f"{max_rel_error:g} (docs/quantization.md): the program's logits are not the fp32 model's, "
                        f"whatever its top-1 agreement ({agree:.4f})")
     bar = f", median rel logit error {typical:.3g} <= {max_rel_error:g}" if max_rel_error is not None else ""
-    return True, f"top-1 agreement {agree:.4f} >= {min_agreement} on {n} examples{forgiven}{bar}"
+    if boundary:
+        return True, (f"top-1 agreement {agree:.4f} on {n} examples, {boundary} boundary flip{'s' if boundary > 1 else ''}"
+                      f" not counted: {counted:.4f} >= {min_agreement}{bar}")
+    return True, f"top-1 agreement {agree:.4f} >= {min_agreement} on {n} examples{bar}"
