@@ -25,6 +25,9 @@ PRESETS: dict[str, TimingPreset] = {
     "default": TimingPreset("default", warmup=10, iterations=50, min_seconds=2.0, warmup_seconds=0.5),
     # MLPerf mobile's single-stream floor: at least 1024 queries and at least 60 s.
     "mlperf": TimingPreset("mlperf", warmup=10, iterations=1024, min_seconds=60.0, warmup_seconds=0.5),
+    # An emulated device's default (qemu-aarch64 runs a full-size model at seconds per inference): a functional check
+    # of the program on the ABI, its timings never ranked; docs/statistics.md, "Presets".
+    "emulated": TimingPreset("emulated", warmup=1, iterations=3, min_seconds=0.0, warmup_seconds=0.0),
 }
 
 

@@ -244,9 +244,18 @@ def run(a: argparse.Namespace) -> dict:
     last = execute(0)
     out_specs = [{"dtype": str(o.numpy().dtype), "shape": list(o.shape)} for o in last if torch.is_tensor(o)]
     if a.outputs and STOP.signame is None:  # stopped: the outputs pass would only delay the exit
-        STOP.enter("writing outputs")
-        outs = [[o.detach().numpy().copy() for o in execute(e) if torch.is_tensor(o)] for e in range(len(tensors))]
-        write_tensors(Path(a.outputs), outs)
+        STOP.enter("scoring examples")
+        progress = _Progress("scoring examples", len(tensors), 0.0)
+        outs = []
+        for e in range(len(tensors)):
+            if STOP.signame is not None:
+                break  # stopped: the rest of the pass would only delay the exit
+            progress.tick(e)
+            outs.append([o.detach().numpy().copy() for o in execute(e) if torch.is_tensor(o)])
+        if STOP.signame is None:
+            progress.tick(len(tensors), force=True)
+            STOP.enter("writing outputs")
+            write_tensors(Path(a.outputs), outs)
     extra = {}
     if STOP.signame is not None:
         extra.update(interrupted=STOP.signame, partial=True)

@@ -316,9 +316,13 @@ int run_benchmark(const Args& args) {
     out_specs.push_back(s);
   }
   if (!args.outputs.empty() && !harness::g_stop) {  // stopped: the outputs pass would only delay the exit
-    stage("writing outputs");
+    stage("scoring examples");
+    // one progress line per example at most every 0.5 s: under emulation an example takes seconds
+    progress.begin("scoring examples", static_cast<long>(in.num_examples), 0);
     std::vector<std::vector<std::vector<uint8_t>>> outs(in.num_examples);
     for (size_t e = 0; e < in.num_examples; ++e) {
+      if (harness::g_stop) break;  // stopped: the rest of the pass would only delay the exit
+      progress.tick(static_cast<long>(e));
       set_inputs(e);
       check(method->execute(), "output run for example " + std::to_string(e));
       for (size_t o = 0; o < method->outputs_size(); ++o) {
@@ -329,8 +333,12 @@ int run_benchmark(const Args& args) {
         outs[e].emplace_back(p, p + v.toTensor().nbytes());
       }
     }
-    err = harness::write_tensor_file(args.outputs, out_specs, outs);
-    if (!err.empty()) fail(err);
+    progress.tick(static_cast<long>(in.num_examples), true);
+    if (!harness::g_stop) {
+      stage("writing outputs");
+      err = harness::write_tensor_file(args.outputs, out_specs, outs);
+      if (!err.empty()) fail(err);
+    }
   }
 
 #ifndef HARNESS_NO_ETDUMP

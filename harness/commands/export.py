@@ -42,7 +42,8 @@ def recipes_of(value: str) -> list[str]:
 
 # One place for the export options' defaults: the click options show them, and export_requests() fills in what a
 # caller (the demo, run, paper) leaves out.
-EXPORT_DEFAULTS = dict(model="mobilebert", checkpoint=None, tokenizer=None, recipe="fp32", seq_len="128",
+DEFAULT_SEQ_LEN = 128  # when --seq-len is not given: cut to the model's max_position_embeddings, and said so
+EXPORT_DEFAULTS = dict(model="mobilebert", checkpoint=None, tokenizer=None, recipe="fp32", seq_len=None,
                        head="sequence_classification", num_labels=2, group_size=32, quant_embedding=None, keep_fp32=(),
                        calibration=64, allow_partial=False, min_agreement=0.99, numerics_task="rotten_tomatoes",
                        numerics_samples=64, force=False)
@@ -63,7 +64,9 @@ def export_options(f):
                      help="tokenizer.json or vocab.txt (or a folder holding one) when the checkpoint has none."),
         click.option("--quant", "recipe", default=D["recipe"], show_default=True,
                      help="Recipe, or a comma list (fp32,int8,int4); `harness recipes` lists them."),
-        click.option("--seq-len", "seq_len", default=D["seq_len"], show_default=True, help=SEQ_LENS_HELP),
+        click.option("--seq-len", "seq_len", default=None,
+                     help=SEQ_LENS_HELP + f" Default {DEFAULT_SEQ_LEN}, cut to the model's max_position_embeddings "
+                                          "when that is shorter (and said so)."),
         click.option("--head", default=D["head"], show_default=True,
                      help="Head for a preset: sequence_classification, question_answering, masked_lm, base."),
         click.option("--num-labels", default=D["num_labels"], show_default=True, type=int, help="Classes of a classification head."),
@@ -103,14 +106,15 @@ def export_requests(out=None, name=None, **given):
     numerics_task, numerics_samples, min_agreement = kw["numerics_task"], kw["numerics_samples"], kw["min_agreement"]
 
     reqs = []
-    for recipe, s in ((r, s) for r in recipes_of(recipe) for s in seq_lens(seq_len)):
+    given_len = seq_len is not None
+    for recipe, s in ((r, s) for r in recipes_of(recipe) for s in seq_lens(seq_len or str(DEFAULT_SEQ_LEN))):
         opts = RecipeOptions(group_size=group_size, quant_embedding=quant_embedding, keep_fp32=list(keep_fp32),
                              allow_partial=allow_partial)
         reqs.append(ExportRequest(
             model=model, checkpoint=checkpoint, tokenizer=tokenizer, recipe=recipe, seq_len=s, head=head,
             num_labels=num_labels, options=opts, out_dir=out, name=name, force=force, calibration_samples=calibration,
             numerics_task=None if numerics_task.lower() == "none" else numerics_task,
-            numerics_samples=numerics_samples, min_agreement=min_agreement))
+            numerics_samples=numerics_samples, min_agreement=min_agreement, seq_len_given=given_len))
     return reqs
 
 
@@ -142,7 +146,14 @@ def print_export(res) -> None:
                   f"outside: {outside}")
     n = m.numerics or {}
     if n:
-        parts = [f"top-1 agreement {n['top1_agreement']:.4f}", f"max rel logit error {n['max_rel_logit_error']:.2e}"]
+        parts = [f"top-1 agreement {n['top1_agreement']:.4f}"]
+        if n.get("median_rel_logit_error") is not None:
+            from harness.export.recipes import get_recipe
+
+            parts.append(f"rel logit error median {n['median_rel_logit_error']:.2e} (bar "
+                         f"{get_recipe(m.recipe).max_rel_logit_error:g}), max {n['max_rel_logit_error']:.2e}")
+        else:
+            parts.append(f"max rel logit error {n['max_rel_logit_error']:.2e}")
         if n.get("accuracy") is not None:
             parts.append(f"accuracy {n['accuracy']:.4f} (fp32 eager {n.get('reference_accuracy', float('nan')):.4f})")
         console.print(f"  numerics vs fp32 eager on {n.get('n', '?')} {n.get('task', '')} examples: " + ", ".join(parts))

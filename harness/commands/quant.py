@@ -68,8 +68,10 @@ def sensitivity_command(ctx, model, checkpoint, recipe, seq_len, head, num_label
     with status(f"sensitivity of {checkpoint or model} to {recipe}") as update:
         eager, head, hf_config, _ = build_model(req)
         vocab = int(hf_config["vocab_size"])
-        if seq_len > hf_config.get("max_position_embeddings", 512):
-            raise BadInput(f"--seq-len {seq_len} exceeds the model's max_position_embeddings")
+        max_pos = hf_config.get("max_position_embeddings", 512)
+        if seq_len > max_pos:
+            raise BadInput(f"--seq-len {seq_len} exceeds the model's max_position_embeddings ({max_pos}): use "
+                           f"--seq-len {max_pos} or less")
         wrapper = ProgramModule(eager, head).eval()
         if rec.needs_calibration:
             opts.calibration = calibration_inputs(req, vocab, update)

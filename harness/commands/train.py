@@ -275,11 +275,12 @@ def _trained_by(out: Path) -> None:
     import sys
 
     from common.files import write_atomic
-    from harness.export.exporter import TRAINED_BY
+    from harness.export.exporter import TRAINED_BY, checkpoint_sha256
 
     command = "harness " + shlex.join(sys.argv[1:])
     write_atomic(Path(out) / TRAINED_BY, json.dumps(
-        {"command": command, "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}) + "\n")
+        {"command": command, "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+         "checkpoint_sha256": checkpoint_sha256(Path(out))}) + "\n")  # the weights it speaks for, and no others
 
 
 @contextlib.contextmanager

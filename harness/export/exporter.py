@@ -47,6 +47,7 @@ class ExportRequest:
     numerics_samples: int = 64
     min_agreement: float = 0.99
     calibration_samples: int = 64  # real train-split examples for recipes that calibrate
+    seq_len_given: bool = True  # False: seq_len is the default, cut to the model's max_position_embeddings
 
 
 @dataclass
@@ -145,7 +146,9 @@ def weights_source(checkpoint, ckpt_sha: str | None) -> str:
         import json
 
         by = json.loads((ckpt / TRAINED_BY).read_text())
-        if isinstance(by, dict) and isinstance(by.get("command"), str):
+        # only for the weights it was written beside: a folder trained further elsewhere (or a copied file) is not
+        if (isinstance(by, dict) and isinstance(by.get("command"), str) and ckpt_sha
+                and by.get("checkpoint_sha256") == ckpt_sha):
             return f"trained here: {by['command'][:200]}"
     except (OSError, ValueError):
         pass
@@ -202,7 +205,8 @@ def cache_key(req: ExportRequest, head: str, ckpt_sha: str | None, tokenizer: st
 
 def numerics_key(req: ExportRequest, tokenizer: str | None) -> str:
     """What decides a numerics check: a program checked with other settings is re-checked, never re-lowered."""
-    ident = [req.numerics_task, req.numerics_samples, req.min_agreement, _tokenizer_id(tokenizer)]
+    ident = [req.numerics_task, req.numerics_samples, req.min_agreement, _tokenizer_id(tokenizer),
+             "gate 2: per-recipe logit bar"]  # a program checked under the older gate is checked again
     return hashlib.sha256(json.dumps(ident).encode()).hexdigest()[:16]
 
 
@@ -274,8 +278,14 @@ def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = 
     model, head, hf_config, ckpt_sha = build_model(req)
     get_recipe(req.recipe).check(model, req.options)  # --keep-fp32 patterns, int4 groups: before any lowering
     max_pos = hf_config.get("max_position_embeddings", 512)
+    notes = []
+    if req.seq_len > max_pos and not req.seq_len_given:
+        notes.append(f"--seq-len {max_pos}: the model's max_position_embeddings (the default {req.seq_len} would not "
+                     "fit)")
+        req.seq_len = max_pos
     if req.seq_len > max_pos:
-        raise BadInput(f"--seq-len {req.seq_len} exceeds the model's max_position_embeddings ({max_pos})")
+        raise BadInput(f"--seq-len {req.seq_len} exceeds the model's max_position_embeddings ({max_pos}): use "
+                       f"--seq-len {max_pos} or less")
     choice = _resolve_text(req, head, int(hf_config["vocab_size"]))
     # every check passed, nothing written yet: now the cache must be writable, before any lowering
     cache_dir = ensure_dir(Path(results) / "programs", "create the program cache")
@@ -308,7 +318,8 @@ def export(req: ExportRequest, results: Path, progress: Callable[[str], None] = 
     program = cached_pte
     if req.out_dir is not None:
         program = _publish(cached_pte, manifest, Path(req.out_dir), name)
-    return ExportResult(program=program, manifest=manifest, cached=cached, notes=[choice.note] if choice.note else [])
+    return ExportResult(program=program, manifest=manifest, cached=cached,
+                        notes=notes + ([choice.note] if choice.note else []))
 
 
 def calibration_inputs(req: ExportRequest, vocab: int, progress, choice=None) -> list[tuple[torch.Tensor, ...]]:
@@ -450,7 +461,7 @@ def _check_numerics(req: ExportRequest, manifest: ProgramManifest, reference, pr
         result = numerics.measure(program, reference, enc, labels=labels)
     result["task"] = task.name
     manifest.numerics = result
-    ok, why = numerics.gate(result, req.min_agreement)
+    ok, why = numerics.gate(result, req.min_agreement, get_recipe(req.recipe).max_rel_logit_error, req.recipe)
     manifest.status, manifest.status_reason = ("ok", None) if ok else ("failed", why)
 
 

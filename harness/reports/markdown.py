@@ -13,7 +13,8 @@ from harness.reports import columns as C
 from harness.reports.columns import fmt_ms  # noqa: F401  (compare.py and the HTML report format with it)
 from harness.store.record import NOT_MEASURED, RunRecord
 
-EMULATED_NOTE = "functional timings only, from an emulator: never ranked or compared with hardware"
+EMULATED_NOTE = ("functional timings only, from an emulator: never ranked or compared with hardware, and no speed-up vs "
+                 "fp32 (an emulator's relative kernel costs are not a device's)")
 SINGLE_RUN_NOTE = ("p50 CI from a single run (runs = 1): it counts that run's noise and drift, not the shifts between "
                    "runs (several percent on a shared machine); measure with `harness run --repeat 3` or more for an "
                    "interval across runs (docs/statistics.md)")
@@ -122,6 +123,15 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool =
             one_class.setdefault((r.model_id or r.model, r.recipe or "", r.device), note)
     for (model, recipe, device), note in one_class.items():
         notes.append(f"one class ({model} {recipe} on {device}): {note}")
+    from harness.run.accuracy import balance
+
+    balances = {}  # agreement with fp32 means little on a set where fp32 (or the labels) are mostly one class
+    for r in records:
+        acc = r.accuracy.to_json() if r.accuracy else {}
+        if acc.get("agreement_fp32") is not None and balance(acc):
+            balances.setdefault((acc.get("task"), acc.get("n")), balance(acc))
+    for (task, n), text in balances.items():
+        notes.append(f"agreement measured on {n} {task} examples: {text}")
     if any(r["weights"] == "random" for r in rows):
         notes.append(RANDOM_NOTE)
     if any(r["status"] == "invalid" for r in rows):

@@ -167,7 +167,8 @@ def build_rows(records: Iterable[RunRecord], cache=None) -> list[dict[str, Any]]
     for row in rows:
         base = _baseline(row, fp32_rows)
         if base and row["p50_ms"]:
-            row["speedup_vs_fp32"] = base["p50_ms"] / row["p50_ms"]
+            if row["section"] != "emulated":  # an emulator's relative kernel costs are not a device's: no x fp32
+                row["speedup_vs_fp32"] = base["p50_ms"] / row["p50_ms"]
             row["fp32_campaign"] = base["campaign"] if base["campaign"] != row["campaign"] else ""
             if base["accuracy"] is not None and row["accuracy"] is not None and all(
                     base[k] == row[k] for k in ("accuracy_metric", "accuracy_task", "accuracy_n")):

@@ -245,12 +245,24 @@ def _progress_lines(progress: Callable[[str], None], where: str) -> Callable[[st
         if not p.get("target") and not done:
             return  # no warmup asked for
         elapsed, target, min_s = float(p.get("elapsed_s") or 0), p.get("target") or 0, float(p.get("min_seconds") or 0)
+        if stage == "scoring examples":  # the accuracy pass: one example at a time, seconds each under emulation
+            progress(f"{where}: {scoring_text(int(done), int(target), elapsed)}")
+            return
         text = f"{where}: {stage}, {done} iterations of at least {target}, {elapsed:.0f} s elapsed"
         if min_s > 0:
             text += f", {max(min_s - elapsed, 0):.0f} s of --min-seconds {min_s:g} left"
         progress(text)
 
     return on_line
+
+
+def scoring_text(done: int, total: int, elapsed_s: float) -> str:
+    """'scoring example 13/50, about 1:30 left' (the estimate once an example has been scored)."""
+    text = f"scoring example {min(done + 1, total)}/{total}" if done < total else f"scored {total}/{total} examples"
+    if 0 < done < total:
+        left = round(elapsed_s / done * (total - done))
+        text += f", about {left // 60}:{left % 60:02d} left"
+    return text
 
 
 def _info(transport: Transport) -> dict:

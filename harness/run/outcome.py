@@ -55,7 +55,7 @@ def keep_partial(rec: RunRecord, transport: Transport, job: RunJob, tmp: Path, m
     except MalformedResult:
         raw = None  # what it wrote cannot be trusted: keep the interruption, not the numbers
     if raw is not None:
-        fill_measurements(rec, raw, manifest, path)
+        fill_measurements(rec, raw, manifest, path, partial=True)
         rec.flags = ["partial", *stats.validity_flags(rec.latency.to_json(), emulated=rec.emulated,
                                                       info_before=rec.device_info_before, info_after=None)]
         rec.error = f"interrupted by {signame} after {len(rec.latencies_ms)} timed iterations (partial)"
@@ -86,7 +86,10 @@ def disturbance_reasons(rec: RunRecord, raw: RawResult) -> list[str]:
     return found["reasons"]
 
 
-def fill_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest | None, path: Path) -> None:
+def fill_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest | None, path: Path,
+                      partial: bool = False) -> None:
+    """`partial`: an interrupted run's samples, summarized without the bootstrap CI (never pooled; Ctrl-C must not
+    wait seconds for it)."""
     rec.runner = raw.runner or rec.runner
     rec.runner_version = raw.runner_version
     rec.threads = raw.threads or rec.threads
@@ -97,7 +100,7 @@ def fill_measurements(rec: RunRecord, raw: RawResult, manifest: ProgramManifest 
     stride = raw.extra.get("sample_stride")
     if isinstance(stride, int) and not isinstance(stride, bool) and stride > 1:  # a long --min-seconds run, thinned
         rec.tags["sample_stride"] = stride
-    rec.latency = Latency.from_json(stats.summarize(rec.latencies_ms))
+    rec.latency = Latency.from_json(stats.summarize(rec.latencies_ms, ci=not partial))
     program_bytes = manifest.program_bytes if manifest else path.stat().st_size
     planned = raw.extra.get("planned_buffer_bytes")  # one size per memory-planned buffer of the method
     arena = sum(planned) if isinstance(planned, list) and planned else None

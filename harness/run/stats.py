@@ -9,7 +9,7 @@
 Percentiles use numpy's default linear interpolation.
 
 Validity flags (RunRecord.flags) and what they do to RunRecord.status, see `status_for`:
-    too_few_samples  fewer than `min_samples` timed iterations          -> status "invalid"
+    too_few_samples  fewer than `min_samples` timed iterations (never on an emulator: not ranked) -> "invalid"
     throttled        between the before/after snapshots: the highest
                      frequency cap fell >10%, a temperature rose >10 °C, or
                      (performance/userspace/unknown governor only) the
@@ -212,7 +212,8 @@ def replications_ci(run_medians: Sequence[float], level: float = 0.95,
     return mid - half, mid + half
 
 
-def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int] | None = None) -> dict[str, Any]:
+def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int] | None = None,
+              ci: bool = True) -> dict[str, Any]:
     """Summary statistics of per-iteration latencies (ms, in the order they were timed), with a 95% CI of the median.
 
     The CI is a circular block bootstrap's, so drift within the run widens it (block 1: the plain bootstrap).
@@ -220,6 +221,9 @@ def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int
     into a report row); with two or more the CI is `replications_ci` over their medians centred on the pooled p50,
     carrying the spread between runs, never narrower than the pooled samples' plain bootstrap interval (runs whose
     medians tie), and never outside the samples' range.
+
+    `ci=False`: no interval (ci95_median None, no bootstrap), for the partial samples of an interrupted run, which are
+    never pooled or ranked: the block bootstrap of 100,000 samples takes seconds, and Ctrl-C must not wait for it.
     """
     x = _as_samples(samples_ms)
     sizes = [int(c) for c in clusters or []]
@@ -236,7 +240,9 @@ def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int
     mean = float(x.mean())
     std = float(x.std(ddof=1)) if n > 1 else 0.0
     p50, p90, p99 = (float(v) for v in np.percentile(x, [50, 90, 99]))
-    if len(sizes) >= 2:
+    if not ci:
+        lo = hi = run_cv = block = method = None
+    elif len(sizes) >= 2:
         # centred on the pooled median; runs whose medians tie (a coarse timer) would give a zero-width t interval
         run_medians = np.array([np.median(part) for part in np.split(x, np.cumsum(sizes)[:-1])])
         run_cv = float(run_medians.std(ddof=1) / run_medians.mean())
@@ -268,10 +274,11 @@ def summarize(samples_ms: Sequence[float], seed: int = 0, clusters: Sequence[int
         # 1.4826 MAD / median: the spread of the bulk of the samples, which is what moves the median; a handful of
         # interrupt-sized outliers in 10,000 samples of a 0.1 ms program put the plain cv above 1 and move nothing
         "robust_cv": float(1.4826 * np.median(np.abs(x - p50)) / p50) if p50 > 0 else None,
-        "ci95_median": [float(lo), float(hi)],
+        "ci95_median": [float(lo), float(hi)] if ci else None,
         "run_cv": run_cv,  # CV of the clusters' (runs') medians; None from one run
-        "bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": seed, "method": method, "block": block,
-                      "clusters": sizes if len(sizes) >= 2 else None},  # resamples/seed: the block bootstrap's
+        **({"bootstrap": {"resamples": BOOTSTRAP_RESAMPLES, "seed": seed, "method": method, "block": block,
+                          "clusters": sizes if len(sizes) >= 2 else None}}  # resamples/seed: the block bootstrap's
+           if ci else {}),
     }
 
 
@@ -346,8 +353,8 @@ def validity_flags(
     for throttling found by harness/run/device_state.py (caps and time_in_state during the run); `disturbed`: what
     the runner saw the machine do to its timed threads (harness/run/disturbance.py)."""
     flags = []
-    if (summary.get("n") or 0) < min_samples:
-        flags.append("too_few_samples")
+    if (summary.get("n") or 0) < min_samples and not emulated:
+        flags.append("too_few_samples")  # emulated timings are never ranked: a few iterations check the program
     cv = summary.get("robust_cv", summary.get("cv"))  # records made before robust_cv keep their plain cv
     if cv is not None and cv > max_cv:
         flags.append("high_cv")

@@ -55,3 +55,22 @@ def test_the_scan_sees_the_messages_it_checks():
     texts = [t for _, _, t in _messages()]
     assert any("--seq-len" in t for t in texts) and any("--nproc" in t for t in texts)  # a scan of nothing passes
     assert "--threads" in _options() and "--seq-len" in _options()
+
+
+SUGGESTION = re.compile(r"\b(?:use|set|pass|add|give|try|drop)\s+(--[a-z][a-z0-9]*(?:-[a-z0-9]+)*)")
+
+
+def test_every_suggestion_anywhere_names_a_flag_that_exists():
+    """Not only raised messages: warnings, notes and hints built into variables first ('use --X', 'set --X',
+    'pass --X') in any string of the packages but a docstring."""
+    options = _options()
+    missing = []
+    for pkg in PACKAGES:
+        for path in (ROOT / pkg).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                    missing += [f"{f} ({path.relative_to(ROOT)}:{node.lineno})" for f in SUGGESTION.findall(node.value)
+                                if f not in options and f not in FOREIGN]
+    assert not missing, "suggestions name flags no command has: " + ", ".join(missing)

@@ -30,3 +30,19 @@ def test_a_seq_len_past_the_model_is_refused_first(tmp_path):
     assert res.stderr.strip() == ("error: --seq-len 100 exceeds the model's max_position_embeddings (64): use "
                                   "--seq-len 64 or less")
     assert not (tmp_path / "r" / "checkpoints").exists()  # nothing trained, nothing written
+
+
+def test_export_cuts_its_default_to_the_model_and_says_so(tmp_path):
+    res = _harness("--results", tmp_path / "r", "export", "--model", "test-tiny", "--numerics-task", "none",
+                   cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "note: --seq-len 64: the model's max_position_embeddings (the default 128 would not fit)" in res.stdout
+    assert "recipe fp32, seq_len 64" in res.stdout
+
+
+def test_an_export_seq_len_past_the_model_names_the_way_forward(tmp_path):
+    res = _harness("--results", tmp_path / "r", "export", "--model", "test-tiny", "--seq-len", "100",
+                   "--numerics-task", "none", cwd=tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.strip().splitlines()[-1] == ("error: --seq-len 100 exceeds the model's max_position_embeddings "
+                                                   "(64): use --seq-len 64 or less")

@@ -70,7 +70,7 @@ def test_emulated_groups_are_a_section_of_their_own_and_never_ranked():
     assert list(df["section"]) == ["hardware", "emulated", "emulated"]
     e8 = _row(df, recipe="int8")
     assert pd.isna(e8["rank"])
-    assert e8["speedup_vs_fp32"] == pytest.approx(np.median(emu32.latencies_ms) / np.median(emu.latencies_ms))
+    assert pd.isna(e8["speedup_vs_fp32"])  # an emulator's kernel costs are not a device's (issue #28: "6.13x")
     assert "emulated" in e8["flags"]
     # an emulated fp32 is never the baseline of a hardware run, nor the other way round
     df = build_table([emu32, run("int8", device="emu-arm64", median_ms=1.0, seed=12)])

@@ -39,3 +39,17 @@ def test_the_report_carries_the_note():
     rec.latency = Latency.from_json(summarize(rec.latencies_ms))
     text = render([rec], "md")
     assert "one class (m fp32 on host): one class (0) for all 20: accuracy = that class's share (0.2500)" in text
+
+
+def test_agreement_comes_with_the_class_balance_it_was_measured_on():
+    logits = np.tile([2.0, -1.0], (20, 1))
+    acc = score(logits, np.array([0] * 5 + [1] * 15), logits + 0.01)
+    assert acc["reference_share"] == {"0": 1.0}
+    rec = RunRecord(run_id="r1", created_at="", status="ok", device="host", model="m", recipe="fp32", seq_len=8,
+                    runner="native", threads=1, timing="default", latencies_ms=[1.0 + 0.01 * i for i in range(60)],
+                    accuracy={**acc, "task": "rotten_tomatoes"})
+    from harness.run.stats import summarize
+
+    rec.latency = summarize(rec.latencies_ms)
+    assert ("agreement measured on 20 rotten_tomatoes examples: labels 0: 25%, 1: 75%; fp32 answered 0: 100%"
+            in render([rec], "md"))
