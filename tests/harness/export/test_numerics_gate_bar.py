@@ -11,7 +11,7 @@ import torch
 
 from harness.export import numerics
 from harness.export.recipes import get_recipe
-from tests.test_numerics_measure import Bag, inputs, lower
+from tests.harness.export.test_numerics import Bag, inputs, lower
 
 N = 64
 

@@ -16,7 +16,7 @@ from harness.run import stats
 from harness.store import record as record_module
 from harness.store.db import ResultsStore
 from harness.store.record import RunRecord
-from test_run_interrupt import HarnessRun, assert_partial, interrupt_and_check
+from tests.cli.test_run_interrupt import HarnessRun, assert_partial, interrupt_and_check
 
 
 @pytest.fixture(scope="module")
