@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
 from tests.support.paths import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))

@@ -66,11 +66,11 @@ def test_every_suggestion_anywhere_names_a_flag_that_exists():
     options = _options()
     missing = []
     for pkg in PACKAGES:
-        for path in (ROOT / pkg).rglob("*.py"):
+        for path in (REPO / pkg).rglob("*.py"):
             tree = ast.parse(path.read_text())
             docstrings = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Expr)}
             for node in ast.walk(tree):
                 if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-                    missing += [f"{f} ({path.relative_to(ROOT)}:{node.lineno})" for f in SUGGESTION.findall(node.value)
+                    missing += [f"{f} ({path.relative_to(REPO)}:{node.lineno})" for f in SUGGESTION.findall(node.value)
                                 if f not in options and f not in FOREIGN]
     assert not missing, "suggestions name flags no command has: " + ", ".join(missing)

@@ -17,6 +17,7 @@ import pytest
 
 from harness.store.db import ResultsStore
 from tests.support.ios_standin import make_device
+from tests.support.paths import REPO
 
 SERIAL = "00008120-001A2B3C4D5E6F70"
 
@@ -216,7 +217,6 @@ def test_devices_check_says_what_is_missing_and_the_fix(phone, shared, tmp_path)
 FAKE_XCRUN = r"""#!/usr/bin/env python3
 # A stand-in for `xcrun simctl` on Linux: the app container is a folder; "launch" runs the host runner in it.
 import json, os, shlex, subprocess, sys
-from tests.support.paths import REPO
 root = os.environ["FAKE_SIM_ROOT"]
 args = sys.argv[2:]
 open(os.path.join(root, "calls.log"), "a").write(" ".join(sys.argv[1:]) + "\n")

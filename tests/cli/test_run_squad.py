@@ -17,6 +17,7 @@ import pytest
 from harness.run import measure
 from harness.store.db import ResultsStore
 from tests.support.tools import require_tool
+from tests.support.factories import save_pretrained_checkpoint
 from tests.support.paths import FIXTURES
 
 DATA = FIXTURES
@@ -62,7 +63,7 @@ def test_save_pretrained_checkpoint_exports_with_the_shipped_vocabulary(qa_progr
 def test_squad_f1_on_the_host_matches_the_fp32_reference(qa_program, host_run):
     rec = host_run
     assert rec.status != "failed", rec.error
-    acc = rec.accuracy
+    acc = rec.accuracy.to_json()  # the record's JSON, as the store and `results export` hold it
     assert acc["metric"] == "f1" and acc["task"] == "squad-tiny" and acc["squad_version"] == "1.1"
     assert acc["n"] == 9 and acc["windows"] > 9  # every question scored once, over all of its windows
     assert 0.0 <= acc["value"] <= 1.0 and 0.0 <= acc["exact_match"] <= acc["value"]
@@ -77,7 +78,7 @@ def test_squad_f1_on_the_host_matches_the_fp32_reference(qa_program, host_run):
 
 def test_squad_v2_file_scores_unanswerable_questions(qa_program):
     results, res = qa_program
-    acc = _run(res.program, results, task=str(V2), samples=50).accuracy
+    acc = _run(res.program, results, task=str(V2), samples=50).accuracy.to_json()
     assert acc["squad_version"] == "2.0" and acc["n"] == 11
     assert acc["value"] == pytest.approx(acc["reference_value"])
 
