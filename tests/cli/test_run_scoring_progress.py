@@ -58,5 +58,5 @@ def test_an_emulated_run_reports_each_example_it_scores(program, tmp_path):
     from harness.store.db import ResultsStore
 
     (rec,) = ResultsStore(tmp_path / "r").runs()
-    assert (rec.timing, rec.status, rec.latency["n"]) == ("emulated", "ok", 3)
+    assert (rec.timing, rec.status, rec.latency.n) == ("emulated", "ok", 3)
     assert "emulated" in rec.flags and "too_few_samples" not in rec.flags  # warnings (high_cv) may come with it
