@@ -66,15 +66,17 @@ class ResultsStore:
         for record in records:
             if not isinstance(record, RunRecord):
                 raise TypeError(f"ResultsStore.add takes a RunRecord, not {type(record).__name__}")
-        # checked and serialised before touching the db: a bad record writes nothing, and its measurement is kept
-        for record in records:
-            problem = record_problem(record.to_dict())
+        # checked and serialised before touching the db: a bad record writes nothing, and its measurement is kept.
+        # One to_dict per record: an interrupted run's 100,000 samples are copied once, not once per step.
+        dicts = [record.to_dict() for record in records]
+        for record, d in zip(records, dicts):
+            problem = record_problem(d)
             if problem:
                 raise BadInput(f"run {shown(record.run_id)} cannot be stored: {problem}; "
                                f"{self._recover(records)}")
         try:
-            values = [[getattr(r, c) for c in _COLUMNS] + [int(bool(r.emulated)), dumps(r.to_dict())]
-                      for r in records]
+            values = [[getattr(r, c) for c in _COLUMNS] + [int(bool(r.emulated)), dumps(d)]
+                      for r, d in zip(records, dicts)]
         except TypeError as e:  # orjson: a value JSON cannot hold (an integer past 64 bits, an object)
             raise BadInput(f"a run cannot be stored: {e}; {self._recover(records)}") from None
         try:

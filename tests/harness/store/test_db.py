@@ -169,7 +169,7 @@ KILLED_WRITER = textwrap.dedent(
     from pathlib import Path
     from harness.store.db import ResultsStore, Selection
     store = ResultsStore(Path(sys.argv[1]))
-    with store._connect(write=True) as con:
+    with store.db.connect(write=True) as con:
         con.execute("BEGIN IMMEDIATE")
         con.execute("INSERT INTO runs (run_id, created_at, status, device, emulated, record) "
                     "VALUES ('half', 't', 'ok', 'host', 0, '{{}}')")
