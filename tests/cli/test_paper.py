@@ -71,9 +71,11 @@ def test_verdict_is_unclear_when_the_intervals_straddle_the_threshold():
 def test_a_row_that_cannot_run_says_why_and_the_others_still_show():
     from types import SimpleNamespace
 
+    from harness.store.record import Latency, Memory
+
     rows = [r for r in paper.ROWS if r.key in ("bert-base", "mobilebert")]
     rec = SimpleNamespace(tags={"paper": "mobilebert"}, recipe="fp32", status="ok", threads=2, emulated=False,
-                          latency={"median": 10.0}, memory={"peak_rss_mb": 40.0}, error=None)
+                          latency=Latency(median=10.0), memory=Memory(peak_rss_mb=40.0), error=None)
     text = paper.paper_table(rows, ["fp32"], {"bert-base": (109e6, 22e9), "mobilebert": (25e6, 5e9)}, [rec],
                              {("mobilebert", "fp32"): 100_000_000},
                              {("bert-base", "fp32"): "not exported: out of memory"},

@@ -49,7 +49,8 @@ def test_agreement_comes_with_the_class_balance_it_was_measured_on():
                     runner="native", threads=1, timing="default", latencies_ms=[1.0 + 0.01 * i for i in range(60)],
                     accuracy={**acc, "task": "rotten_tomatoes"})
     from harness.run.stats import summarize
+    from harness.store.record import Latency
 
-    rec.latency = summarize(rec.latencies_ms)
+    rec.latency = Latency.from_json(summarize(rec.latencies_ms))
     assert ("agreement measured on 20 rotten_tomatoes examples: labels 0: 25%, 1: 75%; fp32 answered 0: 100%"
             in render([rec], "md"))
