@@ -51,8 +51,8 @@ def test_result_json_fields(bundle, tiny, tmp_path):
     assert p.returncode == 0, p.stderr
     raw = RawResult.from_json((tmp_path / "r.json").read_text())
     assert raw.runner == "native" and raw.num_examples == 4 and raw.threads == 1
-    assert len(raw.latencies_ms) == 7 and all(0 < x < 1000 for x in raw.latencies_ms)
-    assert 0 < raw.load_ms < 10_000 and 0 < raw.first_inference_ms < 10_000
+    assert len(raw.latencies_ms) == 7 and all(x > 0 for x in raw.latencies_ms)
+    assert raw.load_ms > 0 and raw.first_inference_ms > 0
     assert 1000 < raw.peak_rss_kb < 200_000 and raw.peak_rss_method == "/proc/self/status VmHWM"
     assert raw.peak_rss_kb == raw.extra["vmhwm_kb"] and raw.extra["ru_maxrss_kb"] > 0
     assert raw.pss_kb is None or 0 < raw.pss_kb <= raw.peak_rss_kb
