@@ -127,18 +127,24 @@ def _run_medians(runs: list[RunRecord]) -> list[float]:
 
 
 def _quiet(g: Group) -> tuple[list[RunRecord], list[RunRecord]]:
-    """A group's measured runs split into the quiet ones and those the runner saw disturbed (a timed thread that
-    waited for a CPU, steal, iowait: harness/run/disturbance.py)."""
-    return ([r for r in g.measured if "disturbed" not in r.flags], [r for r in g.measured if "disturbed" in r.flags])
+    """A group's measured runs split into those its report row pools and those left out, disturbed or slowed
+    throughout (harness/run/pooling.py): the gate compares what the reports show."""
+    return g.pooling.kept, g.pooling.left_out
+
+
+def _unjudged(kept: list[RunRecord], left_out: list[RunRecord]) -> bool:
+    """Fewer than two of a side's pooled runs are free of disturbance evidence, and some run had it."""
+    return sum("disturbed" not in r.flags for r in kept) < 2 and any("disturbed" in r.flags for r in kept + left_out)
 
 
 def _compare_groups(ga: Group, gb: Group) -> dict[str, Any]:
     """Runs as the replications when both sides have two or more (stats.compare_runs_of); else the pooled samples,
-    with a warning that the spread between runs is then unknown. Disturbed runs are left out while two quiet runs
-    remain on their side; with fewer, the comparison is shown but marked inconclusive (the gate does not fail on
-    it: the evidence says the machine, not the program, was slow)."""
+    with a warning that the spread between runs is then unknown. Each side pools the runs its report row pools
+    (harness/run/pooling.py); a side with fewer than two runs free of disturbance evidence makes the comparison
+    inconclusive (shown, but the gate does not fail on it: the evidence says the machine, not the program, was
+    slow)."""
     (qa, da), (qb, db) = _quiet(ga), _quiet(gb)
-    inconclusive = len(qa) < 2 and bool(da) or len(qb) < 2 and bool(db)
+    inconclusive = _unjudged(qa, da) or _unjudged(qb, db)
     use_a, use_b = (qa if len(qa) >= 2 else ga.measured), (qb if len(qb) >= 2 else gb.measured)
     ma, mb = _run_medians(use_a), _run_medians(use_b)
     if len(ma) >= 2 and len(mb) >= 2:
@@ -152,7 +158,8 @@ def _compare_groups(ga: Group, gb: Group) -> dict[str, Any]:
                      "spread is barely known" + ("" if few >= 2 else " (compared sample by sample)"))
     left = [r.run_id for r in (da if use_a is qa else []) + (db if use_b is qb else [])]
     if left:
-        notes.append(f"disturbed run{'s' if len(left) > 1 else ''} {', '.join(left)} left out")
+        notes.append(f"run{'s' if len(left) > 1 else ''} {', '.join(left)} left out (disturbed, or slowed throughout: "
+                     "docs/statistics.md#pooling)")
     if inconclusive:
         notes.append("inconclusive: too few undisturbed runs to judge (re-run on a quiet machine)")
     lat["warning"], lat["inconclusive"] = "; ".join(notes), inconclusive

@@ -8,8 +8,10 @@ invocation unless --campaign names it), so an unrelated run never moves a row's 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable
 
+from harness.run.pooling import Pooling, pool
 from harness.store.record import NOT_MEASURED, RunRecord, model_identity, recipe_label
 
 NO_RUNS = "no runs yet: measure one with `harness run` (or `harness demo`), then run `harness report` again"
@@ -31,12 +33,15 @@ class Group:
         ok = [r for r in self.runs if r.status == "ok"]
         return ok or [r for r in self.runs if r.status == "invalid"]
 
+    @cached_property
+    def pooling(self) -> Pooling:
+        """The measured runs split into those the row's latency pools and those left out, disturbed or slowed
+        throughout (harness/run/pooling.py). Every run stays stored and listed."""
+        return pool(self.measured)
+
     @property
     def pooled(self) -> list[RunRecord]:
-        """The runs a row's latency pools: the measured ones, less those the runner saw disturbed while two quiet
-        ones remain (harness/run/disturbance.py). Every run stays stored and listed."""
-        quiet = [r for r in self.measured if "disturbed" not in r.flags]
-        return quiet if len(quiet) >= 2 else self.measured
+        return self.pooling.kept
 
     @property
     def failed(self) -> list[RunRecord]:

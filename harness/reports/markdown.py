@@ -114,8 +114,11 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool =
     for r in rows:
         if r.get("disturbance"):
             left = (f"; {r['n_left_out']} of its {r['n_runs']} runs left out of the latency"
-                    if r.get("n_left_out") else "; pooled all the same (fewer than 2 quiet runs)")
+                    if r.get("n_left_out") else "; kept: no slower than the others")
             notes.append(f"disturbed ({r['model']} {r['recipe'] or ''} on {r['device']}): {r['disturbance']}{left}")
+        if r.get("slowed"):
+            notes.append(f"slowed ({r['model']} {r['recipe'] or ''} on {r['device']}): {r['slowed']} "
+                         "(docs/statistics.md#pooling)")
     one_class = {}  # a program that answered one class for every example: its accuracy is that class's share
     for r in records:
         note = r.accuracy.one_class_note if r.accuracy else None

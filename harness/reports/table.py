@@ -11,8 +11,9 @@ Fields this module reads from a RunRecord (besides the plain ones):
     profile   {"ops": [{"name", "ms", "backend": "XNNPACK" | "portable"}]} (harness/reports/plots.py draws it)
 
 A group's latency pools the samples of its "ok" runs (its "invalid" runs when no run is ok), less the runs the
-runner saw disturbed while two quiet ones remain (n_left_out; every run stays stored and listed); failed runs only
-count and show their error. With two or more runs the p50 CI is p50 +- Student's t over the runs' medians
+runner saw disturbed and those slowed throughout while two quiet ones remain (harness/run/pooling.py; n_left_out,
+slowed; every run stays stored and listed); its flags are those of the pooled runs; failed runs only count and show
+their error. With two or more runs the p50 CI is p50 +- Student's t over the runs' medians
 (stats.replications_ci, never narrower than the pooled plain bootstrap), so it carries the run-to-run spread; from a
 single run it covers that run's noise and drift only (ci_scope says which). run_cv is the CV of the runs' medians;
 above stats.MAX_RUN_CV the row is flagged runs_disagree. Speed-up and accuracy delta are against the fp32 group of
@@ -98,14 +99,17 @@ def _row(g: Group, cache=None) -> dict[str, Any]:
     ]
     status = "ok" if any(r.status == "ok" for r in g.runs) else ("invalid" if measured else "failed")
     run_cv = lat.get("run_cv")
-    flags = {f for r in measured for f in r.flags} | ({"runs_disagree"} if run_cv and run_cv > MAX_RUN_CV else set())
+    pooling = g.pooling  # the flags are those of the runs the latency pools; the left-out runs are named in notes
+    flags = {f for r in pooling.kept for f in r.flags} | ({"runs_disagree"} if run_cv and run_cv > MAX_RUN_CV
+                                                          else set())
     return {
         "section": "emulated" if g.emulated else "hardware",
         "model": f["model"], "recipe": f["recipe"], "device": f["device"], "seq_len": f["seq_len"],
         "runner": f["runner"], "threads": f["threads"], "affinity": f["affinity"] or "", "timing": f["timing"] or "",
         "campaign": f["campaign"] or "", "weights": weights, "status": status,
         "n_runs": len(measured), "n_failed": len(g.failed), "n_samples": sum(sizes),
-        "n_left_out": len(measured) - len(g.pooled),  # disturbed runs kept out of the latency (listed, stored)
+        "n_left_out": len(pooling.left_out),  # disturbed or slowed runs kept out of the latency (listed, stored)
+        "slowed": pooling.slowed_note(),
         "p50_ms": p50, "p50_ci_low": ci[0], "p50_ci_high": ci[1],
         "ci_scope": ("" if ci[0] is None else f"across {len(sizes)} runs" if len(sizes) >= 2 else "within one run"),
         "p90_ms": lat.get("p90") if lat else _med(r.latency.p90 for r in measured),

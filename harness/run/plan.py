@@ -7,8 +7,8 @@ MLPerf's LoadGen separates what is measured from how a test is run; here a RunRe
 plan says how a campaign of them is scheduled. `interleaved` (the default) runs rounds A B C, A B C, ..., in a new
 shuffled order each round (the seed is recorded), so a slow minute on a shared machine falls on every program alike
 instead of on one recipe's block; `blocks` keeps the old order (A A A, B B B, ...). With a `target_ci`, programs
-whose runs disagree (their medians' CV above stats.MAX_RUN_CV) or whose interval across runs is wider than the
-target get further rounds, up to `max_rounds` or `max_seconds`; every run is stored whatever happens. Each device
+whose pooled runs (harness/run/pooling.py) disagree (their medians' CV above stats.MAX_RUN_CV) or whose interval
+across them is wider than the target get further rounds, up to `max_rounds` or `max_seconds`; every run is stored whatever happens. Each device
 is reached through one DeviceSession for the whole campaign (harness/run/session.py). A request's
 `wait_for_quiet` is honoured until the device once stays busy through a whole wait: the campaign then stops waiting.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from common.errors import BadInput
-from harness.run import stats
+from harness.run import pooling, stats
 from harness.run.request import RunRequest, new_campaign
 from harness.run.session import DeviceSession
 from harness.store.record import RunRecord
@@ -66,9 +66,12 @@ def _p50(rec: RunRecord) -> float | None:
 
 
 def needs_more(records: list[RunRecord], target_ci: float) -> str | None:
-    """Why a request's runs call for another round (their medians disagree, or the CI across them is wider than
-    target_ci of their median), or None when they are settled."""
-    meds = [m for m in map(_p50, records) if m is not None]
+    """Why a request's runs call for another round (the runs its report row would pool disagree, or the CI across
+    them is wider than target_ci of their median), or None when they are settled. The row pools as
+    harness/run/pooling.py says, so two quiet runs that agree settle it however many slowed ones sit beside them."""
+    measured = [r for r in records if _p50(r) is not None]
+    kept = pooling.pool(measured).kept
+    meds = [m for m in map(_p50, kept) if m is not None]
     if len(meds) < 2:
         return "fewer than 2 measured runs"
     mean = sum(meds) / len(meds)

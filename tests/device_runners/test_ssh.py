@@ -147,7 +147,9 @@ def test_address_of_a_closed_board_does_not_hang():
         s.bind(("127.0.0.1", 0))
         s.listen(1)
         port = s.getsockname()[1]
+        timeout = 2
         start = time.monotonic()
         with pytest.raises(TransportError, match=rf"ssh pi@127.0.0.1:{port}"):
-            SshTransport(f"pi@127.0.0.1:{port}", connect_timeout=2).shell("true")
-        assert time.monotonic() - start < 60  # bounded by the connect timeout, not left hanging on the banner
+            SshTransport(f"pi@127.0.0.1:{port}", connect_timeout=timeout).shell("true")
+        # bounded by the connect timeout (a few multiples of it: TCP connect, banner, auth), not left hanging
+        assert time.monotonic() - start < 10 * timeout

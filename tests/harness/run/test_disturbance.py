@@ -92,7 +92,7 @@ def test_reasons_name_what_disturbed_the_run(evidence, expect):
     assert disturbance.reasons(evidence) == expect
 
 
-def test_a_disturbed_run_is_left_out_of_the_row_while_two_quiet_ones_remain():
+def test_a_disturbed_slower_run_is_left_out_of_the_row_while_two_others_remain():
     from harness.reports.markdown import render_md
     from harness.reports.table import build_rows
     from tests.support.factories import rec
@@ -105,5 +105,8 @@ def test_a_disturbed_run_is_left_out_of_the_row_while_two_quiet_ones_remain():
     assert slow.run_id in row["run_ids"]  # still listed
     md = render_md([row], quiet + [slow])
     assert f"run {slow.run_id}: 1 of 2 timed threads waited for a CPU; 1 of its 3 runs left out" in md
-    [alone] = build_rows([quiet[0], slow])  # one quiet run: nothing to judge it against, so both are pooled
-    assert alone["n_left_out"] == 0
+    [alone] = build_rows([quiet[0], slow])  # the evidence and its slowness leave the disturbed one out
+    assert alone["n_left_out"] == 1 and alone["ci_scope"] == "within one run"
+    fast = rec("int8", ms=10.0, seed=4, campaign="c", flags=["disturbed"], device_info_after=slow.device_info_after)
+    [kept] = build_rows(quiet + [fast])  # disturbed, but as fast as the others: it cost no time, so it stays
+    assert kept["n_left_out"] == 0 and "kept: no slower than the others" in render_md([kept], quiet + [fast])
