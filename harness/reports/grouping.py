@@ -65,9 +65,10 @@ class Group:
         return f"{f['model']} {f['recipe']} s{f['seq_len']} {f['runner']} t{f['threads']} @{f['device']}"
 
 
-def disturbed_runs(runs: list[RunRecord]) -> list[str]:
+def disturbed_runs(runs: list[RunRecord], pooling: Pooling | None = None) -> list[str]:
     """What the runners saw disturb each run (harness/run/disturbance.py), one phrase per disturbed run:
-    `run 3f2a…: 2 of 2 timed threads waited for a CPU, up to 35% of the run`."""
+    `run 3f2a…: 2 of 2 timed threads waited for a CPU, up to 35% of the run`; given the row's pooling, each phrase
+    ends with whether the run was left out of the latency or kept (no slower than the others)."""
     from harness.run.disturbance import slow_clock_runs
 
     slow = slow_clock_runs(runs)  # a run whose machine was slower than its siblings' (clock canary)
@@ -77,7 +78,9 @@ def disturbed_runs(runs: list[RunRecord]) -> list[str]:
         reasons = list(found.get("reasons") or []) if isinstance(found, dict) else []
         reasons += [slow[r.run_id]] if r.run_id in slow else []
         if reasons:
-            out.append(f"run {r.run_id}: " + "; ".join(str(x) for x in reasons))
+            fate = "" if pooling is None or not pooling.judged else (
+                " (left out)" if r in pooling.left_out else " (kept: no slower than the others)")
+            out.append(f"run {r.run_id}: " + "; ".join(str(x) for x in reasons) + fate)
     return out
 
 

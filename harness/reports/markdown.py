@@ -113,9 +113,7 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool =
                      "between them; the CI across runs says how much that matters (docs/statistics.md)")
     for r in rows:
         if r.get("disturbance"):
-            left = (f"; {r['n_left_out']} of its {r['n_runs']} runs left out of the latency"
-                    if r.get("n_left_out") else "; kept: no slower than the others")
-            notes.append(f"disturbed ({r['model']} {r['recipe'] or ''} on {r['device']}): {r['disturbance']}{left}")
+            notes.append(f"disturbed ({r['model']} {r['recipe'] or ''} on {r['device']}): {r['disturbance']}")
         if r.get("slowed"):
             notes.append(f"slowed ({r['model']} {r['recipe'] or ''} on {r['device']}): {r['slowed']} "
                          "(docs/statistics.md#pooling)")

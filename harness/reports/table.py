@@ -100,8 +100,9 @@ def _row(g: Group, cache=None) -> dict[str, Any]:
     status = "ok" if any(r.status == "ok" for r in g.runs) else ("invalid" if measured else "failed")
     run_cv = lat.get("run_cv")
     pooling = g.pooling  # the flags are those of the runs the latency pools; the left-out runs are named in notes
-    flags = {f for r in pooling.kept for f in r.flags} | ({"runs_disagree"} if run_cv and run_cv > MAX_RUN_CV
-                                                          else set())
+    # a pooled run flagged disturbed was judged no slower than the others: what disturbed it cost no time
+    flags = {f for r in pooling.kept for f in r.flags if not (f == "disturbed" and pooling.judged)}
+    flags |= {"runs_disagree"} if run_cv and run_cv > MAX_RUN_CV else set()
     return {
         "section": "emulated" if g.emulated else "hardware",
         "model": f["model"], "recipe": f["recipe"], "device": f["device"], "seq_len": f["seq_len"],
@@ -125,7 +126,7 @@ def _row(g: Group, cache=None) -> dict[str, Any]:
         "agreement_fp32": acc.agreement_fp32, "accuracy_gate": acc.gate_result(),
         "run_cv": run_cv,
         "flags": ", ".join(sorted(flags)),
-        "disturbance": " | ".join(disturbed_runs(measured)),
+        "disturbance": " | ".join(disturbed_runs(measured, pooling)),
         "error": (last_failed.error or "failed").splitlines()[0] if last_failed else "",
         "run_ids": " ".join(r.run_id for r in g.runs),
         "fp32_campaign": "",  # the fp32 row's campaign when it is another one than this row's

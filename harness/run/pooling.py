@@ -45,6 +45,7 @@ class Pooling:
     kept: list[RunRecord]
     disturbed: list[RunRecord] = field(default_factory=list)
     slowed: list[RunRecord] = field(default_factory=list)
+    judged: bool = True  # False: fewer than two runs with a median, so nothing was judged and every run is kept
 
     @property
     def left_out(self) -> list[RunRecord]:
@@ -69,7 +70,7 @@ def pool(runs: list[RunRecord]) -> Pooling:
     """Split a group's measured runs (see the module doc)."""
     meds = sorted(m for m in map(run_median, runs) if m is not None)
     if len(meds) < 2:
-        return Pooling(list(runs))
+        return Pooling(list(runs), judged=False)
     bar, seen_bar = meds[1] * (1 + SLOWED_BAND), meds[0] * (1 + SLOWED_BAND)
     over = [r for r in runs if (run_median(r) or 0) > (seen_bar if "disturbed" in r.flags else bar)]
     return Pooling([r for r in runs if r not in over], [r for r in over if "disturbed" in r.flags],
