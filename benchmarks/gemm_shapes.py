@@ -102,7 +102,7 @@ def main() -> None:
                     program = runtime.load_program(data)
                     method, x = program.load_method("forward"), torch.randn(m, k)
                     times[k, n, m, t].append(statistics.median(
-                        time_ms(lambda: method.execute([x]), 3, a.iterations)))
+                        time_ms(lambda method=method, x=x: method.execute([x]), 3, a.iterations)))
                     del method, program
             print(f"round {r + 1}/{a.rounds} done", flush=True)
     rows, weighted = [], collections.defaultdict(float)
