@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from harness.reports import columns as C
 from harness.reports.grouping import NO_RUNS, group_runs, random_weights
 from harness.store.record import NOT_MEASURED
-from harness.reports.markdown import EMULATED_NOTE, RANDOM_NOTE, SINGLE_RUN_NOTE, device_cpus
+from harness.reports.markdown import EMULATED_NOTE, RANDOM_NOTE, SINGLE_RUN_NOTE, device_cpus, left_out_notes
 
 if TYPE_CHECKING:
     from harness.reports.plots import Plot
@@ -190,6 +190,9 @@ def render_html(rows: list[dict[str, Any]], records: list[RunRecord]) -> str:
         if section == "emulated":
             body.append(f"<p class='warn'>{escape(EMULATED_NOTE)}.</p>")
         body.append(_summary_table(part, section))
+        left = left_out_notes(part)
+        if left:
+            body.append("<ul class='note'>" + "".join(f"<li>{escape(n)}</li>" for n in left) + "</ul>")
         found = _section_charts(part, records, section)
         body.append("<div class='charts'>" + "".join(add(p, full=p is found[0]) for p in found) + "</div>")
         ops = [plots.op_breakdown(rec, bool(random_weights(rec)), C.model_identity(row))

@@ -91,6 +91,19 @@ def device_cpus(records: list[RunRecord]) -> dict[str, list[str]]:
     return {d: sorted(v) for d, v in sorted(out.items())}
 
 
+def left_out_notes(part: list[dict[str, Any]]) -> list[str]:
+    """One line per row that left runs out of its latency, or kept a disturbed one (harness/run/pooling.py): under
+    the markdown table and under the HTML page's, so no report shows a latency without saying what it pooled."""
+    out = []
+    for r in part:
+        where = f"{r['model']} {r['recipe'] or ''} on {r['device']}"
+        if r.get("disturbance"):
+            out.append(f"disturbed ({where}): {r['disturbance']}")
+        if r.get("slowed"):
+            out.append(f"slowed ({where}): {r['slowed']} (docs/statistics.md#pooling)")
+    return out
+
+
 def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool = False) -> str:
     """rows: harness.reports.table.build_rows(records); wide: every column instead of the compact table."""
     out = [f"# harness report: {C.plural(len(records), 'run')}, {C.plural(len(rows), 'group')}", ""]
@@ -111,12 +124,7 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool =
         from harness.run.stats import MAX_RUN_CV
         notes.append(f"runs_disagree: the runs' medians spread by more than {MAX_RUN_CV:.0%} (CV): the machine changed "
                      "between them; the CI across runs says how much that matters (docs/statistics.md)")
-    for r in rows:
-        if r.get("disturbance"):
-            notes.append(f"disturbed ({r['model']} {r['recipe'] or ''} on {r['device']}): {r['disturbance']}")
-        if r.get("slowed"):
-            notes.append(f"slowed ({r['model']} {r['recipe'] or ''} on {r['device']}): {r['slowed']} "
-                         "(docs/statistics.md#pooling)")
+    notes += left_out_notes(rows)
     one_class = {}  # a program that answered one class for every example: its accuracy is that class's share
     for r in records:
         note = r.accuracy.one_class_note if r.accuracy else None

@@ -170,3 +170,18 @@ def test_html_renders_in_headless_chromium(records, tmp_path, chromium):
         assert "1 of 5 rows" in b.eval("document.querySelector('[data-table=hardware] .count').textContent")
         assert b.problems() == []  # no JavaScript error, no console error
         assert {u.split(":")[0] for u in b.requested()} <= {"file", "data", "about", "blob"}  # nothing from a network
+
+
+def test_the_page_names_the_runs_a_row_left_out_as_the_markdown_does():
+    """A row whose runs fell in two epochs (four at 10 ms, two slowed to 13 ms): the HTML page says which runs its
+    latency left out, word for word as the markdown report does."""
+    from harness.reports.markdown import render_md
+    from harness.reports.table import build_rows
+    from tests.support.factories import rec
+
+    runs = [rec("int8", ms=m, seed=s, campaign="c") for s, m in enumerate([10.0, 13.0, 10.1, 13.1, 10.0, 10.05])]
+    rows = build_rows(runs)
+    note = f"2 of 6 runs slowed throughout (runs {runs[1].run_id}, {runs[3].run_id}:"
+    assert note in render_md(rows, runs)
+    page = render(runs, "html")
+    assert note in page and "docs/statistics.md#pooling" in page
