@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from common.errors import BadInput
 from harness.store.record import NOT_MEASURED, Accuracy, RunRecord
 from harness.reports.grouping import KEY, Group, disturbed_runs, group_runs, identity, random_weights
 from harness.reports.markdown import fmt_ms, md_table
+from harness.run.pooling import run_median
 from harness.run.stats import MIN_GATE_RUNS, compare_runs_of, compare_samples
 
 SAME = ("model", "device", "seq_len", "runner", "threads")  # what a caveat names when two runs differ in it
@@ -123,7 +122,7 @@ def _match_key(g: Group) -> tuple:
 
 
 def _run_medians(runs: list[RunRecord]) -> list[float]:
-    return [float(r.latency.p50 or np.median(r.latencies_ms)) for r in runs if r.latencies_ms]
+    return [run_median(r) for r in runs if r.latencies_ms]
 
 
 def _quiet(g: Group) -> tuple[list[RunRecord], list[RunRecord]]:

@@ -72,6 +72,7 @@ def disturbed_runs(runs: list[RunRecord], pooling: Pooling | None = None) -> lis
     from harness.run.disturbance import slow_clock_runs
 
     slow = slow_clock_runs(runs)  # a run whose machine was slower than its siblings' (clock canary)
+    left_out = {r.run_id for r in pooling.left_out} if pooling is not None else set()
     out = []
     for r in runs:
         found = ((r.device_info_after or {}).get("during") or {}).get("disturbance") or {}
@@ -79,7 +80,7 @@ def disturbed_runs(runs: list[RunRecord], pooling: Pooling | None = None) -> lis
         reasons += [slow[r.run_id]] if r.run_id in slow else []
         if reasons:
             fate = "" if pooling is None or not pooling.judged else (
-                " (left out)" if r in pooling.left_out else " (kept: no slower than the others)")
+                " (left out)" if r.run_id in left_out else " (kept: no slower than the others)")
             out.append(f"run {r.run_id}: " + "; ".join(str(x) for x in reasons) + fate)
     return out
 

@@ -71,7 +71,7 @@ def needs_more(records: list[RunRecord], target_ci: float) -> str | None:
     harness/run/pooling.py says, so two quiet runs that agree settle it however many slowed ones sit beside them."""
     measured = [r for r in records if _p50(r) is not None]
     kept = pooling.pool(measured).kept
-    meds = [m for m in map(_p50, kept) if m is not None]
+    meds = [_p50(r) for r in kept]
     if len(meds) < 2:
         return "fewer than 2 measured runs"
     mean = sum(meds) / len(meds)

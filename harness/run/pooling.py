@@ -45,7 +45,12 @@ class Pooling:
     kept: list[RunRecord]
     disturbed: list[RunRecord] = field(default_factory=list)
     slowed: list[RunRecord] = field(default_factory=list)
-    judged: bool = True  # False: fewer than two runs with a median, so nothing was judged and every run is kept
+    reference: float | None = None  # the second-fastest run's median, which the bar is set from; None: not judged
+
+    @property
+    def judged(self) -> bool:
+        """False when fewer than two runs had a median: nothing was judged and every run is kept."""
+        return self.reference is not None
 
     @property
     def left_out(self) -> list[RunRecord]:
@@ -56,8 +61,7 @@ class Pooling:
         latency`, or "" when none were."""
         if not self.slowed:
             return ""
-        ref = sorted(m for m in map(run_median, self.kept) if m)[len(self.kept) > 1]
-        over = sorted(run_median(r) / ref - 1 for r in self.slowed)
+        over = sorted(run_median(r) / self.reference - 1 for r in self.slowed)
         span = f"{over[0]:.0%}" if len(over) == 1 or f"{over[0]:.0%}" == f"{over[-1]:.0%}" \
             else f"{over[0]:.0%}-{over[-1]:.0%}"
         n = len(self.kept) + len(self.left_out)
@@ -68,10 +72,16 @@ class Pooling:
 
 def pool(runs: list[RunRecord]) -> Pooling:
     """Split a group's measured runs (see the module doc)."""
-    meds = sorted(m for m in map(run_median, runs) if m is not None)
-    if len(meds) < 2:
-        return Pooling(list(runs), judged=False)
-    bar, seen_bar = meds[1] * (1 + SLOWED_BAND), meds[0] * (1 + SLOWED_BAND)
-    over = [r for r in runs if (run_median(r) or 0) > (seen_bar if "disturbed" in r.flags else bar)]
-    return Pooling([r for r in runs if r not in over], [r for r in over if "disturbed" in r.flags],
-                   [r for r in over if "disturbed" not in r.flags])
+    meds = [run_median(r) for r in runs]
+    fastest = sorted(m for m in meds if m is not None)
+    if len(fastest) < 2:
+        return Pooling(list(runs))
+    out = Pooling([], reference=fastest[1])
+    bar, seen_bar = fastest[1] * (1 + SLOWED_BAND), fastest[0] * (1 + SLOWED_BAND)
+    for r, m in zip(runs, meds):
+        seen = "disturbed" in r.flags
+        if m is None or m <= (seen_bar if seen else bar):
+            out.kept.append(r)
+        else:
+            (out.disturbed if seen else out.slowed).append(r)
+    return out
