@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from harness.reports import columns as C
 from harness.reports.grouping import NO_RUNS, group_runs, random_weights
 from harness.store.record import NOT_MEASURED
-from harness.reports.markdown import EMULATED_NOTE, RANDOM_NOTE, SINGLE_RUN_NOTE, device_cpus, left_out_notes
+from harness.reports.markdown import EMULATED_NOTE, RANDOM_NOTE, ci_notes, device_cpus, left_out_notes
 
 if TYPE_CHECKING:
     from harness.reports.plots import Plot
@@ -173,8 +173,7 @@ def render_html(rows: list[dict[str, Any]], records: list[RunRecord]) -> str:
             f"{escape(d)} = {escape(' / '.join(cpus))}" for d, cpus in devices.items()) + "</p>")
     if any(r.get("weights") == "random" for r in rows):
         body.append(f"<p class='warn'>{escape(RANDOM_NOTE)}</p>")
-    if any(r.get("ci_scope") == "within one run" for r in rows):
-        body.append(f"<p class='note'>{escape(SINGLE_RUN_NOTE)}</p>")
+    body += [f"<p class='note'>{escape(note)}</p>" for note in ci_notes(rows)]
     charts: list[str] = []
 
     def add(plot: Plot, full: bool = False) -> str:

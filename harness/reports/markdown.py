@@ -18,6 +18,9 @@ EMULATED_NOTE = ("functional timings only, from an emulator: never ranked or com
 SINGLE_RUN_NOTE = ("p50 CI from a single run (runs = 1): it counts that run's noise and drift, not the shifts between "
                    "runs (several percent on a shared machine); measure with `harness run --repeat 3` or more for an "
                    "interval across runs (docs/statistics.md)")
+KEPT_ONE_NOTE = ("p50 CI from the one run kept (the others were left out, named below): it counts that run's noise "
+                 "and drift, not the shifts between runs; more runs (`--repeat`) on a quieter machine give an interval "
+                 "across runs (docs/statistics.md#pooling)")
 FLAG_MEANING = {"high_cv": " (robust cv above 0.10)", "too_few_samples": " (under 10 timed iterations)",
                 "gate_fail": " (accuracy below the gate vs fp32)"}
 WIDTH = 100  # the compact report fits a terminal this wide
@@ -104,6 +107,13 @@ def left_out_notes(part: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def ci_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """What the rows' p50 intervals cover when one of them comes from a single run (measured once, or one kept)."""
+    scopes = {r.get("ci_scope") for r in rows}
+    return ([SINGLE_RUN_NOTE] if "within one run" in scopes else []) + (
+        [KEPT_ONE_NOTE] if "within the one run kept" in scopes else [])
+
+
 def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool = False) -> str:
     """rows: harness.reports.table.build_rows(records); wide: every column instead of the compact table."""
     out = [f"# harness report: {C.plural(len(records), 'run')}, {C.plural(len(rows), 'group')}", ""]
@@ -117,9 +127,7 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool =
     failed = [r for r in records if r.status in NOT_MEASURED]  # interrupted runs too: their error says so
     if failed:
         out += ["## Failed runs", "", _failed_table(failed, wide), ""]
-    notes = []
-    if any(r["ci_scope"] == "within one run" for r in rows):
-        notes.append(SINGLE_RUN_NOTE)
+    notes = ci_notes(rows)
     if any("runs_disagree" in r["flags"] for r in rows):
         from harness.run.stats import MAX_RUN_CV
         notes.append(f"runs_disagree: the runs' medians spread by more than {MAX_RUN_CV:.0%} (CV): the machine changed "

@@ -112,7 +112,8 @@ def _row(g: Group, cache=None) -> dict[str, Any]:
         "n_left_out": len(pooling.left_out),  # disturbed or slowed runs kept out of the latency (listed, stored)
         "slowed": pooling.slowed_note(),
         "p50_ms": p50, "p50_ci_low": ci[0], "p50_ci_high": ci[1],
-        "ci_scope": ("" if ci[0] is None else f"across {len(sizes)} runs" if len(sizes) >= 2 else "within one run"),
+        "ci_scope": ("" if ci[0] is None else f"across {len(sizes)} runs" if len(sizes) >= 2
+                     else "within the one run kept" if len(measured) >= 2 else "within one run"),
         "p90_ms": lat.get("p90") if lat else _med(r.latency.p90 for r in measured),
         "cv": lat.get("cv") if lat else None,
         "speedup_vs_fp32": None, "rank": None,

@@ -50,7 +50,8 @@ def test_demo_trains_a_student_reports_its_accuracy_per_recipe_then_reuses_it(tm
     assert cached.returncode == 0, cached.stderr[-2000:]
     assert "trained student, from cache" in cached.stdout
     assert "# harness report: 4 runs, 2 groups" in cached.stdout  # this demo's campaign only
-    assert SINGLE_RUN_NOTE.split(":")[0] not in cached.stdout  # each row pools its 2 runs: its CI is across runs
+    # each row has 2 runs: its CI is across them, or (when one was slowed by a busy host) it says one run was kept
+    assert SINGLE_RUN_NOTE not in cached.stdout
     assert (ckpt / "train_log.jsonl").stat().st_mtime_ns == log  # not trained again
 
     # the same job on the user's own checkpoint: only that model is measured, on the task they name, at a length

@@ -106,7 +106,10 @@ def test_a_disturbed_slower_run_is_left_out_of_the_row_while_two_others_remain()
     md = render_md([row], quiet + [slow])
     assert f"run {slow.run_id}: 1 of 2 timed threads waited for a CPU (left out)" in md
     [alone] = build_rows([quiet[0], slow])  # the evidence and its slowness leave the disturbed one out
-    assert alone["n_left_out"] == 1 and alone["ci_scope"] == "within one run"
+    assert alone["n_left_out"] == 1 and alone["ci_scope"] == "within the one run kept"
+    from harness.reports.markdown import KEPT_ONE_NOTE, SINGLE_RUN_NOTE
+    alone_md = render_md([alone], [quiet[0], slow])  # it says the interval is one run's, and not "runs = 1"
+    assert KEPT_ONE_NOTE in alone_md and SINGLE_RUN_NOTE not in alone_md
     fast = rec("int8", ms=10.0, seed=4, campaign="c", flags=["disturbed"], device_info_after=slow.device_info_after)
     [kept] = build_rows(quiet + [fast])  # disturbed, but as fast as the others: it cost no time, so it stays
     assert kept["n_left_out"] == 0 and "kept: no slower than the others" in render_md([kept], quiet + [fast])
