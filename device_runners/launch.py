@@ -30,6 +30,8 @@ def runner_args(job: RunJob) -> list[str]:
         args += ["--affinity", job.affinity]
     if job.etdump:
         args += ["--etdump", job.etdump]
+    if job.near_cores_ns > 0 and job.settle_seconds > 0:
+        args += ["--near-cores-ns", f"{job.near_cores_ns:.1f}", "--settle-seconds", f"{job.settle_seconds:g}"]
     return args
 
 

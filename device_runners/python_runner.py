@@ -121,6 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--etdump")
     p.add_argument("--method", default="forward")
     p.add_argument("--xnnpack-cache")  # accepted so both runners parse one command line; refused in run()
+    p.add_argument("--near-cores-ns", type=float, default=0.0)  # the native runner's near-cores gate: no-op here
+    p.add_argument("--settle-seconds", type=float, default=0.0)
     return p
 
 

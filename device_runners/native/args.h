@@ -11,7 +11,7 @@ constexpr const char* kUsage =
     "usage: harness_runner --program P.pte --inputs IN.bin --result R.json [--outputs OUT.bin] [--warmup W]\n"
     "                      [--iterations N] [--min-seconds S] [--threads T] [--affinity 0,1|4-7] [--etdump D.etdp]\n"
     "                      [--method forward] [--xnnpack-cache PACKED.bin] [--max-samples K]\n"
-    "                      [--warmup-seconds S] [--max-seconds S]\n";
+    "                      [--warmup-seconds S] [--max-seconds S] [--near-cores-ns NS --settle-seconds S]\n";
 
 struct Args {
   std::string program, inputs, result, outputs, affinity, etdump, method = "forward";
@@ -21,6 +21,10 @@ struct Args {
   double min_seconds = 0.0;
   double warmup_seconds = 0.0;  // the warmup lasts this long as well as --warmup runs
   double max_seconds = 0.0;     // 0: no cap; else the timed loop ends here even short of --iterations
+  // The near-cores gate (evidence.h core_round_trip_ns): before timing, wait up to settle_seconds while a core round
+  // trip takes over kFarFactor x near_cores_ns (the nearest the host saw in this campaign). 0: no gate.
+  double near_cores_ns = 0.0;
+  double settle_seconds = 0.0;
 };
 
 // "" on success, else a one-line reason naming the flag.
@@ -47,9 +51,13 @@ inline std::string parse_args(int argc, char** argv, Args* a) {
       if (!integer(flag == "--threads" ? 1 : flag == "--max-samples" ? 2 : 0)) return "bad value for " + flag + ": " + v;
       (flag == "--warmup" ? a->warmup : flag == "--iterations" ? a->iterations
        : flag == "--threads" ? a->threads : a->max_samples) = x;
-    } else if (flag == "--min-seconds" || flag == "--warmup-seconds" || flag == "--max-seconds") {
-      double& d = flag == "--min-seconds" ? a->min_seconds : flag == "--warmup-seconds" ? a->warmup_seconds
-                                                                                        : a->max_seconds;
+    } else if (flag == "--min-seconds" || flag == "--warmup-seconds" || flag == "--max-seconds" ||
+               flag == "--near-cores-ns" || flag == "--settle-seconds") {
+      double& d = flag == "--min-seconds"      ? a->min_seconds
+                  : flag == "--warmup-seconds" ? a->warmup_seconds
+                  : flag == "--max-seconds"    ? a->max_seconds
+                  : flag == "--near-cores-ns"  ? a->near_cores_ns
+                                               : a->settle_seconds;
       d = std::strtod(v.c_str(), &end);
       if (*end != '\0' || end == v.c_str() || !(d >= 0) || !std::isfinite(d)) return "bad value for " + flag + ": " + v;
     } else {

@@ -6,14 +6,19 @@
 #pragma once
 
 #include <dirent.h>
+#include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "json.h"
 
@@ -112,11 +117,79 @@ inline double canary_ns_per_step() {
   return best;
 }
 
+// How far apart two of the run's CPUs are: two threads, pinned to the first two CPUs this process may use, pass a
+// flag back and forth through one cache line; nanoseconds per round trip, the median of five batches of 500. On a
+// cloud VM the hypervisor places the two vCPUs on nearby cores (one L3: ~60-110 ns on an EPYC) or on far ones
+// (another CCD or socket: ~400-500 ns), and moves them every few seconds; a multi-threaded program whose threads meet
+// at a barrier after every operator runs 10-35% slower while they are far apart, with no wait, steal or clock change
+// to show for it (docs/statistics.md#far-cores). -1 when fewer than two CPUs are allowed or a batch took over 20 ms
+// (the two threads did not run at once).
+constexpr double kFarFactor = 2.0;  // harness/run/disturbance.py FAR_FACTOR: a round trip this many times the nearest
+
+inline double core_round_trip_ns() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return -1;
+  int cpus[2], n = 0;
+  for (int c = 0; c < CPU_SETSIZE && n < 2; ++c)
+    if (CPU_ISSET(c, &allowed)) cpus[n++] = c;
+  if (n < 2) return -1;
+  constexpr int kBatches = 5, kTrips = 500;
+  alignas(64) static std::atomic<long> flag;
+  std::atomic<bool> quit{false}, ready{false};
+  flag.store(0);
+  auto pin = [](int cpu) {
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return sched_setaffinity(0, sizeof one, &one) == 0;  // 0: the calling thread (Linux and Android alike)
+  };
+  std::thread echo([&] {  // answers each odd value with the next even one
+    pin(cpus[1]);
+    ready.store(true);
+    long v = 1;
+    while (!quit.load(std::memory_order_relaxed)) {
+      if (flag.load(std::memory_order_acquire) == v) {
+        flag.store(v + 1, std::memory_order_release);
+        v += 2;
+      }
+    }
+  });
+  std::vector<double> ns;
+  std::thread ping([&] {
+    if (!pin(cpus[0])) return;
+    while (!ready.load()) {
+    }
+    long x = 0;
+    for (int b = 0; b < kBatches; ++b) {
+      auto t0 = std::chrono::steady_clock::now();
+      for (int i = 0; i < kTrips; ++i, x += 2) {
+        flag.store(x + 1, std::memory_order_release);
+        for (long spin = 0; flag.load(std::memory_order_acquire) != x + 2; ++spin) {
+          if ((spin & 4095) == 4095 && std::chrono::steady_clock::now() - t0 > std::chrono::milliseconds(20)) return;
+        }
+      }
+      ns.push_back(std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kTrips);
+    }
+  });
+  ping.join();
+  quit.store(true);
+  echo.join();
+  if (ns.size() < kBatches) return -1;
+  std::sort(ns.begin(), ns.end());
+  return ns[kBatches / 2];
+}
+
 // {"wall_s", "threads": [{"tid", "cpu_s", "wait_s", "nivcsw", "migrations"}], "steal_share", "iowait_share",
-//  "procs_running", "canary": {"before_ns", "after_ns"}, "loadavg"}: the differences between two samples taken around
-//  the timed loop, and the canary on either side of it.
+//  "procs_running", "canary": {"before_ns", "after_ns"}, "cores": {"before_ns", "after_ns", "during": [[s, ns]]},
+//  "settle": {"near_ns", "first_ns", "waited_s", "passed"}, "loadavg"}: the
+//  differences between two samples taken around the timed loop, and the canary and the core round trip on either side
+//  of it (the round trip only for a run of two or more threads).
 inline std::string evidence_json(const EvidenceSample& a, const EvidenceSample& b, double wall_s,
-                                 double canary_before = -1, double canary_after = -1) {
+                                 double canary_before = -1, double canary_after = -1,
+                                 double cores_before = -1, double cores_after = -1,
+                                 const std::string& settle_json = "",
+                                 const std::vector<std::pair<double, double>>& cores_during = {}) {
   std::string threads = "[";
   bool first = true;
   for (const auto& [tid, tb] : b.threads) {
@@ -149,6 +222,17 @@ inline std::string evidence_json(const EvidenceSample& a, const EvidenceSample& 
     c.num("before_ns", canary_before).num("after_ns", canary_after);
     o.raw("canary", c.text());
   }
+  if (cores_before > 0 || cores_after > 0) {
+    JsonObject c;
+    cores_before > 0 ? c.num("before_ns", cores_before) : c.null("before_ns");
+    cores_after > 0 ? c.num("after_ns", cores_after) : c.null("after_ns");
+    std::string during = "[";
+    for (size_t i = 0; i < cores_during.size(); ++i)
+      during += (i ? ", [" : "[") + json_num(cores_during[i].first) + ", " + json_num(cores_during[i].second) + "]";
+    c.raw("during", during + "]");
+    o.raw("cores", c.text());
+  }
+  if (!settle_json.empty()) o.raw("settle", settle_json);
   std::string load = read_small("/proc/loadavg");
   o.str("loadavg", load.substr(0, load.find(' ', load.find(' ', load.find(' ') + 1) + 1)));
   return o.text();

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #ifndef HARNESS_NO_ETDUMP  // the Apple frameworks ship no ETDump: the iOS app builds without --etdump
@@ -256,6 +257,33 @@ int run_benchmark(const Args& args) {
   }
   if (warm > 0) progress.tick(warm, true);
 
+  // The near-cores gate: threads that meet after every operator run 10-35% slower while the hypervisor keeps their
+  // CPUs far apart (another CCD or socket), for seconds at a time; wait for them to come close, as the host's quiet
+  // gate waits for other work, then warm up again (the caches cooled). Never fails the run: the evidence says.
+  const bool threaded = pool->get_thread_count() >= 2;  // the core round trip only matters when threads meet
+  double cores_before = threaded ? harness::core_round_trip_ns() : -1;
+  std::string settle;
+  if (cores_before > 0 && args.near_cores_ns > 0 && args.settle_seconds > 0) {
+    const double far = harness::kFarFactor * args.near_cores_ns, first = cores_before;
+    auto t_settle = Clock::now();
+    if (first > far) stage("waiting for the CPUs to come close");
+    while (cores_before > far && ms_since(t_settle) < args.settle_seconds * 1000) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      double again = harness::core_round_trip_ns();
+      if (again > 0) cores_before = again;
+    }
+    const double waited = ms_since(t_settle) / 1000.0;
+    if (first > far)
+      for (long w = 0; w < std::max(1L, std::min(args.warmup, 5L)); ++w) {
+        set_inputs(static_cast<size_t>(w) % in.num_examples);
+        check(method->execute(), "warmup run after the wait " + std::to_string(w));
+      }
+    harness::JsonObject g;
+    g.num("near_ns", args.near_cores_ns).num("first_ns", first).num("waited_s", first > far ? waited : 0.0)
+        .boolean("passed", cores_before <= far);
+    settle = g.text();
+  }
+
   stage("timing");
   // --min-seconds holds on any CPU, however fast the program: past `max_kept` samples the list is thinned to every
   // other sample and from then on every 2nd (4th, ...) run is kept, so memory stays bounded (and out of the RSS we
@@ -269,6 +297,10 @@ int run_benchmark(const Args& args) {
   progress.begin("timing", args.iterations, args.min_seconds);
   const double canary_before = harness::canary_ns_per_step();
   harness::EvidenceSample ev_start = harness::sample_evidence();
+  constexpr double kProbeEveryMs = 250;
+  constexpr size_t kMaxProbes = 2400;  // 10 minutes of probes, then no more
+  std::vector<std::pair<double, double>> cores_during;  // (seconds into the timed loop, round trip ns)
+  double next_probe_ms = kProbeEveryMs;
   auto t_timed = Clock::now();
   bool capped = false;  // --max-seconds ended the loop before --iterations or --min-seconds were met
   for (size_t i = 0; !harness::g_stop && (static_cast<long>(i) < args.iterations ||
@@ -292,11 +324,20 @@ int run_benchmark(const Args& args) {
       }
     }
     progress.tick(static_cast<long>(runs));
+    // the CPUs' distance through the loop, between two timed runs (outside execute()), about 4 times a second: the
+    // report tells the share of the loop the run spent with its CPUs far apart (docs/statistics.md#far-cores)
+    if (cores_before > 0 && ms_since(t_timed) >= next_probe_ms && cores_during.size() < kMaxProbes) {
+      const double t = ms_since(t_timed) / 1000.0, ns = harness::core_round_trip_ns();
+      if (ns > 0) cores_during.emplace_back(t, ns);
+      next_probe_ms = ms_since(t_timed) + kProbeEveryMs;
+    }
   }
   progress.tick(static_cast<long>(runs), true);
   double timed_s = ms_since(t_timed) / 1000.0;
   harness::EvidenceSample ev_end = harness::sample_evidence();
-  std::string evidence = harness::evidence_json(ev_start, ev_end, timed_s, canary_before, harness::canary_ns_per_step());
+  const double canary_after = harness::canary_ns_per_step();
+  std::string evidence = harness::evidence_json(ev_start, ev_end, timed_s, canary_before, canary_after, cores_before,
+                                                threaded ? harness::core_round_trip_ns() : -1, settle, cores_during);
   // Memory now, before the outputs pass buffers every example's outputs: the figures are the model's, not ours.
   // VmHWM, not ru_maxrss: the kernel carries ru_maxrss across execve, so a runner (v)forked by a 500 MB Python
   // reported 500 MB. VmHWM belongs to this address space alone. ru_maxrss is kept only where /proc is missing.

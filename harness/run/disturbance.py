@@ -15,6 +15,11 @@ IOWAIT_SHARE = 0.10
 # The clock canary (a fixed chain of dependent multiply-adds timed before and after the loop) taking this much
 # longer on one side than the other: the machine's clock moved during the run. Quiet runs here differ by under 2%.
 CANARY_SHARE = 0.05
+# A core-to-core round trip (evidence.h core_round_trip_ns) this many times the nearest one seen: the run's two CPUs
+# were far apart (here 60-120 ns near, 400-500 ns far: another CCD or socket), and a 2-thread program whose threads
+# meet after every operator ran 10-35% slower for it (docs/statistics.md#far-cores).
+FAR_FACTOR = 2.0
+FAR_RUN_SHARE = 0.1  # a run that spent more than this share of its probes far apart says so
 BUSY_SHARE = 0.2  # a thread on a CPU or waiting for one this share of the run is one of the timed threads
 
 
@@ -62,6 +67,17 @@ def reasons(evidence: dict[str, Any] | None) -> list[str]:
     if before and after and max(before, after) / min(before, after) - 1 > CANARY_SHARE:
         found.append(f"the CPU's clock moved during the run: the canary took {after / before - 1:+.0%} "
                      "after the timed loop against before it")
+    settle = evidence.get("settle")
+    if isinstance(settle, dict) and settle.get("passed") is False and _num(settle.get("waited_s")):
+        found.append(f"its two CPUs stayed far apart through a {_num(settle['waited_s']):.0f} s wait for them to come "
+                     f"close (a core round trip of {_num(settle.get('first_ns')) or 0:.0f} ns against the campaign's "
+                     f"nearest {_num(settle.get('near_ns')) or 0:.0f} ns)")
+    probes = core_probes(evidence)
+    share = far_share(probes)
+    if share is not None and share > FAR_RUN_SHARE:
+        near, far = min(probes), sorted(x for x in probes if x > FAR_FACTOR * min(probes))
+        found.append(f"its two CPUs were far apart for {share:.0%} of the timed loop (a core-to-core round trip of "
+                     f"{far[len(far) // 2]:.0f} ns against {near:.0f} ns near; docs/statistics.md#far-cores)")
     return found
 
 
@@ -85,6 +101,8 @@ def summary(evidence: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"wall_s": round(wall, 3), "threads": threads, "steal_share": evidence.get("steal_share"),
             "iowait_share": evidence.get("iowait_share"), "procs_running": evidence.get("procs_running"),
             "loadavg": evidence.get("loadavg"), "canary_ns": [round(x, 4) if x else None for x in canary(evidence)],
+            "cores_ns": _thin([round(x, 1) for x in core_probes(evidence)], 121),
+            "settle": evidence.get("settle") if isinstance(evidence.get("settle"), dict) else None,
             "reasons": reasons(evidence)}
 
 
@@ -93,6 +111,64 @@ def run_canary(rec) -> float | None:
     found = ((getattr(rec, "device_info_after", None) or {}).get("during") or {}).get("disturbance") or {}
     values = [_num(x) for x in (found.get("canary_ns") or []) if _num(x)] if isinstance(found, dict) else []
     return sum(values) / len(values) if values else None
+
+
+def core_probes(evidence: dict[str, Any] | None) -> list[float]:
+    """The core-to-core round trips (ns) the native runner measured before, during (about 4 a second) and after the
+    timed loop (evidence.h core_round_trip_ns), in time order; [] where it measured none (one thread, one CPU
+    allowed, the Python runner)."""
+    c = evidence.get("cores") if isinstance(evidence, dict) else None
+    if not isinstance(c, dict):
+        return []
+    during = [_num(p[1]) for p in c.get("during") or [] if isinstance(p, list) and len(p) == 2]
+    values = [_num(c.get("before_ns"))] + during + [_num(c.get("after_ns"))]
+    return [x for x in values if x and x > 0]
+
+
+def far_share(probes: list[float], nearest: float | None = None) -> float | None:
+    """The share of the probes over FAR_FACTOR times the nearest round trip (the probes' own, or a given one); None
+    with fewer than two probes."""
+    if len(probes) < 2:
+        return None
+    bar = FAR_FACTOR * (nearest or min(probes))
+    return sum(1 for x in probes if x > bar) / len(probes)
+
+
+def _thin(values: list, at_most: int) -> list:
+    """Every k-th value, first and last kept, so that at most `at_most` remain (a long run's probes, summarised)."""
+    if len(values) <= at_most:
+        return values
+    step = (len(values) - 1) / (at_most - 1)
+    return [values[round(i * step)] for i in range(at_most)]
+
+
+def run_core_probes(rec) -> list[float]:
+    """A stored run's core round trips (ns), as its disturbance summary kept them."""
+    found = ((getattr(rec, "device_info_after", None) or {}).get("during") or {}).get("disturbance") or {}
+    values = found.get("cores_ns") if isinstance(found, dict) else None
+    return [x for x in (_num(v) for v in values) if x and x > 0] if isinstance(values, list) else []
+
+
+def far_core_runs(runs: list) -> dict[str, str]:
+    """Runs whose two CPUs were far apart for most of the timed loop against the nearest round trip any of the runs
+    saw, on the same device and runner (a run whose CPUs were near for part of it says so in its own reasons).
+    run_id -> phrase."""
+    nearest: dict[tuple, float] = {}
+    for r in runs:
+        for x in run_core_probes(r):
+            k = (r.device, r.runner)
+            nearest[k] = min(nearest.get(k, x), x)
+    out = {}
+    for r in runs:
+        probes, ref = run_core_probes(r), nearest.get((r.device, r.runner))
+        share = far_share(probes, ref) if ref else None
+        own = far_share(probes)
+        if share is not None and share > FAR_RUN_SHARE and (own is None or own <= FAR_RUN_SHARE):
+            far = sorted(x for x in probes if x > FAR_FACTOR * ref)
+            out[r.run_id] = (f"its two CPUs were far apart for {share:.0%} of the timed loop (a core-to-core round "
+                             f"trip of {far[len(far) // 2]:.0f} ns against {ref:.0f} ns in the nearest run; "
+                             "docs/statistics.md#far-cores)")
+    return out
 
 
 def slow_clock_runs(runs: list, reference: list | None = None) -> dict[str, str]:

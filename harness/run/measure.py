@@ -180,6 +180,8 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
             min_seconds=req.settings.min_seconds, warmup_seconds=req.settings.warmup_seconds, max_seconds=req.settings.max_seconds,
             threads=rec.threads or 1, affinity=rec.affinity,
             etdump=f"{run_dir}/profile.etdp" if req.settings.profile else None, timeout=req.settings.timeout,
+            near_cores_ns=(req.gates.near_cores_ns or 0.0) if req.settings.runner == "native" else 0.0,
+            settle_seconds=req.gates.wait_for_quiet if req.gates.near_cores_ns else 0.0,
         )
         try:
             device_folders.shell_ok(transport, f"mkdir -p {shlex.quote(run_dir)}", 60, profile.name)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from common.errors import BadInput
-from harness.run import pooling, stats
+from harness.run import disturbance, pooling, stats
 from harness.run.request import RunRequest, new_campaign
 from harness.run.session import DeviceSession
 from harness.store.record import RunRecord
@@ -106,17 +106,22 @@ def run_plan(plan: CampaignPlan, results: Path, measure: Callable[..., RunRecord
     n = len(plan.requests)
     busy = False  # a device that stayed busy through one whole quiet wait is not waited for again in this campaign
     sessions: dict = {}  # DeviceTarget -> DeviceSession: one connection per device for the whole campaign
+    nearest: dict = {}  # DeviceTarget -> the nearest core round trip (ns) its runs saw: the near-cores gate's bar
 
     def one(i: int, rnd: int, pos: int, total: int) -> None:
         nonlocal busy
         req = plan.requests[i]
-        gates = dataclasses.replace(req.gates, wait_for_quiet=0.0 if busy else req.gates.wait_for_quiet)
+        gates = dataclasses.replace(req.gates, wait_for_quiet=0.0 if busy else req.gates.wait_for_quiet,
+                                    near_cores_ns=req.gates.near_cores_ns or nearest.get(req.device))
         req = dataclasses.replace(req, campaign=campaign, tags={**req.tags}, gates=gates,
                                   schedule={"schedule": plan.schedule, "seed": seed, "round": rnd, "position": pos})
         label = f"running {Path(req.program).name} on {req.device.name} (round {rnd}, {pos + 1}/{total})"
         session = sessions.setdefault(req.device, DeviceSession(req.device))
         rec = measure(req, results, label, session)
         done[i].append(rec)
+        seen = disturbance.run_core_probes(rec)
+        if seen:  # the nearest core round trip on this device so far: the next runs wait for their CPUs to be near
+            nearest[req.device] = min(seen + [nearest.get(req.device, seen[0])])
         wait = req.gates.wait_for_quiet
         if wait and ((rec.device_info_before or {}).get("quiet_gate") or {}).get("passed") is False:
             busy = True

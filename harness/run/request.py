@@ -71,6 +71,10 @@ class Gates:
     cooldown: float = 0.0  # seconds to wait, at most, for temperatures to settle
     wait_for_quiet: float = 0.0  # seconds to wait, at most, for other work on the device to stop
     max_start_temp: float | None = None  # thermal gate: battery and skin at or below this (°C), within `cooldown`
+    # the near-cores gate (docs/statistics.md#far-cores): the nearest core round trip (ns) seen on this device in the
+    # campaign; the native runner waits up to `wait_for_quiet` while its CPUs are over twice as far apart. The
+    # campaign's scheduler (harness/run/plan.py) sets it from each run's evidence.
+    near_cores_ns: float | None = None
 
 
 _PARTS = {"device": DeviceTarget, "settings": RunSettings, "inputs": InputsSpec, "gates": Gates}
@@ -145,6 +149,8 @@ def validate(req: RunRequest) -> None:
         raise BadInput(f"--min-seconds {st.min_seconds}: a number of seconds between 0 and {MAX_MIN_SECONDS:.0f}")
     if not (math.isfinite(st.timeout) and 0 < st.timeout <= 7 * 24 * 3600):
         raise BadInput(f"--timeout {st.timeout}: a positive number of seconds (at most a week)")
+    if gates.near_cores_ns is not None and not (math.isfinite(gates.near_cores_ns) and 0 < gates.near_cores_ns < 1e6):
+        raise BadInput(f"near_cores_ns {gates.near_cores_ns}: a core round trip in ns, above 0 and under 1,000,000")
     if not (math.isfinite(gates.wait_for_quiet) and 0 <= gates.wait_for_quiet <= 24 * 3600):
         raise BadInput(f"--wait-for-quiet {gates.wait_for_quiet}: a number of seconds between 0 and 86400")
     if not (math.isfinite(st.warmup_seconds) and 0 <= st.warmup_seconds <= MAX_MIN_SECONDS):
