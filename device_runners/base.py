@@ -107,7 +107,7 @@ class RunJob:
     etdump: str | None = None  # write an ETDump here (profiling run)
     timeout: float = 600.0
     # the near-cores gate (native/evidence.h): before timing, wait up to settle_seconds while the run's CPUs are over
-    # twice as far apart (core round trip) as near_cores_ns, the nearest seen on this device in the campaign
+    # twice as far apart (core round trip) as near_cores_ns, near CPUs' round trip on this device in the campaign
     near_cores_ns: float = 0.0
     settle_seconds: float = 0.0
 

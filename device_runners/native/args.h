@@ -22,7 +22,7 @@ struct Args {
   double warmup_seconds = 0.0;  // the warmup lasts this long as well as --warmup runs
   double max_seconds = 0.0;     // 0: no cap; else the timed loop ends here even short of --iterations
   // The near-cores gate (evidence.h core_round_trip_ns): before timing, wait up to settle_seconds while a core round
-  // trip takes over kFarFactor x near_cores_ns (the nearest the host saw in this campaign). 0: no gate.
+  // trip takes over kFarFactor x near_cores_ns (near CPUs' round trip in this campaign). 0: no gate.
   double near_cores_ns = 0.0;
   double settle_seconds = 0.0;
 };

@@ -124,7 +124,7 @@ inline double canary_ns_per_step() {
 // at a barrier after every operator runs 10-35% slower while they are far apart, with no wait, steal or clock change
 // to show for it (docs/statistics.md#far-cores). -1 when fewer than two CPUs are allowed or a batch took over 20 ms
 // (the two threads did not run at once).
-constexpr double kFarFactor = 2.0;  // harness/run/disturbance.py FAR_FACTOR: a round trip this many times the nearest
+constexpr double kFarFactor = 2.0;  // harness/run/disturbance.py FAR_FACTOR: a round trip this many times the near level is far
 
 inline double core_round_trip_ns() {
   cpu_set_t allowed;

@@ -174,7 +174,7 @@ def _clock_against(a: list[RunRecord], b: list[RunRecord]) -> list[str]:
     own = far_core_runs(b)  # already named among B's own disturbances
     far = {rid: why for rid, why in far_core_runs(a + b).items() if rid in {r.run_id for r in b} and rid not in own}
     return ([f"run {rid}: {why} of A" for rid, why in slow_clock_runs(b, reference=a).items()]
-            + [f"run {rid}: {why.replace('in the nearest run', 'in the nearest run of A and B')}"
+            + [f"run {rid}: {why.replace('near in these runs', 'near in the runs of A and B')}"
                for rid, why in far.items()])
 
 

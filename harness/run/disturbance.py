@@ -75,7 +75,8 @@ def reasons(evidence: dict[str, Any] | None) -> list[str]:
     probes = core_probes(evidence)
     share = far_share(probes)
     if share is not None and share > FAR_RUN_SHARE:
-        near, far = min(probes), sorted(x for x in probes if x > FAR_FACTOR * min(probes))
+        near = near_level(probes)
+        far = sorted(x for x in probes if x > FAR_FACTOR * near)
         found.append(f"its two CPUs were far apart for {share:.0%} of the timed loop (a core-to-core round trip of "
                      f"{far[len(far) // 2]:.0f} ns against {near:.0f} ns near; docs/statistics.md#far-cores)")
     return found
@@ -125,12 +126,21 @@ def core_probes(evidence: dict[str, Any] | None) -> list[float]:
     return [x for x in values if x and x > 0]
 
 
-def far_share(probes: list[float], nearest: float | None = None) -> float | None:
-    """The share of the probes over FAR_FACTOR times the nearest round trip (the probes' own, or a given one); None
-    with fewer than two probes."""
+def near_level(probes: list[float]) -> float | None:
+    """The round trip of near CPUs: the median of the probes within FAR_FACTOR of the fastest (near probes spread
+    60-130 ns here, so the fastest alone would make a slow near probe look far)."""
+    if not probes:
+        return None
+    near = sorted(x for x in probes if x <= FAR_FACTOR * min(probes))
+    return near[len(near) // 2]
+
+
+def far_share(probes: list[float], near: float | None = None) -> float | None:
+    """The share of the probes over FAR_FACTOR times the near level (the probes' own, or a given one); None with
+    fewer than two probes."""
     if len(probes) < 2:
         return None
-    bar = FAR_FACTOR * (nearest or min(probes))
+    bar = FAR_FACTOR * (near or near_level(probes))
     return sum(1 for x in probes if x > bar) / len(probes)
 
 
@@ -150,23 +160,21 @@ def run_core_probes(rec) -> list[float]:
 
 
 def far_core_runs(runs: list) -> dict[str, str]:
-    """Runs whose two CPUs were far apart for most of the timed loop against the nearest round trip any of the runs
-    saw, on the same device and runner (a run whose CPUs were near for part of it says so in its own reasons).
-    run_id -> phrase."""
-    nearest: dict[tuple, float] = {}
+    """Runs whose two CPUs were far apart for much of the timed loop against the near level of all the runs' probes,
+    on the same device and runner (a run near for part of its loop says so in its own reasons). run_id -> phrase."""
+    pooled: dict[tuple, list[float]] = {}
     for r in runs:
-        for x in run_core_probes(r):
-            k = (r.device, r.runner)
-            nearest[k] = min(nearest.get(k, x), x)
+        pooled.setdefault((r.device, r.runner), []).extend(run_core_probes(r))
+    levels = {k: near_level(v) for k, v in pooled.items()}
     out = {}
     for r in runs:
-        probes, ref = run_core_probes(r), nearest.get((r.device, r.runner))
+        probes, ref = run_core_probes(r), levels.get((r.device, r.runner))
         share = far_share(probes, ref) if ref else None
         own = far_share(probes)
         if share is not None and share > FAR_RUN_SHARE and (own is None or own <= FAR_RUN_SHARE):
             far = sorted(x for x in probes if x > FAR_FACTOR * ref)
             out[r.run_id] = (f"its two CPUs were far apart for {share:.0%} of the timed loop (a core-to-core round "
-                             f"trip of {far[len(far) // 2]:.0f} ns against {ref:.0f} ns in the nearest run; "
+                             f"trip of {far[len(far) // 2]:.0f} ns against {ref:.0f} ns near in these runs; "
                              "docs/statistics.md#far-cores)")
     return out
 

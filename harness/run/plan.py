@@ -106,7 +106,8 @@ def run_plan(plan: CampaignPlan, results: Path, measure: Callable[..., RunRecord
     n = len(plan.requests)
     busy = False  # a device that stayed busy through one whole quiet wait is not waited for again in this campaign
     sessions: dict = {}  # DeviceTarget -> DeviceSession: one connection per device for the whole campaign
-    nearest: dict = {}  # DeviceTarget -> the nearest core round trip (ns) its runs saw: the near-cores gate's bar
+    nearest: dict = {}  # DeviceTarget -> near CPUs' round trip (ns) in its runs so far: the near-cores gate's bar
+    probes: dict = {}  # DeviceTarget -> every core round trip its runs measured
 
     def one(i: int, rnd: int, pos: int, total: int) -> None:
         nonlocal busy
@@ -119,9 +120,9 @@ def run_plan(plan: CampaignPlan, results: Path, measure: Callable[..., RunRecord
         session = sessions.setdefault(req.device, DeviceSession(req.device))
         rec = measure(req, results, label, session)
         done[i].append(rec)
-        seen = disturbance.run_core_probes(rec)
-        if seen:  # the nearest core round trip on this device so far: the next runs wait for their CPUs to be near
-            nearest[req.device] = min(seen + [nearest.get(req.device, seen[0])])
+        probes.setdefault(req.device, []).extend(disturbance.run_core_probes(rec))
+        if probes[req.device]:  # near CPUs' round trip on this device so far: the next runs wait for their CPUs to be near
+            nearest[req.device] = disturbance.near_level(probes[req.device])
         wait = req.gates.wait_for_quiet
         if wait and ((rec.device_info_before or {}).get("quiet_gate") or {}).get("passed") is False:
             busy = True

@@ -71,7 +71,7 @@ class Gates:
     cooldown: float = 0.0  # seconds to wait, at most, for temperatures to settle
     wait_for_quiet: float = 0.0  # seconds to wait, at most, for other work on the device to stop
     max_start_temp: float | None = None  # thermal gate: battery and skin at or below this (°C), within `cooldown`
-    # the near-cores gate (docs/statistics.md#far-cores): the nearest core round trip (ns) seen on this device in the
+    # the near-cores gate (docs/statistics.md#far-cores): near CPUs' core round trip (ns) on this device in the
     # campaign; the native runner waits up to `wait_for_quiet` while its CPUs are over twice as far apart. The
     # campaign's scheduler (harness/run/plan.py) sets it from each run's evidence.
     near_cores_ns: float | None = None
