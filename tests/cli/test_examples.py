@@ -100,6 +100,15 @@ HEAVY: dict[str, tuple[str, str]] = {
     "--teacher results/checkpoints/minilm-rt --transfer-corpus imdb --transfer-limit 40000 --alpha 0.5 "
     "--temperature 2 --steps 3000 --batch-size 32 --lr 1e-3 --seq-len 64 --threads 1 --save-every 200 "
     "--out results/checkpoints/tiny4-kd": ("", "the 4-block student of docs/training.md (over an hour)"),
+    "harness train --task rotten_tomatoes --model minilm --steps 200 --batch-size 32 --lr 8e-5 --seq-len 64 "
+    "--threads 2 --save-every 50 --out results/checkpoints/minilm-rt": ("", "fine-tunes MiniLM-L6 (4 min here)"),
+    "harness export --checkpoint results/checkpoints/minilm-rt --quant fp32,int8,int4 --seq-len 64":
+        ("", "exports the MiniLM the training above writes (76 s here)"),
+    "harness export --checkpoint 'results/checkpoints/demo-mobilebert-tiny-2blk-rt-*' --quant fp32,int8,int4 "
+    "--seq-len 64": ("", "exports the student `make demo` trains (needs that demo first)"),
+    "harness run --program 'results/programs/minilm-rt-*.pte' --program 'results/programs/demo-mobilebert-tiny-*.pte' "
+    "--device host --task rotten_tomatoes --samples 1290 --repeat 3 --target-ci 0.02 --max-repeats 6 "
+    "--wait-for-quiet 20 --campaign rivals": ("", "runs the six programs exported above, 18-36 runs (7 min here)"),
     "script: R=results": ("", "exports and runs the checkpoint the training run above writes (fp32, int8, int4)"),
     "harness distill --teacher test-tiny-teacher --student test-tiny --corpus rotten_tomatoes --steps 5 --seq-len 32":
         ("", TINY_TRAIN),
@@ -379,13 +388,13 @@ def _record(run_id: str, campaign: str, recipe: str = "fp32", device: str = "hos
 
 def seed_stores(root: Path) -> None:
     """The runs the examples name, as `harness run` would have stored them: ids 3f2a9c…/77b1e0…, campaigns nightly,
-    nightly-1/2/6/7 and pr-42 (tag branch=main), a failed run on pixel7, mlperf-timed runs; main-results/ is the
+    nightly-1/2/6/7, pr-42 (tag branch=main) and rivals (docs/paper.md), a failed run on pixel7, mlperf-timed runs; main-results/ is the
     baseline store of `compare --baseline main-results pr-42`."""
     from harness.store.db import ResultsStore
 
     runs = [_record("3f2a9c1b0001", "nightly-1", seed=1, median_ms=12.0),
             _record("77b1e0aa0002", "nightly-2", seed=2, median_ms=11.9)]
-    for i, camp in enumerate(["nightly", "nightly-6", "nightly-7", "pr-42"]):
+    for i, camp in enumerate(["nightly", "nightly-6", "nightly-7", "pr-42", "rivals"]):
         slow = 100 if camp == "nightly-6" else 1  # a slow night: nightly-7's real runs (HARNESS_SLOW=1) are no regression
         runs += [_record(f"{camp}-fp32-{i}", camp, seed=3 + i, median_ms=12.0 * slow, tags={"branch": "main"}),
                  _record(f"{camp}-int8-{i}", camp, "int8", seed=4 + i, median_ms=5.0 * slow, tags={"branch": "main"})]
