@@ -122,8 +122,8 @@ inline double canary_ns_per_step() {
 // cloud VM the hypervisor places the two vCPUs on nearby cores (one L3: ~60-110 ns on an EPYC) or on far ones
 // (another CCD or socket: ~400-500 ns), and moves them every few seconds; a multi-threaded program whose threads meet
 // at a barrier after every operator runs 10-35% slower while they are far apart, with no wait, steal or clock change
-// to show for it (docs/statistics.md#far-cores). -1 when fewer than two CPUs are allowed or a batch took over 20 ms
-// (the two threads did not run at once).
+// to show for it (docs/statistics.md#far-cores). -1 when fewer than two CPUs are allowed (nothing to measure), -2
+// when a batch took over 20 ms (the two threads did not run at once: a busy machine).
 constexpr double kFarFactor = 2.0;  // harness/run/disturbance.py FAR_FACTOR: a round trip this many times the near level is far
 
 inline double core_round_trip_ns() {
@@ -175,7 +175,7 @@ inline double core_round_trip_ns() {
   ping.join();
   quit.store(true);
   echo.join();
-  if (ns.size() < kBatches) return -1;
+  if (ns.size() < kBatches) return -2;
   std::sort(ns.begin(), ns.end());
   return ns[kBatches / 2];
 }
@@ -222,7 +222,7 @@ inline std::string evidence_json(const EvidenceSample& a, const EvidenceSample& 
     c.num("before_ns", canary_before).num("after_ns", canary_after);
     o.raw("canary", c.text());
   }
-  if (cores_before > 0 || cores_after > 0) {
+  if (cores_before != -1 || cores_after != -1) {  // probed (a failed probe is null)
     JsonObject c;
     cores_before > 0 ? c.num("before_ns", cores_before) : c.null("before_ns");
     cores_after > 0 ? c.num("after_ns", cores_after) : c.null("after_ns");

@@ -326,7 +326,7 @@ int run_benchmark(const Args& args) {
     progress.tick(static_cast<long>(runs));
     // the CPUs' distance through the loop, between two timed runs (outside execute()), about 4 times a second: the
     // report tells the share of the loop the run spent with its CPUs far apart (docs/statistics.md#far-cores)
-    if (cores_before > 0 && ms_since(t_timed) >= next_probe_ms && cores_during.size() < kMaxProbes) {
+    if (cores_before != -1 && ms_since(t_timed) >= next_probe_ms && cores_during.size() < kMaxProbes) {
       const double t = ms_since(t_timed) / 1000.0, ns = harness::core_round_trip_ns();
       if (ns > 0) cores_during.emplace_back(t, ns);
       next_probe_ms = ms_since(t_timed) + kProbeEveryMs;

@@ -11,6 +11,8 @@ whose pooled runs (harness/run/pooling.py) disagree (their medians' CV above sta
 across them is wider than the target get further rounds, up to `max_rounds` or `max_seconds`; every run is stored whatever happens. Each device
 is reached through one DeviceSession for the whole campaign (harness/run/session.py). A request's
 `wait_for_quiet` is honoured until the device once stays busy through a whole wait: the campaign then stops waiting.
+The same limit bounds the near-cores gate (docs/statistics.md#far-cores), which likewise stops for the rest of the
+campaign once a device's CPUs stay far apart through a whole wait (or its probes are contended: a busy machine).
 """
 
 from __future__ import annotations
@@ -108,12 +110,14 @@ def run_plan(plan: CampaignPlan, results: Path, measure: Callable[..., RunRecord
     sessions: dict = {}  # DeviceTarget -> DeviceSession: one connection per device for the whole campaign
     nearest: dict = {}  # DeviceTarget -> near CPUs' round trip (ns) in its runs so far: the near-cores gate's bar
     probes: dict = {}  # DeviceTarget -> every core round trip its runs measured
+    far_for_good: set = set()  # devices whose CPUs stayed far through one whole wait: not waited for again
 
     def one(i: int, rnd: int, pos: int, total: int) -> None:
         nonlocal busy
         req = plan.requests[i]
+        near = None if req.device in far_for_good else req.gates.near_cores_ns or nearest.get(req.device)
         gates = dataclasses.replace(req.gates, wait_for_quiet=0.0 if busy else req.gates.wait_for_quiet,
-                                    near_cores_ns=req.gates.near_cores_ns or nearest.get(req.device))
+                                    near_cores_ns=near)
         req = dataclasses.replace(req, campaign=campaign, tags={**req.tags}, gates=gates,
                                   schedule={"schedule": plan.schedule, "seed": seed, "round": rnd, "position": pos})
         label = f"running {Path(req.program).name} on {req.device.name} (round {rnd}, {pos + 1}/{total})"
@@ -123,6 +127,11 @@ def run_plan(plan: CampaignPlan, results: Path, measure: Callable[..., RunRecord
         probes.setdefault(req.device, []).extend(disturbance.run_core_probes(rec))
         if probes[req.device]:  # near CPUs' round trip on this device so far: the next runs wait for their CPUs to be near
             nearest[req.device] = disturbance.near_level(probes[req.device])
+        settle = (((rec.device_info_after or {}).get("during") or {}).get("disturbance") or {}).get("settle") or {}
+        if settle.get("passed") is False and req.device not in far_for_good:
+            far_for_good.add(req.device)
+            say(f"{req.device.name}'s CPUs stayed far apart for {req.gates.wait_for_quiet:g} s: the rest of this "
+                "campaign does not wait for them (each run's evidence says how far apart they were)")
         wait = req.gates.wait_for_quiet
         if wait and ((rec.device_info_before or {}).get("quiet_gate") or {}).get("passed") is False:
             busy = True

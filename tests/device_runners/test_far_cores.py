@@ -134,3 +134,20 @@ def test_compare_names_b_runs_whose_cores_were_far_against_a(tmp_path):
     b = [run(f"b{i}", "B", [450, 470, 460], 1.2) for i in range(3)]  # all of B far apart: B alone cannot tell
     [pair] = compare_campaigns(a, b, "A", "B")["pairs"]
     assert len(pair["disturbed_b"]) == 3 and all("near in the runs of A and B" in x for x in pair["disturbed_b"])
+
+
+def test_a_device_whose_cores_stay_far_through_a_wait_is_not_waited_for_again(tmp_path):
+    seen, said = [], []
+
+    def device(req, results, label, session=None):
+        seen.append(req.gates.near_cores_ns)
+        settle = {"near_ns": 90, "first_ns": 450, "waited_s": 20, "passed": False} if len(seen) == 2 else None
+        return RunRecord(run_id=f"r{len(seen)}", created_at="", status="ok", device="host", campaign=req.campaign,
+                         latency={"p50": 1.0}, schedule=req.schedule,
+                         device_info_after={"during": {"disturbance": {"cores_ns": [90, 95], "settle": settle}}})
+
+    gates = dict(wait_for_quiet=20)
+    run_plan(CampaignPlan([RunRequest.of(program="A", **gates), RunRequest.of(program="B", **gates)], rounds=2,
+                          seed=1), tmp_path, measure=device, say=said.append)
+    assert seen == [None, 95, None, None]  # waited once, in vain: the rest of the campaign runs without the gate
+    assert any("stayed far apart for 20 s" in s for s in said)
