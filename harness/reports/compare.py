@@ -167,12 +167,13 @@ def _compare_groups(ga: Group, gb: Group) -> dict[str, Any]:
 
 def _clock_against(a: list[RunRecord], b: list[RunRecord]) -> list[str]:
     """B's runs whose machine ran slower than A's did (their clock canary against the median of A's runs), and B's
-    runs whose CPUs were far apart against the nearest of A's and B's (docs/statistics.md#far-cores): a regression
-    there may be the machine's, not the program's."""
+    runs whose CPUs were far apart against the near level of A's and B's probes (docs/statistics.md#far-cores): a
+    regression there may be the machine's, not the program's."""
     from harness.run.disturbance import far_core_runs, slow_clock_runs
 
     own = far_core_runs(b)  # already named among B's own disturbances
-    far = {rid: why for rid, why in far_core_runs(a + b).items() if rid in {r.run_id for r in b} and rid not in own}
+    ids_b = {r.run_id for r in b}
+    far = {rid: why for rid, why in far_core_runs(a + b).items() if rid in ids_b and rid not in own}
     return ([f"run {rid}: {why} of A" for rid, why in slow_clock_runs(b, reference=a).items()]
             + [f"run {rid}: {why.replace('near in these runs', 'near in the runs of A and B')}"
                for rid, why in far.items()])

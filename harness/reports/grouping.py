@@ -69,15 +69,14 @@ def disturbed_runs(runs: list[RunRecord], pooling: Pooling | None = None) -> lis
     """What the runners saw disturb each run (harness/run/disturbance.py), one phrase per disturbed run:
     `run 3f2a…: 2 of 2 timed threads waited for a CPU, up to 35% of the run`; given the row's pooling, each phrase
     ends with whether the run was left out of the latency or kept (no slower than the others)."""
-    from harness.run.disturbance import far_core_runs, slow_clock_runs
+    from harness.run.disturbance import far_core_runs, kept, slow_clock_runs
 
     slow = slow_clock_runs(runs)  # a run whose machine was slower than its siblings' (clock canary)
     far = far_core_runs(runs)  # a run whose two CPUs were far apart throughout (core round trip)
     left_out = {r.run_id for r in pooling.left_out} if pooling is not None else set()
     out = []
     for r in runs:
-        found = ((r.device_info_after or {}).get("during") or {}).get("disturbance") or {}
-        reasons = list(found.get("reasons") or []) if isinstance(found, dict) else []
+        reasons = list(kept(r).get("reasons") or [])
         reasons += [slow[r.run_id]] if r.run_id in slow else []
         reasons += [far[r.run_id]] if r.run_id in far else []
         if reasons:

@@ -15,9 +15,9 @@ IOWAIT_SHARE = 0.10
 # The clock canary (a fixed chain of dependent multiply-adds timed before and after the loop) taking this much
 # longer on one side than the other: the machine's clock moved during the run. Quiet runs here differ by under 2%.
 CANARY_SHARE = 0.05
-# A core-to-core round trip (evidence.h core_round_trip_ns) this many times the nearest one seen: the run's two CPUs
-# were far apart (here 60-120 ns near, 400-500 ns far: another CCD or socket), and a 2-thread program whose threads
-# meet after every operator ran 10-35% slower for it (docs/statistics.md#far-cores).
+# A core-to-core round trip (evidence.h core_round_trip_ns) this many times the near level (near_level): the
+# run's two CPUs were far apart (here 60-120 ns near, 400-500 ns far: another CCD or socket), and a 2-thread
+# program whose threads meet after every operator ran 10-35% slower for it (docs/statistics.md#far-cores).
 FAR_FACTOR = 2.0
 FAR_RUN_SHARE = 0.1  # a run that spent more than this share of its probes far apart says so
 BUSY_SHARE = 0.2  # a thread on a CPU or waiting for one this share of the run is one of the timed threads
@@ -71,14 +71,11 @@ def reasons(evidence: dict[str, Any] | None) -> list[str]:
     if isinstance(settle, dict) and settle.get("passed") is False and _num(settle.get("waited_s")):
         found.append(f"its two CPUs stayed far apart through a {_num(settle['waited_s']):.0f} s wait for them to come "
                      f"close (a core round trip of {_num(settle.get('first_ns')) or 0:.0f} ns against the campaign's "
-                     f"nearest {_num(settle.get('near_ns')) or 0:.0f} ns)")
+                     f"near level {_num(settle.get('near_ns')) or 0:.0f} ns)")
     probes = core_probes(evidence)
     share = far_share(probes)
     if share is not None and share > FAR_RUN_SHARE:
-        near = near_level(probes)
-        far = sorted(x for x in probes if x > FAR_FACTOR * near)
-        found.append(f"its two CPUs were far apart for {share:.0%} of the timed loop (a core-to-core round trip of "
-                     f"{far[len(far) // 2]:.0f} ns against {near:.0f} ns near; docs/statistics.md#far-cores)")
+        found.append(_far_phrase(probes, near_level(probes), "near"))
     return found
 
 
@@ -107,10 +104,16 @@ def summary(evidence: dict[str, Any] | None) -> dict[str, Any] | None:
             "reasons": reasons(evidence)}
 
 
+def kept(rec) -> dict[str, Any]:
+    """The disturbance summary a stored run keeps (summary() of its runner's evidence), or {} when it has none."""
+    found = ((getattr(rec, "device_info_after", None) or {}).get("during") or {}).get("disturbance")
+    return found if isinstance(found, dict) else {}
+
+
 def run_canary(rec) -> float | None:
     """A run's clock canary (the mean of before and after, ns per step), or None when its runner did not time one."""
-    found = ((getattr(rec, "device_info_after", None) or {}).get("during") or {}).get("disturbance") or {}
-    values = [_num(x) for x in (found.get("canary_ns") or []) if _num(x)] if isinstance(found, dict) else []
+    found = kept(rec)
+    values = [_num(x) for x in (found.get("canary_ns") or []) if _num(x)]
     return sum(values) / len(values) if values else None
 
 
@@ -152,10 +155,17 @@ def _thin(values: list, at_most: int) -> list:
     return [values[round(i * step)] for i in range(at_most)]
 
 
+def _far_phrase(probes: list[float], near: float, against: str) -> str:
+    """'its two CPUs were far apart for 56% of the timed loop (a core-to-core round trip of 460 ns against 99 ns
+    near ...)': the share of probes over FAR_FACTOR x near, and the median of those far probes."""
+    far = sorted(x for x in probes if x > FAR_FACTOR * near)
+    return (f"its two CPUs were far apart for {len(far) / len(probes):.0%} of the timed loop (a core-to-core round "
+            f"trip of {far[len(far) // 2]:.0f} ns against {near:.0f} ns {against}; docs/statistics.md#far-cores)")
+
+
 def run_core_probes(rec) -> list[float]:
     """A stored run's core round trips (ns), as its disturbance summary kept them."""
-    found = ((getattr(rec, "device_info_after", None) or {}).get("during") or {}).get("disturbance") or {}
-    values = found.get("cores_ns") if isinstance(found, dict) else None
+    values = kept(rec).get("cores_ns")
     return [x for x in (_num(v) for v in values) if x and x > 0] if isinstance(values, list) else []
 
 
@@ -172,10 +182,7 @@ def far_core_runs(runs: list) -> dict[str, str]:
         share = far_share(probes, ref) if ref else None
         own = far_share(probes)
         if share is not None and share > FAR_RUN_SHARE and (own is None or own <= FAR_RUN_SHARE):
-            far = sorted(x for x in probes if x > FAR_FACTOR * ref)
-            out[r.run_id] = (f"its two CPUs were far apart for {share:.0%} of the timed loop (a core-to-core round "
-                             f"trip of {far[len(far) // 2]:.0f} ns against {ref:.0f} ns near in these runs; "
-                             "docs/statistics.md#far-cores)")
+            out[r.run_id] = _far_phrase(probes, ref, "near in these runs")
     return out
 
 

@@ -125,9 +125,9 @@ def run_plan(plan: CampaignPlan, results: Path, measure: Callable[..., RunRecord
         rec = measure(req, results, label, session)
         done[i].append(rec)
         probes.setdefault(req.device, []).extend(disturbance.run_core_probes(rec))
-        if probes[req.device]:  # near CPUs' round trip on this device so far: the next runs wait for their CPUs to be near
+        if probes[req.device]:  # near CPUs' round trip on this device so far: the next runs wait for theirs to be near
             nearest[req.device] = disturbance.near_level(probes[req.device])
-        settle = (((rec.device_info_after or {}).get("during") or {}).get("disturbance") or {}).get("settle") or {}
+        settle = disturbance.kept(rec).get("settle") or {}
         if settle.get("passed") is False and req.device not in far_for_good:
             far_for_good.add(req.device)
             say(f"{req.device.name}'s CPUs stayed far apart for {req.gates.wait_for_quiet:g} s: the rest of this "
