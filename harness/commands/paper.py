@@ -8,45 +8,13 @@ random ones: latency, size and memory are real, accuracy is not a question this 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
 from common.console import console
 from common.errors import BadInput, HarnessError
-
-
-@dataclass(frozen=True)
-class Row:
-    key: str
-    label: str
-    preset: str
-    quick: str  # the same change at test size (--quick)
-    params: float | None  # the paper's #Params
-    flops: float | None  # the paper's #FLOPS at seq 128
-    ms: float | None  # the paper's latency on a Pixel 4 (TFLite, 4 threads, seq 128)
-    claim: str | None = None  # the claim this row checks, against MobileBERT
-
-
-# Sun et al. 2020, Table 4 (#Params, #FLOPS, Pixel 4 latency). The ablation pair (section 4.3, Table 5) is measured
-# without quoting its latencies: only Table 4's rows carry the paper's numbers here.
-ROWS = (
-    Row("bert-base", "BERT-base", "bert-base", "test-tiny-bert", 109e6, 22.5e9, 342,
-        "MobileBERT is 5.5x faster than BERT-base"),
-    Row("noopt", "MobileBERT w/o OPT (LayerNorm+GELU)", "mobilebert-noopt", "test-tiny-noopt", 25.3e6, 5.7e9, 192,
-        "NoNorm + ReLU make MobileBERT ~3x faster"),
-    Row("nonorm-gelu", "MobileBERT NoNorm+GELU", "mobilebert-nonorm-gelu", "test-tiny-nonorm-gelu", 25.3e6, 5.7e9,
-        None),
-    Row("layernorm-relu", "MobileBERT LayerNorm+ReLU", "mobilebert-layernorm-relu", "test-tiny-layernorm-relu",
-        25.3e6, 5.7e9, None),
-    Row("mobilebert", "MobileBERT", "mobilebert", "test-tiny", 25.3e6, 5.7e9, 62),
-    Row("mobilebert-tiny", "MobileBERT-TINY", "mobilebert-tiny", "test-tiny-narrow", 15.1e6, 3.1e9, 40,
-        "MobileBERT-TINY takes 0.65x MobileBERT's time"),
-)
-BASE = "mobilebert"
-# A claimed speed-up holds here when the measured one reaches this share of it (docs/paper.md, "Verdicts").
-HOLDS_SHARE = 0.8
+from harness.reports.paper import BASE, ROWS, Row, paper_table
 
 
 def _rows(value: str | None) -> list[Row]:
@@ -77,25 +45,6 @@ def count_model(preset: str, seq_len: int) -> tuple[int, int]:
     with torch.no_grad():
         flops = count_flops(ProgramModule(model, head).eval(), example_inputs(seq_len, int(cfg["vocab_size"])))
     return params, flops
-
-
-def verdict(row: Row, ratio: float, bounds: tuple[float, float] | None = None) -> str:
-    """'holds' / 'does not hold here' / 'unclear here', with the measured and the claimed speed-up (ratio: row ms /
-    MobileBERT ms). bounds: the ratio's range from both rows' intervals (row low / MobileBERT high .. row high /
-    MobileBERT low); a verdict is given only when the whole range falls on one side of the threshold."""
-    claimed = row.ms / 62.0
-    if claimed >= 1:  # MobileBERT is faster than this row by `claimed`
-        speedup, want, what = (lambda r: r), claimed, "MobileBERT faster"
-    else:  # this row is faster than MobileBERT
-        speedup, want, what = (lambda r: 1 / r), 1 / claimed, f"{row.label} faster"
-    measured, threshold = speedup(ratio), HOLDS_SHARE * want
-    lo, hi = sorted(map(speedup, bounds)) if bounds and all(b and b == b and b > 0 for b in bounds) else (measured,
-                                                                                                        measured)
-    word = "holds" if lo >= threshold else "does not hold here" if hi < threshold else "unclear here"
-    span = f" [{lo:.2f}-{hi:.2f}]" if (lo, hi) != (measured, measured) else ""
-    return (f"{word}: {what} by {measured:.2f}x{span} measured (paper {want:.2f}x; holds from {threshold:.2f}x)"
-            + (": the rows' intervals straddle the threshold, measure on a quieter device or with more --repeat"
-               if word == "unclear here" else ""))
 
 
 @click.command("paper")
@@ -199,7 +148,8 @@ def paper_command(ctx, device, recipes, seq_len, rows, quick, threads, timing_pr
             res.program, device, threads=threads, warmup=t.warmup, iterations=t.iterations,
             min_seconds=t.min_seconds, warmup_seconds=t.warmup_seconds, wait_for_quiet=wait_for_quiet,
             devices_file=devices_file, address=address, serial=serial, campaign=campaign,
-            tags={"paper": row.key, **({"paper_quick": "1"} if quick else {})}))
+            tags={"paper": row.key, "paper_params": str(counts[row.key][0]), "paper_flops": str(counts[row.key][1]),
+                  **({"paper_quick": "1"} if quick else {})}))
     for r in requests:
         measure.validate(r)
     records = []
@@ -208,113 +158,17 @@ def paper_command(ctx, device, recipes, seq_len, rows, quick, threads, timing_pr
         records = run_plan(plan, results, measure=measure_one, say=lambda s: console.print(f"[cyan]{s}[/cyan]"))
     sizes = {(row.key, recipe): res.manifest.program_bytes for row, recipe, _, res in slots
              if not isinstance(res, Exception)}
-    table = paper_table(chosen, wanted, counts, records, sizes, why_not, profile=profile, threads=threads,
-                        seq_len=seq_len, quick=quick, timing=timing_preset, campaign=campaign)
+    table = paper_table(records, rows=chosen, recipes=wanted, counts=counts, sizes=sizes, why_not=why_not,
+                        device=profile.name, threads=threads or (None if records else profile.threads),
+                        seq_len=seq_len, quick=quick, timing=timing_preset, campaign=campaign).to_markdown()
     console.print()
     console.print(table, markup=False, highlight=False, soft_wrap=True)
-    out = Path(results) / "paper"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{campaign}.md").write_text(table + "\n")
-    console.print(f"\n(also in {out / (campaign + '.md')}; every run is in the store: "
-                  f"`harness report --campaign {campaign}`)", markup=False, highlight=False)
+    from harness.reports.report import write_text
+
+    out = Path(results) / "paper" / f"{campaign}.md"
+    write_text(out, table + "\n")  # atomic; a folder that cannot be written is one line (the runs are stored)
+    console.print(f"\n(also in {out}; the runs are in the store, and `harness report --campaign {campaign}` shows "
+                  "this table again, as do the HTML report and a store that imports `harness results export`)",
+                  markup=False, highlight=False)
     if any(r.status == "failed" for r in records):
         ctx.exit(3)
-
-
-def _pooled(records) -> dict | None:
-    """Latency of one program across its runs: the median of the runs' medians, an interval across runs (each run
-    one replication), peak RSS; None when no run measured."""
-    from harness.run import stats
-
-    ok = [r for r in records if r.status in ("ok", "invalid") and r.latency.median]
-    if not ok:
-        return None
-    meds = sorted(float(r.latency.median) for r in ok)
-    center = meds[len(meds) // 2]
-    lo, hi = stats.replications_ci(meds, center=center) if len(meds) > 1 else (float("nan"), float("nan"))
-    rss = [float(r.memory.peak_rss_mb) for r in ok if r.memory.peak_rss_mb]
-    return {"ms": center, "lo": lo, "hi": hi, "runs": len(ok), "rss": max(rss) if rss else None,
-            "emulated": any(r.emulated for r in ok)}
-
-
-def paper_table(rows, recipes, counts, records, sizes, why_not, profile, threads, seq_len, quick, timing,
-                campaign) -> str:
-    """One markdown table per recipe, the settings line above it, one verdict line per claim below it."""
-    by = {}
-    for r in records:
-        key = ((r.tags or {}).get("paper"), r.recipe)
-        by.setdefault(key, []).append(r)
-    first = next((r for r in records if r.threads), None)
-    th = threads or (first.threads if first else profile.threads)
-    out = [f"# The MobileBERT paper on {profile.name}" + (" (--quick: test-size models, not the paper's)" if quick
-                                                            else ""),
-           "",
-           f"Every row: untrained random weights (latency, size and memory are real; accuracy is not measured), "
-           f"device {profile.name}, {th} threads, seq_len {seq_len}, batch 1, ExecuTorch + XNNPACK, native runner, "
-           f"timing {timing}, campaign {campaign}. Paper: TFLite on a Pixel 4, 4 threads, seq 128 (Sun et al. 2020, "
-           f"Table 4). Latency: median of the runs' medians [95% interval across runs]; ratio: row / MobileBERT."]
-    for recipe in recipes:
-        pooled = {row.key: _pooled(by.get((row.key, recipe), [])) for row in rows}
-        base = pooled.get(BASE)
-        out += ["", f"## {recipe}", "",
-                "| model | params (paper) | FLOPs (paper) | p50 ms [interval] | paper ms | x MobileBERT (paper) "
-                "| program MB | peak RSS MB | runs |",
-                "|---|---|---|---|---|---|---|---|---|"]
-        verdicts = []
-        for row in rows:
-            params, flops = counts[row.key]
-            p = pooled[row.key]
-            cells = [row.label, f"{_count(params)} ({_count(row.params)})", f"{_count(flops)} ({_count(row.flops)})"]
-            paper_ratio = f"{row.ms / 62:.2f}x" if row.ms else "-"
-            if p is None:
-                why = why_not.get((row.key, recipe)) or _failure(by.get((row.key, recipe), []))
-                cells += [f"not measured: {why}", _n(row.ms), f"- ({paper_ratio})", _mb(sizes.get((row.key, recipe))),
-                          "-", "0"]
-                if row.claim:
-                    verdicts.append(f"- {row.claim}: not measured ({why})")
-            else:
-                interval = f" [{p['lo']:.2f}-{p['hi']:.2f}]" if p["runs"] > 1 else ""
-                ratio = p["ms"] / base["ms"] if base else None
-                cells += [f"{p['ms']:.2f}{interval}" + (" (emulated)" if p["emulated"] else ""), _n(row.ms),
-                          (f"{ratio:.2f}x" if ratio else "-") + f" ({paper_ratio})",
-                          _mb(sizes.get((row.key, recipe))), f"{p['rss']:.1f}" if p["rss"] else "-", str(p["runs"])]
-                if row.claim:
-                    bounds = (p["lo"] / base["hi"], p["hi"] / base["lo"]) if ratio and p["runs"] > 1 and \
-                        base["runs"] > 1 and base["lo"] > 0 else None
-                    verdicts.append(f"- {row.claim}: " + (verdict(row, ratio, bounds) if ratio else
-                                                         "not measured (MobileBERT has no measurement)"))
-            out.append("| " + " | ".join(cells) + " |")
-        if BASE in counts and "bert-base" in counts:
-            size = counts["bert-base"][0] / counts[BASE][0]
-            verdicts.insert(0, f"- MobileBERT is 4.3x smaller than BERT-base: {'holds' if size >= HOLDS_SHARE * 4.3 else 'does not hold here'}: "
-                               f"{size:.2f}x fewer parameters counted (paper 109M / 25.3M = 4.3x)")
-        if quick:
-            verdicts.append("- (--quick: test-size models; the verdicts above test the machinery, not the paper)")
-        if any(p and p["emulated"] for p in pooled.values()):
-            verdicts.append("- (emulated device: timings are functional only, never evidence about the paper)")
-        out += [""] + verdicts
-    return "\n".join(out)
-
-
-def _failure(records) -> str:
-    failed = [r for r in records if r.error]
-    return (failed[-1].error or "failed").splitlines()[0][:160] if failed else "no run"
-
-
-def _count(v) -> str:
-    """109.5M, 22.4G, 61.2k: a count with the unit that keeps it short."""
-    if not v:
-        return "-"
-    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if v >= div:
-            return f"{v / div:.1f}{unit}"
-    return str(int(v))
-
-
-def _n(v):
-    return f"{v:g}" if v else "-"
-
-
-def _mb(b):
-    return f"{b / 1e6:.1f}" if b else "-"
-

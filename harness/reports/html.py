@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from harness.reports import columns as C
 from harness.reports.grouping import NO_RUNS, group_runs, random_weights
 from harness.store.record import NOT_MEASURED
+from harness.reports.paper import COLUMNS as PAPER_COLUMNS, PaperTable, cells, paper_tables
 from harness.reports.markdown import EMULATED_NOTE, RANDOM_NOTE, ci_notes, device_cpus, left_out_notes
 
 if TYPE_CHECKING:
@@ -199,6 +200,7 @@ def render_html(rows: list[dict[str, Any]], records: list[RunRecord]) -> str:
         if any(ops):
             body.append(f"<h3>Per-op time, {section}</h3><div class='charts'>"
                         + "".join(add(p) for p in ops if p) + "</div>")
+    body += [_paper(t, i) for i, t in enumerate(paper_tables(records))]
     failed = [r for r in records if r.status in NOT_MEASURED]
     if failed:
         body.append("<h2 id='failed'>Failed runs</h2>")
@@ -220,6 +222,18 @@ def render_html(rows: list[dict[str, Any]], records: list[RunRecord]) -> str:
         f"<style>{CSS}</style>{script}</head><body>\n" + "\n".join(body)
         + f"\n<script>{JS}</script>\n</body></html>\n"
     )
+
+
+def _paper(t: PaperTable, i: int) -> str:
+    """One campaign of `harness paper`: its settings, a table per recipe, the verdicts under it."""
+    html = [f"<h2 id='paper-{i}'>{escape(t.title())}</h2>", f"<p class='note'>{escape(t.settings())}</p>"]
+    for recipe, part in t.recipes.items():
+        html.append(f"<h3>{escape(recipe)}</h3>")
+        html.append(_plain([(c, c == "model") for c in PAPER_COLUMNS], (cells(r) for r in part["rows"]),
+                           ["ok" if r["ms"] is not None else "failed" for r in part["rows"]],
+                           f"paper {recipe}"))
+        html.append("<ul class='note'>" + "".join(f"<li>{escape(v)}</li>" for v in part["verdicts"]) + "</ul>")
+    return "\n".join(html)
 
 
 def _identity(r: RunRecord) -> str:

@@ -124,6 +124,10 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool =
         part = [r for r in rows if r["section"] == section and r["status"] != "failed"]
         if part:
             out += [f"## {title}", ""] + section_table(part, wide)
+    from harness.reports.paper import paper_tables
+
+    for table in paper_tables(records):  # the runs of `harness paper`: the paper's table again, from the store
+        out += [table.to_markdown(level=2), ""]
     failed = [r for r in records if r.status in NOT_MEASURED]  # interrupted runs too: their error says so
     if failed:
         out += ["## Failed runs", "", _failed_table(failed, wide), ""]

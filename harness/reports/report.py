@@ -36,7 +36,10 @@ def render(records: Iterable[RunRecord], fmt: str, output: Path | None = None, w
 
         from harness.reports.v3 import benchmark_v3
 
+        from harness.reports.paper import paper_tables
+
         payload = {"format": "harness-report/1", "table": json_safe(rows),
+                   "paper": [t.to_json() for t in paper_tables(records)],
                    "records": [r.to_dict() for r in records], "executorch_benchmark_v3": benchmark_v3(records)}
         if not records:
             payload["message"] = NO_RUNS

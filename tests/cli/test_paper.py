@@ -8,9 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from harness.commands import paper
 from tests.support.paths import REPO
 
 
@@ -33,7 +30,35 @@ def test_quick_table_runs_the_rows_then_reuses_the_programs(tmp_path):
     assert "(109.0M)" in bert[1] and "(22.5G)" in bert[2] and "(5.52x)" in bert[5]
     assert "MobileBERT is 5.5x faster than BERT-base: " in out and "measured (paper 5.52x" in out
     assert "MobileBERT is 4.3x smaller than BERT-base" in out
-    assert len(list((tmp_path / "paper").glob("paper-*.md"))) == 1
+    written = list((tmp_path / "paper").glob("paper-*.md"))
+    assert len(written) == 1 and written[0].read_text().splitlines()[2] in out
+    # the store holds the table: the markdown report, the HTML report, the JSON report and another store that
+    # imports `results export` all show the rows the command printed
+    campaign = written[0].stem
+    report = _harness(tmp_path, "report", "--campaign", campaign)
+    assert report.returncode == 0, report.stderr
+    assert "## The MobileBERT paper on host (--quick" in report.stdout
+    for line in table:
+        assert line in report.stdout
+    page = tmp_path / "paper.html"
+    assert _harness(tmp_path, "report", "--campaign", campaign, "--format", "html", "--output",
+                    str(page)).returncode == 0
+    html = page.read_text()
+    assert "The MobileBERT paper on host" in html and "MobileBERT is 5.5x faster than BERT-base: " in html
+    import json
+
+    doc = json.loads(_harness(tmp_path, "report", "--campaign", campaign, "--format", "json").stdout)
+    (tab,) = doc["paper"]
+    assert tab["campaign"] == campaign and tab["quick"] is True
+    assert [r["key"] for r in tab["recipes"]["fp32"]["rows"]] == ["bert-base", "mobilebert"]
+    runs = tmp_path / "runs.jsonl"
+    assert _harness(tmp_path, "results", "export", "--campaign", campaign, "--output", str(runs)).returncode == 0
+    other = tmp_path / "elsewhere"
+    imported = _harness(other, "results", "import", str(runs))
+    assert imported.returncode == 0, imported.stderr
+    again_there = _harness(other, "report", "--campaign", campaign).stdout
+    for line in table:
+        assert line in again_there
     # a second run exports nothing: every program comes from the cache
     again = _harness(tmp_path, *args)
     assert again.returncode == 0, again.stderr
@@ -47,40 +72,3 @@ def test_bad_input_is_refused_before_any_export(tmp_path):
     p = _harness(tmp_path, "paper", "--device", "no-such-phone", "--quick")
     assert p.returncode == 2 and "no-such-phone" in p.stderr
     assert not (tmp_path / "programs").exists()
-
-
-@pytest.mark.parametrize("key,ratio,holds", [
-    ("bert-base", 5.0, True), ("bert-base", 3.0, False), ("noopt", 2.6, True), ("noopt", 1.2, False),
-    ("mobilebert-tiny", 0.7, True), ("mobilebert-tiny", 0.95, False)])
-def test_verdict_names_the_measured_and_claimed_ratio(key, ratio, holds):
-    row = next(r for r in paper.ROWS if r.key == key)
-    v = paper.verdict(row, ratio)
-    assert v.startswith("holds" if holds else "does not hold here")
-    assert "measured" in v and "paper" in v
-
-
-def test_verdict_is_unclear_when_the_intervals_straddle_the_threshold():
-    row = next(r for r in paper.ROWS if r.key == "bert-base")
-    assert paper.verdict(row, 5.0, (4.6, 5.4)).startswith("holds: MobileBERT faster by 5.00x [4.60-5.40]")
-    assert paper.verdict(row, 5.0, (2.9, 8.8)).startswith("unclear here")
-    assert paper.verdict(row, 3.0, (2.5, 3.5)).startswith("does not hold here")
-    tiny = next(r for r in paper.ROWS if r.key == "mobilebert-tiny")
-    assert paper.verdict(tiny, 0.5, (0.4, 0.6)).startswith("holds: MobileBERT-TINY faster by 2.00x [1.67-2.50]")
-
-
-def test_a_row_that_cannot_run_says_why_and_the_others_still_show():
-    from types import SimpleNamespace
-
-    from harness.store.record import Latency, Memory
-
-    rows = [r for r in paper.ROWS if r.key in ("bert-base", "mobilebert")]
-    rec = SimpleNamespace(tags={"paper": "mobilebert"}, recipe="fp32", status="ok", threads=2, emulated=False,
-                          latency=Latency(median=10.0), memory=Memory(peak_rss_mb=40.0), error=None)
-    text = paper.paper_table(rows, ["fp32"], {"bert-base": (109e6, 22e9), "mobilebert": (25e6, 5e9)}, [rec],
-                             {("mobilebert", "fp32"): 100_000_000},
-                             {("bert-base", "fp32"): "not exported: out of memory"},
-                             profile=SimpleNamespace(name="pixel7", threads=4), threads=None, seq_len=128,
-                             quick=False, timing="default", campaign="c1")
-    assert "not measured: not exported: out of memory" in text
-    assert "| MobileBERT | 25.0M (25.3M) | 5.0G (5.7G) | 10.00 | 62 | 1.00x (1.00x) | 100.0 | 40.0 | 1 |" in text
-    assert "MobileBERT is 5.5x faster than BERT-base: not measured (not exported: out of memory)" in text
