@@ -61,8 +61,9 @@ def count_model(preset: str, seq_len: int) -> tuple[int, int]:
                    "seconds; its numbers say nothing about the paper.")
 @click.option("--threads", type=click.IntRange(1, 4096), default=None,
               help="Runner threads (default: the device profile's; the paper used 4 on a Pixel 4).")
-@click.option("--timing", "timing_preset", type=click.Choice(["quick", "default", "mlperf"]), default="default",
-              show_default=True, help="Warmup and timing floors of every run (docs/statistics.md).")
+@click.option("--timing", "timing_preset", type=click.Choice(["quick", "default", "mlperf", "emulated"]),
+              default=None, help="Warmup and timing floors of every run (docs/statistics.md). Default: 'default', or "
+                                 "'emulated' (1 warmup, 3 timed) on an emulated device.")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,
               help="Runs per program, in interleaved rounds (their spread is the latency's interval).")
 @click.option("--target-ci", type=float, default=0.02, show_default=True,
@@ -90,6 +91,7 @@ def paper_command(ctx, device, recipes, seq_len, rows, quick, threads, timing_pr
       harness paper --device host                  # the paper's settings: seq 128, batch 1, fp32
       harness paper --device host --quant fp32,int8
       harness paper --quick                        # the same table at test size, in seconds
+      harness paper --quick --device emu-arm64     # on the emulated ARM64 board (functional timings only)
       harness paper --rows bert-base,mobilebert --device pixel7 --threads 4
     """
     from device_runners.catalog import get_profile
@@ -110,6 +112,8 @@ def paper_command(ctx, device, recipes, seq_len, rows, quick, threads, timing_pr
     if not (0 <= wait_for_quiet <= 3600):
         raise BadInput(f"--wait-for-quiet {wait_for_quiet:g}: a number of seconds between 0 and 3600")
     profile = get_profile(device, extra=devices_file, address=address, serial=serial)  # unknown device: before work
+    emulated = profile.transport == "qemu"
+    timing_preset = timing_preset or ("emulated" if emulated else "default")
     t = stats.preset(timing_preset)
     campaign = measure.new_campaign("paper")
 
@@ -147,6 +151,7 @@ def paper_command(ctx, device, recipes, seq_len, rows, quick, threads, timing_pr
         requests.append(measure.RunRequest.of(
             res.program, device, threads=threads, warmup=t.warmup, iterations=t.iterations,
             min_seconds=t.min_seconds, warmup_seconds=t.warmup_seconds, wait_for_quiet=wait_for_quiet,
+            samples=1 if emulated else 8,  # under emulation each scored example costs one more slow inference
             devices_file=devices_file, address=address, serial=serial, campaign=campaign,
             tags={"paper": row.key, "paper_params": str(counts[row.key][0]), "paper_flops": str(counts[row.key][1]),
                   **({"paper_quick": "1"} if quick else {})}))

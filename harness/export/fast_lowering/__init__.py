@@ -9,8 +9,9 @@ here is pure waste, in three kinds, one module each:
   nothing left to decompose) are not run;
 - `memo`: fake evaluations of the expensive ops (torchao's quant ops, aten.linear, a delegate call) are reused for
   inputs of the same metadata;
-- `bookkeeping`: provenance records are shared instead of deep-copied, generated code is compiled once per distinct
-  source, and the graph signature's input maps are built once per state of the signature.
+- `bookkeeping`: provenance records are shared instead of deep-copied, generated code is written only when read or
+  run and compiled once per distinct source, and the graph signature's input maps are built once per state of the
+  signature.
 
 tests/harness/export/test_fast_lowering.py compares program sha256 with and without, for fp32, int8 and int8-static
 and for models on which the skippable passes must act; the full int8 MobileBERT program is byte-identical too. Export time per recipe
@@ -23,14 +24,14 @@ import contextlib
 import dataclasses
 from typing import Iterator
 
-from harness.export.fast_lowering.bookkeeping import (CompiledCode, SignatureMaps, cache_signature_maps, reuse_compiled_code,
-                                               share_provenance)
+from harness.export.fast_lowering.bookkeeping import (CompiledCode, DeferredCode, SignatureMaps, cache_signature_maps,
+                                                     defer_codegen, reuse_compiled_code, share_provenance)
 from harness.export.fast_lowering.memo import MEMO_OPS, Memo, memoize_fake_ops, op_name
 from harness.export.fast_lowering.skips import (REQUIRES_ALL, REQUIRES_ANY, graph_ops, is_idle, skip_idle_passes,
                                          skip_settled_decompositions)
 
-__all__ = ["CompiledCode", "MEMO_OPS", "Memo", "REQUIRES_ALL", "REQUIRES_ANY", "Savings", "SignatureMaps",
-           "cache_signature_maps", "faster_lowering", "graph_ops", "is_idle", "memoize_fake_ops", "op_name",
+__all__ = ["CompiledCode", "DeferredCode", "MEMO_OPS", "Memo", "REQUIRES_ALL", "REQUIRES_ANY", "Savings", "SignatureMaps",
+           "cache_signature_maps", "defer_codegen", "faster_lowering", "graph_ops", "is_idle", "memoize_fake_ops", "op_name",
            "reuse_compiled_code", "share_provenance", "skip_idle_passes", "skip_settled_decompositions"]
 
 
@@ -42,17 +43,20 @@ class Savings:
     skipped_decompositions: list
     compiled: CompiledCode
     signature_maps: SignatureMaps
+    codegen: DeferredCode
 
     def summary(self) -> dict[str, int]:
         return {"fake evaluations reused": self.memo.hits, "fake evaluations made": self.memo.misses,
                 "decompositions skipped": len(self.skipped_decompositions), "compiles": self.compiled.compiles,
                 "distinct sources compiled": self.compiled.distinct,
-                "signature maps reused": self.signature_maps.hits, "signature maps built": self.signature_maps.misses}
+                "signature maps reused": self.signature_maps.hits, "signature maps built": self.signature_maps.misses,
+                "recompiles asked": self.codegen.asked, "recompiles that generated code": self.codegen.generated}
 
 
 @contextlib.contextmanager
 def faster_lowering() -> Iterator[Savings]:
     """Every speed-up above; the program written is byte-identical to ExecuTorch's own lowering."""
     with (skip_idle_passes(), skip_settled_decompositions() as skipped, memoize_fake_ops() as memo,
-          share_provenance(), reuse_compiled_code() as compiled, cache_signature_maps() as maps):
-        yield Savings(memo, skipped, compiled, maps)
+          share_provenance(), reuse_compiled_code() as compiled, cache_signature_maps() as maps,
+          defer_codegen() as codegen):
+        yield Savings(memo, skipped, compiled, maps, codegen)

@@ -9,6 +9,8 @@ unchanged (benchmarks/export_time.py counts each kind in a full export):
    lowering's compiles repeat a source already compiled.
 3. `cache_signature_maps`: `graph_signature.inputs_to_parameters` (and buffers, constants) rebuilds a dict over all
    the program's inputs on each call, and is called per node (`is_param`).
+4. `defer_codegen`: every recompile writes the Python source of the whole graph, though the passes read the graph,
+   not the source: it is written when first read or run.
 """
 
 from __future__ import annotations
@@ -156,3 +158,82 @@ def cache_signature_maps() -> Iterator[SignatureMaps]:
             else:
                 c.__setattr__ = own
         cache.clear()
+
+
+@dataclasses.dataclass
+class DeferredCode:
+    """Recompiles asked for within the block, and how many of them generated code (when it was read or run)."""
+
+    asked: int = 0
+    generated: int = 0
+
+
+@contextlib.contextmanager
+def defer_codegen() -> Iterator[DeferredCode]:
+    """Within this block, `GraphModule.recompile` generates a module's Python code when the code is first read or the
+    module first run, not each time a pass edits the graph.
+
+    Every re-trace builds a new GraphModule and many passes call recompile() after editing one, and each time torch
+    writes the Python source of the whole graph (~6,000 nodes for int8 MobileBERT) that nothing reads: the passes walk
+    the graph itself. torch's own _LazyGraphModule defers the same way; here it is applied to the GraphModules made
+    in the block, through each one's own class (torch gives every GraphModule a class of its own to hold its
+    forward), so a module keeps deferring correctly after the block: the code generated is always the code of the
+    graph as it is when the code is needed, which is what an immediate recompile after the last edit gives."""
+    from torch.fx import graph_module as gmod
+
+    GM = gmod.GraphModule
+    before = GM.__dict__["recompile"]
+    real = getattr(before, "generates", before)  # torch's own, also inside another such block
+    seen = DeferredCode()
+
+    def generate(self):
+        self.__dict__["_code_deferred"] = False
+        seen.generated += 1
+        return real(self)
+
+    def forward(self, *args, **kwargs):  # stands for the generated forward until it is first needed
+        generate(self)
+        return self(*args, **kwargs)
+
+    def code(self):
+        if self.__dict__.get("_code_deferred"):
+            generate(self)
+        return GM.__dict__["code"].fget(self)
+
+    def with_code(name):
+        method = GM.__dict__[name]
+
+        def call(self, *args, **kwargs):
+            if self.__dict__.get("_code_deferred"):
+                generate(self)
+            cls = type(self)
+            cls.recompile = real  # the reduce methods use recompile()'s result
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                del cls.recompile
+
+        return call
+
+    def recompile(self):
+        seen.asked += 1
+        cls = type(self)
+        if cls.__qualname__.split(".")[-1] != "GraphModuleImpl":  # not a class of its own: no deferring
+            return real(self)
+        if isinstance(self.graph._codegen, gmod._PyTreeCodeGen):  # what recompile sets besides the code
+            self._in_spec = self.graph._codegen.pytree_info.in_spec
+            self._out_spec = self.graph._codegen.pytree_info.out_spec
+        if "_defers_code" not in cls.__dict__:
+            cls._defers_code = True
+            cls.code = property(code, doc=GM.code.__doc__)
+            for name in ("__str__", "__reduce__", "__reduce_package__"):
+                setattr(cls, name, with_code(name))
+        self.__dict__["_code_deferred"] = True
+        cls.forward = forward
+
+    recompile.generates = real
+    GM.recompile = recompile
+    try:
+        yield seen
+    finally:
+        GM.recompile = before

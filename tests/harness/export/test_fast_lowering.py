@@ -183,3 +183,39 @@ def test_int8_lowering_skips_its_last_decomposition(monkeypatch):
     with fast_lowering.skip_settled_decompositions() as skipped:
         get_recipe("int8").lower(model, example_inputs(16, model.model.config.vocab_size), RecipeOptions())
     assert len(skipped) == 1
+
+
+def test_code_is_written_only_when_read_or_run_and_every_module_has_it_after_the_block():
+    from torch.fx import symbolic_trace
+
+    class Add(torch.nn.Module):
+        def forward(self, x):
+            return x + 1
+
+    with fast_lowering.defer_codegen() as seen:
+        gm = symbolic_trace(Add())
+        for node in gm.graph.nodes:  # a pass edits the graph, then recompiles, as ExecuTorch's passes do
+            if node.op == "call_function":
+                node.args = (node.args[0], 2)
+        gm.recompile()
+        assert seen.asked >= 2 and seen.generated == 0  # nothing read or ran it yet
+        assert gm(torch.zeros(1)).item() == 2  # run: the code of the edited graph
+        assert seen.generated == 1
+        gm.recompile()
+        assert "2" in gm.code and seen.generated == 2  # read: written again for the latest graph
+        other = symbolic_trace(Add())
+    assert torch.fx.GraphModule.recompile.__name__ == "recompile" and seen.generated == 2
+    assert "+ 1" in other.code and other(torch.zeros(1)).item() == 1  # left the block unread: written when read
+    import pickle
+
+    again = pickle.loads(pickle.dumps(gm))  # torch serializes a GraphModule as its code: the latest graph's
+    assert again(torch.zeros(1)).item() == 2
+
+
+def test_lowering_asks_for_code_far_less_often_than_it_recompiles(monkeypatch):
+    model = tiny_model()
+    x = example_inputs(16, model.model.config.vocab_size)
+    monkeypatch.setattr(fast_lowering, "faster_lowering", contextlib.nullcontext)  # only the deferring under test
+    with fast_lowering.defer_codegen() as seen:
+        get_recipe("int8").lower(model, x, RecipeOptions())
+    assert seen.generated * 3 < seen.asked
