@@ -18,25 +18,42 @@ from device_runners.base import Transport, TransportError
 _HASHES: dict[Path, dict[str, str]] = {}
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def bundle_hashes(bundle: Path) -> dict[str, str]:
     """{relative path: sha256} of every file of a local bundle (computed once per process)."""
     bundle = Path(bundle).resolve()
     if bundle not in _HASHES:
-        hashes = {}
-        for p in sorted(bundle.rglob("*")):
-            if p.is_file():
-                h = hashlib.sha256()
-                with open(p, "rb") as f:
-                    for chunk in iter(lambda: f.read(1 << 20), b""):
-                        h.update(chunk)
-                hashes[p.relative_to(bundle).as_posix()] = h.hexdigest()
-        _HASHES[bundle] = hashes
+        _HASHES[bundle] = {p.relative_to(bundle).as_posix(): _sha256(p)
+                           for p in sorted(bundle.rglob("*")) if p.is_file()}
     return _HASHES[bundle]
+
+
+def folder_hashes(folder: Path, names: list[str]) -> dict[str, str] | None:
+    """remote_hashes for a folder on this machine, in this process: the same answer (None unless the folder holds
+    exactly `names`, as files, no symlinks), without starting find and sha256sum (a quarter second a run here)."""
+    try:
+        present = sorted(p.relative_to(folder).as_posix() for p in Path(folder).rglob("*")
+                         if p.is_symlink() or not p.is_dir())
+        if present != sorted(names) or any((Path(folder) / n).is_symlink() for n in names):
+            return None
+        return {n: _sha256(Path(folder) / n) for n in names}
+    except OSError:
+        return None
 
 
 def remote_hashes(transport: Transport, remote: str, names: list[str]) -> dict[str, str] | None:
     """{relative path: sha256} of the files under `remote` on the device; None when they cannot all be hashed or
     the folder holds anything else (an extra library is as foreign as a changed one)."""
+    here = getattr(transport, "local_folder", None)
+    if here is not None:  # the device is this machine: hash in-process
+        return folder_hashes(here(remote), names)
     q = shlex.quote(remote)
     files = " ".join(shlex.quote(n) for n in names)
     rc, out, _ = transport.shell(f"cd {q} 2>/dev/null && find . ! -type d && echo @@hashes && sha256sum -- {files}",

@@ -138,6 +138,48 @@ def host_cpu_name() -> str | None:
         return None
 
 
+def devinfo_text_here() -> str:
+    """What DEVINFO_SCRIPT prints, read in this process on this machine (the local device): the same sections from
+    the same files, without the ~20 processes the script starts (0.12 s a call here, twice a run)."""
+    import glob
+    import os
+
+    def read(path: str) -> str | None:
+        try:
+            with open(path) as f:
+                return f.read().strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def lines_of(path: str) -> list[str]:
+        text = read(path)
+        return text.splitlines() if text else []
+
+    u = os.uname()
+    out = ["@@uname", f"{u.sysname} {u.release} {u.machine}", "@@hostname", u.nodename, "@@os"]
+    out += [ln for ln in lines_of("/etc/os-release") if ln.startswith("PRETTY_NAME=")][:1]
+    cpuinfo = lines_of("/proc/cpuinfo")
+    out += ["@@online", str(os.sysconf("SC_NPROCESSORS_ONLN")), "@@cpuinfo"]
+    out += [ln for ln in cpuinfo if re.match(r"^(processor|model name|Hardware|CPU implementer|CPU part|Model)\s*:", ln)]
+    out += ["@@cpuflags"] + [ln for ln in cpuinfo if re.match(r"^(flags|Features)\s*:", ln)][:1]
+    out.append("@@cpufreq")
+    for d in sorted(glob.glob("/sys/devices/system/cpu/cpu[0-9]*"), key=lambda x: x):
+        if not os.path.isdir(d):
+            continue
+        f = f"{d}/cpufreq"
+        vals = [read(f"{f}/{n}") or "-" for n in ("scaling_governor", "scaling_cur_freq", "cpuinfo_min_freq",
+                                                    "cpuinfo_max_freq")]
+        out.append(" ".join([d.rsplit("/cpu", 1)[1], *vals, read(f"{d}/online") or "1"]))
+    out.append("@@thermal")
+    for z in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
+        temp = read(f"{z}/temp")
+        if temp is not None:
+            out.append(f"{read(f'{z}/type') or z.rsplit('/', 1)[1]} {temp}")
+    out += ["@@meminfo"] + [ln for ln in lines_of("/proc/meminfo") if ln.startswith(("MemTotal:", "MemAvailable:"))]
+    out += ["@@loadavg"] + lines_of("/proc/loadavg")[:1] + ["@@end"]
+    return "\n".join(out) + "\n"
+
+
 def parse_devinfo(text: str) -> dict[str, Any]:
     """Turn DEVINFO_SCRIPT's output into the device snapshot stored with every run."""
     s = _sections(text)

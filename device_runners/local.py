@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from device_runners.base import Transport, TransportError
-from device_runners.devinfo import DEVINFO_SCRIPT, parse_devinfo
+from device_runners.devinfo import devinfo_text_here, parse_devinfo
 from device_runners.remote_shell import STOP_GRACE_S, LineSplitter, check_cleanup_path, watchdog
 
 
@@ -156,6 +156,10 @@ class LocalTransport(Transport):
     def workdir(self) -> str:
         return self._workdir
 
+    def local_folder(self, remote: str) -> Path:
+        """Where a device path is on this machine (the same place): bundle checks read it in-process."""
+        return Path(remote)
+
     def push(self, local: Path, remote: str) -> None:
         local = Path(local)
         if not local.exists():
@@ -176,7 +180,6 @@ class LocalTransport(Transport):
         shutil.rmtree(check_cleanup_path(remote_dir, self._workdir), ignore_errors=True)
 
     def info(self) -> dict[str, Any]:
-        rc, out, err = run_shell(DEVINFO_SCRIPT, timeout=30)
-        info = parse_devinfo(out)
+        info = parse_devinfo(devinfo_text_here())  # DEVINFO_SCRIPT's sections, read without starting processes
         info.update(transport=self.kind, emulated=False, model=f"host {info.get('hostname', '')}".strip())
         return info

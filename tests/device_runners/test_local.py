@@ -173,3 +173,16 @@ def test_devinfo_script_runs_under_busybox_style_sh(tmp_path):
     p = subprocess.run(["sh", "-c", DEVINFO_SCRIPT], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and p.stderr == ""
     assert parse_devinfo(p.stdout)["devinfo_complete"]
+
+
+def test_local_info_read_in_process_matches_what_the_shell_script_reads():
+    from device_runners.devinfo import DEVINFO_SCRIPT, devinfo_text_here, parse_devinfo
+    from device_runners.local import run_shell
+
+    here = parse_devinfo(devinfo_text_here())
+    rc, out, _ = run_shell(DEVINFO_SCRIPT, 30)
+    shell = parse_devinfo(out)
+    assert rc == 0
+    live = {"freq_khz", "loadavg", "mem_available_kb", "temperatures_c"}  # these move between two reads
+    assert {k: v for k, v in here.items() if k not in live} == {k: v for k, v in shell.items() if k not in live}
+    assert here.keys() == shell.keys() and here["devinfo_complete"]

@@ -160,3 +160,41 @@ def test_run_folders_a_killed_harness_left_are_swept_by_the_next_run(tiny, tmp_p
     assert res.returncode == 0, res.stderr
     assert not left.exists() and alive.exists() and other.exists()
     assert sorted(p.name for p in (work / "runs").iterdir()) == sorted([alive.name, other.name])
+
+
+class _ShellOnly(LocalTransport):
+    """The same machine asked as a phone or a board is: through find and sha256sum in its shell."""
+    local_folder = None
+
+
+@pytest.mark.parametrize("change", ["none", "changed", "extra", "missing", "symlink"])
+def test_the_bundle_check_in_process_answers_as_the_devices_shell_does(tmp_path, change):
+    from device_runners.bundle_install import remote_hashes
+
+    folder = tmp_path / "bundle"
+    (folder / "bin").mkdir(parents=True)
+    (folder / "bin" / "runner").write_bytes(b"\x7fELF runner")
+    (folder / "lib").mkdir()
+    (folder / "lib" / "libx.so").write_bytes(b"library")
+    names = ["bin/runner", "lib/libx.so"]
+    if change == "changed":
+        (folder / "lib" / "libx.so").write_bytes(b"trojan")
+    elif change == "extra":
+        (folder / "lib" / "libevil.so").write_bytes(b"preloaded")
+    elif change == "missing":
+        (folder / "bin" / "runner").unlink()
+    elif change == "symlink":
+        (tmp_path / "elsewhere").write_bytes(b"library")
+        (folder / "lib" / "libx.so").unlink()
+        (folder / "lib" / "libx.so").symlink_to(tmp_path / "elsewhere")
+    here = remote_hashes(LocalTransport(str(tmp_path)), str(folder), names)
+    shell = remote_hashes(_ShellOnly(str(tmp_path)), str(folder), names)
+    if change == "symlink":  # the shell hashes through a symlink; in-process a symlink is foreign: refused
+        assert here is None and shell is not None
+    else:
+        assert here == shell
+    assert (here is not None) == (change in ("none", "changed"))
+    if change == "changed":
+        import hashlib
+
+        assert here["lib/libx.so"] == hashlib.sha256(b"trojan").hexdigest()  # so it differs from the local copy's
