@@ -21,6 +21,10 @@ def int_list(value: str, flag: str, what: str) -> list[int]:
         raise click.BadParameter(f"{value!r} is not a comma list of integers", param_hint=flag) from None
     if not out or any(v < 1 for v in out):
         raise click.BadParameter(f"{value!r}: {what} must be at least 1", param_hint=flag)
+    twice = sorted({v for v in out if out.count(v) > 1})
+    if twice:  # a sweep point listed twice would be measured twice and pooled as if it were one setting
+        raise click.BadParameter(f"{value!r}: {', '.join(map(str, twice))} is listed twice (each sweep value once; "
+                                 "use --repeat for more runs of one setting)", param_hint=flag)
     return out
 
 

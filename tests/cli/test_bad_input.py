@@ -90,6 +90,10 @@ def test_damaged_program_is_refused_and_store_kept(kind, damaged, store_with_a_r
         (["run", "--program", "PROGRAM", "--iterations", "0"], ["--iterations"]),
         (["run", "--program", "PROGRAM", "--device", "no-such-device"], ["no-such-device"]),
         (["report", "--format", "docx"], ["docx"]),
+        (["run", "--program", "PROGRAM", "--threads", "0"], ["--threads", "at least 1"]),
+        (["run", "--program", "PROGRAM", "--threads", "2,x"], ["--threads", "comma list"]),
+        (["run", "--program", "PROGRAM", "--threads", "1,2,1"], ["--threads", "1 is listed twice"]),
+        (["export", "--model", "test-tiny", "--seq-len", "32,16,32"], ["--seq-len", "32 is listed twice"]),
     ],
 )
 def test_bad_flags_name_the_culprit(args, named, tiny_export, tmp_path):
