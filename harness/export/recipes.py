@@ -50,8 +50,10 @@ class Recipe:
     carry_scales = False  # rewrites may fold norms into the input side of linears (float weights only)
     # The numerics gate's logit bar: the median example's relative logit error (||program - fp32|| / ||fp32||) must
     # stay at or under it. Several times what the recipe measures on trained and untrained MobileBERTs here, and
-    # under the 0.25 of a program whose logits are a quarter off (docs/quantization.md, "The numerics gate").
-    max_rel_logit_error = 0.01
+    # under the 0.25 of a program whose logits are a quarter off (docs/quantization.md, "The numerics gate"). fp32:
+    # lowered vs eager differ by float rounding alone (<= 6e-7 here), so 1e-3 fails a program that computes another
+    # function, such as the NoNorm+GELU model once lowered with ReLU (median error ~1e-2, which passed the old 0.01).
+    max_rel_logit_error = 1e-3
 
     def check_options(self, opts: RecipeOptions) -> None:
         """Refuse options no model could honour (checked before a model is even built)."""

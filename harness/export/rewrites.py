@@ -127,8 +127,9 @@ def _input_side(weight, bias, s, t):
 class FusedBlock(nn.Module):
     """One MobileBERT block after the rewrites: 12 linears instead of 15, no norm ops, no dropout."""
 
-    def __init__(self, first, qk, out, ups, downs, ob, res_scales, out_scale, heads, narrow):
+    def __init__(self, first, qk, out, ups, downs, ob, res_scales, out_scale, heads, narrow, act=torch.relu):
         super().__init__()
+        self.act = act  # the FFNs' activation (the config's hidden_act): ReLU in MobileBERT, GELU in its ablations
         self.first, self.qk, self.out = first, qk, out  # [residual | kq | value], [query | key], output projection
         self.ups, self.downs, self.ob = nn.ModuleList(ups), nn.ModuleList(downs), ob
         # a residual multiplier per FFN and for the block input (None: carried, no op)
@@ -173,7 +174,7 @@ class FusedBlock(nn.Module):
         ob = block.output_bottleneck
         W, c = _input_side(*_wb(ob.dense), s, t)
         lin, r_out, s_out, t_out = _residual_step((W, c), ob.norm, s_in, t_in, carry=carry_out)
-        return cls(first, qk, out, ups, downs, lin, res_scales, r_out, heads, d * heads), s_out, t_out
+        return cls(first, qk, out, ups, downs, lin, res_scales, r_out, heads, d * heads, block.ffns[0].act), s_out, t_out
 
     def forward(self, x: torch.Tensor, mask_bias: torch.Tensor):
         b, sl = x.shape[0], x.shape[1]
@@ -190,7 +191,7 @@ class FusedBlock(nn.Module):
         ctx = torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(b, sl, n)
         h = self.out(ctx) + r
         for i in range(self.n_ffn):
-            branch = self.downs[i](torch.relu(self.ups[i](h)))
+            branch = self.downs[i](self.act(self.ups[i](h)))
             scale = getattr(self, f"res_scale_{i}")
             h = branch + (h if scale is None else h * scale)
         return self.ob(h) + (x if self.out_scale is None else x * self.out_scale), probs
