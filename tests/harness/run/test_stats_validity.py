@@ -139,3 +139,23 @@ def test_noisy_means_the_bulk_is_spread_not_a_few_interrupts():
                                                                     info_after=None)
     old = {k: v for k, v in s.items() if k != "robust_cv"}  # a record from before robust_cv: its plain cv decides
     assert "high_cv" in validity_flags(old, emulated=False, info_before=None, info_after=None)
+
+
+@pytest.mark.parametrize("n,block", [(4492, 3), (1001, 7), (64, 64), (2, 2)])
+def test_block_bootstrap_medians_are_numpys_medians_of_the_same_resamples(n, block):
+    """The partition-based median and the wrap-around copy give exactly what np.median of the modulo-indexed
+    resamples gives (the definition), for odd and even n and a block as long as the data."""
+    import numpy as np
+
+    from harness.run import stats
+
+    x = np.random.default_rng(n).gamma(3.0, 0.2, n)
+    rng = np.random.default_rng(0)
+    per = -(-n // block)
+    want = []
+    for lo in range(0, 50, max(1, 2_000_000 // n)):
+        hi = min(50, lo + max(1, 2_000_000 // n))
+        starts = rng.integers(0, n, size=(hi - lo, per))
+        idx = ((starts[:, :, None] + np.arange(block)) % n).reshape(hi - lo, per * block)[:, :n]
+        want.append(np.median(x[idx], axis=1))
+    assert np.array_equal(stats.block_bootstrap_medians(x, resamples=50, seed=0, block=block), np.concatenate(want))
