@@ -73,6 +73,7 @@ HEAVY: dict[str, tuple[str, str]] = {
     "harness paper --device host --quant fp32,int8": ("", "twelve full-size exports, then dozens of runs"),
     "script: python -": ("", "writes a small BERT checkpoint with transformers, then exports it twice (docs/paper.md)"),
     "harness paper --quick": ("", "six test-size exports and a campaign of runs (about a minute here)"),
+    "harness paper --quick --device emu-arm64": ("", "six test-size exports, then their runs under qemu-aarch64"),
     "harness paper --rows bert-base,mobilebert --device pixel7 --threads 4": ("phone", PHONE),
     "harness sensitivity --quant int8": ("", "one quantized full-size model per layer (many minutes)"),
     "harness sensitivity --model mobilebert --quant int8": ("", "one quantized full-size model per layer"),
