@@ -8,29 +8,21 @@ or `find` to ask) is removed and the bundle pushed again.
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 from pathlib import Path
 from typing import Callable
 
 from device_runners.base import Transport, TransportError
+from program.manifest import sha256_file
 
 _HASHES: dict[Path, dict[str, str]] = {}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def bundle_hashes(bundle: Path) -> dict[str, str]:
     """{relative path: sha256} of every file of a local bundle (computed once per process)."""
     bundle = Path(bundle).resolve()
     if bundle not in _HASHES:
-        _HASHES[bundle] = {p.relative_to(bundle).as_posix(): _sha256(p)
+        _HASHES[bundle] = {p.relative_to(bundle).as_posix(): sha256_file(p)
                            for p in sorted(bundle.rglob("*")) if p.is_file()}
     return _HASHES[bundle]
 
@@ -43,7 +35,7 @@ def folder_hashes(folder: Path, names: list[str]) -> dict[str, str] | None:
                          if p.is_symlink() or not p.is_dir())
         if present != sorted(names) or any((Path(folder) / n).is_symlink() for n in names):
             return None
-        return {n: _sha256(Path(folder) / n) for n in names}
+        return {n: sha256_file(Path(folder) / n) for n in names}
     except OSError:
         return None
 

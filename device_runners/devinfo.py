@@ -163,7 +163,7 @@ def devinfo_text_here() -> str:
     out += [ln for ln in cpuinfo if re.match(r"^(processor|model name|Hardware|CPU implementer|CPU part|Model)\s*:", ln)]
     out += ["@@cpuflags"] + [ln for ln in cpuinfo if re.match(r"^(flags|Features)\s*:", ln)][:1]
     out.append("@@cpufreq")
-    for d in sorted(glob.glob("/sys/devices/system/cpu/cpu[0-9]*"), key=lambda x: x):
+    for d in sorted(glob.glob("/sys/devices/system/cpu/cpu[0-9]*")):
         if not os.path.isdir(d):
             continue
         f = f"{d}/cpufreq"
