@@ -1,5 +1,7 @@
-"""AWS Device Farm through boto3: a test package holding the runner bundle, the program and its inputs; a custom test
-spec that pushes them over adb, snapshots the phone, runs the runner and keeps result.json as an artifact.
+"""AWS Device Farm through boto3: a test package holding the runner bundle, a campaign plan's programs and their
+inputs; a custom test spec that pushes them over adb, then runs the plan's slots in the plan's order (snapshot the
+phone, run the runner, pull its result and outputs, snapshot again: files suffixed with the slot) and keeps them all
+as artifacts.
 
 The spec's commands run on Device Farm's Linux host, one adb device each ($DEVICEFARM_DEVICE_UDID); what they leave
 in $DEVICEFARM_LOG_DIR comes back as the job's "Customer Artifacts" zip. The same commands run in the tests against
@@ -28,18 +30,30 @@ TEST_TYPE = "APPIUM_WEB_PYTHON"
 PACKAGE_TYPE = "APPIUM_WEB_PYTHON_TEST_PACKAGE"
 SPEC_TYPE = "APPIUM_WEB_PYTHON_TEST_SPEC"
 ADB = 'adb -s "$DEVICEFARM_DEVICE_UDID"'
-PAYLOAD = ("bundle.tgz", "program.pte", "inputs.bin", "devinfo.sh", "android_info.sh")
+SCRIPTS = ("devinfo.sh", "android_info.sh")
 
 
 def remote_paths() -> dict[str, str]:
-    """Where the job's files are on the phone (the runner writes result.json and outputs.bin under run/)."""
+    """Where the job's files are on the phone: the bundle, and run/ where the runner writes each slot's result."""
+    return {"bundle": f"{REMOTE}/bundle", "run": f"{REMOTE}/run"}
+
+
+def slot_paths(program: int, slot: int) -> dict[str, str]:
+    """The phone's paths of one slot of the plan: its program's .pte and inputs, the slot's result and outputs."""
     run = f"{REMOTE}/run"
-    return {"program": f"{REMOTE}/program.pte", "inputs": f"{REMOTE}/inputs.bin", "result": f"{run}/result.json",
-            "outputs": f"{run}/outputs.bin", "bundle": f"{REMOTE}/bundle", "run": run}
+    return {"program": f"{REMOTE}/program_{program}.pte", "inputs": f"{REMOTE}/inputs_{program}.bin",
+            "result": f"{run}/result_{slot}.json", "outputs": f"{run}/outputs_{slot}.bin"}
 
 
-def build_package(out: Path, bundle: Path, program: Path, inputs: Path) -> Path:
-    """The test package zip: Appium Python's layout (tests/, requirements.txt, wheelhouse/) plus harness/ payload."""
+def payload(programs: int) -> list[str]:
+    """The files under harness/ in the package, pushed to the phone as they are named."""
+    return ["bundle.tgz", *[f"program_{p}.pte" for p in range(programs)],
+            *[f"inputs_{p}.bin" for p in range(programs)], *SCRIPTS]
+
+
+def build_package(out: Path, bundle: Path, programs: list[Path], inputs: list[Path]) -> Path:
+    """The test package zip: Appium Python's layout (tests/, requirements.txt, wheelhouse/) plus harness/ payload:
+    the runner bundle, each program of the plan with its inputs, and the snapshot scripts."""
     from device_runners.adb import ANDROID_INFO_SCRIPT
     from device_runners.devinfo import DEVINFO_SCRIPT
 
@@ -51,49 +65,55 @@ def build_package(out: Path, bundle: Path, program: Path, inputs: Path) -> Path:
         z.writestr("wheelhouse/", "")
         z.writestr("tests/test_harness.py", '"""The harness runs from the test spec\'s commands; nothing here."""\n')
         z.writestr("harness/bundle.tgz", tgz.getvalue())
-        z.write(program, "harness/program.pte")
-        z.write(inputs, "harness/inputs.bin")
+        for i, (program, feed) in enumerate(zip(programs, inputs, strict=True)):
+            z.write(program, f"harness/program_{i}.pte")
+            z.write(feed, f"harness/inputs_{i}.bin")
         z.writestr("harness/devinfo.sh", DEVINFO_SCRIPT)
         z.writestr("harness/android_info.sh", ANDROID_INFO_SCRIPT + "\n")
     return out
 
 
-def spec_commands(runner_cmd: str) -> dict[str, list[str]]:
-    """The commands of each phase (bash on the farm host): push, snapshot, run, pull, snapshot, clean."""
+def spec_commands(runner_cmds: list[str], programs: int = 1) -> dict[str, list[str]]:
+    """The commands of each phase (bash on the farm host): push; then for each slot of the plan, in the plan's order,
+    snapshot, run, pull, snapshot (every file suffixed with the slot); clean. runner_cmds[s] is slot s's command."""
     pkg, log = '"$DEVICEFARM_TEST_PACKAGE_PATH/harness"', '"$DEVICEFARM_LOG_DIR"'
     r = remote_paths()
 
-    def snapshot(when: str) -> list[str]:
-        return [f"{ADB} shell sh {REMOTE}/devinfo.sh > {log}/devinfo_{when}.txt",
-                f"{ADB} shell sh {REMOTE}/android_info.sh > {log}/android_{when}.txt"]
+    def snapshot(when: str, slot: int) -> list[str]:
+        return [f"{ADB} shell sh {REMOTE}/devinfo.sh > {log}/devinfo_{when}_{slot}.txt",
+                f"{ADB} shell sh {REMOTE}/android_info.sh > {log}/android_{when}_{slot}.txt"]
 
+    test: list[str] = []
+    for slot, cmd in enumerate(runner_cmds):
+        out = slot_paths(0, slot)
+        test += [*snapshot("before", slot),
+                 f"{ADB} shell {shlex.quote(cmd)} > {log}/runner_stdout_{slot}.txt 2> {log}/runner_stderr_{slot}.txt; "
+                 f"echo $? > {log}/runner_rc_{slot}.txt",
+                 f"{ADB} pull {out['result']} {log}/result_{slot}.json || true",
+                 f"{ADB} pull {out['outputs']} {log}/outputs_{slot}.bin || true",
+                 *snapshot("after", slot)]
     return {
         "pre_test": [f"{ADB} shell rm -rf {REMOTE}", f"{ADB} shell mkdir -p {r['run']}",
-                     *[f"{ADB} push {pkg}/{name} {REMOTE}/{name}" for name in PAYLOAD],
+                     *[f"{ADB} push {pkg}/{name} {REMOTE}/{name}" for name in payload(programs)],
                      f"{ADB} shell {shlex.quote(f'cd {REMOTE} && tar xzf bundle.tgz && rm bundle.tgz && chmod -R u+x bundle/bin bundle/lib')}"],
-        "test": [*snapshot("before"),
-                 f"{ADB} shell {shlex.quote(runner_cmd)} > {log}/runner_stdout.txt 2> {log}/runner_stderr.txt; "
-                 f"echo $? > {log}/runner_rc.txt",
-                 f"{ADB} pull {r['result']} {log}/result.json || true",
-                 f"{ADB} pull {r['outputs']} {log}/outputs.bin || true",
-                 *snapshot("after")],
+        "test": test,
         "post_test": [f"{ADB} shell rm -rf {REMOTE}"],
     }
 
 
-def test_spec(runner_cmd: str) -> str:
+def test_spec(runner_cmds: list[str], programs: int = 1) -> str:
     """The custom test spec (YAML) Device Farm runs for each device of the pool."""
     import yaml
 
     phases = {"install": {"commands": ["adb version"]}}
-    phases.update({k: {"commands": v} for k, v in spec_commands(runner_cmd).items()})
+    phases.update({k: {"commands": v} for k, v in spec_commands(runner_cmds, programs).items()})
     return yaml.safe_dump({"version": 0.1, "phases": phases, "artifacts": ["$DEVICEFARM_LOG_DIR"]},
                           sort_keys=False, width=1000)
 
 
 @dataclass
 class Artifacts:
-    """What one device's job left in $DEVICEFARM_LOG_DIR, parsed."""
+    """What one slot of a device's job left in $DEVICEFARM_LOG_DIR, parsed."""
 
     result_text: str | None
     runner_rc: int | None
@@ -103,8 +123,8 @@ class Artifacts:
     outputs: bytes | None = None
 
 
-def read_artifacts(files: dict[str, bytes]) -> Artifacts:
-    """Parse a job's files (name -> bytes) with the same parsers as a local adb run's snapshot."""
+def read_artifacts(files: dict[str, bytes], slot: int = 0) -> Artifacts:
+    """Parse one slot of a job's files (name -> bytes) with the same parsers as a local adb run's snapshot."""
     from device_runners.adb import parse_android_info
     from device_runners.devinfo import parse_devinfo
 
@@ -112,18 +132,19 @@ def read_artifacts(files: dict[str, bytes]) -> Artifacts:
         return files[name].decode("utf-8", "replace") if name in files else None
 
     def info(when):
-        if f"devinfo_{when}.txt" not in files:
+        if f"devinfo_{when}_{slot}.txt" not in files:
             return {}
-        snap = parse_devinfo(text(f"devinfo_{when}.txt"))
+        snap = parse_devinfo(text(f"devinfo_{when}_{slot}.txt"))
         if "os" in snap:
             snap["os_build"] = snap.pop("os")  # on Android the snippet reports ro.build.description
-        snap.update(parse_android_info(text(f"android_{when}.txt") or ""))
+        snap.update(parse_android_info(text(f"android_{when}_{slot}.txt") or ""))
         return snap
 
-    rc = (text("runner_rc.txt") or "").strip()
-    return Artifacts(result_text=text("result.json"), runner_rc=int(rc) if rc.lstrip("-").isdigit() else None,
-                     runner_stderr=text("runner_stderr.txt") or "", info_before=info("before"),
-                     info_after=info("after"), outputs=files.get("outputs.bin"))
+    rc = (text(f"runner_rc_{slot}.txt") or "").strip()
+    return Artifacts(result_text=text(f"result_{slot}.json"),
+                     runner_rc=int(rc) if rc.lstrip("-").isdigit() else None,
+                     runner_stderr=text(f"runner_stderr_{slot}.txt") or "", info_before=info("before"),
+                     info_after=info("after"), outputs=files.get(f"outputs_{slot}.bin"))
 
 
 def unzip_artifacts(blob: bytes) -> dict[str, bytes]:

@@ -11,6 +11,23 @@ from common.console import console, err_console, status
 from harness.commands.export import int_list, export_options, export_requests, do_export
 
 
+def schedule_options(f):
+    """--repeat, --schedule and --seed: how a campaign plan orders its runs (harness/run/plan.py), for every command
+    that builds one (run, farm run)."""
+    opts = [
+        click.option("--repeat", type=int, default=1, show_default=True,
+                     help="Runs of each program and setting, in rounds (see --schedule)."),
+        click.option("--schedule", type=click.Choice(["interleaved", "blocks"]), default="interleaved",
+                     show_default=True,
+                     help="interleaved: rounds of every program in a new random order each round (a slow minute "
+                          "falls on all alike); blocks: each program's runs back to back."),
+        click.option("--seed", "schedule_seed", type=int, default=None, help="Seed of the interleaved order (recorded)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
 @click.command("run")
 @click.option("--program", "programs", type=click.Path(path_type=Path), multiple=True,
               help="A .pte to run (with or without a harness manifest); repeat it to measure several in one "
@@ -49,12 +66,7 @@ from harness.commands.export import int_list, export_options, export_requests, d
 @click.option("--max-start-temp", type=float, default=None,
               help="Thermal gate: start only when battery and skin are at or below this many °C (waits --cooldown).")
 @click.option("--no-check-model", is_flag=True, help="Run even if the device's model is not its profile's.")
-@click.option("--repeat", type=int, default=1, show_default=True,
-              help="Runs of each program and setting, in rounds (see --schedule).")
-@click.option("--schedule", type=click.Choice(["interleaved", "blocks"]), default="interleaved", show_default=True,
-              help="interleaved: rounds of every program in a new random order each round (a slow minute falls on "
-                   "all alike); blocks: each program's runs back to back.")
-@click.option("--seed", "schedule_seed", type=int, default=None, help="Seed of the interleaved order (recorded).")
+@schedule_options
 @click.option("--target-ci", type=float, default=None,
               help="Add rounds for programs whose CI across runs is wider than this share of the median (0.02 = "
                    "+-2%) or whose runs disagree, up to --max-repeats rounds or --max-campaign-seconds.")
@@ -90,7 +102,7 @@ def run_command(ctx, programs, device, runner, runner_bin, xnnpack_cache, timing
       harness run --model mobilebert --quant int8 --device pixel7 --threads 1,2 --affinity big --affinity mid \\
         --max-start-temp 35 --cooldown 300
     """
-    from harness.commands.selection import parse_tags
+    from harness.commands.selection import campaign_name, parse_tags
     from harness.run import measure
     from harness.run.plan import CampaignPlan, run_plan, validate_plan
     from harness.run.request import DeviceTarget, Gates, InputsSpec, RunRequest, RunSettings
@@ -101,7 +113,7 @@ def run_command(ctx, programs, device, runner, runner_bin, xnnpack_cache, timing
 
         os.environ["HARNESS_IOS_APP"] = str(app.resolve())
     run_tags = parse_tags(tags)
-    campaign = _campaign_name(campaign) or measure.new_campaign()
+    campaign = campaign_name(campaign) or measure.new_campaign()
     if programs:
         flag = {p.name: p.opts[0] for p in ctx.command.params}  # as the user typed it: --quant, not --recipe
         given = [flag.get(n, f"--{n.replace('_', '-')}") for n in export_kw
@@ -164,17 +176,6 @@ def _default_timing(device: str, devices_file: Path | None) -> str:
         return "emulated" if get_profile(device, devices_file).transport == "qemu" else "default"
     except BadInput:
         return "default"  # an unknown device or a bad catalog: the run's own checks name it
-
-
-def _campaign_name(name: str | None) -> str | None:
-    import re
-
-    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,99}", name):
-        from program.schema import shown
-
-        raise click.BadParameter(f"{shown(name)}: letters, digits and . _ : + - only (at most 100)",
-                                 param_hint="--campaign")
-    return name
 
 
 def _thread_counts(value: str | None) -> list[int | None]:

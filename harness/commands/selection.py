@@ -59,3 +59,15 @@ def warned(found):
     for line in getattr(found, "warnings", ()):
         click.echo(f"warning: {line}", err=True)
     return found
+
+
+def campaign_name(name: str | None) -> str | None:
+    """A --campaign name as given (None stays None); anything but a short plain name is a usage error."""
+    import re
+
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:+-]{0,99}", name):
+        from program.schema import shown
+
+        raise click.BadParameter(f"{shown(name)}: letters, digits and . _ : + - only (at most 100)",
+                                 param_hint="--campaign")
+    return name

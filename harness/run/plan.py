@@ -62,6 +62,26 @@ def validate_plan(plan: CampaignPlan) -> None:
         raise BadInput(f"--max-campaign-seconds {plan.max_seconds:g}: a positive number of seconds (at most a week)")
 
 
+def order(plan: CampaignPlan, rng: random.Random) -> list[tuple[int, int, int, int]]:
+    """The plan's first `rounds` rounds as (request index, round, position in its round, runs in its round), in the
+    order they run: `blocks` runs each request's rounds back to back; `interleaved` runs every request once a round,
+    in an order rng shuffles anew each round. run_plan executes it here; a device farm runs it on every phone."""
+    n = len(plan.requests)
+    if plan.schedule == "blocks":
+        return [(i, rnd, 0, 1) for i in range(n) for rnd in range(1, plan.rounds + 1)]
+    slots = []
+    for rnd in range(1, plan.rounds + 1):
+        shuffled = list(range(n))
+        rng.shuffle(shuffled)
+        slots += [(i, rnd, pos, n) for pos, i in enumerate(shuffled)]
+    return slots
+
+
+def new_seed(plan: CampaignPlan) -> int:
+    """The plan's shuffle seed: its own, or a fresh one (recorded on every run either way)."""
+    return plan.seed if plan.seed is not None else secrets.randbelow(2**31)
+
+
 def _p50(rec: RunRecord) -> float | None:
     v = rec.latency.p50
     return float(v) if rec.status in ("ok", "invalid") and isinstance(v, (int, float)) and v > 0 else None
@@ -101,7 +121,7 @@ def run_plan(plan: CampaignPlan, results: Path, measure: Callable[..., RunRecord
     if not plan.requests:
         raise BadInput("nothing to run: the plan has no programs")
     measure = measure or (lambda req, res, label, session: measuring.run(req, res, session=session))
-    seed = plan.seed if plan.seed is not None else secrets.randbelow(2**31)
+    seed = new_seed(plan)
     rng = random.Random(seed)
     campaign = plan.campaign or plan.requests[0].campaign or new_campaign()
     done: list[list[RunRecord]] = [[] for _ in plan.requests]
@@ -139,16 +159,8 @@ def run_plan(plan: CampaignPlan, results: Path, measure: Callable[..., RunRecord
                 "waiting (each run's evidence says what it shared the CPUs with)")
 
     try:
-        if plan.schedule == "blocks":
-            for i in range(n):
-                for rnd in range(1, plan.rounds + 1):
-                    one(i, rnd, 0, 1)
-        else:
-            for rnd in range(1, plan.rounds + 1):
-                order = list(range(n))
-                rng.shuffle(order)
-                for pos, i in enumerate(order):
-                    one(i, rnd, pos, n)
+        for slot in order(plan, rng):
+            one(*slot)
         if plan.target_ci is not None:
             start, rnd = time.monotonic(), plan.rounds
             cap = plan.max_rounds or max(5, 3 * plan.rounds)

@@ -155,9 +155,10 @@ HEAVY: dict[str, tuple[str, str]] = {
     "--affinity mid --threads 1,2 --task rotten_tomatoes --samples 50": ("phone", PHONE + " (added as myphone)"),
     "harness farm run --program 'results/programs/mobilebert-int8-s128-*.pte' --pool '$POOL_ARN'":
         ("aws", "needs AWS credentials and a Device Farm pool ($POOL_ARN)"),
-    "harness farm run --program 'results/programs/mobilebert-int8-s128-*.pte' --pool arn:aws:devicefarm:us-west-2:"
+    "harness farm run --program 'results/programs/mobilebert-fp32-s128-*.pte' --program "
+    "'results/programs/mobilebert-int8-s128-*.pte' --repeat 3 --pool arn:aws:devicefarm:us-west-2:"
     "123456789012:devicepool:1a2b3c4d-aaaa-bbbb-cccc-0123456789ab/5e6f7a8b-dddd-eeee-ffff-0123456789ab "
-    "--iterations 30 --task rotten_tomatoes": ("aws", "needs AWS credentials and your own Device Farm pool"),
+    "--task rotten_tomatoes": ("aws", "needs AWS credentials and your own Device Farm pool"),
     "script: export AWS_PROFILE=benchmarks": ("aws", "needs AWS credentials and your own Device Farm pool"),
 }
 
