@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from typing import Any, Callable
 
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a few kB; this one is copied into every record of its program
@@ -25,6 +26,7 @@ STATUSES = ("ok", "invalid", "failed", "interrupted")
 DTYPES = ("uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64", "bool", "bfloat16")
 
 Check = Callable[[Any, str], "str | None"]
+_FLOAT_MAX = sys.float_info.max
 
 
 def shown(value: Any, limit: int = 60, quote: bool = True) -> str:
@@ -57,11 +59,25 @@ def number(lo: float = 0.0, hi: float = math.inf, optional: bool = True, finite:
             return None
         if not _is_number(v):
             return f"{where} is {shown(v)}, not a number"
-        if math.isnan(v) or math.isinf(v):
+        if isinstance(v, int) and not -_FLOAT_MAX <= v <= _FLOAT_MAX:  # would overflow every float() after it
+            return f"{where} is {shown(v)}, not a number from {lo:g} to {hi:g}"
+        if isinstance(v, float) and not math.isfinite(v):
             return None if not finite else f"{where} is {v}, not a finite number"
         if not lo <= v <= hi:
             return f"{where} is {shown(v)}, not a number from {lo:g} to {hi:g}"
+    check.bounds = (lo, hi) if finite else None  # items() checks a list of such numbers at C speed
     return check
+
+
+def _finite_numbers_within(v: list, lo: float, hi: float) -> bool:
+    """Every value of v an int or float (never bool or None), finite, from lo to hi: a few C-level passes. False
+    means "look at each": the caller's loop then names the first value that fails, or passes them all."""
+    if not set(map(type, v)) <= {int, float}:
+        return False
+    try:
+        return not v or (math.isfinite(sum(v)) and max(lo, -_FLOAT_MAX) <= min(v) and max(v) <= min(hi, _FLOAT_MAX))
+    except OverflowError:  # an int past float's range
+        return False
 
 
 def text(limit: int = 256, optional: bool = True, choices: tuple[str, ...] | None = None,
@@ -91,6 +107,8 @@ def flag(optional: bool = True) -> Check:
 
 def items(of: Check, limit: int, optional: bool = False, exact: int | None = None) -> Check:
     """A list of at most `limit` values each passing `of` (`exact`: of exactly that many)."""
+    bounds = getattr(of, "bounds", None)
+
     def check(v, where):
         if v is None and optional:
             return None
@@ -98,6 +116,8 @@ def items(of: Check, limit: int, optional: bool = False, exact: int | None = Non
             return f"{where} is {shown(v)}, not a list"
         if len(v) > limit or (exact is not None and len(v) != exact):
             return f"{where} holds {len(v):,} values ({exact if exact is not None else f'at most {limit:,}'})"
+        if bounds is not None and _finite_numbers_within(v, *bounds):
+            return None
         for i, x in enumerate(v):
             problem = of(x, f"{where}[{i}]")
             if problem:
@@ -120,13 +140,16 @@ def mapping(fields: dict[str, Check] | None = None, optional: bool = True, max_b
         for name in required:
             if name not in v:
                 return f"{_join(where, name)} is missing"
+        prefix = f"{where}." if where else ""  # _join, hoisted: this loop runs for every field of every record read
         for k, x in v.items():
             if not isinstance(k, str):
                 return f"{where} has a key {shown(k)} that is not text"
-            rule = (fields or {}).get(k, values)
-            problem = rule(x, _join(where, k)) if rule is not None else None
-            if problem:
-                return problem
+            rule = rules.get(k, values)
+            if rule is not None:
+                problem = rule(x, prefix + k)
+                if problem:
+                    return problem
+    rules = fields or {}
     return check
 
 

@@ -55,14 +55,15 @@ class _Part:
         return not self.empty()
 
 
-def _names(cls: type) -> tuple[str, ...]:
+def _names(cls: type) -> dict[str, None]:
+    """A part's field names, in order, as dict keys: `in` is a hash lookup (every record read asks it per key)."""
     names = _NAMES.get(cls)
     if names is None:
-        names = _NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.name != "extra")
+        names = _NAMES[cls] = dict.fromkeys(f.name for f in dataclasses.fields(cls) if f.name != "extra")
     return names
 
 
-_NAMES: dict[type, tuple[str, ...]] = {}
+_NAMES: dict[type, dict[str, None]] = {}
 
 
 @dataclass
@@ -216,10 +217,11 @@ class RunRecord:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RunRecord":
         """A record from its JSON object: fields of a newer harness are dropped (its parts keep their new keys)."""
-        return cls(**{k: v for k, v in d.items() if k in _FIELDS})
+        return cls(**{k: v for k, v in d.items() if k in _FIELD_SET})
 
 
-_FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord))  # what from_dict keeps (newer fields dropped)
+_FIELDS = tuple(f.name for f in dataclasses.fields(RunRecord))  # to_dict's order
+_FIELD_SET = frozenset(_FIELDS)  # what from_dict keeps (newer fields dropped); a set: a report reads every record
 
 
 def _copy(v: Any) -> Any:
