@@ -221,10 +221,8 @@ class Int8Static(Recipe):
     needs_calibration = True
     quantizes_linears = True
 
-    def check(self, model, opts):
-        super().check(model, opts)
-        if not opts.calibration:
-            raise BadInput("recipe int8-static needs calibration data: pass --calibration N (N >= 1 real examples)")
+    # No check of opts.calibration here: export() checks recipes before it reads the calibration examples
+    # (--calibration N, default 64; N < 1 is refused there), and quantize_static refuses a lowering without them.
 
     def quantize_eager(self, model, example_inputs, opts):
         from harness.export.quantize.static import quantize_static
