@@ -239,6 +239,9 @@ def print_run(rec) -> None:
                       + (f"  ({acc.note})" if acc.note else ""))
         if acc.one_class_note:
             console.print(f"  [yellow]{acc.one_class_note}[/yellow]")
+    elif (rec.schedule or {}).get("accuracy_from"):
+        console.print(f"  accuracy: scored in run {rec.schedule['accuracy_from']} of this campaign (same program, "
+                      "inputs and threads); this run was timed only")
     if rec.flags:
         console.print(f"  flags: {', '.join(rec.flags)}")
     for why in ((rec.device_info_after or {}).get("during") or {}).get("throttle_evidence") or []:

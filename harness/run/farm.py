@@ -4,7 +4,8 @@ like a local adb run's.
 `harness farm run` builds a CampaignPlan (harness/run/plan.py) like `harness run` does: its requests (programs,
 timing settings, inputs) are validated the same way, and the scheduler's order (plan.order: interleaved rounds in a
 seeded shuffle, or blocks) becomes the order every phone runs them in, one Device Farm job per phone. A job cannot
-adapt once scheduled, so the plan's extra rounds (--target-ci) are not offered here. device_runners/farm.py does the
+adapt once scheduled, so the plan's extra rounds (--target-ci) are not offered here. As in run_plan, each
+program is scored (its outputs written and scored) in its first slot only; its later slots are timed only. device_runners/farm.py does the
 AWS side (uploads, the test spec, the run, the artifacts); this module prepares the programs and inputs, and turns
 each slot of each device's artifacts into a record with harness/run/measure.py's pieces.
 
@@ -81,11 +82,14 @@ def check(plan: CampaignPlan, where: FarmPool) -> list[Path]:
     return [pte.check_file(Path(r.program)) for r in plan.requests]
 
 
-def _job(req: RunRequest, program: int, slot: int) -> RunJob:
+def _job(req: RunRequest, program: int, slot: int, score: bool) -> RunJob:
     from device_runners import farm
 
     st = req.settings
-    return RunJob(**farm.slot_paths(program, slot), warmup=st.warmup, iterations=st.iterations,
+    paths = farm.slot_paths(program, slot)
+    if not score:
+        paths["outputs"] = None
+    return RunJob(**paths, warmup=st.warmup, iterations=st.iterations,
                   min_seconds=st.min_seconds, warmup_seconds=st.warmup_seconds, max_seconds=st.max_seconds,
                   threads=st.threads or 4, affinity=st.affinity)
 
@@ -118,7 +122,10 @@ def prepare(plan: CampaignPlan, paths: list[Path], tmp: Path, bundle: Path | Non
     slots = order(plan, random.Random(seed))
     package = farm.build_package(tmp / "harness_test_package.zip", bundle or build_bundle(ABI), paths, files)
     r = farm.remote_paths()
-    cmds = [bundle_command(r["bundle"], ABI, runner_args(_job(plan.requests[i], i, s)))
+    first = {}  # program -> its first slot: the one that scores (accuracy once, then timing only, as run_plan)
+    for s, (i, *_) in enumerate(slots):
+        first.setdefault(i, s)
+    cmds = [bundle_command(r["bundle"], ABI, runner_args(_job(plan.requests[i], i, s, first[i] == s)))
             for s, (i, *_) in enumerate(slots)]
     spec = tmp / "harness_test_spec.yml"
     spec.write_text(farm.test_spec(cmds, len(paths)))
@@ -151,13 +158,18 @@ def run_farm(plan: CampaignPlan, where: FarmPool, results: Path, df=None,
     records = []
     for j in farm.jobs(df, run_arn):
         files = farm.job_files(df, j["arn"])
+        scored: dict[int, str] = {}  # program -> the run on this phone that scored it
         for slot, (i, rnd, pos, _) in enumerate(prep.slots):
             rec = _record(j, run_arn, prep, plan.requests[i], i, campaign)
             rec.schedule = {"schedule": plan.schedule, "seed": prep.seed, "round": rnd, "position": pos}
+            if i in scored:
+                rec.schedule["accuracy_from"] = scored[i]
             try:
                 _fill(rec, j, files, prep, i, slot)
             except RunnerError as e:
                 rec.status, rec.error = "failed", str(e)
+            if rec.accuracy and i not in scored:
+                scored[i] = rec.run_id
             rec.finished_at = measure._now()
             store.add(rec)
             records.append(rec)

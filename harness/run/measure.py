@@ -176,7 +176,8 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
         write_tensors(tmp / "inputs.bin", run_inputs.examples)
         job = RunJob(
             program=f"{run_dir}/program.pte", inputs=f"{run_dir}/inputs.bin", result=f"{run_dir}/result.json",
-            outputs=f"{run_dir}/outputs.bin", warmup=req.settings.warmup, iterations=req.settings.iterations,
+            outputs=f"{run_dir}/outputs.bin" if req.settings.score else None, warmup=req.settings.warmup,
+            iterations=req.settings.iterations,
             min_seconds=req.settings.min_seconds, warmup_seconds=req.settings.warmup_seconds, max_seconds=req.settings.max_seconds,
             threads=rec.threads or 1, affinity=rec.affinity,
             etdump=f"{run_dir}/profile.etdp" if req.settings.profile else None, timeout=req.settings.timeout,
@@ -210,11 +211,13 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
             if raw_text is None:
                 raise RunnerError(f"runner on {profile.name} exited 0 but wrote no result file")
             raw = outcome.parse_result(raw_text, job, profile.name)
-            transport.pull(job.outputs, tmp / "outputs.bin")
-            try:
-                outputs = read_tensors(tmp / "outputs.bin")
-            except TensorFileError as e:
-                raise RunnerError(f"runner on {profile.name} wrote a damaged outputs file: {e}") from None
+            outputs = None
+            if job.outputs:
+                transport.pull(job.outputs, tmp / "outputs.bin")
+                try:
+                    outputs = read_tensors(tmp / "outputs.bin")
+                except TensorFileError as e:
+                    raise RunnerError(f"runner on {profile.name} wrote a damaged outputs file: {e}") from None
             if req.settings.profile:
                 transport.pull(job.etdump, tmp / "profile.etdp")
                 rec.profile = outcome.profile_summary(tmp / "profile.etdp", path)
@@ -227,7 +230,8 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
                                               rec.device_info_after["state"], rec.affinity)
     rec.device_info_after["during"] = {"samples": samples, "throttle_evidence": evidence}
     outcome.fill_measurements(rec, raw, manifest, path)
-    rec.accuracy = outcome.score(outputs, run_inputs, manifest) if run_inputs.task or manifest else None
+    scored = outputs is not None and (run_inputs.task or manifest)
+    rec.accuracy = outcome.score(outputs, run_inputs, manifest) if scored else None
     rec.flags = stats.validity_flags(rec.latency.to_json(), emulated=rec.emulated, info_before=rec.device_info_before,
                                      info_after=rec.device_info_after, profiled=req.settings.profile,
                                      evidence=evidence, disturbed=outcome.disturbance_reasons(rec, raw))

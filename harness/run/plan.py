@@ -11,6 +11,9 @@ whose pooled runs (harness/run/pooling.py) disagree (their medians' CV above sta
 across them is wider than the target get further rounds, up to `max_rounds` or `max_seconds`; every run is stored whatever happens. Each device
 is reached through one DeviceSession for the whole campaign (harness/run/session.py). A request's
 `wait_for_quiet` is honoured until the device once stays busy through a whole wait: the campaign then stops waiting.
+Each request is scored once (accuracy, agreement with fp32: its first run that scores) and only timed after that,
+as MLPerf's LoadGen separates its accuracy mode from its performance mode; those runs name the scored run
+(`schedule["accuracy_from"]`), and the report's row takes its accuracy from it.
 The same limit bounds the near-cores gate (docs/statistics.md#far-cores), which likewise stops for the rest of the
 campaign once a device's CPUs stay far apart through a whole wait (or its probes are contended: a busy machine).
 """
@@ -138,8 +141,14 @@ def run_plan(plan: CampaignPlan, results: Path, measure: Callable[..., RunRecord
         near = None if req.device in far_for_good else req.gates.near_cores_ns or nearest.get(req.device)
         gates = dataclasses.replace(req.gates, wait_for_quiet=0.0 if busy else req.gates.wait_for_quiet,
                                     near_cores_ns=near)
-        req = dataclasses.replace(req, campaign=campaign, tags={**req.tags}, gates=gates,
-                                  schedule={"schedule": plan.schedule, "seed": seed, "round": rnd, "position": pos})
+        where = {"schedule": plan.schedule, "seed": seed, "round": rnd, "position": pos}
+        scored = next((r for r in done[i] if r.accuracy), None)
+        settings = req.settings
+        if scored is not None:  # accuracy once, performance after (MLPerf's two modes): the same outputs again
+            settings = dataclasses.replace(settings, score=False)
+            where["accuracy_from"] = scored.run_id
+        req = dataclasses.replace(req, campaign=campaign, tags={**req.tags}, gates=gates, settings=settings,
+                                  schedule=where)
         label = f"running {Path(req.program).name} on {req.device.name} (round {rnd}, {pos + 1}/{total})"
         session = sessions.setdefault(req.device, DeviceSession(req.device))
         rec = measure(req, results, label, session)

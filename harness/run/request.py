@@ -42,6 +42,10 @@ class RunSettings:
     threads: int | None = None  # None: the device profile's default
     affinity: str | None = None
     profile: bool = False  # collect an ETDump (flagged; never pooled with timing runs)
+    # write every example's outputs after the timed loop and score them (accuracy, agreement with fp32). A campaign
+    # scores each request once (its first run that scores) and times the others only, as MLPerf's LoadGen
+    # separates its accuracy and performance modes: same program, inputs and threads give the same outputs.
+    score: bool = True
     timeout: float = 900.0
 
     @classmethod

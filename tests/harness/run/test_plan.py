@@ -131,3 +131,41 @@ def test_a_device_that_stays_busy_is_waited_for_once_per_campaign(tmp_path):
     plan = CampaignPlan([RunRequest.of(program=n, wait_for_quiet=20.0) for n in "AB"], rounds=2)
     run_plan(plan, tmp_path, measure=busy_device, say=said.append)
     assert waits == [20.0, 0.0, 0.0, 0.0] and any("stayed busy for 20 s" in s for s in said)
+
+
+def test_each_program_is_scored_once_then_timed_only(tmp_path):
+    """MLPerf's accuracy and performance modes: a request's first run that scores writes and scores its outputs;
+    its later runs are told not to (settings.score False) and name the scored run. A first run that failed to score
+    leaves the next one to do it."""
+    seen: list[tuple[str, int, bool, str | None]] = []
+
+    def dev(req, results, label, session=None):
+        name, rnd = str(req.program), req.schedule["round"]
+        seen.append((name, rnd, req.settings.score, req.schedule.get("accuracy_from")))
+        failed = name == "B" and rnd == 1  # B's first run fails before it scores
+        return RunRecord(run_id=f"{name}{rnd}", created_at="", status="failed" if failed else "ok", device="host",
+                         latency={"p50": 1.0}, campaign=req.campaign, schedule=req.schedule,
+                         accuracy=None if failed or not req.settings.score else {"task": "t", "n": 8, "value": 0.5})
+
+    run_plan(_plan("AB", rounds=3, seed=1), tmp_path, measure=dev)
+    by = {(n, r): (score, src) for n, r, score, src in seen}
+    assert [by[("A", r)] for r in (1, 2, 3)] == [(True, None), (False, "A1"), (False, "A1")]
+    assert [by[("B", r)] for r in (1, 2, 3)] == [(True, None), (True, None), (False, "B2")]
+
+
+def test_a_repeated_run_scores_its_examples_once_and_the_report_keeps_the_accuracy(tiny_export, tmp_path):
+    res = _cli("--results", tmp_path / "r", "run", "--program", tiny_export[1].program, "--repeat", 3,
+               "--task", "rotten_tomatoes", "--samples", 8, *FAST)
+    assert res.returncode == 0, res.stderr
+    runs = sorted(ResultsStore(tmp_path / "r").runs(), key=lambda r: r.schedule["round"])
+    first, later = runs[0], runs[1:]
+    assert first.accuracy and first.accuracy.n == 8 and first.accuracy.agreement_fp32 is not None
+    assert [r.accuracy for r in later] == [None, None]
+    assert [r.schedule["accuracy_from"] for r in later] == [first.run_id] * 2
+    assert res.stdout.count(f"accuracy: scored in run {first.run_id} of this campaign") == 2
+    report = _cli("--results", tmp_path / "r", "report", "--format", "json")
+    import json
+
+    rows = json.loads(report.stdout)["table"]
+    assert len(rows) == 1 and rows[0]["accuracy_n"] == 8 and rows[0]["n_runs"] == 3
+    assert rows[0]["agreement_fp32"] == first.accuracy.agreement_fp32
