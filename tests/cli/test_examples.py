@@ -46,6 +46,7 @@ HEAVY: dict[str, tuple[str, str]] = {
     "harness demo --no-student --quant fp32,int8": ("", "two full-size exports, six runs"),
     "harness demo --checkpoint ./my-mobilebert-sst2 --task rotten_tomatoes": ("", FULL + " x3, nine runs"),
     "harness export --model mobilebert --quant int8": ("", FULL),
+    "harness export --model mobilebert --quant fp32,int8": ("", FULL + " x2"),
     "harness export --model mobilebert --quant fp32 --seq-len 128": ("", FULL),
     "harness export --model mobilebert --quant int4 --group-size 64 --seq-len 32,128,384": ("", FULL + " x3"),
     "harness export --checkpoint ./my-mobilebert-sst2 --quant int8 --out programs/": ("", FULL),

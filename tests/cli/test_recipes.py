@@ -79,7 +79,8 @@ def test_sensitivity_command_writes_a_ranked_report(tmp_path):
 def test_int8_static_exports_with_its_default_calibration_and_refuses_none(tmp_path):
     """`harness export --quant int8-static` calibrates on 64 real examples by default (it was refused before the
     examples were read, with a message asking for the --calibration it already had); --calibration 0 is one line."""
-    p = harness("export", "--model", "test-tiny", "--quant", "int8-static", "--seq-len", "16", results=tmp_path)
+    p = harness("export", "--model", "test-tiny", "--quant", "int8-static", "--seq-len", "16", "--numerics-samples",
+                "8", results=tmp_path)
     assert p.returncode == 0, p.stderr
     manifest = ProgramManifest.read(next((tmp_path / "programs").glob("test-tiny-int8-static-*.json")))
     assert manifest.recipe == "int8-static" and manifest.recipe_options["calibration_examples"] == 64
