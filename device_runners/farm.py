@@ -38,11 +38,15 @@ def remote_paths() -> dict[str, str]:
     return {"bundle": f"{REMOTE}/bundle", "run": f"{REMOTE}/run"}
 
 
-def slot_paths(program: int, slot: int) -> dict[str, str]:
-    """The phone's paths of one slot of the plan: its program's .pte and inputs, the slot's result and outputs."""
-    run = f"{REMOTE}/run"
-    return {"program": f"{REMOTE}/program_{program}.pte", "inputs": f"{REMOTE}/inputs_{program}.bin",
-            "result": f"{run}/result_{slot}.json", "outputs": f"{run}/outputs_{slot}.bin"}
+def program_files(program: int) -> dict[str, str]:
+    """The phone's paths of the plan's program `program`: its .pte and its inputs (pushed as payload() names them)."""
+    return {"program": f"{REMOTE}/program_{program}.pte", "inputs": f"{REMOTE}/inputs_{program}.bin"}
+
+
+def slot_outputs(slot: int) -> dict[str, str]:
+    """Where the runner of slot `slot` writes its result and outputs on the phone (pulled into the job's logs)."""
+    run = remote_paths()["run"]
+    return {"result": f"{run}/result_{slot}.json", "outputs": f"{run}/outputs_{slot}.bin"}
 
 
 def payload(programs: int) -> list[str]:
@@ -85,7 +89,7 @@ def spec_commands(runner_cmds: list[str], programs: int = 1) -> dict[str, list[s
 
     test: list[str] = []
     for slot, cmd in enumerate(runner_cmds):
-        out = slot_paths(0, slot)
+        out = slot_outputs(slot)
         test += [*snapshot("before", slot),
                  f"{ADB} shell {shlex.quote(cmd)} > {log}/runner_stdout_{slot}.txt 2> {log}/runner_stderr_{slot}.txt; "
                  f"echo $? > {log}/runner_rc_{slot}.txt",

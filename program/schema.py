@@ -128,6 +128,8 @@ def items(of: Check, limit: int, optional: bool = False, exact: int | None = Non
 def mapping(fields: dict[str, Check] | None = None, optional: bool = True, max_bytes: int | None = None,
             values: Check | None = None, required: tuple[str, ...] = ()) -> Check:
     """An object whose named `fields` pass their checks (others pass, unless `values` checks every value)."""
+    rules = fields or {}
+
     def check(v, where):
         if v is None and optional:
             return None
@@ -149,7 +151,6 @@ def mapping(fields: dict[str, Check] | None = None, optional: bool = True, max_b
                 problem = rule(x, prefix + k)
                 if problem:
                     return problem
-    rules = fields or {}
     return check
 
 

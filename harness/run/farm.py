@@ -25,7 +25,6 @@ from typing import Callable
 from device_runners.base import RawResult, RunJob
 from common import versions
 from common.errors import BadInput, RunnerError
-from common.timing import timing_name
 from program import pte
 from harness.run import inputs, measure, outcome
 from harness.run.plan import CampaignPlan, new_seed, order, validate_plan
@@ -34,6 +33,7 @@ from harness.store.db import ResultsStore
 from harness.store.record import RunRecord, model_identity
 
 ABI = "arm64-v8a"
+THREADS = 4  # runner threads on a farm phone when the plan names none
 MAX_SLOTS = 200  # runs in one job: each is a snapshot, a runner start and two pulls on a billed device minute
 
 
@@ -86,12 +86,11 @@ def _job(req: RunRequest, program: int, slot: int, score: bool) -> RunJob:
     from device_runners import farm
 
     st = req.settings
-    paths = farm.slot_paths(program, slot)
-    if not score:
-        paths["outputs"] = None
-    return RunJob(**paths, warmup=st.warmup, iterations=st.iterations,
+    out = farm.slot_outputs(slot)
+    return RunJob(**farm.program_files(program), result=out["result"], outputs=out["outputs"] if score else None,
+                  warmup=st.warmup, iterations=st.iterations,
                   min_seconds=st.min_seconds, warmup_seconds=st.warmup_seconds, max_seconds=st.max_seconds,
-                  threads=st.threads or 4, affinity=st.affinity)
+                  threads=st.threads or THREADS, affinity=st.affinity)
 
 
 def prepare(plan: CampaignPlan, paths: list[Path], tmp: Path, bundle: Path | None = None) -> Prepared:
@@ -105,15 +104,8 @@ def prepare(plan: CampaignPlan, paths: list[Path], tmp: Path, bundle: Path | Non
     manifests, feeds, files = [], [], []
     for i, (req, path) in enumerate(zip(plan.requests, paths)):
         manifest = pte.manifest_for(path)
-        if manifest:
-            specs, vocab = manifest.inputs, manifest.vocab_size
-        else:
-            info = pte.inspect(path)
-            specs, vocab = pte.input_specs(info), info.get("vocab_size")
-        task, samples = req.inputs.task, req.inputs.samples
-        feed = (inputs.from_task(specs, task, samples, vocab,
-                                 Path(manifest.checkpoint) if manifest and manifest.checkpoint else None)
-                if task else inputs.synthetic(specs, samples, vocab))
+        _, _, make = measure.inputs_for(path, manifest, req.inputs)
+        feed = make()  # the inputs a local run of the same request would feed
         write_tensors(tmp / f"inputs_{i}.bin", feed.examples)
         manifests.append(manifest)
         feeds.append(feed)
@@ -191,10 +183,9 @@ def _record(j: dict, run_arn: str, prep: Prepared, req: RunRequest, i: int, camp
         manifest=manifest.to_dict() if manifest else None, model=manifest.model if manifest else path.stem,
         recipe=manifest.recipe if manifest else None, seq_len=manifest.seq_len if manifest else None,
         random_weights=manifest.random_weights if manifest else None, device_abi=ABI, transport="farm",
-        runner="native", threads=st.threads or 4, warmup=st.warmup, iterations=st.iterations,
+        runner="native", threads=st.threads or THREADS, warmup=st.warmup, iterations=st.iterations,
         min_seconds=st.min_seconds, warmup_seconds=st.warmup_seconds, max_seconds=st.max_seconds or None,
-        timing="custom" if st.max_seconds else timing_name(st.warmup, st.iterations, st.min_seconds,
-                                                            st.warmup_seconds),
+        timing=st.timing_name(),
         campaign=campaign,
         tags={**req.tags, "farm": "aws-device-farm", "farm_device": device, "farm_job_arn": j.get("arn"),
               "farm_run_arn": run_arn, "clocks": "not pinned (non-rooted farm phone)"})

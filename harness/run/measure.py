@@ -19,7 +19,6 @@ from typing import Callable
 
 from common import interrupts, versions
 from common.errors import BadInput, HarnessError, RunnerError
-from common.timing import timing_name
 from device_runners.base import RunJob, Transport, TransportError, parse_progress, without_progress
 from device_runners.tensorfile import TensorFileError, read_tensors, write_tensors
 from harness.run import device_folders, device_state, inputs, outcome, stats
@@ -63,6 +62,24 @@ def run(req: RunRequest, results: Path, progress: Callable[[str], None] = lambda
     return _run(req, results, progress, session, path, manifest)
 
 
+def inputs_for(path: Path, manifest: ProgramManifest | None, feed: InputsSpec, inspect_cache: Path | None = None):
+    """(the program's input specs, a key naming the inputs `feed` asks for, a function that makes them): real
+    examples of feed.task tokenized as the program was exported (inputs.tokenizer_source), else synthetic ones. The
+    specs are the manifest's, or read from the program itself. Used by every run and by the device farm."""
+    if manifest:
+        specs, vocab = manifest.inputs, manifest.vocab_size
+    else:
+        info = pte.inspect(path, cache_dir=inspect_cache)
+        specs, vocab = pte.input_specs(info), info.get("vocab_size")
+    check_input_size(specs, feed.samples)
+    task = feed.task
+    source = inputs.tokenizer_source(manifest, feed.tokenizer) if task else None
+    head = manifest.head if manifest else None
+    key = (repr(specs), task, feed.samples, vocab, str(source), head)
+    return specs, key, lambda: (inputs.from_task(specs, task, feed.samples, vocab, source, head=head) if task
+                                else inputs.synthetic(specs, feed.samples, vocab))
+
+
 def _run(req: RunRequest, results: Path, progress, session: DeviceSession, path: Path,
          manifest: ProgramManifest | None) -> RunRecord:
     from device_runners.catalog import resolve_affinity
@@ -78,19 +95,8 @@ def _run(req: RunRequest, results: Path, progress, session: DeviceSession, path:
         raise BadInput(f"--runner-bin: device {profile.name} runs only the signed harness app (docs/devices.md)")
     store = ResultsStore(Path(results))
     store.check_writable()  # before a foreign program is inspected or a task is read (seconds); again before set-up
-    if manifest:
-        specs, vocab = manifest.inputs, manifest.vocab_size
-    else:
-        info = pte.inspect(path, cache_dir=Path(results) / "programs" / "inspected")
-        specs, vocab = pte.input_specs(info), info.get("vocab_size")
-    check_input_size(specs, req.inputs.samples)
-    task = req.inputs.task
-    source = inputs.tokenizer_source(manifest, req.inputs.tokenizer) if task else None
-    head = manifest.head if manifest else None
-    key = (repr(specs), task, req.inputs.samples, vocab, str(source), head)
-    run_inputs = session.inputs(key, lambda: (  # made once per campaign: tokenizing a task takes a while
-        inputs.from_task(specs, task, req.inputs.samples, vocab, source, head=head) if task
-        else inputs.synthetic(specs, req.inputs.samples, vocab)))
+    specs, key, make = inputs_for(path, manifest, req.inputs, Path(results) / "programs" / "inspected")
+    run_inputs = session.inputs(key, make)  # made once per campaign: tokenizing a task takes a while
 
     rec = RunRecord(
         run_id=uuid.uuid4().hex[:12], created_at=_now(), status="failed", device=profile.name,
@@ -112,8 +118,7 @@ def _run(req: RunRequest, results: Path, progress, session: DeviceSession, path:
     rec.model_id = model_identity(rec.manifest, rec.model, rec.program_sha256)
     rec.campaign = req.campaign or new_campaign()
     rec.schedule = dict(req.schedule) if req.schedule else None
-    rec.timing = "custom" if st.max_seconds else timing_name(st.warmup, st.iterations, st.min_seconds,
-                                                                 st.warmup_seconds)  # a preset's name, or custom
+    rec.timing = st.timing_name()
     # Set-up: nothing has reached the device yet, so a failure here is the user's to fix and is not stored.
     store.check_writable()  # before minutes of measuring, not after
     transport = session.open()

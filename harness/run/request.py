@@ -48,6 +48,14 @@ class RunSettings:
     score: bool = True
     timeout: float = 900.0
 
+    def timing_name(self) -> str:
+        """The timing preset these iterations and floors are (quick, default, ...), or "custom" (a record's `timing`)."""
+        from common.timing import timing_name
+
+        if self.max_seconds:
+            return "custom"
+        return timing_name(self.warmup, self.iterations, self.min_seconds, self.warmup_seconds)
+
     @classmethod
     def from_preset(cls, name: str = "default", **overrides) -> "RunSettings":
         """A timing preset's iterations and floors (common/timing.py), with any field overridden."""

@@ -29,6 +29,7 @@ from harness.run.farm import FarmPool, check, prepare, run_farm
 from harness.run.plan import CampaignPlan, order
 from harness.run.request import RunRequest
 from harness.store.db import ResultsStore
+from program.manifest import sha256_file
 from tests.support.fixtures_programs import cached_tiny_program
 
 ACCOUNT, PROJECT_ID, POOL_ID = "123456789012", "11111111-2222-3333-4444-555555555555", "66666666-7777-8888-9999-000000000000"
@@ -229,7 +230,7 @@ def test_a_pool_run_stores_one_record_per_device_and_slot_of_the_plan(tmp_path, 
     seed = pixel[0].schedule["seed"]
     for recs in (pixel, errored, tablet):  # each phone's records: the plan's slots, in its order
         assert [(r.program_sha256, r.schedule["round"], r.schedule["position"]) for r in recs] == \
-            [(pte_sha(prep.paths[i]), rnd, pos) for i, rnd, pos, _ in prep.slots]
+            [(sha256_file(prep.paths[i]), rnd, pos) for i, rnd, pos, _ in prep.slots]
         assert {r.schedule["seed"] for r in recs} == {seed} and {r.schedule["schedule"] for r in recs} == {"interleaved"}
     for ok in pixel:
         assert ok.status in ("ok", "invalid") and ok.error is None and len(ok.latencies_ms) == 4
@@ -244,12 +245,6 @@ def test_a_pool_run_stores_one_record_per_device_and_slot_of_the_plan(tmp_path, 
         assert r.status == "failed" and "no Customer Artifacts" in r.error and "Tests errored" in r.error
     assert [r.status == "failed" for r in tablet] == [False, True, False, False]
     assert "no result_1.json" in tablet[1].error and tablet[1].tags["farm_device"]["formFactor"] == "TABLET"
-
-
-def pte_sha(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_an_upload_that_fails_processing_stores_nothing(tmp_path, s3, tiny_program, arm64_bundle):
