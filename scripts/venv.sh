@@ -4,10 +4,6 @@
 # HARNESS_NO_UV=1) pip does the same install. uv reads neither pip.conf nor PIP_* variables, so it is handed pip's
 # own sources: on a machine whose pip finds a CPU build of torch in a local folder (find-links), uv must find the
 # same wheel, not PyPI's CUDA build of the same version.
-# Both compile the packages' bytecode at install, as pip does by default and uv only when asked: a process on a
-# machine with PYTHONDONTWRITEBYTECODE set (this one's sandbox has it) otherwise compiles torch's modules from source
-# at every start (import torch + executorch.exir: 14-16 s without, 6-7 s with, AVX2 EPYC), and the test suite and the
-# demo start hundreds of them.
 set -euo pipefail
 py=$1 venv=$2
 bin=$venv/bin
@@ -32,7 +28,7 @@ if [ "${HARNESS_NO_UV:-}" != 1 ] && "$bin/python" -m pip install -q uv >/dev/nul
     esac
   done < <("$bin/python" -m pip config list 2>/dev/null)
   # pip takes the best version across all its indexes; uv's default stops at the first index that has a package
-  uv=("$bin/uv" pip install -q --python "$bin/python" --index-strategy unsafe-best-match --compile-bytecode "${args[@]}")
+  uv=("$bin/uv" pip install -q --python "$bin/python" --index-strategy unsafe-best-match "${args[@]}")
   "${uv[@]}" -e '.[test,bench]'
   data "${uv[@]}"
 else
@@ -40,3 +36,11 @@ else
   "$bin/python" -m pip install -q -e '.[test,bench]'
   data "$bin/python" -m pip install -q
 fi
+
+# Bytecode: every process of this venv writes the .pyc of what it imports, even where PYTHONDONTWRITEBYTECODE is set
+# (this machine's sandbox sets it). Without them each process compiles torch's modules from source at every start
+# (import torch + executorch.exir: 14-16 s, against 6-7 s with them, AVX2 EPYC), and the test suite and the demo start
+# hundreds of processes. Written on first import, not at install: compiling all of site-packages up front (pip's
+# default, uv's --compile-bytecode) took 35 s more here, most of it for modules nothing here imports.
+site=$("$bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+echo 'import sys; sys.dont_write_bytecode = False  # harness: scripts/venv.sh says why' > "$site/harness-bytecode.pth"
