@@ -131,6 +131,9 @@ def _dev_size(task: str) -> int:
                    "runs disagree, up to --max-repeats rounds (docs/statistics.md).")
 @click.option("--max-repeats", type=click.IntRange(min=1), default=6, show_default=True,
               help="Rounds in all, at most (at least --repeat).")
+@click.option("--timing", type=click.Choice(["quick", "default", "mlperf"]), default="default", show_default=True,
+              help="Warmup and timing floors of every run, as `harness run --timing` (docs/statistics.md); quick is "
+                   "a look, not a number to keep.")
 @click.option("--wait-for-quiet", type=float, default=20.0, show_default=True, metavar="SECONDS",
               help="Before each run, wait up to this long while other work keeps the host's CPUs busy (0: never).")
 @click.option("--student/--no-student", default=True, show_default=True,
@@ -147,8 +150,8 @@ def _dev_size(task: str) -> int:
 @click.option("--accuracy-samples", type=click.IntRange(min=0), default=0, show_default=True,
               help="Dev examples scored per run of a trained model (0: the whole dev split).")
 @click.pass_context
-def demo_command(ctx, model, recipes, seq_len, samples, repeat, target_ci, max_repeats, wait_for_quiet, student,
-                 student_model, student_steps, checkpoint, tokenizer, task, accuracy_samples):
+def demo_command(ctx, model, recipes, seq_len, samples, repeat, target_ci, max_repeats, timing, wait_for_quiet,
+                 student, student_model, student_steps, checkpoint, tokenizer, task, accuracy_samples):
     """The main job: a trained student's accuracy per recipe beside the full-size model's latency and memory.
 
     Trains (once, then from the cache) a small MobileBERT student on the offline Rotten Tomatoes reviews, exports it
@@ -226,7 +229,7 @@ def demo_command(ctx, model, recipes, seq_len, samples, repeat, target_ci, max_r
                 s[3] = done[s[3]]
     ok = True
     campaign = measure.new_campaign("demo")  # the demo's rows pool its own runs only, and compare with their fp32
-    settings = RunSettings.from_preset("default")  # the floors of `harness run`'s default (docs/statistics.md)
+    settings = RunSettings.from_preset(timing)  # `harness run`'s floors (docs/statistics.md)
     requests = []  # every program is exported first, then all are measured in interleaved rounds
     for recipe, req, run_kw, res in slots:
         if isinstance(res, HarnessError):

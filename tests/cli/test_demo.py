@@ -14,12 +14,12 @@ from harness.store.db import ResultsStore
 
 
 def _demo(tmp_path, *args, timeout=900):
-    """The demo with a fixed number of rounds and no wait for a quiet host (the suite's other worker is busy): the
-    counts below are exact. Extra rounds and the quiet gate are tested in tests/harness/run/test_plan.py and
-    tests/harness/run/test_device_state_quiet_gate.py."""
+    """The demo with a fixed number of rounds, quick timing floors and no wait for a quiet host (the suite's other
+    worker is busy): the counts below are exact. Extra rounds and the quiet gate are tested in
+    tests/harness/run/test_plan.py and tests/harness/run/test_device_state_quiet_gate.py."""
     env = dict(os.environ, HARNESS_RESULTS=str(tmp_path))
     return subprocess.run([sys.executable, "-m", "harness.cli", "demo", "--target-ci", "0", "--wait-for-quiet", "0",
-                           *args],
+                           "--timing", "quick", *args],
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -39,6 +39,7 @@ def test_demo_trains_a_student_reports_its_accuracy_per_recipe_then_reuses_it(tm
     assert all(r.accuracy.n == 6 and r.accuracy.value is None and r.accuracy.task == "rotten_tomatoes"
                for r in full)  # untrained: agreement only, no task accuracy
     assert "# harness report: 4 runs, 4 groups" in proc.stdout
+    assert "timing quick" in proc.stdout and all(r.timing == "quick" for r in runs)  # --timing reaches every run
     assert "untrained" in proc.stdout  # random weights say so wherever they are shown
     assert "weights trained here" in proc.stdout and "Δ fp32" in proc.stdout  # the student's accuracy and its delta
 
