@@ -2,12 +2,12 @@
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml requirements-data.txt | sha256sum | cut -c1-12)
+STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml requirements-data.txt scripts/venv.sh | sha256sum | cut -c1-12)
 RESULTS ?= results
 
 .PHONY: venv system-deps demo test test-slow bench clean
 
-$(STAMP): pyproject.toml requirements-data.txt
+$(STAMP): pyproject.toml requirements-data.txt scripts/venv.sh
 	bash scripts/venv.sh $(PY) $(VENV)  # with uv when the package index has it (fast), else pip
 	rm -f $(VENV)/.installed-* && touch $@
 

@@ -42,3 +42,19 @@ def test_markdown_report_loads_neither_pandas_nor_scipy(tmp_path):
             "standalone_mode=False)\nexcept SystemExit:\n    pass")
     loaded = _loaded_after(code)
     assert not loaded & {"pandas", "scipy", "torch", "plotly"}, sorted(loaded & {"pandas", "scipy"})
+
+
+def test_the_projects_venv_writes_bytecode_even_where_the_environment_says_not_to(tmp_path):
+    """scripts/venv.sh: without .pyc files every process compiles torch from source (twice the start-up); a machine
+    with PYTHONDONTWRITEBYTECODE set (this one's sandbox) would pay that in every test and export worker."""
+    from pathlib import Path
+
+    import pytest
+
+    venv = Path(__file__).resolve().parents[2] / ".venv"
+    if Path(sys.prefix).resolve() != venv.resolve():
+        pytest.skip("not the project's .venv (make test and make demo make it with scripts/venv.sh)")
+    (tmp_path / "probe_mod.py").write_text("X = 1\n")
+    env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    subprocess.run([sys.executable, "-c", "import probe_mod"], env=env, check=True)
+    assert list((tmp_path / "__pycache__").glob("probe_mod.*.pyc"))
