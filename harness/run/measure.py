@@ -19,6 +19,7 @@ from typing import Callable
 
 from common import interrupts, versions
 from common.errors import BadInput, HarnessError, RunnerError
+from common.files import cache_dir
 from device_runners.base import RunJob, Transport, TransportError, parse_progress, without_progress
 from device_runners.tensorfile import TensorFileError, read_tensors, write_tensors
 from harness.run import device_folders, device_state, inputs, outcome, stats
@@ -95,7 +96,8 @@ def _run(req: RunRequest, results: Path, progress, session: DeviceSession, path:
         raise BadInput(f"--runner-bin: device {profile.name} runs only the signed harness app (docs/devices.md)")
     store = ResultsStore(Path(results))
     store.check_writable()  # before a foreign program is inspected or a task is read (seconds); again before set-up
-    specs, key, make = inputs_for(path, manifest, req.inputs, Path(results) / "programs" / "inspected")
+    # a program without a manifest is inspected once per machine (a child of seconds), by its bytes' sha256
+    specs, key, make = inputs_for(path, manifest, req.inputs, cache_dir("inspected"))
     run_inputs = session.inputs(key, make)  # made once per campaign: tokenizing a task takes a while
 
     rec = RunRecord(
