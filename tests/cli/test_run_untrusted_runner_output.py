@@ -123,13 +123,14 @@ def test_scratch_folders_of_killed_runs_are_swept_by_the_next_run(tmp_path, tiny
 
 
 def test_a_program_without_a_manifest_is_inspected_once(tmp_path, tiny):
-    """Inspecting a foreign program costs a child process (seconds): the answer is kept by sha256 in the results."""
+    """Inspecting a foreign program costs a child process (seconds): the answer is kept by sha256 in a cache folder
+    (`harness run`: $HARNESS_CACHE/inspected)."""
     import time
 
     from program import pte as prog_mod
 
     program, _ = tiny
-    cache = tmp_path / "r" / "programs" / "inspected"
+    cache = tmp_path / "inspected"
     t0 = time.monotonic()
     first = prog_mod.inspect(program, cache_dir=cache)
     cold = time.monotonic() - t0
