@@ -79,13 +79,15 @@ def inspect(path: Path, timeout: float = 120, cache_dir: Path | None = None) -> 
     can abort the process that loads it). With cache_dir, the answer is kept there by the program's sha256, so the
     same program is inspected once, not on every run (the child costs seconds: it loads the ExecuTorch runtime)."""
     cached = Path(cache_dir) / f"{sha256_file(path)}.json" if cache_dir is not None else None
+    damaged = False
     if cached is not None and cached.is_file():
         try:
             return json.loads(cached.read_text())
         except ValueError:
-            pass  # a damaged cache entry: inspect again
+            damaged = True  # a damaged cache entry: inspect again, and replace it
     info = _inspect_child(path, timeout)
-    if cached is not None:
+    # written once: when another process answered meanwhile (the cache is per machine), its answer stays as it is
+    if cached is not None and (damaged or not cached.is_file()):
         from common.errors import StoreError
         from common.files import ensure_dir, write_atomic
 

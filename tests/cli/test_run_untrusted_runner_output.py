@@ -139,3 +139,8 @@ def test_a_program_without_a_manifest_is_inspected_once(tmp_path, tiny):
     warm = time.monotonic() - t0
     assert again == first and len(list(cache.glob("*.json"))) == 1
     assert warm < cold / 10  # no child process the second time
+    # a damaged entry (a disk that filled while it was written by an older harness) is inspected again and replaced
+    (entry,) = cache.glob("*.json")
+    entry.write_text('{"methods": ')
+    assert prog_mod.inspect(program, cache_dir=cache) == first
+    assert json.loads(entry.read_text()) == first
