@@ -49,7 +49,8 @@ if "--outputs" in opt:
 @pytest.fixture(scope="module")
 def malformed_runs(tmp_path_factory, tiny):
     """Every case run once into one results folder (the program, which has no manifest, is inspected once per
-    machine): {case: (the finished process, its stored record)}, and the inspection's mtime after each run."""
+    machine): {case: (the finished process, its stored record)}, the inspection's cache entry and its mtime after
+    each run."""
     from common.files import cache_dir
     from program.pte import sha256_file
 
@@ -67,7 +68,7 @@ def malformed_runs(tmp_path_factory, tiny):
         new = [r for r in ResultsStore(results).runs() if r.run_id not in before]
         out[case] = (p, new)
         mtimes.append(inspected.stat().st_mtime_ns)
-    return results, out, mtimes
+    return results, out, inspected, mtimes
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -85,19 +86,15 @@ def test_malformed_runner_output_fails_the_run_and_is_stored(malformed_runs, cas
 
 
 def test_reports_and_listings_of_malformed_runs_still_work(malformed_runs, tmp_path, tiny):
-    results, _, mtimes = malformed_runs
+    results, _, inspected, mtimes = malformed_runs
     # the nine runs of one program without a manifest inspected it once at most (a child process of seconds), not
     # nine times: its answer, kept by the program's sha256, was never written again
     assert len(mtimes) == len(CASES) and len(set(mtimes)) == 1
     # nor does a run of it into another results folder: the inspection is kept per machine, by the program's bytes
-    from common.files import cache_dir
-    from program.pte import sha256_file
-
-    program = str(tiny[0])
     subprocess.run([sys.executable, "-m", "harness.cli", "--results", str(tmp_path / "other"), "run", "--program",
-                    program, "--runner-bin", fake_runner(tmp_path, json.dumps(GOOD)), "--iterations", "3",
+                    str(tiny[0]), "--runner-bin", fake_runner(tmp_path, json.dumps(GOOD)), "--iterations", "3",
                     "--warmup", "0"], capture_output=True, text=True, timeout=300)
-    assert (cache_dir("inspected") / f"{sha256_file(program)}.json").stat().st_mtime_ns == mtimes[-1]
+    assert inspected.stat().st_mtime_ns == mtimes[-1]
     for args in (["report"], ["runs", "list"], ["report", "--format", "html", "--output", str(tmp_path / "r.html")]):
         q = subprocess.run([sys.executable, "-m", "harness.cli", "--results", str(results), *args],
                            capture_output=True, text=True, timeout=300)
@@ -113,7 +110,7 @@ def test_scratch_folders_of_killed_runs_are_swept_by_the_next_run(tmp_path, tiny
     stale = Path(tempfile.gettempdir()) / "harness-run-999999999-leftover"  # a pid no process has
     stale.mkdir(exist_ok=True)
     (stale / "inputs.bin").write_bytes(b"x" * 100)
-    results, _, _ = malformed_runs  # its program was inspected already
+    results, *_ = malformed_runs  # its program was inspected already
     p = subprocess.run([sys.executable, "-m", "harness.cli", "--results", str(results), "run", "--program",
                         str(program), "--runner-bin", fake_runner(tmp_path, json.dumps(GOOD)), "--iterations", "3",
                         "--warmup", "0"], capture_output=True, text=True, timeout=300)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 HEAVY = ("torch", "scipy", "pandas", "plotly", "executorch", "torchao", "transformers")
 
@@ -47,10 +50,6 @@ def test_markdown_report_loads_neither_pandas_nor_scipy(tmp_path):
 def test_the_projects_venv_writes_bytecode_even_where_the_environment_says_not_to(tmp_path):
     """scripts/venv.sh: without .pyc files every process compiles torch from source (twice the start-up); a machine
     with PYTHONDONTWRITEBYTECODE set (this one's sandbox) would pay that in every test and export worker."""
-    from pathlib import Path
-
-    import pytest
-
     venv = Path(__file__).resolve().parents[2] / ".venv"
     if Path(sys.prefix).resolve() != venv.resolve():
         pytest.skip("not the project's .venv (make test and make demo make it with scripts/venv.sh)")
