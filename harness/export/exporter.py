@@ -10,7 +10,6 @@ import datetime as dt
 import hashlib
 import json
 import re
-import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from common import versions
 from common.console import native_stderr_silenced
 from common.errors import BadInput, CheckpointError, ExportError, plain_errors_as
 from common.files import copy_atomic, ensure_dir, fault, sweep_stale, temp_sibling
+from common.memory import peak_rss_mb, reset_peak_rss
 from program.manifest import InputSpec, ProgramManifest, manifest_path, sha256_file
 from harness.export.recipes import RecipeOptions, get_recipe, serialize
 
@@ -380,6 +380,7 @@ def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, p
     inputs = example_inputs(req.seq_len, vocab)
     if recipe.needs_calibration and req.options.calibration is None:
         req.options.calibration = calibration_inputs(req, vocab, progress, choice)
+    reset_peak_rss()  # the manifest's peak is this export's, not an earlier one's in the same process
     t0 = time.perf_counter()
     hint = (f"the last export of this size took {estimate:.0f} s" if estimate is not None
             else "full-size: under 1 min for float, about 2 for quantized")
@@ -420,7 +421,7 @@ def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, p
             versions=versions.stack(),
             delegation=summary,
             export_seconds=round(seconds, 2),
-            export_peak_rss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            export_peak_rss_mb=round(peak_rss_mb(), 1),
             created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             cache_key=key,
         )

@@ -1,10 +1,12 @@
-"""Several exports at once, each in a process of its own, none outliving the harness.
+"""Several exports at once, in worker processes, none outliving the harness.
 
 Lowering a program is mostly single-threaded Python (an int8 MobileBERT export kept one core 97% busy here), so on a
 2-core host two exports side by side take little longer than one. Each worker runs `exporter.export` as the harness
 process would (same request, same cache), with its share of the cores as torch's and XNNPACK's thread count; a
 program's bytes do not depend on that (the full-size int8 program has the same sha256 exported on 1 thread or 2,
-and tests/harness/export/test_parallel.py compares workers with an in-process export). Workers run in sessions of
+and tests/harness/export/test_parallel.py compares workers with an in-process export). A worker exports one program
+after another (at most `jobs` workers start, whatever the number of programs): importing torch and ExecuTorch and
+their first lowering's set-up cost about 9 s of CPU per process here, paid once per worker. Workers run in sessions of
 their own, so a terminal's Ctrl-C reaches only the harness, which ends them on every exit path; the kernel ends them
 if the harness is killed outright (PR_SET_PDEATHSIG).
 """
@@ -37,6 +39,8 @@ _PARENT_ENV = "HARNESS_EXPORT_PARENT_PID"
 # student's training on 2 cores, against about 15 s alone.
 _THREADS_ENV = "HARNESS_EXPORT_THREADS"
 _PROGRESS = "\x1eprogress "  # marks a worker's progress lines among whatever its libraries print on stderr
+_DONE = "\x1edone "  # then the job's index: its outcome is written, the worker is free for the next
+_TMP_PREFIX = "harness-export-"  # then the harness's pid: a dead one's temporaries are swept by the next pool
 STOP_GRACE_S = 2.0
 
 
@@ -64,11 +68,19 @@ def _available_bytes() -> int:
 class _Job:
     index: int
     req: object  # exporter.ExportRequest
-    proc: subprocess.Popen | None = None
-    out: Path | None = None
     state: str = "waiting"
     stderr: list[str] = field(default_factory=list)
     result: object = None  # ExportResult, or the HarnessError the export raised
+
+
+@dataclass
+class _Worker:
+    """One worker process; it exports the jobs it is handed one after another, so torch, ExecuTorch and their
+    first-use set-up (about 9 s of CPU together here) are paid once per worker rather than once per program."""
+
+    proc: subprocess.Popen
+    job: _Job | None = None
+    stderr: list[str] = field(default_factory=list)  # what it printed while idle
 
 
 class ExportPool:
@@ -81,8 +93,11 @@ class ExportPool:
         self.jobs = max(1, jobs)
         self.progress: Callable[[str], None] = lambda s: None
         self._jobs: list[_Job] = []
+        self._workers: list[_Worker] = []
+        self.launched = 0  # worker processes started so far
         self._lines: queue.Queue = queue.Queue()
-        self._tmp = Path(tempfile.mkdtemp(prefix="harness-export-"))
+        sweep_orphans()
+        self._tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-"))
 
     def __enter__(self) -> ExportPool:
         return self
@@ -96,17 +111,18 @@ class ExportPool:
         return len(self._jobs) - 1
 
     def pids(self) -> list[int]:
-        """The workers running now."""
-        return [j.proc.pid for j in self._jobs if j.proc is not None and j.proc.poll() is None]
+        """The workers exporting now."""
+        return [w.proc.pid for w in self._workers if w.job is not None and w.proc.poll() is None]
 
     def start(self, limit: int | None = None) -> None:
         """Start queued exports, in the order submitted, until `limit` (default: jobs) are running."""
-        limit = self.jobs if limit is None else limit
+        limit = min(self.jobs, self.jobs if limit is None else limit)
         for job in self._jobs:
             if sum(j.state == "running" for j in self._jobs) >= limit:
                 break
             if job.state == "waiting":
-                self._launch(job)
+                worker = next((w for w in self._workers if w.job is None), None) or self._launch()
+                self._hand(worker, job)
 
     def wait(self, progress: Callable[[str], None] | None = None) -> list:
         """Run every export to its end; per request, in the order submitted, its ExportResult or the HarnessError
@@ -120,57 +136,75 @@ class ExportPool:
         return [j.result for j in self._jobs]
 
     def close(self) -> None:
-        """End every worker still running (its process group, SIGTERM then SIGKILL) and remove the temporaries."""
-        live = [j for j in self._jobs if j.proc is not None and j.proc.poll() is None]
-        for j in live:
-            _signal_group(j.proc.pid, signal.SIGTERM)
+        """End every worker (its process group: SIGTERM then SIGKILL; an idle one is asked to stop by closing its
+        input first) and remove the temporaries."""
+        for w in self._workers:
+            if w.job is None:
+                _close_quietly(w.proc.stdin)
         deadline = time.monotonic() + STOP_GRACE_S
-        for j in live:
+        for w in self._workers:
+            if w.job is not None and w.proc.poll() is None:
+                _signal_group(w.proc.pid, signal.SIGTERM)
+        for w in self._workers:
             try:
-                j.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                w.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(j.proc.pid, signal.SIGKILL)
-                j.proc.wait()
-        for j in live:  # the group may hold more than the worker itself (its pid stays the group's while it does)
-            _signal_group(j.proc.pid, signal.SIGKILL)
+                _signal_group(w.proc.pid, signal.SIGKILL)
+                w.proc.wait()
+        for w in self._workers:  # the group may hold more than the worker itself (its pid stays the group's)
+            _signal_group(w.proc.pid, signal.SIGKILL)
+            _close_quietly(w.proc.stdin)
         import shutil
 
         shutil.rmtree(self._tmp, ignore_errors=True)
 
-    def _launch(self, job: _Job) -> None:
-        job.out = self._tmp / f"{job.index}.pickle"
-        inp = self._tmp / f"{job.index}.request"
-        inp.write_bytes(pickle.dumps((job.req, self.results)))
+    def _launch(self) -> _Worker:
         env = dict(os.environ, **{_PARENT_ENV: str(os.getpid()), _THREADS_ENV: str(max(1, _cores() // self.jobs))})
-        job.proc = subprocess.Popen([sys.executable, "-m", "harness.export.parallel", str(inp), str(job.out)],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    env=env, start_new_session=True, text=True, errors="replace")
-        job.state = "running"
-        threading.Thread(target=self._read, args=(job,), daemon=True).start()
+        proc = subprocess.Popen([sys.executable, "-m", "harness.export.parallel", str(self._tmp)],
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                env=env, start_new_session=True, text=True, errors="replace")
+        worker = _Worker(proc)
+        self.launched += 1
+        self._workers.append(worker)
+        threading.Thread(target=self._read, args=(worker,), daemon=True).start()
+        return worker
 
-    def _read(self, job: _Job) -> None:
-        for line in job.proc.stderr:
-            self._lines.put((job, line.rstrip("\n")))
-        self._lines.put((job, None))
+    def _hand(self, worker: _Worker, job: _Job) -> None:
+        (self._tmp / f"{job.index}.request").write_bytes(pickle.dumps((job.req, self.results)))
+        worker.job, job.state = job, "running"
+        try:
+            worker.proc.stdin.write(f"{job.index}\n")
+            worker.proc.stdin.flush()
+        except OSError:  # it died meanwhile: its end of stderr comes next and says how
+            pass
+
+    def _read(self, worker: _Worker) -> None:
+        for line in worker.proc.stderr:
+            self._lines.put((worker, line.rstrip("\n")))
+        self._lines.put((worker, None))
 
     def _pump(self, timeout: float) -> None:
         try:
-            job, line = self._lines.get(timeout=timeout)
+            worker, line = self._lines.get(timeout=timeout)
         except queue.Empty:
             return
-        if line is None:
-            self._finish(job)
-        elif line.startswith(_PROGRESS):
-            job.stderr.append(line)
-            self._say(job, line[len(_PROGRESS):])
+        job = worker.job
+        if line is None:  # the worker is gone
+            self._workers.remove(worker)
+            if job is not None:
+                self._finish(job, worker.proc.wait(), worker.stderr)
+        elif line.startswith(_DONE) and job is not None and line[len(_DONE):] == str(job.index):
+            worker.job = None
+            self._finish(job, 0, job.stderr)
         else:
-            job.stderr.append(line)
+            (job.stderr if job is not None else worker.stderr).append(line)
+            if line.startswith(_PROGRESS) and job is not None:
+                self._say(job, line[len(_PROGRESS):])
 
-    def _finish(self, job: _Job) -> None:
-        rc = job.proc.wait()
+    def _finish(self, job: _Job, rc: int, stderr: list[str]) -> None:
         job.state = "done"
         try:
-            kind, value = pickle.loads(job.out.read_bytes())
+            kind, value = pickle.loads((self._tmp / f"{job.index}.pickle").read_bytes())
         except (OSError, EOFError, pickle.UnpicklingError):
             kind, value = None, None
         if kind == "ok" or (kind == "error" and isinstance(value, HarnessError)):
@@ -179,7 +213,7 @@ class ExportPool:
             job.result = ExportError(f"the export of {_what(job.req)} was ended by {signal.Signals(-rc).name} "
                                      "(out of memory?)")
         else:  # a bug in the export: its traceback, as the harness would have shown it
-            tail = "\n".join(line for line in job.stderr if not line.startswith(_PROGRESS))[-4000:]
+            tail = "\n".join(line for line in job.stderr + stderr if not line.startswith(_PROGRESS))[-4000:]
             raise RuntimeError(f"export worker for {_what(job.req)} exited with {rc}:\n{tail}")
         self._say()
 
@@ -202,7 +236,40 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass
 
 
-def _worker(inp: str, out: str) -> int:
+def _close_quietly(stream) -> None:
+    try:
+        stream.close()
+    except OSError:  # a worker already gone: nothing left to tell it
+        pass
+
+
+def sweep_orphans() -> None:
+    """Remove the temporaries of pools whose harness died without closing them (SIGKILL, a power cut)."""
+    import shutil
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{_TMP_PREFIX}*-*"):
+        try:
+            pid = int(folder.name[len(_TMP_PREFIX):].split("-")[0])
+        except ValueError:
+            continue
+        if not _alive(pid) and folder.stat().st_uid == os.getuid():
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _worker(folder: str) -> int:
+    """Serve the pool: each line on stdin names a job; its outcome goes to INDEX.pickle, then `done INDEX` to stderr."""
+    import gc
+
     from common.console import silence_libraries
     from common.files import write_atomic
     from common.lifetime import die_with_parent
@@ -210,7 +277,6 @@ def _worker(inp: str, out: str) -> int:
     if not die_with_parent(signal.SIGKILL, _PARENT_ENV):
         return 1
     silence_libraries()  # as the CLI does: the same environment for torch as a sequential export
-    req, results = pickle.loads(Path(inp).read_bytes())
     _share_cores(int(os.environ.get(_THREADS_ENV) or 0))
 
     def progress(msg: str) -> None:
@@ -218,16 +284,22 @@ def _worker(inp: str, out: str) -> int:
 
     from harness.export.exporter import export
 
-    try:
-        outcome = ("ok", export(req, results, progress=progress))
-    except HarnessError as e:
-        outcome = ("error", e)
-    except Exception:  # a bug: the traceback goes to the harness, which shows it
-        import traceback
+    for line in sys.stdin:
+        index = line.strip()
+        req, results = pickle.loads((Path(folder) / f"{index}.request").read_bytes())
+        try:
+            outcome = ("ok", export(req, results, progress=progress))
+        except HarnessError as e:
+            outcome = ("error", e)
+        except Exception:  # a bug: the traceback goes to the harness, which shows it
+            import traceback
 
-        traceback.print_exc()
-        outcome = ("crash", None)
-    write_atomic(Path(out), pickle.dumps(outcome))
+            traceback.print_exc()
+            outcome = ("crash", None)
+        write_atomic(Path(folder) / f"{index}.pickle", pickle.dumps(outcome))
+        del outcome, req
+        gc.collect()  # the lowered graphs hold reference cycles: freed before the next export grows the heap
+        print(f"{_DONE}{index}", file=sys.stderr, flush=True)
     return 0
 
 
@@ -245,4 +317,4 @@ def _share_cores(threads: int) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(_worker(*sys.argv[1:3]))
+    sys.exit(_worker(sys.argv[1]))

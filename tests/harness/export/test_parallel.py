@@ -24,8 +24,8 @@ WORKER = "harness.export.parallel"
 
 
 def _requests():
-    return [ExportRequest(model="test-tiny", recipe=r, seq_len=32, options=RecipeOptions(), calibration_samples=16,
-                          numerics_samples=8) for r in ("fp32", "int8")]
+    return [ExportRequest(model="test-tiny", recipe=r, seq_len=s, options=RecipeOptions(), calibration_samples=16,
+                          numerics_samples=8) for r, s in (("fp32", 32), ("int8", 32), ("fp32", 16))]
 
 
 def test_parallel_exports_make_the_programs_a_sequential_export_makes(tmp_path):
@@ -36,6 +36,7 @@ def test_parallel_exports_make_the_programs_a_sequential_export_makes(tmp_path):
         pool.start()
         assert len(pool.pids()) == 2  # two lowerings at once, each in a process of its own
         parallel = pool.wait()
+        assert pool.launched == 2  # the third program went to whichever worker was free first: no third start
     assert [Path(r.program).name for r in parallel] == [Path(r.program).name for r in sequential]
     for seq, par in zip(sequential, parallel):
         assert not par.cached and par.manifest.status == "ok"
@@ -108,3 +109,21 @@ def test_as_many_exports_at_once_as_cores_and_memory_hold(monkeypatch):
     assert parallel.default_jobs(6) == 1  # never none
     monkeypatch.setattr(parallel, "_available_bytes", lambda: 64 * 2**30)
     assert parallel.default_jobs(6) == 4  # then the cores bound it
+
+
+def test_a_killed_harnesss_temporaries_are_swept_by_the_next_pool(tmp_path, monkeypatch):
+    """SIGKILL leaves the pool no chance to remove its folder of requests; the next pool removes the folders of
+    harness processes that are gone, and leaves a live one's alone."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    dead = tmp_path / f"harness-export-{gone.pid}-x1"
+    live = tmp_path / f"harness-export-{os.getppid()}-x2"
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / "0.request").write_bytes(b"left")
+    with ExportPool(tmp_path / "results", jobs=1):
+        assert not dead.exists() and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name]  # the pool's own went when it closed
