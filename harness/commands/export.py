@@ -95,9 +95,10 @@ def export_options(f):
 
 
 def export_requests(out=None, name=None, **given):
-    """One ExportRequest per recipe x seq_len of the export options (`given`; the rest from EXPORT_DEFAULTS)."""
-    from harness.export.exporter import ExportRequest
+    """One ExportRequest per recipe x seq_len of the export options (`given`; the rest from EXPORT_DEFAULTS), each
+    checked as far as it can be without torch or a model: a sweep is refused before its first point is exported."""
     from harness.export.recipes import RecipeOptions
+    from harness.export.request import ExportRequest, validate
 
     unknown = set(given) - set(EXPORT_DEFAULTS)
     if unknown:
@@ -119,6 +120,7 @@ def export_requests(out=None, name=None, **given):
             num_labels=num_labels, options=opts, out_dir=out, name=name, force=force, calibration_samples=calibration,
             numerics_task=None if numerics_task.lower() == "none" else numerics_task,
             numerics_samples=numerics_samples, min_agreement=min_agreement, seq_len_given=given_len))
+        validate(reqs[-1])
     return reqs
 
 

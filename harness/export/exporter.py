@@ -23,31 +23,12 @@ from common.errors import BadInput, CheckpointError, ExportError, plain_errors_a
 from common.files import copy_atomic, ensure_dir, fault, sweep_stale, temp_sibling
 from common.memory import peak_rss_mb, reset_peak_rss
 from program.manifest import InputSpec, ProgramManifest, manifest_path, sha256_file
-from harness.export.recipes import RecipeOptions, get_recipe, serialize
+from harness.export.recipes import get_recipe, serialize
+from harness.export.request import ExportRequest, validate  # noqa: F401  (ExportRequest: callers import it here)
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 HEADS = ("sequence_classification", "question_answering", "masked_lm", "base")
 RANDOM_SEED = 0  # random-weight programs are reproducible: same preset + seed -> same weights
-
-
-@dataclass
-class ExportRequest:
-    model: str = "mobilebert"
-    checkpoint: Path | None = None
-    recipe: str = "fp32"
-    seq_len: int = 128
-    head: str = "sequence_classification"  # for presets; a checkpoint brings its own head
-    num_labels: int = 2
-    options: RecipeOptions = field(default_factory=RecipeOptions)
-    out_dir: Path | None = None
-    name: str | None = None
-    force: bool = False
-    tokenizer: Path | None = None  # --tokenizer DIR|FILE; default: the checkpoint's own, else the shipped BERT vocab
-    numerics_task: str | None = "rotten_tomatoes"  # real text for the agreement check (None: skip)
-    numerics_samples: int = 64
-    min_agreement: float = 0.99
-    calibration_samples: int = 64  # real train-split examples for recipes that calibrate
-    seq_len_given: bool = True  # False: seq_len is the default, cut to the model's max_position_embeddings
 
 
 @dataclass
@@ -214,36 +195,6 @@ def _tokenizer_id(tokenizer: str | None) -> str | None:
     if tokenizer is None or not Path(tokenizer).is_file():
         return tokenizer
     return sha256_file(Path(tokenizer))
-
-
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,150}")
-MAX_EXAMPLES = 100_000  # --numerics-samples and --calibration: far past any useful check, short of a MemoryError
-
-
-def validate(req: ExportRequest) -> None:
-    """Everything that can be checked before a model is built or lowered."""
-    if req.seq_len < 1 or req.seq_len > 4096:
-        raise BadInput(f"--seq-len {req.seq_len}: must be between 1 and 4096")
-    recipe = get_recipe(req.recipe)  # unknown recipe -> BadInput before any work
-    if req.name is not None and (not NAME.fullmatch(req.name) or ".." in req.name):
-        raise BadInput(f"--name {req.name!r}: a plain file name (letters, digits, . _ + -), never a folder: "
-                       "use --out DIR to choose where the program goes")
-    if not (isinstance(req.min_agreement, (int, float)) and 0.0 <= req.min_agreement <= 1.0):
-        raise BadInput(f"--min-agreement {req.min_agreement}: a fraction between 0 and 1 (0.99 = 99% top-1 agreement)")
-    if not 1 <= req.numerics_samples <= MAX_EXAMPLES:
-        raise BadInput(f"--numerics-samples {req.numerics_samples}: between 1 and {MAX_EXAMPLES:,} "
-                       "(or --numerics-task none to skip the check)")
-    if not 0 <= req.calibration_samples <= MAX_EXAMPLES:
-        raise BadInput(f"--calibration {req.calibration_samples}: between 0 and {MAX_EXAMPLES:,}")
-    if req.recipe.startswith("int4") or req.options.quant_embedding == "4w":
-        g = req.options.group_size
-        if g <= 0 or g % 32:
-            raise BadInput(f"--group-size {g}: XNNPACK's int4 kernels need a positive multiple of 32 (32, 64, 128)")
-    recipe.check_options(req.options)
-    if req.checkpoint is not None and not Path(req.checkpoint).exists():
-        raise BadInput(f"--checkpoint {req.checkpoint}: no such directory (nor a Hugging Face ORG/NAME)")
-    if req.tokenizer is not None and not Path(req.tokenizer).exists():
-        raise BadInput(f"--tokenizer {req.tokenizer}: no such file or directory")
 
 
 def _resolve_text(req: ExportRequest, head: str, vocab: int):

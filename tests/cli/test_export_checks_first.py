@@ -16,7 +16,8 @@ HARNESS = [sys.executable, "-m", "harness.cli"]
 
 def export(results: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     defaults = [] if "--numerics-samples" in args else ["--numerics-samples", "8"]  # each option once
-    return subprocess.run([*HARNESS, "--results", str(results), "export", "--model", "test-tiny", "--seq-len", "16",
+    defaults += [] if "--seq-len" in args else ["--seq-len", "16"]
+    return subprocess.run([*HARNESS, "--results", str(results), "export", "--model", "test-tiny",
                            *defaults, *args], capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
@@ -37,6 +38,9 @@ def one_error_line(p: subprocess.CompletedProcess) -> str:
     (["--min-agreement", "2"], "--min-agreement 2"),
     (["--numerics-samples", "0"], "--numerics-samples 0"),
     (["--numerics-samples", "-5"], "--numerics-samples -5"),
+    # a sweep's later point: refused before its first point is exported (the fp32 program was made, then refused)
+    (["--quant", "fp32,int4", "--group-size", "48"], "--group-size 48"),
+    (["--seq-len", "16,5000"], "--seq-len 5000"),
 ])
 def test_refused_before_any_lowering(tmp_path, args, names):
     results = tmp_path / "deep" / "results"
