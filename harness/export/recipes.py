@@ -222,7 +222,8 @@ class Int8Static(Recipe):
     quantizes_linears = True
 
     # No check of opts.calibration here: export() checks recipes before it reads the calibration examples
-    # (--calibration N, default 64; N < 1 is refused there), and quantize_static refuses a lowering without them.
+    # (--calibration N, default 64; N < 1 is refused by harness.export.request.validate, before torch is imported),
+    # and quantize_static refuses a lowering without them.
 
     def quantize_eager(self, model, example_inputs, opts):
         from harness.export.quantize.static import quantize_static

@@ -50,6 +50,8 @@ def validate(req: ExportRequest) -> None:
                        "(or --numerics-task none to skip the check)")
     if not 0 <= req.calibration_samples <= MAX_EXAMPLES:
         raise BadInput(f"--calibration {req.calibration_samples}: between 0 and {MAX_EXAMPLES:,}")
+    if recipe.needs_calibration and req.options.calibration is None and req.calibration_samples < 1:
+        raise BadInput(f"--calibration {req.calibration_samples}: recipe {req.recipe} needs at least 1 example")
     if req.recipe.startswith("int4") or req.options.quant_embedding == "4w":
         g = req.options.group_size
         if g <= 0 or g % 32:

@@ -79,3 +79,76 @@ def test_static_int8_tracks_fp32_and_lowers_fully(model):
     x = data[1]
     ref, got = model(*x)[0], method.execute(list(x))[0]
     assert (got - ref).norm() / ref.norm() < 0.2
+
+
+class _ConvNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv, self.lin = torch.nn.Conv1d(4, 8, 3), torch.nn.Linear(6, 5)
+
+    def forward(self, x):
+        return (self.lin(torch.relu(self.conv(x))),)
+
+
+def _tiny_classifier():
+    from harness.export.exporter import ProgramModule, example_inputs
+    from model.config import get_preset
+    from model.mobilebert import MobileBertForSequenceClassification
+
+    torch.manual_seed(0)
+    cfg = get_preset("test-tiny")
+    model = ProgramModule(MobileBertForSequenceClassification(cfg), "sequence_classification").eval()
+    return model, [example_inputs(8, cfg.vocab_size, seed=i) for i in range(3)]
+
+
+def _convert(model, data, quantizer):
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from harness.export.quantize import static
+
+    quantizer.set_global(static.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=False))
+    with torch.no_grad():
+        prepared = prepare_pt2e(torch.export.export(model, data[0], strict=False).module(), quantizer)
+        for batch in data:
+            prepared(*batch)
+        return convert_pt2e(prepared)
+
+
+def _recording_quantizer(seen: list):
+    from harness.export.quantize import static
+
+    class Recording(static.MaskSafeXNNPACKQuantizer):
+        def _annotate_all_patterns(self, gm, *a, **kw):
+            seen.extend(p.name for p in self.SUPPORTED_PATTERNS)
+            return super()._annotate_all_patterns(gm, *a, **kw)
+
+    return Recording()
+
+
+def test_leaving_out_conv_patterns_changes_no_annotation():
+    """Without a convolution in the graph, the quantizer skips the conv patterns (their pattern exports cost
+    seconds): the converted model is the stock pattern list's, node for node and value for value."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+
+    from harness.export.quantize import static
+
+    class Stock(static.MaskSafeXNNPACKQuantizer):
+        def annotate(self, gm):
+            return XNNPACKQuantizer.annotate(self, gm)
+
+    model, data = _tiny_classifier()
+    seen: list = []
+    ours = _recording_quantizer(seen)
+    stock, mine = _convert(model, data, Stock()), _convert(model, data, ours)
+    assert mine.code == stock.code
+    s, o = stock.state_dict(), mine.state_dict()
+    assert s.keys() == o.keys() and all(torch.equal(s[k], o[k]) for k in s)
+    assert "linear" in seen and not [p for p in seen if "conv" in p]
+    assert "SUPPORTED_PATTERNS" not in vars(ours)  # the instance falls back to the class's list afterwards
+
+
+def test_a_graph_with_a_convolution_gets_the_conv_patterns():
+    seen: list = []
+    _convert(_ConvNet().eval(), [(torch.randn(1, 4, 8),)], _recording_quantizer(seen))
+    assert {"conv", "conv_bn", "conv_relu", "linear"} <= set(seen)
