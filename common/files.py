@@ -28,7 +28,8 @@ def temp_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -47,7 +48,7 @@ def sweep_stale(folder: Path) -> list[Path]:
         return removed
     for p in entries:
         m = _TEMP.match(p.name)
-        if m and int(m["pid"]) != os.getpid() and not _alive(int(m["pid"])):
+        if m and int(m["pid"]) != os.getpid() and not pid_alive(int(m["pid"])):
             try:
                 p.unlink()
                 removed.append(p)

@@ -61,9 +61,39 @@ def per_example(q: list[np.ndarray], r: list[np.ndarray], mask: np.ndarray):
     return rel, abs_err, agree / np.maximum(count, 1)
 
 
-def measure(program: str | Path | bytes, reference_model: torch.nn.Module, inputs: dict[str, np.ndarray],
+def _batches(arrays: list[np.ndarray], batch: int):
+    """(rows kept, input tensors) per program-sized batch; the last wraps around to fill the program's shape."""
+    n = arrays[0].shape[0]
+    for start in range(0, n, batch):
+        rows = np.arange(start, start + batch) % n
+        yield min(batch, n - start), [torch.from_numpy(np.ascontiguousarray(a[rows])) for a in arrays]
+
+
+def eager_outputs(model: torch.nn.Module, inputs: dict[str, np.ndarray], batch: int) -> list[np.ndarray]:
+    """The fp32 eager model's outputs on the rows, [n, ...] float32 per output, in batches of the program's size."""
+    arrays = [np.asarray(inputs[k]) for k in inputs]
+    parts = []
+    model = model.eval()
+    with torch.no_grad():
+        for keep, tensors in _batches(arrays, batch):
+            parts.append([o.detach().float().numpy()[:keep] for o in as_outputs(model(*tensors))])
+    return [np.concatenate(p) for p in zip(*parts)]
+
+
+def cached_eager_outputs(manifest, model: torch.nn.Module, inputs: dict[str, np.ndarray], batch: int) -> list[np.ndarray]:
+    """eager_outputs, computed once per model, inputs and batch, then read from $HARNESS_CACHE/references: every
+    recipe of one checkpoint checks its numerics against the same fp32 outputs, so the fp32, int8 and int4
+    exports of a model run the eager model once between them."""
+    from harness.export import references
+
+    return references.cached(f"numerics-{references.key(manifest, inputs, f'batch {batch}')}",
+                             lambda: eager_outputs(model, inputs, batch))
+
+
+def measure(program: str | Path | bytes, reference, inputs: dict[str, np.ndarray],
             labels=None) -> dict[str, Any]:
-    """Program vs fp32 eager on the same rows: relative logit error, top-1 agreement, task accuracy of both."""
+    """Program vs fp32 eager on the same rows: relative logit error, top-1 agreement, task accuracy of both.
+    `reference`: the fp32 eager module, or its outputs on the rows already (eager_outputs at the program's batch)."""
     names = list(inputs)
     arrays = [np.asarray(inputs[k]) for k in names]
     n = arrays[0].shape[0] if arrays else 0
@@ -74,20 +104,10 @@ def measure(program: str | Path | bytes, reference_model: torch.nn.Module, input
     if meta.num_inputs() != len(names):
         raise ProgramError(f"program takes {meta.num_inputs()} inputs, got {len(names)} ({', '.join(names)})")
     batch = meta.input_tensor_meta(0).sizes()[0]
-    q_out: list[list[np.ndarray]] = []
-    r_out: list[list[np.ndarray]] = []
-    reference_model = reference_model.eval()
-    for start in range(0, n, batch):
-        rows = np.arange(start, start + batch) % n  # the last batch wraps around to fill the program's shape
-        tensors = [torch.from_numpy(np.ascontiguousarray(a[rows])) for a in arrays]
-        keep = min(batch, n - start)
-        got = [o.detach().float().numpy()[:keep] for o in as_outputs(method.execute(tensors))]
-        with torch.no_grad():
-            ref = [o.detach().float().numpy()[:keep] for o in as_outputs(reference_model(*tensors))]
-        q_out.append(got)
-        r_out.append(ref)
+    q_out = [[o.detach().float().numpy()[:keep] for o in as_outputs(method.execute(tensors))]
+             for keep, tensors in _batches(arrays, batch)]
     q = [np.concatenate(parts) for parts in zip(*q_out)]
-    r = [np.concatenate(parts) for parts in zip(*r_out)]
+    r = eager_outputs(reference, inputs, batch) if isinstance(reference, torch.nn.Module) else list(reference)
     mask = np.asarray(inputs["attention_mask"]) if "attention_mask" in inputs else np.ones(arrays[0].shape)
     rel, abs_err, agree = per_example(q, r, mask)
     result: dict[str, Any] = {

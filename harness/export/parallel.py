@@ -247,23 +247,15 @@ def sweep_orphans() -> None:
     """Remove the temporaries of pools whose harness died without closing them (SIGKILL, a power cut)."""
     import shutil
 
+    from common.files import pid_alive
+
     for folder in Path(tempfile.gettempdir()).glob(f"{_TMP_PREFIX}*-*"):
         try:
             pid = int(folder.name[len(_TMP_PREFIX):].split("-")[0])
         except ValueError:
             continue
-        if not _alive(pid) and folder.stat().st_uid == os.getuid():
+        if not pid_alive(pid) and folder.stat().st_uid == os.getuid():
             shutil.rmtree(folder, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _worker(folder: str) -> int:

@@ -42,50 +42,17 @@ def reference_outputs(module, encoded: dict[str, np.ndarray], batch: int = 16) -
     return [np.concatenate(parts, axis=0) for parts in zip(*chunks)]
 
 
-def _cache_key(manifest: ProgramManifest, encoded: dict[str, np.ndarray]) -> str:
-    """What decides the reference outputs: the model (checkpoint sha256, or the preset with its head, labels and
-    config: a preset's weights come from a fixed seed), torch's version and the encoded inputs, byte for byte."""
-    import hashlib
-    import json
-    from importlib.metadata import version
-
-    h = hashlib.sha256(json.dumps({
-        "model": manifest.model, "checkpoint_sha256": manifest.checkpoint_sha256, "head": manifest.head,
-        "num_labels": manifest.num_labels, "config": manifest.config, "torch": version("torch"),
-    }, sort_keys=True, default=str).encode())
-    for name in sorted(encoded):
-        a = np.ascontiguousarray(encoded[name])
-        h.update(f"{name}:{a.dtype}:{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def cached_outputs(manifest: ProgramManifest, encoded: dict[str, np.ndarray]) -> list[np.ndarray] | None:
     """reference_outputs of the manifest's model on these inputs, computed once and then read from the cache
-    ($HARNESS_CACHE/references/KEY.npz, keyed by content): every run of every recipe of one checkpoint on one task
+    (harness/export/references.py, keyed by content): every run of every recipe of one checkpoint on one task
     shares it. None when the model can't be rebuilt (checkpoint moved or changed)."""
-    from common.errors import StoreError
-    from common.files import cache_dir, write_atomic
+    from harness.export import references
 
     if manifest.checkpoint and (not Path(manifest.checkpoint).is_dir()):
         return None
-    path = cache_dir("references") / f"{_cache_key(manifest, encoded)}.npz"
-    try:
-        with np.load(path) as z:
-            return [z[f"out{i}"] for i in range(len(z.files))]
-    except (OSError, ValueError, KeyError):
-        pass  # not there yet, or damaged: computed again below
-    module = reference_module(manifest)
-    if module is None:
-        return None
-    outs = reference_outputs(module, encoded)
-    import io
 
-    buf = io.BytesIO()
-    np.savez(buf, **{f"out{i}": o for i, o in enumerate(outs)})
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, buf.getvalue())
-    except (OSError, StoreError):
-        pass  # a cache that cannot be written costs time next run, never this run's result
-    return outs
+    def compute():
+        module = reference_module(manifest)
+        return None if module is None else reference_outputs(module, encoded)
+
+    return references.cached(references.key(manifest, encoded), compute)

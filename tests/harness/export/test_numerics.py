@@ -118,3 +118,30 @@ def test_missing_program_and_bad_threshold_are_user_errors(bag, tmp_path):
         numerics.measure(tmp_path / "nope.pte", bag, inputs())
     with pytest.raises(BadInput, match="--min-agreement 1.5"):
         numerics.gate({"top1_agreement": 1.0, "n": 1}, 1.5)
+
+
+def test_the_fp32_reference_is_computed_once_for_every_recipe_of_a_model(tmp_path, monkeypatch):
+    """The fp32, int8 and int4 exports of one model check against the same eager outputs: the first export computes
+    and caches them, the next reads them, and the numbers are what the eager model gives when run alongside."""
+    from harness.export.exporter import ExportRequest, export
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = numerics.eager_outputs
+    monkeypatch.setattr(numerics, "eager_outputs", lambda *a: calls.append(1) or real(*a))
+    kw = dict(model="test-tiny", seq_len=8, numerics_samples=6)
+    fp32 = export(ExportRequest(recipe="fp32", **kw), tmp_path / "results")
+    int8 = export(ExportRequest(recipe="int8", **kw), tmp_path / "results")
+    assert len(calls) == 1 and len(list((tmp_path / "cache" / "references").glob("numerics-*.npz"))) == 1
+    assert int8.manifest.numerics["n"] == fp32.manifest.numerics["n"] == 6
+    # the cached outputs give the numbers the eager model gives beside the program
+    from harness.export.exporter import ProgramModule, build_model
+
+    model, head, _, _ = build_model(ExportRequest(**kw))
+    import data
+
+    task = data.load_task("rotten_tomatoes", split="dev", limit=6)
+    enc = data.encode(data.choose_tokenizer(None, None, 1).load(), task.texts, seq_len=8)
+    enc["input_ids"] = enc["input_ids"] % int8.manifest.vocab_size
+    beside = numerics.measure(int8.program, ProgramModule(model, head), enc)
+    assert {k: v for k, v in int8.manifest.numerics.items() if k in beside} == beside
