@@ -3,8 +3,9 @@
 Every pass of a lowering re-traces the whole ~5,900-node int8 MobileBERT graph (~3-6 s each). Two kinds of them are
 known, before they run, to hand the graph back as it was:
 
-1. XnnpackBackend.preprocess runs 17 passes. Seven act only on ops an encoder never has (batch norm, convolution,
-   PReLU, bilinear upsampling, padding) or on the masked-SDPA pattern. Each is wrapped so that, when it would run,
+1. XnnpackBackend.preprocess runs 17 passes. Ten act only on ops an encoder never has (batch norm, convolution,
+   PReLU, bilinear upsampling, padding, max-pooling, dim-order and dtype copies) or on the masked-SDPA pattern, and
+   one only on a concatenation of more than five tensors. Each is wrapped so that, when it would run,
    it checks the graph's ops and hands the graph back untouched if the ops it needs are absent. The trigger sets come
    from each pass's source in executorch 1.5.1 (pinned); the pattern passes' sets are checked against the patterns
    themselves in the tests, so a version whose patterns change fails there, not silently.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import weakref
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -39,6 +40,20 @@ REQUIRES_ANY: dict[str, frozenset[str]] = {
     "Conv1dUnsqueezePass": frozenset({"aten.convolution.default"}),
     "PReLUReshapePass": frozenset({"aten._prelu_kernel.default"}),
     "InsertPadQDQPass": frozenset({"aten.constant_pad_nd.default"}),
+    # rewrites only the dim-order ops back to memory-format ops (its call_operator; executorch's MemoryFormatOpsMap)
+    "DimOrderOpsRevertPass": frozenset({"dim_order_ops._to_dim_order_copy.default",
+                                        "dim_order_ops._empty_dim_order.default",
+                                        "dim_order_ops._clone_dim_order.default"}),
+    # drops the getitem after a max-pool-with-indices or max.dim, nothing else
+    "RemoveGetItemPass": frozenset({"aten.max_pool2d_with_indices.default", "aten.max.dim"}),
+    # looks at _to_copy nodes only
+    "RemoveRedundantCopyPass": frozenset({"aten._to_copy.default"}),
+}
+# pass class name -> whether the pass can act on this graph, where op presence is not enough to tell
+CAN_ACT: dict[str, Callable[[torch.fx.GraphModule], bool]] = {
+    # splits a concatenation of more than 5 tensors (XNNPACK's most); MobileBERT's trigram embedding joins 3
+    "DecomposeConcatenate": lambda gm: any(n.op == "call_function" and op_name(n.target) == "aten.cat.default"
+                                           and len(n.args[0]) > 5 for n in gm.graph.nodes),
 }
 
 
@@ -47,13 +62,18 @@ def graph_ops(gm: torch.fx.GraphModule) -> set[str]:
     return {op_name(n.target) for n in gm.graph.nodes if n.op == "call_function"}
 
 
-def is_idle(pass_name: str, ops: set[str]) -> bool:
-    """True when the named pass cannot act on a graph calling exactly `ops`."""
+def is_idle(pass_name: str, ops: set[str], gm: torch.fx.GraphModule | None = None) -> bool:
+    """True when the named pass cannot act on a graph calling exactly `ops` (gm: that graph, for CAN_ACT)."""
     if pass_name in REQUIRES_ALL:
         return not REQUIRES_ALL[pass_name] <= ops
     if pass_name in REQUIRES_ANY:
         return not REQUIRES_ANY[pass_name] & ops
+    if pass_name in CAN_ACT and gm is not None:
+        return not CAN_ACT[pass_name](gm)
     return False
+
+
+SKIPPABLE = set(REQUIRES_ALL) | set(REQUIRES_ANY) | set(CAN_ACT)
 
 
 @functools.lru_cache(maxsize=None)
@@ -61,7 +81,7 @@ def _skippable(pass_cls: type) -> type:
     from torch.fx.passes.infra.pass_base import PassResult
 
     def call(self, graph_module):
-        if is_idle(pass_cls.__name__, graph_ops(graph_module)):
+        if is_idle(pass_cls.__name__, graph_ops(graph_module), graph_module):
             return PassResult(graph_module, False)
         return pass_cls.call(self, graph_module)
 
@@ -79,8 +99,7 @@ def skip_idle_passes() -> Iterator[None]:
     def init(self, exported_program, passes=None):
         original(self, exported_program, passes)
         if not passes:  # the default list (a caller's own list is left as it is)
-            self.passes = [_skippable(p) if p.__name__ in REQUIRES_ALL or p.__name__ in REQUIRES_ANY else p
-                           for p in self.passes]
+            self.passes = [_skippable(p) if p.__name__ in SKIPPABLE else p for p in self.passes]
 
     manager.__init__ = init
     try:

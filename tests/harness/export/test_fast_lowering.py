@@ -31,8 +31,8 @@ def lower_both_ways(monkeypatch, recipe, model, inputs, opts) -> tuple[str, str,
     asked = []
     real = fast_lowering.skips.is_idle
 
-    def spy(name, ops):
-        asked.append((name, real(name, ops)))
+    def spy(name, ops, gm=None):
+        asked.append((name, real(name, ops, gm)))
         return asked[-1][1]
 
     monkeypatch.setattr(fast_lowering.skips, "is_idle", spy)
@@ -52,7 +52,8 @@ def test_faster_lowering_changes_no_byte(monkeypatch, recipe):
     idle = {name for name, was_idle in asked if was_idle}
     # a transformer encoder has no batch norm, convolution, PReLU or upsampling: those re-traces are saved
     assert {"FuseBatchNormPass", "DecomposeBatchNorm", "Conv1dUnsqueezePass", "PReLUReshapePass",
-            "ConvertToUpsampleBilinear2d"} <= idle
+            "ConvertToUpsampleBilinear2d", "DimOrderOpsRevertPass", "RemoveGetItemPass", "RemoveRedundantCopyPass",
+            "DecomposeConcatenate"} <= idle
     assert "InsertPadQDQPass" not in idle  # the trigram embedding pads: that pass must run, and does
 
 
@@ -98,9 +99,21 @@ class Upsample(torch.nn.Module):
         return (torch.nn.functional.interpolate(x, size=(6, 8), mode="bilinear"),)
 
 
+class CatOf6(torch.nn.Module):
+    def forward(self, x):
+        return (torch.cat([x * k for k in range(1, 7)], dim=1),)
+
+
+class ChannelsLast(torch.nn.Module):
+    def forward(self, x):
+        return ((x + 1).to(memory_format=torch.channels_last) * 2,)
+
+
 @pytest.mark.parametrize("make, shape, must_run", [
     (ConvNet, (1, 4, 10), {"Conv1dUnsqueezePass", "FuseBatchNormPass"}),
     (Upsample, (1, 3, 4, 4), {"ConvertToUpsampleBilinear2d"}),
+    (CatOf6, (1, 2, 3), {"DecomposeConcatenate"}),
+    (ChannelsLast, (1, 3, 4, 4), {"DimOrderOpsRevertPass", "RemoveRedundantCopyPass"}),
 ])
 def test_passes_run_when_their_ops_are_there(monkeypatch, make, shape, must_run):
     torch.manual_seed(0)
@@ -112,6 +125,26 @@ def test_passes_run_when_their_ops_are_there(monkeypatch, make, shape, must_run)
     fast, plain, asked = lower_both_ways(monkeypatch, "fp32", model, (torch.randn(*shape),), RecipeOptions())
     assert fast == plain
     assert must_run <= {name for name, was_idle in asked if not was_idle}
+
+
+def test_the_getitem_pass_acts_where_its_trigger_ops_are():
+    """XNNPACK keeps max_pool2d whole, so no lowering here reaches RemoveGetItemPass with its ops; on an edge graph
+    that has them, the wrapped pass is not idle and rewrites the graph as the pass itself does."""
+    from executorch.backends.transforms.remove_getitem_op import RemoveGetItemPass
+    from executorch.exir import to_edge
+
+    class Pools(torch.nn.Module):
+        def forward(self, x):
+            return (torch.ops.aten.max_pool2d_with_indices.default(x, [2, 2])[0] + 1, torch.max(x, dim=1)[0])
+
+    def edge_graph():
+        return to_edge(torch.export.export(Pools(), (torch.randn(1, 3, 4, 4),))).exported_program().graph_module
+
+    gm = edge_graph()
+    assert not fast_lowering.is_idle("RemoveGetItemPass", fast_lowering.graph_ops(gm), gm)
+    wrapped = fast_lowering.skips._skippable(RemoveGetItemPass)()(edge_graph())
+    plain = RemoveGetItemPass()(edge_graph())
+    assert wrapped.modified and wrapped.graph_module.code == plain.graph_module.code != gm.code
 
 
 @pytest.mark.parametrize("pass_name, module, getter", [
@@ -132,7 +165,9 @@ def test_every_skippable_pass_is_in_xnnpacks_default_list():
     from executorch.backends.xnnpack._passes import XNNPACKPassManager
 
     names = {p.__name__ for p in XNNPACKPassManager(None).passes}
-    assert set(fast_lowering.REQUIRES_ALL) | set(fast_lowering.REQUIRES_ANY) <= names
+    assert fast_lowering.SKIPPABLE == set(fast_lowering.REQUIRES_ALL) | set(fast_lowering.REQUIRES_ANY) | set(
+        fast_lowering.CAN_ACT)
+    assert fast_lowering.SKIPPABLE <= names
 
 
 def test_delegate_evaluation_is_reused_when_serializing():
