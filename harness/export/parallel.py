@@ -265,6 +265,7 @@ def _worker(folder: str) -> int:
     from common.console import silence_libraries
     from common.files import write_atomic
     from common.lifetime import die_with_parent
+    from common.memory import trim_heap
 
     if not die_with_parent(signal.SIGKILL, _PARENT_ENV):
         return 1
@@ -291,6 +292,7 @@ def _worker(folder: str) -> int:
         write_atomic(Path(folder) / f"{index}.pickle", pickle.dumps(outcome))
         del outcome, req
         gc.collect()  # the lowered graphs hold reference cycles: freed before the next export grows the heap
+        trim_heap()  # and handed back to the kernel: the next export's peak starts from the worker's own size
         print(f"{_DONE}{index}", file=sys.stderr, flush=True)
     return 0
 

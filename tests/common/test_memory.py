@@ -47,3 +47,23 @@ print(before, res.manifest.export_peak_rss_mb)
     if not reset_peak_rss():
         pytest.skip("this kernel cannot reset VmHWM (/proc/self/clear_refs)")
     assert exported < before - BIG_MB * 2, (before, exported)
+
+
+def test_a_trimmed_heap_is_handed_back():
+    """Freed small allocations below a live one stay resident until the heap is trimmed (what a pool worker does
+    between exports, so the next export's peak starts from the worker's own size)."""
+    code = """
+import gc
+from common.memory import rss_mb, trim_heap
+blocks = [bytearray(2000) for _ in range(100_000)]  # about 200 MB of heap, in chunks malloc keeps on its heap
+pin = bytearray(2000)  # a live chunk above them: the heap's top cannot shrink past it
+del blocks
+gc.collect()
+before = rss_mb()
+trim_heap()
+print(before, rss_mb())
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    before, after = map(float, p.stdout.split())
+    assert after < before - 100, (before, after)
