@@ -23,7 +23,7 @@ from common.errors import BadInput, CheckpointError, ExportError, plain_errors_a
 from common.files import copy_atomic, ensure_dir, fault, sweep_stale, temp_sibling
 from common.memory import peak_rss_mb, reset_peak_rss
 from program.manifest import InputSpec, ProgramManifest, manifest_path, sha256_file
-from harness.export.recipes import get_recipe, serialize
+from harness.export.recipes import forget_lowered_graphs, get_recipe, serialize
 from harness.export.request import ExportRequest, validate  # noqa: F401  (ExportRequest: callers import it here)
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
@@ -347,6 +347,8 @@ def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, p
     progress("serializing program")
     et = serialize(edge)
     seconds = time.perf_counter() - t0
+    del edge
+    forget_lowered_graphs()
     tmp = temp_sibling(pte)  # unique: parallel exports into one cache never share it
     try:
         with open(tmp, "wb") as f:

@@ -115,6 +115,25 @@ class Recipe:
             )
 
 
+def forget_lowered_graphs() -> None:
+    """What ExecuTorch keeps of a lowering after it is done, let go: XNNPACK's partitioner configs keep a
+    module-level WhyNoPartition holding the last node they refused, and exir.backend.utils.is_same_node is an
+    unbounded lru_cache keyed by nodes; through those nodes each keeps its graph, the lowered module and the
+    original ExportedProgram with every weight, about 200 MB resident per full-size export in a process that exports
+    several (a pool worker, a sweep)."""
+    import sys
+
+    from executorch.exir.backend.utils import WhyNoPartition, is_same_node
+
+    is_same_node.cache_clear()
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("executorch.backends.") and module is not None:
+            for value in list(vars(module).values()):
+                if isinstance(value, WhyNoPartition):
+                    value.node = None
+
+
 def serialize(edge):
     """A recipe's lowered EdgeProgramManager -> the ExecutorchProgramManager `harness export` writes."""
     from executorch.backends.xnnpack.utils.configs import get_xnnpack_executorch_backend_config
