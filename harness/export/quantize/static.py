@@ -63,7 +63,7 @@ class MaskSafeXNNPACKQuantizer(XNNPACKQuantizer):
     def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
         """The stock annotation, without the convolution patterns on a graph that holds no convolution: their
         annotators match nothing there, yet the conv+batch-norm ones export 12 pattern graphs with dynamo on every
-        call (3.8 of a tiny model's 5.5 s of quantization here; the same at full size)."""
+        call (about two thirds of a tiny model's quantization time here; the same seconds at full size)."""
         if not _has_conv(model):
             self.SUPPORTED_PATTERNS = [p for p in XNNPACKQuantizer.SUPPORTED_PATTERNS if "conv" not in p.name]
         try:
