@@ -72,7 +72,8 @@ def _gone(pid: int) -> bool:
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL])
 def test_an_interrupted_demo_leaves_no_export_process_behind(tmp_path, sig):
-    env = dict(os.environ, HARNESS_RESULTS=str(tmp_path))
+    (tmp_path / "tmp").mkdir()  # the pool's request folder, which a SIGKILL leaves for the next pool to sweep
+    env = dict(os.environ, HARNESS_RESULTS=str(tmp_path), TMPDIR=str(tmp_path / "tmp"))
     demo = subprocess.Popen([sys.executable, "-m", "harness.cli", "demo", "--model", "test-tiny", "--seq-len", "32",
                              "--quant", "fp32,int8", "--repeat", "1", "--samples", "4", "--student-model",
                              "test-tiny", "--student-steps", "3", "--accuracy-samples", "5"],

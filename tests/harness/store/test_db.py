@@ -124,10 +124,19 @@ def test_another_programs_sqlite_file_is_not_written_into(tmp_path):
         ResultsStore(tmp_path).add(make_record("r1"))
 
 
-def test_results_path_that_is_a_file(tmp_path):
+def test_results_path_that_is_a_file(tmp_path, monkeypatch):
+    """Refused in one line, and the measurement is kept in the temp folder (here the test's own, not the machine's:
+    every suite run used to leave one recovery file in /tmp)."""
+    import tempfile
+
+    spare = tmp_path / "spare"
+    spare.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spare))
     (tmp_path / "f").write_text("x")
-    with pytest.raises(BadInput, match="cannot create the results directory|is a file"):
+    with pytest.raises(BadInput, match="cannot create the results directory|is a file") as e:
         ResultsStore(tmp_path / "f").add(make_record("r1"))
+    [kept] = spare.glob("runs.recovered-*.jsonl")
+    assert str(kept) in str(e.value) and '"run_id": "r1"' in kept.read_text()
 
 
 WRITER = textwrap.dedent(
