@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,8 @@ from common.errors import BadInput, CheckpointError, ExportError, plain_errors_a
 from common.files import copy_atomic, ensure_dir, fault, sweep_stale, temp_sibling
 from common.memory import peak_rss_mb, reset_peak_rss
 from program.manifest import InputSpec, ProgramManifest, manifest_path, sha256_file
-from harness.export.recipes import forget_lowered_graphs, get_recipe, serialize
-from harness.export.request import ExportRequest, validate  # noqa: F401  (ExportRequest: callers import it here)
+from harness.export.recipes import get_recipe, serialize
+from harness.export.request import ExportRequest, validate
 
 INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids")
 HEADS = ("sequence_classification", "question_answering", "masked_lm", "base")
@@ -347,8 +346,6 @@ def _export_fresh(req, model, head, hf_config, ckpt_sha, key, name, pte: Path, p
     progress("serializing program")
     et = serialize(edge)
     seconds = time.perf_counter() - t0
-    del edge
-    forget_lowered_graphs()
     tmp = temp_sibling(pte)  # unique: parallel exports into one cache never share it
     try:
         with open(tmp, "wb") as f:

@@ -195,13 +195,14 @@ class ExportPool:
                 self._finish(job, worker.proc.wait(), worker.stderr)
         elif line.startswith(_DONE) and job is not None and line[len(_DONE):] == str(job.index):
             worker.job = None
-            self._finish(job, 0, job.stderr)
+            self._finish(job, 0)
         else:
             (job.stderr if job is not None else worker.stderr).append(line)
             if line.startswith(_PROGRESS) and job is not None:
                 self._say(job, line[len(_PROGRESS):])
 
-    def _finish(self, job: _Job, rc: int, stderr: list[str]) -> None:
+    def _finish(self, job: _Job, rc: int, idle_stderr: list[str] = ()) -> None:
+        """The job's outcome; idle_stderr: what its worker printed before taking it (a worker that died)."""
         job.state = "done"
         try:
             kind, value = pickle.loads((self._tmp / f"{job.index}.pickle").read_bytes())
@@ -213,7 +214,7 @@ class ExportPool:
             job.result = ExportError(f"the export of {_what(job.req)} was ended by {signal.Signals(-rc).name} "
                                      "(out of memory?)")
         else:  # a bug in the export: its traceback, as the harness would have shown it
-            tail = "\n".join(line for line in job.stderr + stderr if not line.startswith(_PROGRESS))[-4000:]
+            tail = "\n".join(line for line in [*idle_stderr, *job.stderr] if not line.startswith(_PROGRESS))[-4000:]
             raise RuntimeError(f"export worker for {_what(job.req)} exited with {rc}:\n{tail}")
         self._say()
 
@@ -254,7 +255,11 @@ def sweep_orphans() -> None:
             pid = int(folder.name[len(_TMP_PREFIX):].split("-")[0])
         except ValueError:
             continue
-        if not pid_alive(pid) and folder.stat().st_uid == os.getuid():
+        try:
+            mine = folder.stat().st_uid == os.getuid()
+        except OSError:  # another pool swept it meanwhile
+            continue
+        if mine and not pid_alive(pid):
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -107,12 +107,15 @@ class Recipe:
         with faster_lowering():
             with torch.no_grad():
                 ep = torch.export.export(prepared, example_inputs, strict=False)
-            return to_edge_transform_and_lower(
-                ep,
-                partitioner=self.partitioners(opts),
-                compile_config=get_xnnpack_edge_compile_config(),
-                transform_passes=get_transform_passes(),
-            )
+            try:
+                return to_edge_transform_and_lower(
+                    ep,
+                    partitioner=self.partitioners(opts),
+                    compile_config=get_xnnpack_edge_compile_config(),
+                    transform_passes=get_transform_passes(),
+                )
+            finally:
+                forget_lowered_graphs()  # the returned manager keeps what it needs; ExecuTorch's globals let go
 
 
 def forget_lowered_graphs() -> None:

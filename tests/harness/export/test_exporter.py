@@ -84,7 +84,7 @@ def test_last_export_of_the_same_size_gives_the_estimate(tiny_export):
 def test_an_export_leaves_no_lowered_program_alive(tmp_path):
     """ExecuTorch keeps the last refused node (XNNPACK's WhyNoPartition) and an lru_cache of nodes, and through
     them the whole ExportedProgram with its weights: ~200 MB per full-size export stayed resident in a process that
-    exports several (a pool worker, a sweep) until the exporter let them go."""
+    exports several (a pool worker, a sweep) until the lowering let them go."""
     import gc
 
     from torch.export import ExportedProgram
