@@ -2,8 +2,10 @@
 
     .venv/bin/python benchmarks/regressions.py [--threshold 0.10] [--against HEAD]
 
-A figure regresses when it moved the wrong way by more than the threshold; figures measured on another CPU (name
-and features) are not compared at all, only listed: a faster or slower machine is not a regression.
+A figure regresses when it moved the wrong way by more than the threshold. The baseline is the newest committed
+NAME.json measured on this CPU (name and features), found in the history when the last commit's came from another
+machine; with none from this CPU the figures are not compared at all, only listed: a faster or slower machine is not a
+regression.
 """
 
 from __future__ import annotations
@@ -17,8 +19,23 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def committed(name: str, rev: str = "HEAD") -> dict | None:
-    """results/NAME.json as `rev` has it, or None."""
+def committed(name: str, rev: str = "HEAD", cpu: str | None = None) -> dict | None:
+    """results/NAME.json as `rev` has it, or None; with `cpu`, the newest version at or before `rev` measured on that
+    CPU (sessions change machines: the last commit's figures may be another CPU's while an older one is this one's)."""
+    if cpu is None:
+        return _json_at(name, rev)
+    log = subprocess.run(["git", "-C", str(RESULTS), "log", "--format=%H", rev, "--", f"./{name}.json"],
+                         capture_output=True, text=True)
+    fallback = None
+    for sha in log.stdout.split() if log.returncode == 0 else []:
+        found = _json_at(name, sha)
+        if found is not None and found.get("cpu") == cpu:
+            return found
+        fallback = fallback or found
+    return fallback  # nothing from this CPU: the newest, which compare() lists as not comparable
+
+
+def _json_at(name: str, rev: str) -> dict | None:
     out = subprocess.run(["git", "-C", str(RESULTS), "show", f"{rev}:./{name}.json"], capture_output=True, text=True)
     try:
         return json.loads(out.stdout) if out.returncode == 0 else None
@@ -56,7 +73,8 @@ def report(names: list[str], threshold: float, rev: str = "HEAD") -> int:
         path = RESULTS / f"{name}.json"
         if not path.is_file():
             continue
-        for kind, line in compare(committed(name, rev), json.loads(path.read_text()), threshold):
+        new = json.loads(path.read_text())
+        for kind, line in compare(committed(name, rev, new.get("cpu")), new, threshold):
             regressed += kind == "regressed"
             print(f"{name}: {kind}: {line}")
     return regressed

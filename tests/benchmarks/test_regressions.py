@@ -60,3 +60,23 @@ def test_the_command_exits_1_when_a_figure_regressed(tmp_path):
     (results / "x.json").write_text(json.dumps(_figures("cpu A", export_s=150.0)))
     res = subprocess.run([sys.executable, str(repo / "benchmarks" / "regressions.py")], capture_output=True, text=True)
     assert res.returncode == 1 and "x: regressed: export_s: 100 -> 150 (+50.0%" in res.stdout, res.stdout + res.stderr
+
+
+def test_the_baseline_is_the_last_commit_from_this_cpu_even_when_another_machine_committed_since(tmp_path):
+    """Sessions alternate between machines: A's figures, then B's, then a new run on A compares with A's commit."""
+    repo = tmp_path / "repo"
+    results = repo / "benchmarks" / "results"
+    results.mkdir(parents=True)
+    (repo / "benchmarks" / "regressions.py").write_text((REPO / "benchmarks" / "regressions.py").read_text())
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    for cpu, seconds in (("cpu A", 100.0), ("cpu B", 300.0)):
+        (results / "x.json").write_text(json.dumps(_figures(cpu, export_s=seconds)))
+        subprocess.run([*git, "add", "-A"], check=True)
+        subprocess.run([*git, "commit", "-qm", cpu], check=True)
+    (results / "x.json").write_text(json.dumps(_figures("cpu A", export_s=150.0)))
+    res = subprocess.run([sys.executable, str(repo / "benchmarks" / "regressions.py")], capture_output=True, text=True)
+    assert res.returncode == 1 and "x: regressed: export_s: 100 -> 150 (+50.0%" in res.stdout, res.stdout + res.stderr
+    (results / "x.json").write_text(json.dumps(_figures("cpu C", export_s=150.0)))
+    res = subprocess.run([sys.executable, str(repo / "benchmarks" / "regressions.py")], capture_output=True, text=True)
+    assert res.returncode == 0 and "x: not comparable: measured on cpu C" in res.stdout, res.stdout + res.stderr

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from tests.support.tools import require_tool
 from device_runners.adb import AdbTransport
 from device_runners.base import TransportError
 from device_runners.remote_shell import RemoteFileMissing
-from tests.support.sshd_fixture import free_port, procs_with
+from tests.support.sshd_fixture import free_port, procs_with, when_running
 
 WORK = "/data/local/tmp/harness"
 
@@ -105,10 +104,11 @@ def test_device_gone_mid_command_is_a_transport_error(tmp_path):
     try:
         t = AdbTransport(serial="PIXEL7", port=standin.port)
         assert t.shell("echo up") == (0, "up\n", "")
-        threading.Timer(1.0, standin.stop).start()
+        stopper = when_running("sleep 60.0417", standin.stop)  # the phone vanishes once the command runs
         start = time.monotonic()
         with pytest.raises(TransportError, match=r"adb device PIXEL7 .*connection lost"):
-            t.shell("sleep 60", timeout=30)
+            t.shell("sleep 60.0417", timeout=30)
+        stopper.join()
         assert time.monotonic() - start < 30  # the lost device was noticed, not waited out by the shell's own timeout
         with pytest.raises(TransportError, match="PIXEL7"):
             t.shell("true")

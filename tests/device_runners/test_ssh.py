@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from device_runners.base import TransportError
 from device_runners.remote_shell import RemoteFileMissing
 from device_runners.ssh import SshTransport, parse_address
-from tests.support.sshd_fixture import Sshd, free_port, procs_with, require_sshd, write_key
+from tests.support.sshd_fixture import Sshd, free_port, procs_with, require_sshd, when_running, write_key
 
 
 @pytest.fixture(scope="module")
@@ -109,11 +108,10 @@ def test_sshd_killed_mid_command_is_a_transport_error(tmp_path):
     with Sshd(tmp_path / "sshd") as s:
         t = SshTransport(s.address, key_file=s.key, workdir=str(tmp_path / "w"))
         assert t.shell("echo up")[1] == "up\n"
-        killer = threading.Timer(1.5, s.kill)
-        killer.start()
+        killer = when_running("sleep 60.0419", s.kill)  # sshd dies once the command runs on the board
         start = time.monotonic()
         with pytest.raises(TransportError, match=rf"ssh {s.address}: connection lost"):
-            t.shell("sleep 60", timeout=30)
+            t.shell("sleep 60.0419", timeout=30)
         assert time.monotonic() - start < 30  # the lost connection was noticed, not waited out by the timeout
         killer.join()  # sshd is reaped: a reconnect can no longer slip into its listen backlog
         with pytest.raises(TransportError, match=rf"ssh {s.address}: (connection refused|cannot connect)"):

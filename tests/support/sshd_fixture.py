@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -47,6 +48,19 @@ def procs_with(marker: str) -> list[int]:
         except OSError:
             pass
     return found
+
+
+def when_running(marker: str, action, timeout: float = 300.0) -> threading.Thread:
+    """Call `action` once a process whose command line contains `marker` runs on this machine (event-driven, so a
+    slow or loaded host cannot make the action land before the command it should interrupt)."""
+    def watch():
+        deadline = time.monotonic() + timeout
+        while not procs_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        action()
+    t = threading.Thread(target=watch, daemon=True)
+    t.start()
+    return t
 
 
 def _descendants(pid: int) -> list[int]:

@@ -76,11 +76,11 @@ def _when_runner_starts(phone, action, delay=0.3):
     return t
 
 
-def _run(results, program, **kw):
+def _run(results, program, progress=lambda line: None, **kw):
     args = dict(program=program, device="pixel7", threads=1, affinity="little", warmup=0, iterations=3,
                 samples=2, timeout=600)
     args.update(kw)
-    return measure.run(measure.RunRequest.of(**args), results)
+    return measure.run(measure.RunRequest.of(**args), results, progress)
 
 
 def test_cap_dropped_and_restored_mid_run_is_throttled(phone, tiny_export, monkeypatch):
@@ -135,8 +135,11 @@ def test_thermal_gate_waits_then_passes(phone, tiny_export, monkeypatch):
     results, res = tiny_export
     monkeypatch.setattr(device_state, "GATE_POLL_S", 0.2)
     phone.set_battery(39.0)
-    threading.Timer(1.0, lambda: phone.set_battery(34.0)).start()
-    rec = _run(results, res.program, max_start_temp=35, cooldown=30)
+
+    def progress(line):  # event-driven, not timed: the phone cools once the gate has read it hot and says it waits
+        if line.startswith("cooling down: battery 39.0 C > 35 C"):
+            phone.set_battery(34.0)
+    rec = _run(results, res.program, progress, max_start_temp=35, cooldown=30)
     assert rec.error is None, rec.error
     gate = rec.device_info_before["thermal_gate"]
     assert gate["passed"] is True and gate["waited_s"] > 0 and len(gate["readings"]) >= 2 and gate["limit_c"] == 35
