@@ -20,6 +20,7 @@ SCRIPTS = [
     [str(HERE / "cli_startup.py")],
     [str(HERE / "gemm_shapes.py")],
     [str(HERE / "peers.py"), "--rounds", "3", "--iterations", "10", "--warmup", "3", "--baseline", "--no-python"],
+    [str(HERE / "int4_groups.py")],
 ]
 
 

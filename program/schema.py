@@ -181,7 +181,8 @@ MANIFEST_FIELDS: dict[str, Check] = {
     "checkpoint": text(MAX_TEXT), "checkpoint_sha256": text(128), "checkpoint_source": mapping(values=_SCALAR),
     "tokenizer": text(MAX_TEXT), "random_weights": flag(), "weights_source": text(MAX_TEXT), "vocab_size": whole(1, MAX_VOCAB),
     "num_labels": whole(1, 1_000_000), "config": mapping(), "versions": mapping(values=_SCALAR),
-    "recipe_options": mapping({"group_size": whole(1, 1 << 20), "quant_embedding": _SCALAR,
+    "recipe_options": mapping({"group_size": whole(0, 1 << 20),  # 0: one group per row
+                               "quant_embedding": _SCALAR,
                                "keep_fp32": items(text(MAX_TEXT, optional=False), 10_000, optional=True),
                                "calibration_examples": whole(0, 10_000_000)}),
     "delegation": mapping(), "numerics": mapping(), "status": text(32), "status_reason": text(MAX_TEXT),

@@ -13,6 +13,26 @@ from common.errors import BadInput
 SEQ_LENS_HELP = "Sequence length; a comma list (32,128,384) makes a sweep."
 
 
+class GroupSize(click.ParamType):
+    """--group-size: a whole number of weights per int4 group, or `row` (one group per row, stored as 0)."""
+    name = "N|row"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        if str(value).strip().lower() == "row":
+            return 0
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a whole number (32, 64, 128) nor `row`", param, ctx)
+
+
+GROUP_SIZE = click.option("--group-size", default=32, show_default=True, type=GroupSize(),
+                          help="int4 weights per group (32, 64, 128, ...), or `row`: one scale per output row "
+                               "(channelwise).")
+
+
 def int_list(value: str, flag: str, what: str) -> list[int]:
     """A comma list of positive integers (a sweep), or a usage error naming the flag."""
     try:
@@ -74,7 +94,7 @@ def export_options(f):
         click.option("--head", default=D["head"], show_default=True,
                      help="Head for a preset: sequence_classification, question_answering, masked_lm, base."),
         click.option("--num-labels", default=D["num_labels"], show_default=True, type=int, help="Classes of a classification head."),
-        click.option("--group-size", default=D["group_size"], show_default=True, type=int, help="int4 weight group size."),
+        GROUP_SIZE,
         click.option("--quant-embedding", type=click.Choice(["8w", "4w"]), default=None,
                      help="Quantize the embedding tables too."),
         click.option("--keep-fp32", multiple=True, metavar="PATTERN",

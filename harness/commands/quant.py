@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from common.console import console, status
+from harness.commands.export import GROUP_SIZE
 
 
 @click.command("recipes")
@@ -20,7 +21,7 @@ def recipes_command() -> None:
         extra = "  (needs --calibration)" if r.needs_calibration else ""
         console.print(f"{name:<{width}}  {r.description}{extra}", soft_wrap=True)
     console.print("\nmodifiers: --quant-embedding 8w|4w (embedding tables), --keep-fp32 PATTERN (modules left float), "
-                  "--group-size N (int4)", soft_wrap=True)
+                  "--group-size N|row (int4)", soft_wrap=True)
 
 
 @click.command("sensitivity")
@@ -30,7 +31,7 @@ def recipes_command() -> None:
 @click.option("--seq-len", default=128, show_default=True, type=int)
 @click.option("--head", default="sequence_classification", show_default=True, help="Head for a preset.")
 @click.option("--num-labels", default=2, show_default=True, type=int)
-@click.option("--group-size", default=32, show_default=True, type=int, help="int4 weight group size.")
+@GROUP_SIZE
 @click.option("--quant-embedding", type=click.Choice(["8w", "4w"]), default=None,
               help="Quantize the embedding tables too (whole-model rows only).")
 @click.option("--keep-fp32", multiple=True, metavar="PATTERN", help="Modules already kept in float; repeatable.")

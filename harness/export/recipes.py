@@ -19,11 +19,12 @@ if TYPE_CHECKING:  # torch is imported where it is used: `harness recipes` lists
     import torch
 
 XNNPACK_GROUP_MULTIPLE = 32  # XNNPACK's blockwise int4 kernels take groups of 32k weights
+PER_ROW = 0  # --group-size row: one int4 scale per output row (channelwise; XNNPACK's QC4W kernels, not blockwise)
 
 
 @dataclass
 class RecipeOptions:
-    group_size: int = 32  # int4 weight groups (and int4 embedding groups)
+    group_size: int = 32  # int4 weight groups (and int4 embedding groups); PER_ROW (0): one group per row
     quant_embedding: str | None = None  # None | "8w" | "4w"
     keep_fp32: list[str] = field(default_factory=list)  # module-name glob patterns kept in float
     calibration: list[tuple[torch.Tensor, ...]] | None = None  # real inputs, for static recipes
@@ -212,16 +213,24 @@ class Int8(_TorchaoLinear):
 
 class Int4(_TorchaoLinear):
     name = "int4"
-    description = "int8 dynamic activations x int4 weights in groups of --group-size (torchao), XNNPACK"
+    description = ("int8 dynamic activations x int4 weights in groups of --group-size, or one scale per row with "
+                   "--group-size row (torchao), XNNPACK")
     weight_dtype = "int4"
 
     def check(self, model, opts):
         super().check(model, opts)
         g = opts.group_size
-        if g <= 0 or g % XNNPACK_GROUP_MULTIPLE:
+        if g != PER_ROW and (g <= 0 or g % XNNPACK_GROUP_MULTIPLE):
             raise BadInput(f"--group-size {g}: XNNPACK's int4 kernels need a positive multiple of "
-                           f"{XNNPACK_GROUP_MULTIPLE} (e.g. 32, 64, 128)")
+                           f"{XNNPACK_GROUP_MULTIPLE} (e.g. 32, 64, 128) or `row`")
         linears = select.quantized_linears(model, opts.keep_fp32)
+        if g == PER_ROW:  # ExecuTorch hands XNNPACK a row as one group of in_features weights: the same multiple
+            for name, lin in linears:
+                if lin.in_features % XNNPACK_GROUP_MULTIPLE:
+                    raise BadInput(f"--group-size row: the {lin.in_features}-wide input of {name} is not a multiple "
+                                   f"of {XNNPACK_GROUP_MULTIPLE}, which XNNPACK's int4 kernels need (keep {name} in "
+                                   "float with --keep-fp32)")
+            return
         for name, lin in linears:
             if lin.in_features % g:
                 width = math.gcd(*(m.in_features for _, m in linears))
@@ -231,9 +240,9 @@ class Int4(_TorchaoLinear):
                                f"int4 groups must tile every row ({hint})")
 
     def granularity(self, opts):
-        from torchao.quantization import PerGroup
+        from torchao.quantization import PerAxis, PerGroup
 
-        return PerGroup(opts.group_size)
+        return PerAxis(0) if opts.group_size == PER_ROW else PerGroup(opts.group_size)
 
 
 class Int8Static(Recipe):

@@ -260,8 +260,8 @@ def recipe_label(recipe: str | None, options: dict[str, Any] | None) -> str:
     """A recipe with the options that change its program: "int4 g64 emb4w keep:classifier", "int8", "fp32"."""
     o = options or {}
     parts = [recipe or "?"]
-    if recipe and recipe.startswith("int4") and o.get("group_size"):
-        parts.append(f"g{o['group_size']}")
+    if recipe and recipe.startswith("int4") and o.get("group_size") is not None:
+        parts.append(f"g{o['group_size']}" if o["group_size"] else "per-row")
     if o.get("quant_embedding"):
         parts.append(f"emb{o['quant_embedding']}")
     if o.get("keep_fp32"):

@@ -49,6 +49,8 @@ HEAVY: dict[str, tuple[str, str]] = {
     "harness export --model mobilebert --quant fp32,int8": ("", FULL + " x2"),
     "harness export --model mobilebert --quant fp32 --seq-len 128": ("", FULL),
     "harness export --model mobilebert --quant int4 --group-size 64 --seq-len 32,128,384": ("", FULL + " x3"),
+    "harness export --model mobilebert --quant int4 --group-size row": ("", FULL),
+    "harness export --model mobilebert --quant int4 --group-size 128": ("", FULL),
     "harness export --checkpoint ./my-mobilebert-sst2 --quant int8 --out programs/": ("", FULL),
     "harness export --checkpoint ./my-mobilebert-sst2 --quant int4 --out programs/": ("", FULL),
     "harness run --program 'results/programs/mobilebert-int8-s128-*.pte' --device host --task rotten_tomatoes":

@@ -55,8 +55,10 @@ def quantize_embeddings(model: torch.nn.Module, mode: str, group_size: int, keep
         if not isinstance(mod, torch.nn.Embedding) or is_kept(name, keep):
             continue
         dim = mod.weight.shape[1]
-        if bits == 4 and (group_size <= 0 or dim % group_size or group_size % 2):
-            raise BadInput(f"--group-size {group_size} cannot split the {dim}-wide embedding {name} into "
+        group = group_size or dim  # 0: --group-size row, one group per row
+        if bits == 4 and (group < 0 or dim % group or group % 2):
+            shown = "row" if not group_size else group_size
+            raise BadInput(f"--group-size {shown} cannot split the {dim}-wide embedding {name} into "
                            "even int4 groups (it must be even and divide the width)")
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model

@@ -33,6 +33,7 @@ def run(edge, x):
 @pytest.mark.parametrize("recipe, opts, tol, table_op", [
     ("fp16", RecipeOptions(), 0.02, "aten_embedding_default"),
     ("int4", RecipeOptions(group_size=32, quant_embedding="4w"), 0.25, "quantized_decomposed_embedding_4bit_dtype"),
+    ("int4", RecipeOptions(group_size=0, quant_embedding="4w"), 0.25, "quantized_decomposed_embedding_4bit_dtype"),
 ])
 def test_program_lowers_fully_and_tracks_fp32(recipe, opts, tol, table_op):
     model, x = model32(), example_inputs(8, 128, seed=5)
@@ -46,3 +47,15 @@ def test_program_lowers_fully_and_tracks_fp32(recipe, opts, tol, table_op):
     assert got.dtype == torch.float32
     rel = ((got - ref).norm() / ref.norm()).item()
     assert 0 < rel < tol
+
+
+def test_int4_per_row_gives_each_output_row_one_scale_and_groups_give_it_several():
+    """--group-size row (0): one int4 scale per row of every linear; --group-size 32: in_features / 32 per row."""
+    for group, per_row in ((0, lambda k: 1), (32, lambda k: k // 32)):
+        q = get_recipe("int4").prepare(model32(), example_inputs(8, 128), RecipeOptions(group_size=group))
+        linears = [m for m in q.modules() if isinstance(m, torch.nn.Linear)]
+        assert linears
+        for lin in linears:
+            out_f, in_f = lin.weight.shape
+            assert tuple(lin.weight.block_size) == (1, in_f if group == 0 else group)
+            assert lin.weight.scale.numel() == out_f * per_row(in_f), (group, lin.weight.scale.shape)

@@ -42,7 +42,7 @@ def test_keep_fp32_on_a_recipe_that_quantizes_nothing_is_refused():
         get_recipe("fp32").prepare(tiny(), example_inputs(8, 128), RecipeOptions(keep_fp32=["classifier"]))
 
 
-@pytest.mark.parametrize("g, msg", [(0, "positive multiple of 32"), (48, "positive multiple of 32"),
+@pytest.mark.parametrize("g, msg", [(-32, "positive multiple of 32"), (48, "positive multiple of 32"),
                                     (64, r"does not divide the 96-wide input of .*trigram_conv.*--group-size 32 fits")])
 def test_impossible_int4_group_size_is_refused(g, msg):
     model = tiny(embedding_size=32, hidden_size=64, intra_bottleneck_size=32, intermediate_size=64)
@@ -53,6 +53,12 @@ def test_impossible_int4_group_size_is_refused(g, msg):
 def test_int4_names_a_layer_no_group_size_can_fit():
     with pytest.raises(BadInput, match=r"48-wide input of model\.mobilebert\.embeddings\.trigram_conv.*--keep-fp32"):
         get_recipe("int4").prepare(tiny(), example_inputs(8, 128), RecipeOptions(group_size=32))
+
+
+def test_int4_per_row_names_a_layer_whose_width_xnnpack_cannot_take():
+    with pytest.raises(BadInput, match=r"--group-size row: the 48-wide input of model\.mobilebert\.embeddings\."
+                                       r"trigram_conv is not a multiple of 32.*--keep-fp32"):
+        get_recipe("int4").prepare(tiny(), example_inputs(8, 128), RecipeOptions(group_size=0))
 
 
 def test_static_recipe_without_calibration_data_is_refused():

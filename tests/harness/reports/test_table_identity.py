@@ -47,7 +47,8 @@ def test_speedup_only_against_fp32_of_the_same_model_device_and_settings():
 def test_recipe_options_are_part_of_the_row():
     g32 = rec("int4", ms=8.0, seed=1, manifest=manifest("int4", group_size=32))
     g64 = rec("int4", ms=7.0, seed=2, manifest=manifest("int4", group_size=64, quant_embedding="4w"))
-    assert sorted(r["recipe"] for r in build_rows([g32, g64])) == ["int4 g32", "int4 g64 emb4w"]
+    row = rec("int4", ms=7.5, seed=3, manifest=manifest("int4", group_size=0))  # --group-size row
+    assert sorted(r["recipe"] for r in build_rows([g32, g64, row])) == ["int4 g32", "int4 g64 emb4w", "int4 per-row"]
 
 
 def test_pooled_interval_never_leaves_the_data():
