@@ -28,7 +28,7 @@ class GroupSize(click.ParamType):
             self.fail(f"{value!r} is neither a whole number (32, 64, 128) nor `row`", param, ctx)
 
 
-GROUP_SIZE = click.option("--group-size", default=32, show_default=True, type=GroupSize(),
+GROUP_SIZE = click.option("--group-size", default=32, show_default=True, type=GroupSize(), metavar="N|row",
                           help="int4 weights per group (32, 64, 128, ...), or `row`: one scale per output row "
                                "(channelwise).")
 
