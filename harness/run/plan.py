@@ -186,8 +186,8 @@ def run_plan(plan: CampaignPlan, results: Path, measure: Callable[..., RunRecord
                     one(i, rnd, pos, len(more))
             left = [i for i in range(n) if needs_more(done[i], plan.target_ci)]
             if left:
-                say(f"stopped after {rnd} rounds: {len(left)} programs still short of the target (their rows' "
-                    "intervals say by how much)")
+                say(f"stopped after {rnd} rounds: {len(left)} program{'s' if len(left) != 1 else ''} still short of "
+                    "the target (their rows' intervals say by how much)")
     finally:
         for session in sessions.values():
             session.close()
