@@ -85,3 +85,14 @@ def test_pooled_summaries_are_cached_in_the_store_and_follow_the_runs(tmp_path, 
     store.add(rec("fp32", seed=4, campaign="c"))  # the row now pools another run: summarised afresh
     grown = build_rows(store.runs(), store.summary_cache())
     assert calls == [1] and grown[0]["n_runs"] == 4
+
+
+def test_a_row_that_pools_programs_with_different_bytes_says_so():
+    """Same model, recipe and options, two program files (re-exported by another version): one row, and a note."""
+    one = [rec("int8", ms=10.0, seed=i, program_sha256="a" * 64) for i in range(2)]
+    other = rec("int8", ms=10.5, seed=3, program_sha256="b" * 64)
+    assert len(build_rows(one + [other])) == 1
+    md = render_md(build_rows(one + [other]), one + [other])
+    assert ("- mixed programs (mobilebert cls2 int8 on host): its runs measured 2 program files with different bytes "
+            f"(sha256 {'a' * 12}, {'b' * 12}), pooled as one row") in md
+    assert "mixed programs" not in render_md(build_rows(one), one)
