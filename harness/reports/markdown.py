@@ -107,17 +107,14 @@ def left_out_notes(part: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def mixed_program_notes(records: list[RunRecord]) -> list[str]:
+def mixed_program_notes(rows: list[dict[str, Any]]) -> list[str]:
     """A row whose runs measured program files with different bytes (the same model, recipe and options, exported
     again by another harness or ExecuTorch version, or by hand): the row pools them, and says so."""
-    from harness.reports.grouping import group_runs
-
     out = []
-    for g in group_runs(r for r in records if r.status not in NOT_MEASURED):
-        shas = sorted({r.program_sha256 for r in g.runs if r.program_sha256})
+    for r in rows:
+        shas = (r.get("program_sha256") or "").split()
         if len(shas) > 1:
-            f = g.fields
-            out.append(f"mixed programs ({f['model']} {f['recipe']} on {f['device']}): its runs measured "
+            out.append(f"mixed programs ({r['model']} {r['recipe']} on {r['device']}): its runs measured "
                        f"{len(shas)} program files with different bytes (sha256 {', '.join(x[:12] for x in shas)}), "
                        "pooled as one row (`harness runs show RUN` gives each run's program_sha256)")
     return out
@@ -153,7 +150,7 @@ def render_md(rows: list[dict[str, Any]], records: list[RunRecord], wide: bool =
         notes.append(f"runs_disagree: the runs' medians spread by more than {MAX_RUN_CV:.0%} (CV): the machine changed "
                      "between them; the CI across runs says how much that matters (docs/statistics.md)")
     notes += left_out_notes(rows)
-    notes += mixed_program_notes(records)
+    notes += mixed_program_notes(rows)
     one_class = {}  # a program that answered one class for every example: its accuracy is that class's share
     for r in records:
         note = r.accuracy.one_class_note if r.accuracy else None

@@ -130,6 +130,8 @@ def _row(g: Group, cache=None) -> dict[str, Any]:
         "disturbance": " | ".join(disturbed_runs(measured, pooling)),
         "error": (last_failed.error or "failed").splitlines()[0] if last_failed else "",
         "run_ids": " ".join(r.run_id for r in g.runs),
+        # the program files the runs measured: one, unless the same options were exported again with other bytes
+        "program_sha256": " ".join(sorted({r.program_sha256 for r in measured if r.program_sha256})),
         "fp32_campaign": "",  # the fp32 row's campaign when it is another one than this row's
     }
 
