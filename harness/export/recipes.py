@@ -19,7 +19,14 @@ if TYPE_CHECKING:  # torch is imported where it is used: `harness recipes` lists
     import torch
 
 XNNPACK_GROUP_MULTIPLE = 32  # XNNPACK's blockwise int4 kernels take groups of 32k weights
-PER_ROW = 0  # --group-size row: one int4 scale per output row (channelwise; XNNPACK's QC4W kernels, not blockwise)
+PER_ROW = 0  # --group-size row: one int4 scale per output row (ExecuTorch lowers it as one block of in_features)
+
+
+def check_group_size(g: int) -> None:
+    """--group-size alone, before any model is built: a positive multiple of XNNPACK's unit, or PER_ROW."""
+    if g != PER_ROW and (g <= 0 or g % XNNPACK_GROUP_MULTIPLE):
+        raise BadInput(f"--group-size {g}: XNNPACK's int4 kernels need a positive multiple of "
+                       f"{XNNPACK_GROUP_MULTIPLE} (32, 64, 128) or `row` (one group per row)")
 
 
 @dataclass
@@ -220,9 +227,7 @@ class Int4(_TorchaoLinear):
     def check(self, model, opts):
         super().check(model, opts)
         g = opts.group_size
-        if g != PER_ROW and (g <= 0 or g % XNNPACK_GROUP_MULTIPLE):
-            raise BadInput(f"--group-size {g}: XNNPACK's int4 kernels need a positive multiple of "
-                           f"{XNNPACK_GROUP_MULTIPLE} (e.g. 32, 64, 128) or `row`")
+        check_group_size(g)
         linears = select.quantized_linears(model, opts.keep_fp32)
         if g == PER_ROW:  # ExecuTorch hands XNNPACK a row as one group of in_features weights: the same multiple
             for name, lin in linears:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.errors import BadInput
-from harness.export.recipes import PER_ROW, XNNPACK_GROUP_MULTIPLE, RecipeOptions, get_recipe
+from harness.export.recipes import RecipeOptions, check_group_size, get_recipe
 
 
 @dataclass
@@ -53,10 +53,7 @@ def validate(req: ExportRequest) -> None:
     if recipe.needs_calibration and req.options.calibration is None and req.calibration_samples < 1:
         raise BadInput(f"--calibration {req.calibration_samples}: recipe {req.recipe} needs at least 1 example")
     if req.recipe.startswith("int4") or req.options.quant_embedding == "4w":
-        g = req.options.group_size
-        if g != PER_ROW and (g <= 0 or g % XNNPACK_GROUP_MULTIPLE):
-            raise BadInput(f"--group-size {g}: XNNPACK's int4 kernels need a positive multiple of "
-                           f"{XNNPACK_GROUP_MULTIPLE} (32, 64, 128) or `row` (one group per row)")
+        check_group_size(req.options.group_size)
     recipe.check_options(req.options)
     if req.checkpoint is not None and not Path(req.checkpoint).exists() and not _fetched(req.checkpoint):
         raise BadInput(f"--checkpoint {req.checkpoint}: no such directory (nor a Hugging Face ORG/NAME)")
