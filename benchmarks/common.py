@@ -31,6 +31,26 @@ def time_ms(fn: Callable[[], object], warmup: int = 5, iterations: int = 30) -> 
     return out
 
 
+def interleaved_rounds(contestants: dict[str, Callable[[int, int], list[float]]], rounds: int, warmup: int,
+                       iterations: int, digits: int = 1) -> dict[str, list[float]]:
+    """Each round runs every contestant once (`contestant(warmup, iterations)` -> its timed ms), in an order rotated
+    each round; {name: the median of each round}. Prints each round as it ends."""
+    names = list(contestants)
+    per_round: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        for n in names[r % len(names):] + names[: r % len(names)]:
+            per_round[n].append(statistics.median(contestants[n](warmup, iterations)))
+        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {per_round[n][-1]:.{digits}f}" for n in names), flush=True)
+    return per_round
+
+
+def round_ratio(per_round: dict[str, list[float]], x: str, y: str) -> float | None:
+    """x against y: the median over rounds of x / y within each round (None where either did not run)."""
+    if x not in per_round or y not in per_round:
+        return None
+    return statistics.median(p / q for p, q in zip(per_round[x], per_round[y]))
+
+
 def median(xs: list[float]) -> float:
     return statistics.median(xs)
 

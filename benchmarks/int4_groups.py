@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import write_table  # noqa: E402
+from benchmarks.common import interleaved_rounds, round_ratio, write_table  # noqa: E402
 from benchmarks.peers import Harness  # noqa: E402
 
 
@@ -63,15 +63,11 @@ def main() -> None:
         programs[label], manifests[label] = res.program, res.manifest
     contestants = {n: Harness(p, "native", a.threads, a.results) for n, p in programs.items()}
     names = list(contestants)
-    per_round: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(a.rounds):
-        for n in names[r % len(names):] + names[: r % len(names)]:
-            per_round[n].append(statistics.median(contestants[n](a.warmup, a.iterations)))
-        print(f"round {r + 1}/{a.rounds}: " + ", ".join(f"{n} {per_round[n][-1]:.2f}" for n in names), flush=True)
+    per_round = interleaved_rounds(contestants, a.rounds, a.warmup, a.iterations, digits=2)
     profiles = {n: _profile(p, a.threads, a.results) for n, p in programs.items()}
 
     def to_int8(n: str) -> float:
-        return statistics.median(p / q for p, q in zip(per_round[n], per_round["int8"]))
+        return round_ratio(per_round, n, "int8")
 
     rows = []
     for n in names:

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import time_ms, write_table  # noqa: E402
+from benchmarks.common import interleaved_rounds, round_ratio, time_ms, write_table  # noqa: E402
 
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 
@@ -179,17 +179,10 @@ def main() -> None:
     contestants[f"torch {__import__('torch').__version__} eager fp32"] = Eager(flop["wrapper"], inputs, a.threads)
 
     names = list(contestants)
-    per_round: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(a.rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
-        for n in order:
-            per_round[n].append(statistics.median(contestants[n](a.warmup, a.iterations)))
-        print(f"round {r + 1}/{a.rounds}: " + ", ".join(f"{n} {per_round[n][-1]:.1f}" for n in names), flush=True)
+    per_round = interleaved_rounds(contestants, a.rounds, a.warmup, a.iterations)
 
     def ratio(x: str, y: str) -> float | None:
-        if x not in per_round or y not in per_round:
-            return None
-        return statistics.median(p / q for p, q in zip(per_round[x], per_round[y]))
+        return round_ratio(per_round, x, y)
 
     ref = names[0]
     rows = []
