@@ -46,7 +46,7 @@ def default_cache_dir() -> Path:
 
 
 def executorch_version() -> str:
-    from importlib.metadata import version
+    from common.versions import version
 
     return version("executorch").split("+")[0]
 

@@ -13,24 +13,48 @@ from common.console import silence_libraries
 
 silence_libraries()  # before torch/torchao/executorch are imported anywhere
 
-from harness.commands.export import export_command  # noqa: E402
-from harness.commands.run import run_command  # noqa: E402
-from harness.commands.demo import demo_command  # noqa: E402
-from harness.commands.devices import devices_command  # noqa: E402
-from harness.commands.farm import farm_group  # noqa: E402
-from harness.commands.paper import paper_command  # noqa: E402
-from harness.commands.quant import recipes_command, sensitivity_command  # noqa: E402
-from harness.commands.report import compare_command, report_command  # noqa: E402
-from harness.commands.results import results_group  # noqa: E402
-from harness.commands.runner import runner_group  # noqa: E402
-from harness.commands.runs import runs_group  # noqa: E402
-from harness.commands.train import distill_command, train_command  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
+
+
+# verb -> (module, attribute): a command's module is imported when that command is used (or listed by --help), so
+# `harness run` does not pay for importing report, demo, devices, export, ... (about 35 ms of every run's start)
+COMMANDS = {
+    "export": ("harness.commands.export", "export_command"),
+    "run": ("harness.commands.run", "run_command"),
+    "demo": ("harness.commands.demo", "demo_command"),
+    "paper": ("harness.commands.paper", "paper_command"),
+    "report": ("harness.commands.report", "report_command"),
+    "compare": ("harness.commands.report", "compare_command"),
+    "runs": ("harness.commands.runs", "runs_group"),
+    "results": ("harness.commands.results", "results_group"),
+    "devices": ("harness.commands.devices", "devices_command"),
+    "runner": ("harness.commands.runner", "runner_group"),
+    "recipes": ("harness.commands.quant", "recipes_command"),
+    "sensitivity": ("harness.commands.quant", "sensitivity_command"),
+    "distill": ("harness.commands.train", "distill_command"),
+    "train": ("harness.commands.train", "train_command"),
+    "farm": ("harness.commands.farm", "farm_group"),
+}
 
 
 class HarnessGroup(click.Group):
     """The top-level group: `--results DIR` is accepted after the verb too (`harness run --results R ...`), and an
-    option that takes one value given twice is an error instead of a silent last-one-wins."""
+    option that takes one value given twice is an error instead of a silent last-one-wins. Its commands are
+    imported on first use (COMMANDS)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            import importlib
+
+            module, attr = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module), attr)
+            if command.name != cmd_name:
+                raise RuntimeError(f"{module}.{attr} is named {command.name!r}, not {cmd_name!r}")
+            self.add_command(command)
+        return self.commands.get(cmd_name)
 
     def resolve_command(self, ctx: click.Context, args: list[str]):
         name, cmd, rest = super().resolve_command(ctx, args)
@@ -102,12 +126,6 @@ def cli(ctx: click.Context, results: Path) -> None:
       harness report
     """
     ctx.obj = {"results": results}
-
-
-for _command in (export_command, run_command, demo_command, paper_command, report_command, compare_command, runs_group,
-                 results_group, devices_command, runner_group, recipes_command, sensitivity_command, distill_command,
-                 train_command, farm_group):
-    cli.add_command(_command)
 
 
 def _exit(code: int) -> None:

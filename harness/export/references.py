@@ -17,7 +17,7 @@ def key(manifest, encoded: dict[str, np.ndarray], extra: str = "") -> str:
     config: a preset's weights come from a fixed seed), torch's version and the encoded inputs, byte for byte."""
     import hashlib
     import json
-    from importlib.metadata import version
+    from common.versions import version
 
     h = hashlib.sha256(json.dumps({
         "model": manifest.model, "checkpoint_sha256": manifest.checkpoint_sha256, "head": manifest.head,

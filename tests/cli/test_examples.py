@@ -22,6 +22,7 @@ from pathlib import Path
 
 import click
 import pytest
+from tests.support.cli import subcommands
 from tests.support.paths import REPO
 
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
@@ -304,7 +305,7 @@ def help_examples() -> list[Example]:
         lines = _logical_lines(text.splitlines())
         cmds = [ln[2:] if ln.startswith("$ ") else ln for ln in lines]
         found.extend(_example(where, where, c) for c in cmds if _is_command(c) and _lead(_words(c))[0] != "make")
-        for name, sub in sorted(getattr(cmd, "commands", {}).items()):
+        for name, sub in subcommands(cmd):
             walk(sub, [*path, name])
 
     walk(cli, ["harness"])

@@ -7,6 +7,7 @@ import ast
 import re
 
 import click
+from tests.support.cli import subcommands
 from tests.support.paths import REPO
 
 PACKAGES = ("common", "data", "program", "model", "device_runners", "harness")
@@ -23,7 +24,7 @@ def _options() -> set[str]:
     def walk(cmd: click.Command) -> None:
         for p in cmd.params:
             found.update(o for o in p.opts + p.secondary_opts if o.startswith("--"))
-        for sub in getattr(cmd, "commands", {}).values():
+        for _, sub in subcommands(cmd):
             walk(sub)
 
     walk(cli)

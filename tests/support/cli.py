@@ -21,3 +21,14 @@ def one_error(p: subprocess.CompletedProcess) -> str:
     assert "Traceback" not in p.stderr + p.stdout, p.stderr
     [line] = [ln for ln in p.stderr.splitlines() if ln.startswith("error:")]
     return line
+
+
+def subcommands(cmd) -> list[tuple[str, object]]:
+    """(name, command) of a click group's subcommands, sorted, through click's own lookup (the harness group imports
+    its commands on first use, so its `.commands` dict holds only those used so far); [] for a plain command."""
+    import click
+
+    if not isinstance(cmd, click.Group):
+        return []
+    ctx = click.Context(cmd)
+    return [(name, cmd.get_command(ctx, name)) for name in sorted(cmd.list_commands(ctx))]

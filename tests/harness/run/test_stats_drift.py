@@ -131,3 +131,26 @@ def test_compare_still_sees_a_real_speedup_through_drift():
     rng = np.random.default_rng(4)
     a, b = ar1(300, 0.8, rng, level=30.0), ar1(300, 0.8, rng, level=24.0)
     assert compare_samples(a, b)["verdict"] == "faster"
+
+
+def _block_medians_from_values(x: np.ndarray, resamples: int, seed: int, b: int) -> np.ndarray:
+    """The circular block bootstrap as written before it moved to ranks: gather the float values, take each median."""
+    n = x.size
+    rng = np.random.default_rng(seed)
+    per = -(-n // b)
+    wrapped = np.concatenate([x, x[:b]])
+    out = np.empty(resamples)
+    chunk = max(1, 2_000_000 // n)
+    for lo in range(0, resamples, chunk):
+        hi = min(resamples, lo + chunk)
+        starts = rng.integers(0, n, size=(hi - lo, per))
+        out[lo:hi] = np.median(wrapped[(starts[:, :, None] + np.arange(b)).reshape(hi - lo, per * b)[:, :n]], axis=1)
+    return out
+
+
+@pytest.mark.parametrize("n", [2, 3, 8, 101, 1000, 40_000])
+@pytest.mark.parametrize("b", [2, 5, 31])
+def test_block_bootstrap_on_ranks_gives_the_medians_of_the_values(n, b):
+    """Ranks (int16 below 32,768 samples, int32 above) name the same middle values, ties and all, from the same draws."""
+    x = np.random.default_rng(n + b).gamma(2.0, 1.0, n).round(1)  # rounding makes ties
+    assert np.array_equal(block_bootstrap_medians(x, 300, 7, b), _block_medians_from_values(x, 300, 7, min(n, b)))

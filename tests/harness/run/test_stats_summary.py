@@ -4,10 +4,12 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats as sps
 
 from common.errors import BadInput
-from harness.run.stats import PRESETS, TimingPreset, bootstrap_medians, preset, summarize
+from harness.run.stats import PRESETS, TimingPreset, bootstrap_medians, median, percentiles, preset, summarize
 
 
 def _timed_samples(n: int) -> list[float]:
@@ -130,3 +132,16 @@ def test_trim_mean_matches_scipy():
     for n in range(1, 60):
         x = rng.lognormal(size=n)
         assert trim_mean(x, 0.1) == pytest.approx(sps.trim_mean(x, 0.1), rel=1e-12)
+
+
+finite = st.floats(min_value=-1e300, max_value=1e300, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(finite, min_size=1, max_size=60), st.lists(st.floats(0, 100), max_size=5))
+def test_percentiles_and_median_are_numpys_numbers(xs, pcts):
+    """Written out to skip numpy.ma's import (14 ms of every run), they must give numpy's numbers bit for bit."""
+    x = np.array(xs)
+    pcts = [*pcts, 0, 2.5, 50, 90, 97.5, 99, 100]
+    assert percentiles(x, pcts) == [float(v) for v in np.percentile(x, pcts)]
+    assert median(x) == float(np.median(x))
