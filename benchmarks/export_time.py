@@ -41,6 +41,7 @@ def export_one(a, mode: str) -> dict:
     from model.mobilebert import MobileBertForSequenceClassification
 
     silence_libraries()
+    stages = stage_timers()
     savings = []
     real = fast_lowering.faster_lowering
 
@@ -65,7 +66,49 @@ def export_one(a, mode: str) -> dict:
     return {"lower_s": t1 - t0, "serialize_s": t2 - t1, "total_s": t2 - t0,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "sha256": hashlib.sha256(program).hexdigest(), "bytes": len(program),
-            "saved": {k: sum(d[k] for d in savings) for k in (savings[0] if savings else {})}}
+            "saved": {k: sum(d[k] for d in savings) for k in (savings[0] if savings else {})},
+            "stages": dict(stages)}
+
+
+# (label, module, attribute path): the stages of one export, each timed where it is entered from outside the others
+STAGES = (
+    ("quantize", "harness.export.recipes", "Recipe.prepare"),
+    ("torch.export", "torch.export", "export"),
+    ("to edge", "executorch.exir.program._program", "_gen_edge_manager_for_partitioners"),
+    ("edge passes", "executorch.exir.program._program", "EdgeProgramManager.transform"),
+    ("partition + XNNPACK", "executorch.exir.program._program", "EdgeProgramManager.to_backend"),
+    ("of which XNNPACK passes", "executorch.backends.xnnpack._passes", "XNNPACKPassManager.transform"),
+)
+
+
+def stage_timers() -> dict[str, float]:
+    """Seconds spent in each of STAGES, filled as the export runs (a call inside its own stage counts once)."""
+    import functools
+    import importlib
+
+    spent = {label: 0.0 for label, _, _ in STAGES}
+    depth = dict.fromkeys(spent, 0)
+
+    def timed(label, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            depth[label] += 1
+            t = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                depth[label] -= 1
+                if depth[label] == 0:
+                    spent[label] += time.perf_counter() - t
+        return wrapper
+
+    for label, module, path in STAGES:
+        owner = importlib.import_module(module)
+        *outer, name = path.split(".")
+        for part in outer:
+            owner = getattr(owner, part)
+        setattr(owner, name, timed(label, getattr(owner, name)))
+    return spent
 
 
 def main() -> None:
@@ -88,8 +131,9 @@ def main() -> None:
             sys.exit(f"{mode} export failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
         got[mode] = json.loads(line.removeprefix("RESULT "))
     plain, fast = got["plain"], got["fast"]
-    rows = [[mode, f"{r['lower_s']:.1f}", f"{r['serialize_s']:.1f}", f"{r['total_s']:.1f}", f"{r['peak_rss_mb']:.0f}",
-             r["sha256"][:16], r["bytes"]] for mode, r in got.items()]
+    labels = [label for label, _, _ in STAGES]
+    rows = [[mode, *(f"{r['stages'][k]:.1f}" for k in labels), f"{r['lower_s']:.1f}", f"{r['serialize_s']:.1f}",
+             f"{r['total_s']:.1f}", f"{r['peak_rss_mb']:.0f}", r["sha256"][:16], r["bytes"]] for mode, r in got.items()]
     eager = got["fast-eager-codegen"]
     same = len({r["sha256"] for r in got.values()}) == 1
     notes = [f"fast / plain export time: {fast['total_s'] / plain['total_s']:.2f} "
@@ -100,10 +144,15 @@ def main() -> None:
              "counted in the fast export: " + ", ".join(f"{k} {v}" for k, v in fast["saved"].items()),
              "lower = quantize + torch.export + to_edge_transform_and_lower (what `harness export` times before "
              "serializing); serialize = to_executorch; plain runs both stages exactly as ExecuTorch and torch "
-             "ship them; untrained (random) weights, which do not change the work"]
+             "ship them; untrained (random) weights, which do not change the work",
+             "stages (s): quantize = Recipe.prepare (eager quantization, rewrites); to edge = to_edge's "
+             "decompositions and edge-dialect checks; edge passes = the XNNPACK transform passes run before "
+             "partitioning; partition + XNNPACK = to_backend (partitioning and XNNPACK's preprocess), of which "
+             "XNNPACK passes = its own pass manager; what lower leaves over them is to_edge_transform_and_lower's "
+             "own bookkeeping"]
     write_table(f"export_time_{a.recipe}", f"Export time with and without fast_lowering, {a.model} {a.recipe}, "
                 f"seq {a.seq_len}", " ".join(["python benchmarks/export_time.py", *sys.argv[1:]]),
-                ["mode", "lower s", "serialize s", "total s", "peak RSS MB", "sha256", "bytes"], rows, notes,
+                ["mode", *labels, "lower s", "serialize s", "total s", "peak RSS MB", "sha256", "bytes"], rows, notes,
                 ratios={"fast_over_plain": (fast["total_s"] / plain["total_s"], "lower"),
                         "deferred_codegen_over_eager": (fast["total_s"] / eager["total_s"], "lower"),
                         "fast_export_s": (fast["total_s"], "lower")})

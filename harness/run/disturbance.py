@@ -40,13 +40,8 @@ def timed_threads(evidence: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def reasons(evidence: dict[str, Any] | None) -> list[str]:
-    """Why this run's timings were disturbed, one phrase each; [] for a quiet run or no evidence."""
-    if not isinstance(evidence, dict):
-        return []
-    wall = _num(evidence.get("wall_s"))
-    if not wall or wall <= 0:
-        return []
+def _contention(evidence: dict[str, Any], wall: float) -> list[str]:
+    """The reasons that say other work took CPU time from the run: a timed thread waited for a CPU, steal, iowait."""
     found = []
     threads = timed_threads(evidence)
     waits = [(_num(t.get("wait_s")), _num(t.get("cpu_s")) or 0.0) for t in threads]
@@ -63,6 +58,26 @@ def reasons(evidence: dict[str, Any] | None) -> list[str]:
     iowait = _num(evidence.get("iowait_share"))
     if iowait is not None and iowait > IOWAIT_SHARE:
         found.append(f"iowait {iowait:.0%} of the machine's time")
+    return found
+
+
+def contended(evidence: dict[str, Any] | None) -> bool | None:
+    """Whether other work took CPU time from the run's timed threads (waits for a CPU, steal, iowait); None without
+    evidence to say (no timed loop, the Python runner, a kernel without schedstat's wait times)."""
+    if not isinstance(evidence, dict) or all(_num(t.get("wait_s")) is None for t in timed_threads(evidence)):
+        return None
+    wall = _num(evidence.get("wall_s"))
+    return bool(_contention(evidence, wall)) if wall and wall > 0 else None
+
+
+def reasons(evidence: dict[str, Any] | None) -> list[str]:
+    """Why this run's timings were disturbed, one phrase each; [] for a quiet run or no evidence."""
+    if not isinstance(evidence, dict):
+        return []
+    wall = _num(evidence.get("wall_s"))
+    if not wall or wall <= 0:
+        return []
+    found = _contention(evidence, wall)
     before, after = canary(evidence)
     if before and after and max(before, after) / min(before, after) - 1 > CANARY_SHARE:
         found.append(f"the CPU's clock moved during the run: the canary took {after / before - 1:+.0%} "
@@ -101,7 +116,7 @@ def summary(evidence: dict[str, Any] | None) -> dict[str, Any] | None:
             "loadavg": evidence.get("loadavg"), "canary_ns": [round(x, 4) if x else None for x in canary(evidence)],
             "cores_ns": _thin([round(x, 1) for x in core_probes(evidence)], 121),
             "settle": evidence.get("settle") if isinstance(evidence.get("settle"), dict) else None,
-            "reasons": reasons(evidence)}
+            "reasons": reasons(evidence), "contended": contended(evidence)}
 
 
 def kept(rec) -> dict[str, Any]:

@@ -14,6 +14,9 @@ is reached through one DeviceSession for the whole campaign (harness/run/session
 Each request is scored once (accuracy, agreement with fp32: its first run that scores) and only timed after that,
 as MLPerf's LoadGen separates its accuracy mode from its performance mode; those runs name the scored run
 (`schedule["accuracy_from"]`), and the report's row takes its accuracy from it.
+A quiet reading is reused rather than taken again (half a second each) by the runs that start within QUIET_REUSE_S of
+it on the same device while every run since found no other work on its CPUs (disturbance.contended); the record's
+quiet_gate names the run whose reading it took.
 The same limit bounds the near-cores gate (docs/statistics.md#far-cores), which likewise stops for the rest of the
 campaign once a device's CPUs stay far apart through a whole wait (or its probes are contended: a busy machine).
 """
@@ -37,6 +40,9 @@ from harness.store.record import RunRecord
 
 SCHEDULES = ("interleaved", "blocks")
 MAX_ROUNDS = 1000
+# a device whose quiet gate passed this recently, with no run since finding other work on its CPUs, is not probed
+# again: back-to-back runs of a campaign are seconds apart, and each run's own evidence watched the CPUs meanwhile
+QUIET_REUSE_S = 10.0
 
 
 @dataclass
@@ -134,13 +140,17 @@ def run_plan(plan: CampaignPlan, results: Path, measure: Callable[..., RunRecord
     nearest: dict = {}  # DeviceTarget -> near CPUs' round trip (ns) in its runs so far: the near-cores gate's bar
     probes: dict = {}  # DeviceTarget -> every core round trip its runs measured
     far_for_good: set = set()  # devices whose CPUs stayed far through one whole wait: not waited for again
+    quiet_seen: dict = {}  # DeviceTarget -> (monotonic time of its last quiet reading, the run that took it)
 
     def one(i: int, rnd: int, pos: int, total: int) -> None:
         nonlocal busy
         req = plan.requests[i]
         near = None if req.device in far_for_good else req.gates.near_cores_ns or nearest.get(req.device)
+        seen, now = quiet_seen.get(req.device), time.monotonic()
+        reuse = ({"from_run": seen[1], "age_s": round(now - seen[0], 1)}
+                 if seen and not busy and now - seen[0] <= QUIET_REUSE_S else None)
         gates = dataclasses.replace(req.gates, wait_for_quiet=0.0 if busy else req.gates.wait_for_quiet,
-                                    near_cores_ns=near)
+                                    near_cores_ns=near, quiet_seen=reuse)
         where = {"schedule": plan.schedule, "seed": seed, "round": rnd, "position": pos}
         scored = next((r for r in done[i] if r.accuracy), None)
         settings = req.settings
@@ -153,6 +163,11 @@ def run_plan(plan: CampaignPlan, results: Path, measure: Callable[..., RunRecord
         session = sessions.setdefault(req.device, DeviceSession(req.device))
         rec = measure(req, results, label, session)
         done[i].append(rec)
+        gate = (rec.device_info_before or {}).get("quiet_gate") or {}
+        if gate.get("passed") is not True or disturbance.kept(rec).get("contended") is not False:
+            quiet_seen.pop(req.device, None)  # busy, or nothing to say it stayed quiet: the next run probes
+        elif "reused" not in gate:
+            quiet_seen[req.device] = (now, rec.run_id)
         probes.setdefault(req.device, []).extend(disturbance.run_core_probes(rec))
         if probes[req.device]:  # near CPUs' round trip on this device so far: the next runs wait for theirs to be near
             nearest[req.device] = disturbance.near_level(probes[req.device])

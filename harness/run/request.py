@@ -87,6 +87,9 @@ class Gates:
     # campaign; the native runner waits up to `wait_for_quiet` while its CPUs are over twice as far apart. The
     # campaign's scheduler (harness/run/plan.py) sets it from each run's evidence.
     near_cores_ns: float | None = None
+    # a quiet reading of this device moments ago that this run takes instead of probing again (set by the campaign's
+    # scheduler: {"from_run", "age_s"}, see plan.QUIET_REUSE_S); None: probe, as a lone run always does
+    quiet_seen: dict | None = None
 
 
 _PARTS = {"device": DeviceTarget, "settings": RunSettings, "inputs": InputsSpec, "gates": Gates}

@@ -114,3 +114,16 @@ def test_a_disturbed_slower_run_is_left_out_of_the_row_while_two_others_remain()
     [kept] = build_rows(quiet + [fast])  # disturbed, but as fast as the others: it cost no time, so it stays
     assert kept["n_left_out"] == 0 and "kept: no slower than the others" in render_md([kept], quiet + [fast])
     assert "disturbed" not in kept["flags"] and kept["status"] == "ok"  # it cost no time: the row is not marked
+
+
+@pytest.mark.parametrize("evidence, expect", [
+    ({"wall_s": 2.0, "threads": [{"cpu_s": 1.98, "wait_s": 0.01}, {"cpu_s": 1.9, "wait_s": 0.02}]}, False),
+    ({"wall_s": 2.0, "threads": [{"cpu_s": 1.98, "wait_s": 0.01}, {"cpu_s": 1.16, "wait_s": 0.8}]}, True),
+    ({"wall_s": 2.0, "threads": [{"cpu_s": 2.0, "wait_s": 0.0}], "steal_share": 0.12}, True),
+    ({"wall_s": 2.0, "threads": [{"cpu_s": 2.0, "wait_s": 0.0}], "iowait_share": 0.5}, True),
+    ({"wall_s": 2.0, "threads": [{"cpu_s": 2.0, "wait_s": None}]}, None),  # no schedstat: cannot say it was quiet
+    ({"wall_s": 2.0, "threads": []}, None), (None, None), ({"wall_s": "x", "threads": [{"cpu_s": 1, "wait_s": 0}]}, None),
+])
+def test_contended_says_whether_other_work_took_the_runs_cpus(evidence, expect):
+    """What lets a campaign skip the next run's quiet probe (plan.QUIET_REUSE_S): only a definite False does."""
+    assert disturbance.contended(evidence) is expect

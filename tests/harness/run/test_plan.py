@@ -169,3 +169,39 @@ def test_a_repeated_run_scores_its_examples_once_and_the_report_keeps_the_accura
     rows = json.loads(report.stdout)["table"]
     assert len(rows) == 1 and rows[0]["accuracy_n"] == 8 and rows[0]["n_runs"] == 3
     assert rows[0]["agreement_fp32"] == first.accuracy.agreement_fp32
+
+
+def test_a_quiet_reading_is_reused_moments_later_until_a_run_finds_other_work(tmp_path, monkeypatch):
+    """Half a second of /proc/stat before every run of a campaign is not needed when the device was found quiet
+    seconds ago and every run since found nothing else on its CPUs (its own evidence watched them)."""
+    from harness.run import plan as plan_mod
+
+    seen, contended = [], {"B1": True}  # B's run finds other work on its CPUs
+
+    def dev(req, results, label, session=None):
+        rid = f"{req.program}{req.schedule['round']}"
+        seen.append((rid, req.gates.quiet_seen))
+        gate = {"passed": True, **({"reused": req.gates.quiet_seen} if req.gates.quiet_seen else {})}
+        return RunRecord(run_id=rid, created_at="", status="ok", device="host", latency={"p50": 1.0},
+                         device_info_before={"quiet_gate": gate},
+                         device_info_after={"during": {"disturbance": {"contended": contended.get(rid, False)}}})
+
+    plan = CampaignPlan([RunRequest.of(program=n, wait_for_quiet=20.0) for n in "ABCD"], rounds=1,
+                        schedule="blocks")
+    run_plan(plan, tmp_path, measure=dev)
+    assert [(rid, q and q["from_run"]) for rid, q in seen] == [("A1", None), ("B1", "A1"), ("C1", None),
+                                                              ("D1", "C1")]
+    monkeypatch.setattr(plan_mod, "QUIET_REUSE_S", 0.0)  # too long ago: every run probes
+    seen.clear()
+    run_plan(plan, tmp_path, measure=dev)
+    assert [q for _, q in seen] == [None] * 4
+
+
+def test_a_run_given_a_quiet_reading_records_it_and_does_not_probe(tiny, tmp_path):
+    from harness.run import measure
+
+    req = RunRequest.of(program=tiny[0], iterations=3, warmup=1, min_seconds=0, warmup_seconds=0,
+                        wait_for_quiet=20.0, quiet_seen={"from_run": "abc123", "age_s": 2.5})
+    gate = measure.run(req, tmp_path).device_info_before["quiet_gate"]
+    assert gate["passed"] is True and gate["reused"] == {"from_run": "abc123", "age_s": 2.5}
+    assert "readings" not in gate
