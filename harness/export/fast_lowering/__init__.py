@@ -28,12 +28,13 @@ from harness.export.fast_lowering.bookkeeping import (CompiledCode, DeferredCode
                                                      defer_codegen, reuse_compiled_code, share_provenance)
 from harness.export.fast_lowering.memo import MEMO_OPS, Memo, memoize_fake_ops, op_name
 from harness.export.fast_lowering.skips import (CAN_ACT, REQUIRES_ALL, REQUIRES_ANY, SKIPPABLE, graph_ops, is_idle,
-                                                skip_idle_passes, skip_settled_decompositions)
+                                                skip_idle_edge_passes, skip_idle_passes,
+                                                skip_settled_decompositions)
 
 __all__ = ["CAN_ACT", "CompiledCode", "DeferredCode", "MEMO_OPS", "Memo", "REQUIRES_ALL", "REQUIRES_ANY",
            "SKIPPABLE", "Savings", "SignatureMaps", "cache_signature_maps", "defer_codegen", "faster_lowering",
            "graph_ops", "is_idle", "memoize_fake_ops", "op_name", "reuse_compiled_code", "share_provenance",
-           "skip_idle_passes", "skip_settled_decompositions"]
+           "skip_idle_edge_passes", "skip_idle_passes", "skip_settled_decompositions"]
 
 
 @dataclasses.dataclass
@@ -57,7 +58,7 @@ class Savings:
 @contextlib.contextmanager
 def faster_lowering() -> Iterator[Savings]:
     """Every speed-up above; the program written is byte-identical to ExecuTorch's own lowering."""
-    with (skip_idle_passes(), skip_settled_decompositions() as skipped, memoize_fake_ops() as memo,
+    with (skip_idle_passes(), skip_idle_edge_passes(), skip_settled_decompositions() as skipped, memoize_fake_ops() as memo,
           share_provenance(), reuse_compiled_code() as compiled, cache_signature_maps() as maps,
           defer_codegen() as codegen):
         yield Savings(memo, skipped, compiled, maps, codegen)

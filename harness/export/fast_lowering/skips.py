@@ -11,6 +11,12 @@ known, before they run, to hand the graph back as it was:
    themselves in the tests, so a version whose patterns change fails there, not silently.
 2. ExecuTorch's XNNPACK path decomposes three times (see `skip_settled_decompositions`); the last has nothing left
    to do when XNNPACK took every op it asked to keep.
+3. `to_edge` runs ExecuTorch's aten-to-edge passes; four of them re-trace the whole graph to rewrite ops a graph
+   may not have: `aten.t` (NormalizeTransposePass), view ops left after the view-copy pass
+   (ReplaceBrokenOpsWithFunctionalOpsPass), symbolic scalars fed to tensor arguments (SymToTensorPass) and
+   arithmetic on mixed dtypes (RemoveMixedTypeOperators). They are wrapped the same way (`skip_idle_edge_passes`),
+   with conditions read from each pass's `call_operator` in executorch 1.5.1: together about 6 s of a full int8
+   export (1.4-2.0 s each).
 """
 
 from __future__ import annotations
@@ -54,7 +60,53 @@ CAN_ACT: dict[str, Callable[[torch.fx.GraphModule], bool]] = {
     # splits a concatenation of more than 5 tensors (XNNPACK's most); MobileBERT's trigram embedding joins 3
     "DecomposeConcatenate": lambda gm: any(n.op == "call_function" and op_name(n.target) == "aten.cat.default"
                                            and len(n.args[0]) > 5 for n in gm.graph.nodes),
+    # rewrites any OpOverload that is a view (op.is_view) into its *_copy variant
+    "ReplaceBrokenOpsWithFunctionalOpsPass": lambda gm: _any_call(
+        gm, lambda n: isinstance(n.target, torch._ops.OpOverload) and n.target.is_view),
+    # wraps a SymInt/SymFloat/SymBool given for a tensor argument in scalar_tensor: a graph with no symbolic value
+    # anywhere has none to give
+    "SymToTensorPass": lambda gm: any(isinstance(n.meta.get("val"), (torch.SymInt, torch.SymFloat, torch.SymBool))
+                                      for n in gm.graph.nodes),
+    "RemoveMixedTypeOperators": lambda gm: _any_call(gm, _mixed_types),
 }
+# the aten-to-edge passes above that op presence alone decides
+REQUIRES_ANY["NormalizeTransposePass"] = frozenset({"aten.t.default"})  # its call_operator rewrites aten.t only
+# RemoveMixedTypeOperators' allow list (its call_operator): the only ops whose arguments it may cast
+_PROMOTING = frozenset({"aten.add.Tensor", "aten.mul.Tensor", "aten.sub.Tensor", "aten.div.Tensor",
+                        "aten.div.Tensor_mode", "aten.minimum.default"})
+EDGE_PASSES = frozenset({"NormalizeTransposePass", "ReplaceBrokenOpsWithFunctionalOpsPass", "SymToTensorPass",
+                         "RemoveMixedTypeOperators"})
+
+
+def _any_call(gm: torch.fx.GraphModule, pred: Callable[[torch.fx.Node], bool]) -> bool:
+    """Whether pred holds for a call in the graph; True also for any graph with submodules or higher-order ops
+    (ExportPass re-traces those too, and these checks look at the top graph only)."""
+    for n in gm.graph.nodes:
+        if n.op == "call_module" or (n.op == "get_attr" and isinstance(getattr(gm, n.target, None), torch.nn.Module)):
+            return True
+        if n.op == "call_function" and (isinstance(n.target, torch._ops.HigherOrderOperator) or pred(n)):
+            return True
+    return False
+
+
+def _mixed_types(n: torch.fx.Node) -> bool:
+    """Whether RemoveMixedTypeOperators could cast an argument of this call: a promoting op whose operands are not
+    all tensors of exactly its result's dtype (a scalar, a 0-dim tensor of another dtype, an int tensor divided:
+    anything but the plain case counts)."""
+    if op_name(n.target) not in _PROMOTING or len(n.args) <= 1:
+        return False
+    out = n.meta.get("val")
+    if not isinstance(out, torch.Tensor):
+        return True
+    operands = [*n.args, *(v for k, v in n.kwargs.items() if k not in ("alpha", "rounding_mode"))]
+    for a in operands:
+        if isinstance(a, torch.fx.Node):
+            v = a.meta.get("val")
+            if not isinstance(v, torch.Tensor) or v.dtype != out.dtype:
+                return True
+        elif a is not None:
+            return True  # a Python scalar operand
+    return False
 
 
 def graph_ops(gm: torch.fx.GraphModule) -> set[str]:
@@ -73,7 +125,7 @@ def is_idle(pass_name: str, ops: set[str], gm: torch.fx.GraphModule | None = Non
     return False
 
 
-SKIPPABLE = set(REQUIRES_ALL) | set(REQUIRES_ANY) | set(CAN_ACT)
+SKIPPABLE = (set(REQUIRES_ALL) | set(REQUIRES_ANY) | set(CAN_ACT)) - EDGE_PASSES  # XNNPACK's own passes
 
 
 @functools.lru_cache(maxsize=None)
@@ -106,6 +158,36 @@ def skip_idle_passes() -> Iterator[None]:
         yield
     finally:
         manager.__init__ = original
+
+
+@contextlib.contextmanager
+def skip_idle_edge_passes() -> Iterator[None]:
+    """Within this block, to_edge's aten-to-edge passes in EDGE_PASSES check the graph before re-tracing it."""
+    from executorch.exir.program import _program
+
+    original = _program._get_aten_to_edge_passes
+
+    from torch.fx.passes.infra.pass_manager import pass_result_wrapper
+
+    def swap(passes: list) -> list:  # instances, or pass managers' wrappers of them (functools.wraps: __wrapped__)
+        out = []
+        for p in passes:
+            inner = getattr(p, "__wrapped__", p)
+            if type(inner).__name__ in EDGE_PASSES:
+                skippable = _skippable(type(inner))()
+                p = pass_result_wrapper(skippable) if inner is not p else skippable
+            out.append(p)
+        return out
+
+    def get_passes(config):
+        pre, post = original(config)
+        return swap(pre), swap(post)
+
+    _program._get_aten_to_edge_passes = get_passes
+    try:
+        yield
+    finally:
+        _program._get_aten_to_edge_passes = original
 
 
 @contextlib.contextmanager

@@ -165,9 +165,85 @@ def test_every_skippable_pass_is_in_xnnpacks_default_list():
     from executorch.backends.xnnpack._passes import XNNPACKPassManager
 
     names = {p.__name__ for p in XNNPACKPassManager(None).passes}
-    assert fast_lowering.SKIPPABLE == set(fast_lowering.REQUIRES_ALL) | set(fast_lowering.REQUIRES_ANY) | set(
-        fast_lowering.CAN_ACT)
+    assert fast_lowering.SKIPPABLE == (set(fast_lowering.REQUIRES_ALL) | set(fast_lowering.REQUIRES_ANY) | set(
+        fast_lowering.CAN_ACT)) - fast_lowering.skips.EDGE_PASSES
     assert fast_lowering.SKIPPABLE <= names
+
+
+def test_every_skippable_edge_pass_is_in_to_edges_list():
+    from executorch.exir import EdgeCompileConfig
+    from executorch.exir.program._program import _get_aten_to_edge_passes
+
+    pre, post = _get_aten_to_edge_passes(EdgeCompileConfig())
+    assert fast_lowering.skips.EDGE_PASSES <= {type(getattr(p, "__wrapped__", p)).__name__ for p in (*pre, *post)}
+
+
+class Mixed(torch.nn.Module):
+    """Multiplies floats by an int64 range and adds an int32 mask: RemoveMixedTypeOperators must cast, and does."""
+
+    def forward(self, x):
+        return (x * torch.arange(x.shape[-1]) + (x > 0).to(torch.int32),)
+
+
+@pytest.mark.parametrize("recipe", ["fp32", "int8"])
+def test_idle_edge_passes_are_skipped_on_an_encoder(monkeypatch, recipe):
+    model = tiny_model()
+    x = example_inputs(16, model.model.config.vocab_size)
+    fast, plain, asked = lower_both_ways(monkeypatch, recipe, model, x, RecipeOptions())
+    assert fast == plain
+    assert fast_lowering.skips.EDGE_PASSES <= {name for name, was_idle in asked if was_idle}
+
+
+def test_remove_mixed_types_runs_on_mixed_dtypes(monkeypatch):
+    fast, plain, asked = lower_both_ways(monkeypatch, "fp32", Mixed().eval(), (torch.randn(2, 4),), RecipeOptions())
+    assert fast == plain
+    assert "RemoveMixedTypeOperators" in {name for name, was_idle in asked if not was_idle}
+
+
+def _graph(*calls) -> torch.fx.GraphModule:
+    """A graph x -> calls in a chain, each node's meta val a fake of the real result (as export leaves them)."""
+    g = torch.fx.Graph()
+    x = g.placeholder("x")
+    x.meta["val"] = torch.randn(2, 3)
+    last = x
+    for op, extra in calls:
+        last_val = last.meta["val"]
+        node = g.call_function(op, (last, *extra))
+        node.meta["val"] = op(last_val, *extra)
+        last = node
+    g.output((last,))
+    return torch.fx.GraphModule(torch.nn.Module(), g)
+
+
+@pytest.mark.parametrize("pass_name, calls, idle", [
+    ("NormalizeTransposePass", [(torch.ops.aten.t.default, ())], False),
+    ("NormalizeTransposePass", [(torch.ops.aten.t_copy.default, ())], True),
+    ("ReplaceBrokenOpsWithFunctionalOpsPass", [(torch.ops.aten.expand.default, ([2, 3],))], False),
+    ("ReplaceBrokenOpsWithFunctionalOpsPass", [(torch.ops.aten.expand_copy.default, ([2, 3],))], True),
+    ("RemoveMixedTypeOperators", [(torch.ops.aten.mul.Tensor, (2.0,))], False),  # a Python scalar operand
+    ("RemoveMixedTypeOperators", [(torch.ops.aten.add.Tensor, (torch.ones(2, 3, dtype=torch.float64),))], False),
+    ("RemoveMixedTypeOperators", [(torch.ops.aten.relu.default, ())], True),
+    ("SymToTensorPass", [(torch.ops.aten.relu.default, ())], True),
+])
+def test_edge_pass_conditions_follow_their_call_operator(pass_name, calls, idle):
+    gm = _graph(*calls)
+    assert fast_lowering.is_idle(pass_name, fast_lowering.graph_ops(gm), gm) is idle
+
+
+def test_same_dtype_arithmetic_leaves_remove_mixed_types_idle_and_a_symbolic_value_wakes_sym_to_tensor():
+    g = torch.fx.Graph()
+    a, b = g.placeholder("a"), g.placeholder("b")
+    a.meta["val"] = b.meta["val"] = torch.randn(2)
+    s = g.call_function(torch.ops.aten.add.Tensor, (a, b), {"alpha": 2})
+    s.meta["val"] = torch.randn(2)
+    g.output((s,))
+    gm = torch.fx.GraphModule(torch.nn.Module(), g)
+    assert fast_lowering.is_idle("RemoveMixedTypeOperators", fast_lowering.graph_ops(gm), gm)
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+    s.meta["sym"] = None
+    a.meta["val"] = ShapeEnv().create_unbacked_symint()
+    assert not fast_lowering.is_idle("SymToTensorPass", fast_lowering.graph_ops(gm), gm)
 
 
 def test_delegate_evaluation_is_reused_when_serializing():
