@@ -18,6 +18,8 @@ SCRIPTS = [
     [str(HERE / "stability.py")],
     [str(HERE / "train_throughput.py")],
     [str(HERE / "cli_startup.py")],
+    [str(HERE / "run_overhead.py")],
+    [str(HERE / "report_scale.py")],
     [str(HERE / "gemm_shapes.py")],
     [str(HERE / "peers.py"), "--rounds", "3", "--iterations", "10", "--warmup", "3", "--baseline", "--no-python"],
     [str(HERE / "int4_groups.py")],

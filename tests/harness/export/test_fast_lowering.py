@@ -55,6 +55,9 @@ def test_faster_lowering_changes_no_byte(monkeypatch, recipe):
             "ConvertToUpsampleBilinear2d", "DimOrderOpsRevertPass", "RemoveGetItemPass", "RemoveRedundantCopyPass",
             "DecomposeConcatenate"} <= idle
     assert "InsertPadQDQPass" not in idle  # the trigram embedding pads: that pass must run, and does
+    # nor aten.t, view ops after the view-copy pass, symbolic scalars or mixed-dtype arithmetic: to_edge's re-traces
+    # for those are saved too
+    assert fast_lowering.skips.EDGE_PASSES <= idle
 
 
 def test_fake_evaluations_are_reused_across_layers_and_passes(monkeypatch):
@@ -183,15 +186,6 @@ class Mixed(torch.nn.Module):
 
     def forward(self, x):
         return (x * torch.arange(x.shape[-1]) + (x > 0).to(torch.int32),)
-
-
-@pytest.mark.parametrize("recipe", ["fp32", "int8"])
-def test_idle_edge_passes_are_skipped_on_an_encoder(monkeypatch, recipe):
-    model = tiny_model()
-    x = example_inputs(16, model.model.config.vocab_size)
-    fast, plain, asked = lower_both_ways(monkeypatch, recipe, model, x, RecipeOptions())
-    assert fast == plain
-    assert fast_lowering.skips.EDGE_PASSES <= {name for name, was_idle in asked if was_idle}
 
 
 def test_remove_mixed_types_runs_on_mixed_dtypes(monkeypatch):
