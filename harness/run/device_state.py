@@ -103,10 +103,13 @@ def busy_share(transport: Transport) -> float | None:
 
 
 def quiet_gate(transport: Transport, wait_s: float, device: str,
-               progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+               progress: Callable[[str], None] = lambda s: None, seen: dict | None = None) -> dict[str, Any]:
     """Wait, up to wait_s, until other processes use at most QUIET_BUSY of the device's CPUs, as the thermal gate
     waits for temperatures. It never fails a run: it records what it saw, and a run that starts on a busy device
-    shows it in its own evidence (harness/run/disturbance.py)."""
+    shows it in its own evidence (harness/run/disturbance.py). `seen`: a passed reading of this device moments ago
+    ({"from_run", "age_s"}, from the campaign's scheduler) that is recorded as this run's, without probing."""
+    if seen:
+        return {"limit": QUIET_BUSY, "wait_s": wait_s, "waited_s": 0.0, "passed": True, "reused": dict(seen)}
     start, readings = time.monotonic(), []
     while True:
         busy = busy_share(transport)

@@ -170,12 +170,9 @@ def _execute(req, rec: RunRecord, transport: Transport, profile, path: Path, man
             transport, req.gates.max_start_temp, req.gates.cooldown, profile.name, progress)
     elif req.gates.cooldown > 0:
         _cool_down(transport, req.gates.cooldown, progress)
-    if req.gates.wait_for_quiet > 0 and req.gates.quiet_seen:  # the campaign saw this device quiet moments ago
-        rec.device_info_before["quiet_gate"] = {"limit": device_state.QUIET_BUSY, "wait_s": req.gates.wait_for_quiet,
-                                                "waited_s": 0.0, "passed": True, "reused": dict(req.gates.quiet_seen)}
-    elif req.gates.wait_for_quiet > 0:
+    if req.gates.wait_for_quiet > 0:
         rec.device_info_before["quiet_gate"] = device_state.quiet_gate(transport, req.gates.wait_for_quiet, profile.name,
-                                                                       progress)
+                                                                       progress, seen=req.gates.quiet_seen)
     rec.device_info_before["state"] = device_state.read_state(transport)
     runs = f"{transport.workdir().rstrip('/')}/runs"
     run_dir = f"{runs}/{device_folders.run_folder_prefix()}{rec.run_id}"

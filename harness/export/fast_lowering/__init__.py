@@ -58,7 +58,7 @@ class Savings:
 @contextlib.contextmanager
 def faster_lowering() -> Iterator[Savings]:
     """Every speed-up above; the program written is byte-identical to ExecuTorch's own lowering."""
-    with (skip_idle_passes(), skip_idle_edge_passes(), skip_settled_decompositions() as skipped, memoize_fake_ops() as memo,
-          share_provenance(), reuse_compiled_code() as compiled, cache_signature_maps() as maps,
-          defer_codegen() as codegen):
+    with (skip_idle_passes(), skip_idle_edge_passes(), skip_settled_decompositions() as skipped,
+          memoize_fake_ops() as memo, share_provenance(), reuse_compiled_code() as compiled,
+          cache_signature_maps() as maps, defer_codegen() as codegen):
         yield Savings(memo, skipped, compiled, maps, codegen)

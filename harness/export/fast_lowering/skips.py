@@ -54,6 +54,8 @@ REQUIRES_ANY: dict[str, frozenset[str]] = {
     "RemoveGetItemPass": frozenset({"aten.max_pool2d_with_indices.default", "aten.max.dim"}),
     # looks at _to_copy nodes only
     "RemoveRedundantCopyPass": frozenset({"aten._to_copy.default"}),
+    # to_edge's (EDGE_PASSES): its call_operator rewrites aten.t only
+    "NormalizeTransposePass": frozenset({"aten.t.default"}),
 }
 # pass class name -> whether the pass can act on this graph, where op presence is not enough to tell
 CAN_ACT: dict[str, Callable[[torch.fx.GraphModule], bool]] = {
@@ -69,8 +71,6 @@ CAN_ACT: dict[str, Callable[[torch.fx.GraphModule], bool]] = {
                                       for n in gm.graph.nodes),
     "RemoveMixedTypeOperators": lambda gm: _any_call(gm, _mixed_types),
 }
-# the aten-to-edge passes above that op presence alone decides
-REQUIRES_ANY["NormalizeTransposePass"] = frozenset({"aten.t.default"})  # its call_operator rewrites aten.t only
 # RemoveMixedTypeOperators' allow list (its call_operator): the only ops whose arguments it may cast
 _PROMOTING = frozenset({"aten.add.Tensor", "aten.mul.Tensor", "aten.sub.Tensor", "aten.div.Tensor",
                         "aten.div.Tensor_mode", "aten.minimum.default"})
