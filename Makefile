@@ -23,7 +23,7 @@ demo: venv
 
 test: venv system-deps
 	$(BIN)/lint-imports  # the layers in pyproject.toml: no upward import, no cycle
-	$(BIN)/python -m pytest -q -n 3 --dist load --durations=15 tests  # 3 workers on 2 cores: many tests wait on processes
+	$(BIN)/python -m pytest -q -n 3 --dist loadgroup --durations=15 tests  # 3 workers on 2 cores: many tests wait on processes; a module's xdist_group shares its fixtures on one worker
 
 test-slow: venv system-deps
 	HARNESS_SLOW=1 $(BIN)/python -m pytest -q tests -m slow

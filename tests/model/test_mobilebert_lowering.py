@@ -11,6 +11,7 @@ from executorch.backends.xnnpack.utils.configs import get_transform_passes, get_
 from executorch.exir import to_edge_transform_and_lower
 
 from harness.export.delegation import heavy_ops_outside, summarize
+from harness.export.fast_lowering import faster_lowering
 from model.config import get_preset
 from model.mobilebert import HEADS
 
@@ -25,6 +26,8 @@ CASES = {
     # the teacher with both pre-training heads: LayerNorm, GELU and the vocabulary matmul
     "teacher-pretraining": ("test-tiny-teacher", "pretraining", 3),
 }
+# one worker lowers each case once for all three tests (make test runs pytest-xdist with --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("mobilebert_lowering")
 
 
 @pytest.fixture(scope="module", params=list(CASES))
@@ -37,9 +40,10 @@ def lowered(request):
     mask[0, 12:] = 0
     example = (ids, mask, torch.zeros_like(ids))
     ep = torch.export.export(model, example)  # the model itself, its dataclass output included
-    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()],
-                                       compile_config=get_xnnpack_edge_compile_config(),
-                                       transform_passes=get_transform_passes())
+    with faster_lowering():  # ExecuTorch's lowering, byte for byte (tests/harness/export/test_fast_lowering.py)
+        edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()],
+                                           compile_config=get_xnnpack_edge_compile_config(),
+                                           transform_passes=get_transform_passes())
     return model, example, edge, max_pieces
 
 

@@ -109,8 +109,9 @@ def cache_signature_maps() -> Iterator[SignatureMaps]:
     """Within this block, ExportGraphSignature's input maps are built once per state of the signature.
 
     The state is tracked, not guessed: any attribute set on a signature, input spec or argument (passes rename
-    arguments in place) moves a version counter, and the input list's identity and its elements' identities are
-    part of the key, so a list edited in place misses too."""
+    arguments in place) moves a version counter, and the input list's identity and a copy of its elements are part
+    of the key, so a list edited in place misses too (the copy compares element by element, by identity first: a
+    C loop, where a tuple of ids cost a Python call per input on every ask)."""
     from torch.export import graph_signature as gs
 
     classes = [c for c in vars(gs).values()
@@ -129,14 +130,14 @@ def cache_signature_maps() -> Iterator[SignatureMaps]:
     def cached(name, prop):
         def get(self):
             specs = self.input_specs
-            stamp = (version[0], id(specs), tuple(map(id, specs)))
             hit = cache.get((id(self), name))
-            if hit is not None and hit[0] is self and hit[1] == stamp:
+            if (hit is not None and hit[0] is self and hit[1] == (version[0], id(specs))
+                    and hit[2] == specs):  # equal specs (the same ones, in practice) give the same maps
                 counts.hits += 1
-                return hit[2]
+                return hit[3]
             counts.misses += 1
             value = prop.fget(self)
-            cache[(id(self), name)] = (self, stamp, value)  # holds self: its id cannot be reused meanwhile
+            cache[(id(self), name)] = (self, (version[0], id(specs)), list(specs), value)  # self: its id stays taken
             return value
 
         return property(get, doc=prop.__doc__)

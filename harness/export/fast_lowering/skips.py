@@ -5,10 +5,13 @@ known, before they run, to hand the graph back as it was:
 
 1. XnnpackBackend.preprocess runs 17 passes. Ten act only on ops an encoder never has (batch norm, convolution,
    PReLU, bilinear upsampling, padding, max-pooling, dim-order and dtype copies) or on the masked-SDPA pattern, and
-   one only on a concatenation of more than five tensors. Each is wrapped so that, when it would run,
-   it checks the graph's ops and hands the graph back untouched if the ops it needs are absent. The trigger sets come
-   from each pass's source in executorch 1.5.1 (pinned); the pattern passes' sets are checked against the patterns
-   themselves in the tests, so a version whose patterns change fails there, not silently.
+   one only on a concatenation of more than five tensors. Three more act only on what a graph may lack:
+   ConvertToLinearPass on matmuls that are not linear yet and view copies around a linear (XNNPACK keeps an
+   encoder's aten.linear whole), ConstPropPass on a call whose inputs are all constants, PropagateCustomMetaPass on
+   a quantized value whose parent carries custom metadata (together ~4 s of a full int8 export). Each is wrapped so
+   that, when it would run, it checks the graph and hands it back untouched if it cannot act. The trigger sets and
+   conditions come from each pass's source in executorch 1.5.1 (pinned); the pattern passes' sets are checked
+   against the patterns themselves in the tests, so a version whose patterns change fails there, not silently.
 2. ExecuTorch's XNNPACK path decomposes three times (see `skip_settled_decompositions`); the last has nothing left
    to do when XNNPACK took every op it asked to keep.
 3. `to_edge` runs ExecuTorch's aten-to-edge passes; four of them re-trace the whole graph to rewrite ops a graph
@@ -70,6 +73,12 @@ CAN_ACT: dict[str, Callable[[torch.fx.GraphModule], bool]] = {
     "SymToTensorPass": lambda gm: any(isinstance(n.meta.get("val"), (torch.SymInt, torch.SymFloat, torch.SymBool))
                                       for n in gm.graph.nodes),
     "RemoveMixedTypeOperators": lambda gm: _any_call(gm, _mixed_types),
+    "ConvertToLinearPass": lambda gm: _converts_to_linear(gm),
+    # copies meta["custom"] from a quantize/dequantize node's parent to it: no parent has any, nothing to copy
+    "PropagateCustomMetaPass": lambda gm: _any_call(gm, _inherits_custom_meta),
+    # folds a call whose inputs are all constants (its call_operator's is_const: literals and get_attr tensors; a
+    # placeholder or another call's output is a traced value, never constant, unless that call was folded first)
+    "ConstPropPass": lambda gm: _any_call(gm, lambda n: all(a.op == "get_attr" for a in n.all_input_nodes)),
 }
 # RemoveMixedTypeOperators' allow list (its call_operator): the only ops whose arguments it may cast
 _PROMOTING = frozenset({"aten.add.Tensor", "aten.mul.Tensor", "aten.sub.Tensor", "aten.div.Tensor",
@@ -107,6 +116,49 @@ def _mixed_types(n: torch.fx.Node) -> bool:
         elif a is not None:
             return True  # a Python scalar operand
     return False
+
+
+def _converts_to_linear(gm: torch.fx.GraphModule) -> bool:
+    """Whether ConvertToLinearPass could rewrite this graph (its `call` in executorch 1.5.1): an mm or addmm (turned
+    into linear by pattern), a bmm inside a linear's source partition (by source partition; attention's bmm are not),
+    or a linear whose input it would bypass (a view_copy chain back to a per-tensor dequantize) or whose one user is
+    a view_copy to the same shape (replace_linear_view_copy_input_output; both asked with ExecuTorch's helpers)."""
+    from executorch.backends.xnnpack._passes.convert_to_linear import ConvertToLinearPass
+    from torch.fx.passes.utils.source_matcher_utils import get_source_partitions
+
+    ops = graph_ops(gm)
+    if {"aten.mm.default", "aten.addmm.default"} & ops:
+        return True
+    if "aten.bmm.default" in ops:
+        partitions = get_source_partitions(gm.graph, ConvertToLinearPass.linear_modules)
+        if any(node.target in ConvertToLinearPass.targets
+               for found in partitions.values() for partition in found for node in partition.nodes):
+            return True
+    return _any_call(gm, _linear_rewritten)
+
+
+def _inherits_custom_meta(n: torch.fx.Node) -> bool:
+    from executorch.backends.xnnpack.utils.quant_utils import is_dequant, is_quant
+
+    return ((is_quant(n) or is_dequant(n)) and bool(n.args) and isinstance(n.args[0], torch.fx.Node)
+            and "custom" in n.args[0].meta)
+
+
+def _linear_rewritten(n: torch.fx.Node) -> bool:
+    """Whether replace_linear_view_copy_input_output would rewrite around this call."""
+    if op_name(n.target) != "aten.linear.default":
+        return False
+    from executorch.backends.transforms.addmm_mm_to_linear import get_dqlinear_input, get_shape
+
+    source = n.args[0]
+    if get_dqlinear_input(source) not in (None, source):
+        return True
+    users = list(n.users)
+    if len(users) != 1 or users[0].op != "call_function" or op_name(users[0].target) != "aten.view_copy.default":
+        return False
+    out = list(get_shape(source))
+    out[-1] = n.args[1].meta["val"].shape[0]
+    return out == list(get_shape(users[0]))
 
 
 def graph_ops(gm: torch.fx.GraphModule) -> set[str]:

@@ -14,6 +14,9 @@ from harness.export.recipes import RecipeOptions, get_recipe, serialize
 from model.config import get_preset
 from model.mobilebert import MobileBertForSequenceClassification
 
+# one worker lowers the tiny int8 model once (`int8_fast`) for every test that looks at it (--dist loadgroup)
+pytestmark = pytest.mark.xdist_group("fast_lowering")
+
 
 def tiny_model() -> ProgramModule:
     torch.manual_seed(0)
@@ -26,47 +29,77 @@ def program_sha(recipe: str, model: torch.nn.Module, inputs: tuple, opts: Recipe
     return hashlib.sha256(serialize(edge).buffer).hexdigest()  # as harness.export.exporter writes it
 
 
-def lower_both_ways(monkeypatch, recipe, model, inputs, opts) -> tuple[str, str, list[tuple[str, bool]]]:
-    """(sha with faster_lowering, sha with ExecuTorch's lowering as it is, which passes were asked and were idle)."""
-    asked = []
-    real = fast_lowering.skips.is_idle
+def lower_fast(monkeypatch, recipe, model, inputs, opts) -> tuple[str, list[tuple[str, bool]], list]:
+    """(sha with faster_lowering, which passes were asked and were idle, what each faster_lowering block saved: the
+    lowering's first, then serialization's, each with `memo_ops`, the ops its memo held before the block let go)."""
+    asked, saved = [], []
+    real, block = fast_lowering.skips.is_idle, fast_lowering.faster_lowering
 
     def spy(name, ops, gm=None):
         asked.append((name, real(name, ops, gm)))
         return asked[-1][1]
 
+    @contextlib.contextmanager
+    def counted():
+        with block() as savings:
+            saved.append(savings)
+            yield savings
+            savings.memo_ops = {key[0] for key in savings.memo.entries}
+
     monkeypatch.setattr(fast_lowering.skips, "is_idle", spy)
-    fast = program_sha(recipe, model, inputs, opts)
+    monkeypatch.setattr(fast_lowering, "faster_lowering", counted)
+    return program_sha(recipe, model, inputs, opts), asked, saved
+
+
+def lower_plain(monkeypatch, recipe, model, inputs, opts) -> str:
+    """The sha with ExecuTorch's lowering as it is."""
     monkeypatch.setattr(fast_lowering, "faster_lowering", contextlib.nullcontext)
-    plain = program_sha(recipe, model, inputs, opts)
-    return fast, plain, asked
+    return program_sha(recipe, model, inputs, opts)
+
+
+def lower_both_ways(monkeypatch, recipe, model, inputs, opts) -> tuple[str, str, list[tuple[str, bool]]]:
+    """(sha with faster_lowering, sha with ExecuTorch's lowering as it is, which passes were asked and were idle)."""
+    fast, asked, _ = lower_fast(monkeypatch, recipe, model, inputs, opts)
+    return fast, lower_plain(monkeypatch, recipe, model, inputs, opts), asked
+
+
+def tiny_inputs(model) -> tuple[tuple, RecipeOptions]:
+    vocab = model.model.config.vocab_size
+    return example_inputs(16, vocab), RecipeOptions(calibration=[example_inputs(16, vocab, seed=s) for s in range(2)])
+
+
+@pytest.fixture(scope="module")
+def int8_fast():
+    """The tiny model's int8 lowering with faster_lowering, once for every test that looks at what it did."""
+    model = tiny_model()
+    with pytest.MonkeyPatch.context() as mp:
+        sha, asked, saved = lower_fast(mp, "int8", model, *tiny_inputs(model))
+    return {"model": model, "sha": sha, "asked": asked, "lowering": saved[0], "serializing": saved[1]}
 
 
 @pytest.mark.parametrize("recipe", ["fp32", "int8", "int8-static"])
-def test_faster_lowering_changes_no_byte(monkeypatch, recipe):
-    model = tiny_model()
-    vocab = model.model.config.vocab_size
-    x, opts = example_inputs(16, vocab), RecipeOptions(calibration=[example_inputs(16, vocab, seed=s) for s in range(2)])
-    fast, plain, asked = lower_both_ways(monkeypatch, recipe, model, x, opts)
+def test_faster_lowering_changes_no_byte(monkeypatch, recipe, request):
+    if recipe == "int8":
+        done = request.getfixturevalue("int8_fast")
+        model, fast, asked = done["model"], done["sha"], done["asked"]
+        plain = lower_plain(monkeypatch, recipe, model, *tiny_inputs(model))
+    else:
+        model = tiny_model()
+        fast, plain, asked = lower_both_ways(monkeypatch, recipe, model, *tiny_inputs(model))
     assert fast == plain
     idle = {name for name, was_idle in asked if was_idle}
     # a transformer encoder has no batch norm, convolution, PReLU or upsampling: those re-traces are saved
     assert {"FuseBatchNormPass", "DecomposeBatchNorm", "Conv1dUnsqueezePass", "PReLUReshapePass",
             "ConvertToUpsampleBilinear2d", "DimOrderOpsRevertPass", "RemoveGetItemPass", "RemoveRedundantCopyPass",
-            "DecomposeConcatenate"} <= idle
+            "DecomposeConcatenate", "ConvertToLinearPass", "ConstPropPass", "PropagateCustomMetaPass"} <= idle
     assert "InsertPadQDQPass" not in idle  # the trigram embedding pads: that pass must run, and does
     # nor aten.t, view ops after the view-copy pass, symbolic scalars or mixed-dtype arithmetic: to_edge's re-traces
     # for those are saved too
     assert fast_lowering.skips.EDGE_PASSES <= idle
 
 
-def test_fake_evaluations_are_reused_across_layers_and_passes(monkeypatch):
-    model = tiny_model()
-    x = example_inputs(16, model.model.config.vocab_size)
-    monkeypatch.setattr(fast_lowering, "faster_lowering", contextlib.nullcontext)  # only the memo under test
-    with fast_lowering.memoize_fake_ops() as memo:
-        get_recipe("int8").lower(model, x, RecipeOptions())
-        ops = {key[0] for key in memo.entries}
+def test_fake_evaluations_are_reused_across_layers_and_passes(int8_fast):
+    memo, ops = int8_fast["lowering"].memo, int8_fast["lowering"].memo_ops
     assert {"torchao.choose_qparams_affine.default", "torchao.dequantize_affine.default",
             "aten.linear.default"} <= ops
     # a handful of distinct (op, input metadata) keys stand for the many calls the passes make (fewer repeats
@@ -148,6 +181,104 @@ def test_the_getitem_pass_acts_where_its_trigger_ops_are():
     wrapped = fast_lowering.skips._skippable(RemoveGetItemPass)()(edge_graph())
     plain = RemoveGetItemPass()(edge_graph())
     assert wrapped.modified and wrapped.graph_module.code == plain.graph_module.code != gm.code
+
+
+class MatmulByTransposed(torch.nn.Module):
+    """An addmm and an mm on a transposed weight, which ConvertToLinearPass makes linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.b = torch.nn.Parameter(torch.randn(6, 5)), torch.nn.Parameter(torch.randn(6))
+
+    def forward(self, x):
+        return (torch.addmm(self.b, x, self.w.t()) + x @ self.w.t(),)
+
+
+class AttentionScores(torch.nn.Module):
+    """A bmm that is no linear (attention's kind): ConvertToLinearPass leaves it."""
+
+    def forward(self, x):
+        return (torch.bmm(x, x.transpose(1, 2)).softmax(-1),)
+
+
+class LinearThenView(torch.nn.Module):
+    """A linear whose one user views it to its own shape (the pass drops that view) or to another (kept)."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.linear, self.shape = torch.nn.Linear(5, 6), shape
+
+    def forward(self, x):
+        return (self.linear(x).view(*self.shape) + 1,)
+
+
+@pytest.mark.parametrize("make, shape, keep_linear", [
+    (MatmulByTransposed, (3, 5), False),
+    (AttentionScores, (2, 3, 4), False),
+    (lambda: LinearThenView((2, 3, 6)), (2, 3, 5), True),
+    (lambda: LinearThenView((2, 18)), (2, 3, 5), True),
+])
+def test_convert_to_linear_is_idle_exactly_where_it_changes_nothing(make, shape, keep_linear):
+    """The pass's condition is read from its `call`: on edge graphs with and without what it rewrites, it is idle
+    exactly when the pass itself hands back the same graph (XNNPACK keeps aten.linear whole: so does keep_linear)."""
+    from executorch.backends.xnnpack._passes.convert_to_linear import ConvertToLinearPass
+    from executorch.exir import EdgeCompileConfig, to_edge
+
+    linear = [torch.ops.aten.linear.default]
+    config = (EdgeCompileConfig(_check_ir_validity=False, _core_aten_ops_exception_list=linear, preserve_ops=linear)
+              if keep_linear else None)
+
+    def edge_graph():
+        torch.manual_seed(0)
+        exported = torch.export.export(make().eval(), (torch.randn(*shape),))
+        return to_edge(exported, compile_config=config).exported_program().graph_module
+
+    gm = edge_graph()
+    idle = fast_lowering.is_idle("ConvertToLinearPass", fast_lowering.graph_ops(gm), gm)
+    changed = ConvertToLinearPass()(edge_graph()).graph_module.code != gm.code
+    assert idle is not changed
+    assert fast_lowering.skips._skippable(ConvertToLinearPass)()(edge_graph()).graph_module.code == (
+        gm.code if idle else ConvertToLinearPass()(edge_graph()).graph_module.code)
+
+
+class PlusRange(torch.nn.Module):
+    """A call with constant inputs only (arange): ConstPropPass folds it."""
+
+    def forward(self, x):
+        return (x + torch.arange(3).float(),)
+
+
+class ReluTimesTwo(torch.nn.Module):
+    def forward(self, x):
+        return (torch.relu(x) * 2,)
+
+
+@pytest.mark.parametrize("make, idle", [(PlusRange, False), (ReluTimesTwo, True)])
+def test_const_prop_is_idle_exactly_where_it_folds_nothing(make, idle):
+    from executorch.exir import to_edge
+    from executorch.exir.passes.const_prop_pass import ConstPropPass
+
+    def edge_graph():
+        return to_edge(torch.export.export(make(), (torch.randn(2, 3),))).exported_program().graph_module
+
+    gm = edge_graph()
+    assert fast_lowering.is_idle("ConstPropPass", fast_lowering.graph_ops(gm), gm) is idle
+    assert (ConstPropPass()(edge_graph()).graph_module.code == gm.code) is idle
+
+
+def test_custom_meta_propagation_is_idle_until_a_quantized_value_carries_custom_meta():
+    from executorch.backends.xnnpack.utils.quant_utils import is_quant
+    from executorch.exir import to_edge
+
+    class QuantDequant(torch.nn.Module):
+        def forward(self, x):
+            q = torch.ops.quantized_decomposed.quantize_per_tensor(torch.relu(x), 0.1, 0, -128, 127, torch.int8)
+            return (torch.ops.quantized_decomposed.dequantize_per_tensor(q, 0.1, 0, -128, 127, torch.int8),)
+
+    gm = to_edge(torch.export.export(QuantDequant(), (torch.randn(2, 3),))).exported_program().graph_module
+    assert fast_lowering.is_idle("PropagateCustomMetaPass", fast_lowering.graph_ops(gm), gm)
+    next(n for n in gm.graph.nodes if is_quant(n)).args[0].meta["custom"] = {"tag": 1}  # what the pass copies
+    assert not fast_lowering.is_idle("PropagateCustomMetaPass", fast_lowering.graph_ops(gm), gm)
 
 
 @pytest.mark.parametrize("pass_name, module, getter", [
@@ -240,15 +371,11 @@ def test_same_dtype_arithmetic_leaves_remove_mixed_types_idle_and_a_symbolic_val
     assert not fast_lowering.is_idle("SymToTensorPass", fast_lowering.graph_ops(gm), gm)
 
 
-def test_delegate_evaluation_is_reused_when_serializing():
+def test_delegate_evaluation_is_reused_when_serializing(int8_fast):
     """to_executorch's passes each evaluate the delegate on fake tensors (the whole lowered graph again): once is
     enough, and the program is the same (the sha tests above serialize inside faster_lowering)."""
-    model = tiny_model()
-    edge = get_recipe("int8").lower(model, example_inputs(16, model.model.config.vocab_size), RecipeOptions())
-    with fast_lowering.memoize_fake_ops() as memo:
-        edge.to_executorch()
-        assert any(key[0] == "executorch_call_delegate" for key in memo.entries)
-    assert memo.hits_by_op["executorch_call_delegate"] >= 1
+    assert "executorch_call_delegate" in int8_fast["serializing"].memo_ops
+    assert int8_fast["serializing"].memo.hits_by_op["executorch_call_delegate"] >= 1
 
 
 class TwoLinears(torch.nn.Module):
@@ -281,13 +408,9 @@ def test_settled_decompositions_skip_only_a_table_with_nothing_to_decompose():
     assert len(skipped) == 1
 
 
-def test_int8_lowering_skips_its_last_decomposition(monkeypatch):
+def test_int8_lowering_skips_its_last_decomposition(int8_fast):
     """XNNPACK takes every linear, so ExecuTorch's final full-table decomposition has nothing to do."""
-    model = tiny_model()
-    monkeypatch.setattr(fast_lowering, "faster_lowering", contextlib.nullcontext)  # only the skip under test
-    with fast_lowering.skip_settled_decompositions() as skipped:
-        get_recipe("int8").lower(model, example_inputs(16, model.model.config.vocab_size), RecipeOptions())
-    assert len(skipped) == 1
+    assert len(int8_fast["lowering"].skipped_decompositions) == 1
 
 
 def test_code_is_written_only_when_read_or_run_and_every_module_has_it_after_the_block():
@@ -317,10 +440,6 @@ def test_code_is_written_only_when_read_or_run_and_every_module_has_it_after_the
     assert again(torch.zeros(1)).item() == 2
 
 
-def test_lowering_asks_for_code_far_less_often_than_it_recompiles(monkeypatch):
-    model = tiny_model()
-    x = example_inputs(16, model.model.config.vocab_size)
-    monkeypatch.setattr(fast_lowering, "faster_lowering", contextlib.nullcontext)  # only the deferring under test
-    with fast_lowering.defer_codegen() as seen:
-        get_recipe("int8").lower(model, x, RecipeOptions())
+def test_lowering_asks_for_code_far_less_often_than_it_recompiles(int8_fast):
+    seen = int8_fast["lowering"].codegen
     assert seen.generated * 3 < seen.asked
