@@ -8,7 +8,7 @@ CV of campaign medians <= 2% for the full-size programs and <= 5% for the sub-mi
 int8 x fp32 ratio within +-3% across the five. The demo's programs and student come from the results folder's
 cache (the first campaign makes them; its wall time is not the run phase's).
 
-    .venv/bin/python benchmarks/stability.py [--campaigns 5] [--results results] [-- DEMO FLAGS...]
+    .venv/bin/python benchmarks/stability.py [--campaigns 5] [--results results] [--table NAME] [-- DEMO FLAGS...]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--campaigns", type=int, default=5)
     ap.add_argument("--results", type=Path, default=Path("results"))
+    ap.add_argument("--table", default="stability", help="results/TABLE.md (another name keeps the committed one)")
     ap.add_argument("demo_args", nargs="*", help="extra `harness demo` flags (after --)")
     a = ap.parse_args()
     from harness.store.db import ResultsStore
@@ -102,8 +103,10 @@ def main() -> None:
              "docs/statistics.md): " + ", ".join("-" if c is None else f"{c:.4f}" for c in canaries)
              + "; a campaign whose canary is slower ran on a slower machine",
              f"goals: {'all met' if all(goals) else 'NOT all met'}"]
-    write_table("stability", "Numbers that hold still: the demo's campaign, back to back",
-                f"python benchmarks/stability.py --campaigns {a.campaigns}",
+    command = " ".join(["python benchmarks/stability.py", f"--campaigns {a.campaigns}",
+                        *([f"--table {a.table}"] if a.table != "stability" else []),
+                        *(["--", *a.demo_args] if a.demo_args else [])])
+    write_table(a.table, "Numbers that hold still: the demo's campaign, back to back", command,
                 ["model", "recipe", "clean campaigns", "campaign medians ms", "CV", "goal", "x fp32 per campaign",
                  "x fp32 spread", "flags seen", "runs"], rows, notes,
                 ratios={f"{r[0]} {r[1]} CV": (float(r[4].rstrip("%")) / 100, "lower") for r in rows

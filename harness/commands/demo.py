@@ -18,6 +18,7 @@ import click
 from common.console import console
 from common.errors import BadInput, HarnessError
 from common.files import write_atomic
+from common.timing import HARDWARE
 
 # The demo student (docs/training.md, "The real run on this machine"): MobileBERT-TINY cut to 2 of its 24 blocks,
 # word embeddings from the shipped MiniLM by PCA, trained on the labels of the offline task's train split.
@@ -131,9 +132,10 @@ def _dev_size(task: str) -> int:
                    "runs disagree, up to --max-repeats rounds (docs/statistics.md).")
 @click.option("--max-repeats", type=click.IntRange(min=1), default=6, show_default=True,
               help="Rounds in all, at most (at least --repeat).")
-@click.option("--timing", type=click.Choice(["quick", "default", "mlperf"]), default="default", show_default=True,
-              help="Warmup and timing floors of every run, as `harness run --timing` (docs/statistics.md); quick is "
-                   "a look, not a number to keep.")
+@click.option("--timing", type=click.Choice(HARDWARE), default="default", show_default=True,
+              help="Warmup and timing floors of every run, as `harness run --timing` (docs/statistics.md): rounds "
+                   "reruns in about half the time, its rows holding less still on a shared host; quick is a look, "
+                   "not a number to keep.")
 @click.option("--wait-for-quiet", type=float, default=20.0, show_default=True, metavar="SECONDS",
               help="Before each run, wait up to this long while other work keeps the host's CPUs busy (0: never).")
 @click.option("--student/--no-student", default=True, show_default=True,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from common.timing import HARDWARE
 from harness.commands.run import schedule_options
 
 
@@ -22,7 +23,7 @@ def farm_group():
 @click.option("--region", default="us-west-2", show_default=True, help="Device Farm's region.")
 @click.option("--task", default=None, help="Score real examples of this task (default: synthetic inputs).")
 @click.option("--samples", type=int, default=8, show_default=True, help="Examples in the inputs file.")
-@click.option("--timing", "timing_preset", type=click.Choice(["quick", "default", "mlperf"]), default="default",
+@click.option("--timing", "timing_preset", type=click.Choice(HARDWARE), default="default",
               show_default=True, help="Warmup and timing floors (docs/statistics.md); the flags below override it.")
 @click.option("--warmup", type=int, default=None, help="Untimed warmup iterations.")
 @click.option("--iterations", type=int, default=None, help="Timed iterations (at least).")

@@ -14,6 +14,7 @@ import click
 
 from common.console import console
 from common.errors import BadInput, HarnessError
+from common.timing import HARDWARE
 from harness.reports.paper import BASE, ROWS, Row, paper_table
 
 
@@ -61,7 +62,7 @@ def count_model(preset: str, seq_len: int) -> tuple[int, int]:
                    "seconds; its numbers say nothing about the paper.")
 @click.option("--threads", type=click.IntRange(1, 4096), default=None,
               help="Runner threads (default: the device profile's; the paper used 4 on a Pixel 4).")
-@click.option("--timing", "timing_preset", type=click.Choice(["quick", "default", "mlperf", "emulated"]),
+@click.option("--timing", "timing_preset", type=click.Choice([*HARDWARE, "emulated"]),
               default=None, help="Warmup and timing floors of every run (docs/statistics.md). Default: 'default', or "
                                  "'emulated' (1 warmup, 3 timed) on an emulated device.")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True,

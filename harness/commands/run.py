@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from common.console import console, err_console, status
+from common.timing import HARDWARE
 from harness.commands.export import int_list, export_options, export_requests, do_export
 
 
@@ -40,7 +41,7 @@ def schedule_options(f):
               help="Your own build of device_runners/native/runner.cpp (e.g. with the Android NDK), pushed and run as is.")
 @click.option("--xnnpack-cache", is_flag=True,
               help="Keep XNNPACK's packed weights in a file on the device; later runs map it (faster load, lower RSS).")
-@click.option("--timing", "timing_preset", type=click.Choice(["quick", "default", "mlperf", "emulated"]), default=None,
+@click.option("--timing", "timing_preset", type=click.Choice([*HARDWARE, "emulated"]), default=None,
               help="Warmup and timing floors (iterations and seconds, docs/statistics.md); the flags below override "
                    "it. Default: 'default', or 'emulated' (1 warmup, 3 timed) on an emulated device.")
 @click.option("--iterations", type=int, default=None, help="Timed iterations (at least).")

@@ -107,6 +107,7 @@ def test_empty_and_bad_samples():
 def test_presets():
     # every preset has an iteration floor and a time floor for warmup and for timing (docs/statistics.md)
     assert PRESETS["quick"] == TimingPreset("quick", 3, 20, 0.5, warmup_seconds=0.2)
+    assert PRESETS["rounds"] == TimingPreset("rounds", 5, 20, 0.75, warmup_seconds=0.2)
     assert PRESETS["default"] == TimingPreset("default", 10, 50, 2.0, warmup_seconds=0.5)
     assert PRESETS["mlperf"] == TimingPreset("mlperf", 10, 1024, 60.0, warmup_seconds=0.5)
     # the emulated preset has none: under qemu one inference takes seconds, and its timings are never ranked
