@@ -4,6 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml requirements-data.txt scripts/venv.sh | sha256sum | cut -c1-12)
 RESULTS ?= results
+DEMO    ?=          # extra `harness demo` flags, e.g. make demo DEMO="--timing rounds" (a rerun in about half the time)
 
 .PHONY: venv system-deps demo test test-slow bench clean
 
@@ -19,7 +20,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 demo: venv
-	$(BIN)/harness --results $(RESULTS) demo
+	$(BIN)/harness --results $(RESULTS) demo $(DEMO)
 
 test: venv system-deps
 	$(BIN)/lint-imports  # the layers in pyproject.toml: no upward import, no cycle
