@@ -23,8 +23,8 @@ class TimingPreset:
 PRESETS: dict[str, TimingPreset] = {
     "quick": TimingPreset("quick", warmup=3, iterations=20, min_seconds=0.5, warmup_seconds=0.2),
     # Short runs of a campaign of interleaved rounds, the rounds carrying the spread between runs (pyperf's design:
-    # many short worker processes). On a host whose speed wanders for tens of seconds its rows hold less still than
-    # `default`'s (measured: docs/statistics.md, "Presets"), so the demo keeps `default`.
+    # many short worker processes); the demo's. Its rows held as still as `default`'s in half the time (measured:
+    # docs/statistics.md, "Presets").
     "rounds": TimingPreset("rounds", warmup=5, iterations=20, min_seconds=0.75, warmup_seconds=0.2),
     "default": TimingPreset("default", warmup=10, iterations=50, min_seconds=2.0, warmup_seconds=0.5),
     # MLPerf mobile's single-stream floor: at least 1024 queries and at least 60 s.

@@ -132,10 +132,10 @@ def _dev_size(task: str) -> int:
                    "runs disagree, up to --max-repeats rounds (docs/statistics.md).")
 @click.option("--max-repeats", type=click.IntRange(min=1), default=6, show_default=True,
               help="Rounds in all, at most (at least --repeat).")
-@click.option("--timing", type=click.Choice(HARDWARE), default="default", show_default=True,
+@click.option("--timing", type=click.Choice(HARDWARE), default="rounds", show_default=True,
               help="Warmup and timing floors of every run, as `harness run --timing` (docs/statistics.md): rounds "
-                   "reruns in about half the time, its rows holding less still on a shared host; quick is a look, "
-                   "not a number to keep.")
+                   "times each run briefly and lets the interleaved rounds carry the spread between runs; default "
+                   "times each for 2 s; quick is a look, not a number to keep.")
 @click.option("--wait-for-quiet", type=float, default=20.0, show_default=True, metavar="SECONDS",
               help="Before each run, wait up to this long while other work keeps the host's CPUs busy (0: never).")
 @click.option("--student/--no-student", default=True, show_default=True,
