@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-$(shell cat pyproject.toml requirements-data.txt scripts/venv.sh | sha256sum | cut -c1-12)
 RESULTS ?= results
-DEMO    ?=          # extra `harness demo` flags, e.g. make demo DEMO="--timing rounds" (a rerun in about half the time)
+DEMO    ?=          # extra `harness demo` flags, e.g. make demo DEMO="--timing default" (2 s runs, as harness run times)
 
 .PHONY: venv system-deps demo test test-slow bench clean
 

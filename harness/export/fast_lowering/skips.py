@@ -76,8 +76,9 @@ CAN_ACT: dict[str, Callable[[torch.fx.GraphModule], bool]] = {
     "ConvertToLinearPass": lambda gm: _converts_to_linear(gm),
     # copies meta["custom"] from a quantize/dequantize node's parent to it: no parent has any, nothing to copy
     "PropagateCustomMetaPass": lambda gm: _any_call(gm, _inherits_custom_meta),
-    # folds a call whose inputs are all constants (its call_operator's is_const: literals and get_attr tensors; a
-    # placeholder or another call's output is a traced value, never constant, unless that call was folded first)
+    # folds a call whose inputs are all constants (its call_operator's is_const: literals, and get_attr tensors,
+    # which make no pass idle anyway: is_idle); a placeholder or another call's output is a traced value, never
+    # constant, unless that call was folded first
     "ConstPropPass": lambda gm: _any_call(gm, lambda n: all(a.op == "get_attr" for a in n.all_input_nodes)),
 }
 # RemoveMixedTypeOperators' allow list (its call_operator): the only ops whose arguments it may cast
@@ -129,6 +130,9 @@ def _converts_to_linear(gm: torch.fx.GraphModule) -> bool:
     ops = graph_ops(gm)
     if {"aten.mm.default", "aten.addmm.default"} & ops:
         return True
+    # it ends with eliminate_dead_code whatever it converted: a call nothing uses would go
+    if any(n.op == "call_function" and not n.users and not n.is_impure() for n in gm.graph.nodes):
+        return True
     if "aten.bmm.default" in ops:
         partitions = get_source_partitions(gm.graph, ConvertToLinearPass.linear_modules)
         if any(node.target in ConvertToLinearPass.targets
@@ -170,8 +174,18 @@ def graph_ops(gm: torch.fx.GraphModule) -> set[str]:
     return {op_name(n.target) for n in gm.graph.nodes if n.op == "call_function"}
 
 
+def _holds_tensor_constants(gm: torch.fx.GraphModule) -> bool:
+    """Whether the graph reads a tensor through get_attr: a re-trace renames, moves and drops those even when the
+    pass itself rewrites nothing, so no XNNPACK pass is idle on such a graph (XNNPACK's preprocess gets weights as
+    placeholders). to_edge's graphs do hold such constants, but OpReplacePass (and MemoryFormatOpsPass) re-trace after
+    its skippable passes every time and place them the same way either way (the byte-for-byte tests)."""
+    return any(n.op == "get_attr" and isinstance(getattr(gm, n.target, None), torch.Tensor) for n in gm.graph.nodes)
+
+
 def is_idle(pass_name: str, ops: set[str], gm: torch.fx.GraphModule | None = None) -> bool:
     """True when the named pass cannot act on a graph calling exactly `ops` (gm: that graph, for CAN_ACT)."""
+    if gm is not None and pass_name not in EDGE_PASSES and _holds_tensor_constants(gm):
+        return False  # to_edge's graphs hold constants, but re-traces that always run follow its skipped passes
     if pass_name in REQUIRES_ALL:
         return not REQUIRES_ALL[pass_name] <= ops
     if pass_name in REQUIRES_ANY:

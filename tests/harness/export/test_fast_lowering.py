@@ -212,13 +212,14 @@ class LinearThenView(torch.nn.Module):
         return (self.linear(x).view(*self.shape) + 1,)
 
 
-@pytest.mark.parametrize("make, shape, keep_linear", [
-    (MatmulByTransposed, (3, 5), False),
-    (AttentionScores, (2, 3, 4), False),
-    (lambda: LinearThenView((2, 3, 6)), (2, 3, 5), True),
-    (lambda: LinearThenView((2, 18)), (2, 3, 5), True),
+@pytest.mark.parametrize("make, shape, keep_linear, dead, expected", [
+    (MatmulByTransposed, (3, 5), False, False, False),
+    (AttentionScores, (2, 3, 4), False, False, True),
+    (lambda: LinearThenView((2, 3, 6)), (2, 3, 5), True, False, False),
+    (lambda: LinearThenView((2, 18)), (2, 3, 5), True, False, True),
+    (lambda: LinearThenView((2, 18)), (2, 3, 5), True, True, False),  # its closing dead-code pass would act
 ])
-def test_convert_to_linear_is_idle_exactly_where_it_changes_nothing(make, shape, keep_linear):
+def test_convert_to_linear_is_idle_exactly_where_it_changes_nothing(make, shape, keep_linear, dead, expected):
     """The pass's condition is read from its `call`: on edge graphs with and without what it rewrites, it is idle
     exactly when the pass itself hands back the same graph (XNNPACK keeps aten.linear whole: so does keep_linear)."""
     from executorch.backends.xnnpack._passes.convert_to_linear import ConvertToLinearPass
@@ -231,12 +232,18 @@ def test_convert_to_linear_is_idle_exactly_where_it_changes_nothing(make, shape,
     def edge_graph():
         torch.manual_seed(0)
         exported = torch.export.export(make().eval(), (torch.randn(*shape),))
-        return to_edge(exported, compile_config=config).exported_program().graph_module
+        gm = to_edge(exported, compile_config=config).exported_program().graph_module
+        if dead:  # a call nothing uses, as a pass may leave behind
+            x = next(n for n in gm.graph.nodes if n.op == "placeholder" and n.name.startswith("x"))
+            with gm.graph.inserting_after(x):
+                gm.graph.call_function(torch.ops.aten.abs.default, (x,)).meta["val"] = x.meta["val"]
+            gm.recompile()
+        return gm
 
     gm = edge_graph()
     idle = fast_lowering.is_idle("ConvertToLinearPass", fast_lowering.graph_ops(gm), gm)
     changed = ConvertToLinearPass()(edge_graph()).graph_module.code != gm.code
-    assert idle is not changed
+    assert idle is expected and idle is not changed
     assert fast_lowering.skips._skippable(ConvertToLinearPass)()(edge_graph()).graph_module.code == (
         gm.code if idle else ConvertToLinearPass()(edge_graph()).graph_module.code)
 
@@ -266,6 +273,24 @@ def test_const_prop_is_idle_exactly_where_it_folds_nothing(make, idle):
     assert (ConstPropPass()(edge_graph()).graph_module.code == gm.code) is idle
 
 
+def test_no_pass_is_idle_on_a_graph_that_reads_a_tensor_constant():
+    """A re-trace renames, moves and drops get_attr constants even when the pass rewrites nothing (to_edge's passes
+    are left out: re-traces that always run follow them, and the byte-for-byte tests above cover them)."""
+    from executorch.exir import to_edge
+
+    gm = to_edge(torch.export.export(ReluTimesTwo(), (torch.randn(2, 3),))).exported_program().graph_module
+    assert fast_lowering.is_idle("ConstPropPass", fast_lowering.graph_ops(gm), gm)
+    gm.register_buffer("scale", torch.ones(3))
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    with gm.graph.inserting_before(out):
+        scale = gm.graph.get_attr("scale")
+        scaled = gm.graph.call_function(torch.ops.aten.mul.Tensor, (out.args[0][0], scale))
+    out.args = ((scaled,),)
+    gm.recompile()
+    for name in fast_lowering.SKIPPABLE:
+        assert not fast_lowering.is_idle(name, fast_lowering.graph_ops(gm), gm), name
+
+
 def test_custom_meta_propagation_is_idle_until_a_quantized_value_carries_custom_meta():
     from executorch.backends.xnnpack.utils.quant_utils import is_quant
     from executorch.exir import to_edge
@@ -275,10 +300,22 @@ def test_custom_meta_propagation_is_idle_until_a_quantized_value_carries_custom_
             q = torch.ops.quantized_decomposed.quantize_per_tensor(torch.relu(x), 0.1, 0, -128, 127, torch.int8)
             return (torch.ops.quantized_decomposed.dequantize_per_tensor(q, 0.1, 0, -128, 127, torch.int8),)
 
-    gm = to_edge(torch.export.export(QuantDequant(), (torch.randn(2, 3),))).exported_program().graph_module
+    from executorch.backends.xnnpack._passes.propagate_custom_meta_pass import PropagateCustomMetaPass
+
+    def program():
+        return to_edge(torch.export.export(QuantDequant(), (torch.randn(2, 3),))).exported_program()
+
+    ep = program()
+    gm = ep.graph_module
     assert fast_lowering.is_idle("PropagateCustomMetaPass", fast_lowering.graph_ops(gm), gm)
+    out = PropagateCustomMetaPass(ep)(gm).graph_module
+    assert not [n for n in out.graph.nodes if "custom" in n.meta]  # idle indeed: nothing to copy
+    ep = program()
+    gm = ep.graph_module
     next(n for n in gm.graph.nodes if is_quant(n)).args[0].meta["custom"] = {"tag": 1}  # what the pass copies
     assert not fast_lowering.is_idle("PropagateCustomMetaPass", fast_lowering.graph_ops(gm), gm)
+    out = PropagateCustomMetaPass(ep)(gm).graph_module
+    assert [n.meta.get("custom") for n in out.graph.nodes if is_quant(n)] == [{"tag": 1}]  # and the pass copies it
 
 
 @pytest.mark.parametrize("pass_name, module, getter", [
