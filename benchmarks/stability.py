@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--table", default="stability", help="results/TABLE.md (another name keeps the committed one)")
     ap.add_argument("demo_args", nargs="*", help="extra `harness demo` flags (after --)")
     a = ap.parse_args()
-    from harness.store.db import ResultsStore, Selection
+    from harness.store.db import ResultsStore
 
     names, walls = [], []
     for k in range(a.campaigns):
@@ -94,7 +94,7 @@ def main() -> None:
             goals.append(spread <= 0.06)  # within +-3%: max/min at most 1.06
     runs_s = [_run_phase_s(a.results, n) for n in names]
     canaries = [_campaign_canary(a.results, n) for n in names]
-    timings = sorted({r.timing for n in names for r in ResultsStore(a.results).runs(selection=Selection(campaign=n))})
+    timings = sorted({r["timing"] for rs in per_row.values() for r in rs})  # the rows' own: no second read
     notes = [f"{a.campaigns} campaigns of `harness demo {' '.join(a.demo_args)}` (timing {', '.join(timings)}): "
              f"{', '.join(names)}",
              "clean: status ok with no noisy (high_cv) or disagree (runs_disagree) flag; x fp32 spread: max/min - 1 of "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from common.timing import PRESETS
+
 
 def parse_tags(values, flag: str = "--tag") -> dict[str, str]:
     """KEY=VALUE pairs (repeatable option) as a dict; anything else is a usage error naming it."""
@@ -22,7 +24,7 @@ SELECTION_OPTIONS = [
     click.option("--run", "run_ids", multiple=True, metavar="ID", help="Only this run (id or unique prefix); repeatable."),
     click.option("--since", default=None, metavar="DATE", help="Only runs started at or after DATE (YYYY-MM-DD[THH:MM], UTC)."),
     click.option("--until", default=None, metavar="DATE", help="Only runs started at or before DATE (a bare date: that whole day)."),
-    click.option("--timing", default=None, help="Only runs timed with this preset (quick, rounds, default, mlperf, emulated, custom)."),
+    click.option("--timing", default=None, help=f"Only runs timed with this preset ({', '.join([*PRESETS, 'custom'])})."),
     click.option("--model", default=None, help="Only runs of this model preset (as recorded: mobilebert, checkpoint, ...)."),
     click.option("--model-id", default=None, help="Only runs of this model identity (the report's model column)."),
     click.option("--device", default=None, help="Only runs on this device."),
