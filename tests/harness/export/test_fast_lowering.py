@@ -163,18 +163,24 @@ def test_passes_run_when_their_ops_are_there(monkeypatch, make, shape, must_run)
     assert must_run <= {name for name, was_idle in asked if not was_idle}
 
 
+def edge_program(model: torch.nn.Module, shape: tuple, config=None):
+    """`to_edge` of the model exported on one random input of this shape: an edge graph no XNNPACK lowering made."""
+    from executorch.exir import to_edge
+
+    return to_edge(torch.export.export(model, (torch.randn(*shape),)), compile_config=config).exported_program()
+
+
 def test_the_getitem_pass_acts_where_its_trigger_ops_are():
     """XNNPACK keeps max_pool2d whole, so no lowering here reaches RemoveGetItemPass with its ops; on an edge graph
     that has them, the wrapped pass is not idle and rewrites the graph as the pass itself does."""
     from executorch.backends.transforms.remove_getitem_op import RemoveGetItemPass
-    from executorch.exir import to_edge
 
     class Pools(torch.nn.Module):
         def forward(self, x):
             return (torch.ops.aten.max_pool2d_with_indices.default(x, [2, 2])[0] + 1, torch.max(x, dim=1)[0])
 
     def edge_graph():
-        return to_edge(torch.export.export(Pools(), (torch.randn(1, 3, 4, 4),))).exported_program().graph_module
+        return edge_program(Pools(), (1, 3, 4, 4)).graph_module
 
     gm = edge_graph()
     assert not fast_lowering.is_idle("RemoveGetItemPass", fast_lowering.graph_ops(gm), gm)
@@ -223,7 +229,7 @@ def test_convert_to_linear_is_idle_exactly_where_it_changes_nothing(make, shape,
     """The pass's condition is read from its `call`: on edge graphs with and without what it rewrites, it is idle
     exactly when the pass itself hands back the same graph (XNNPACK keeps aten.linear whole: so does keep_linear)."""
     from executorch.backends.xnnpack._passes.convert_to_linear import ConvertToLinearPass
-    from executorch.exir import EdgeCompileConfig, to_edge
+    from executorch.exir import EdgeCompileConfig
 
     linear = [torch.ops.aten.linear.default]
     config = (EdgeCompileConfig(_check_ir_validity=False, _core_aten_ops_exception_list=linear, preserve_ops=linear)
@@ -231,8 +237,7 @@ def test_convert_to_linear_is_idle_exactly_where_it_changes_nothing(make, shape,
 
     def edge_graph():
         torch.manual_seed(0)
-        exported = torch.export.export(make().eval(), (torch.randn(*shape),))
-        gm = to_edge(exported, compile_config=config).exported_program().graph_module
+        gm = edge_program(make().eval(), shape, config).graph_module
         if dead:  # a call nothing uses, as a pass may leave behind
             x = next(n for n in gm.graph.nodes if n.op == "placeholder" and n.name.startswith("x"))
             with gm.graph.inserting_after(x):
@@ -262,11 +267,10 @@ class ReluTimesTwo(torch.nn.Module):
 
 @pytest.mark.parametrize("make, idle", [(PlusRange, False), (ReluTimesTwo, True)])
 def test_const_prop_is_idle_exactly_where_it_folds_nothing(make, idle):
-    from executorch.exir import to_edge
     from executorch.exir.passes.const_prop_pass import ConstPropPass
 
     def edge_graph():
-        return to_edge(torch.export.export(make(), (torch.randn(2, 3),))).exported_program().graph_module
+        return edge_program(make(), (2, 3)).graph_module
 
     gm = edge_graph()
     assert fast_lowering.is_idle("ConstPropPass", fast_lowering.graph_ops(gm), gm) is idle
@@ -276,9 +280,7 @@ def test_const_prop_is_idle_exactly_where_it_folds_nothing(make, idle):
 def test_no_pass_is_idle_on_a_graph_that_reads_a_tensor_constant():
     """A re-trace renames, moves and drops get_attr constants even when the pass rewrites nothing (to_edge's passes
     are left out: re-traces that always run follow them, and the byte-for-byte tests above cover them)."""
-    from executorch.exir import to_edge
-
-    gm = to_edge(torch.export.export(ReluTimesTwo(), (torch.randn(2, 3),))).exported_program().graph_module
+    gm = edge_program(ReluTimesTwo(), (2, 3)).graph_module
     assert fast_lowering.is_idle("ConstPropPass", fast_lowering.graph_ops(gm), gm)
     gm.register_buffer("scale", torch.ones(3))
     out = next(n for n in gm.graph.nodes if n.op == "output")
@@ -293,7 +295,6 @@ def test_no_pass_is_idle_on_a_graph_that_reads_a_tensor_constant():
 
 def test_custom_meta_propagation_is_idle_until_a_quantized_value_carries_custom_meta():
     from executorch.backends.xnnpack.utils.quant_utils import is_quant
-    from executorch.exir import to_edge
 
     class QuantDequant(torch.nn.Module):
         def forward(self, x):
@@ -302,15 +303,12 @@ def test_custom_meta_propagation_is_idle_until_a_quantized_value_carries_custom_
 
     from executorch.backends.xnnpack._passes.propagate_custom_meta_pass import PropagateCustomMetaPass
 
-    def program():
-        return to_edge(torch.export.export(QuantDequant(), (torch.randn(2, 3),))).exported_program()
-
-    ep = program()
+    ep = edge_program(QuantDequant(), (2, 3))
     gm = ep.graph_module
     assert fast_lowering.is_idle("PropagateCustomMetaPass", fast_lowering.graph_ops(gm), gm)
     out = PropagateCustomMetaPass(ep)(gm).graph_module
     assert not [n for n in out.graph.nodes if "custom" in n.meta]  # idle indeed: nothing to copy
-    ep = program()
+    ep = edge_program(QuantDequant(), (2, 3))
     gm = ep.graph_module
     next(n for n in gm.graph.nodes if is_quant(n)).args[0].meta["custom"] = {"tag": 1}  # what the pass copies
     assert not fast_lowering.is_idle("PropagateCustomMetaPass", fast_lowering.graph_ops(gm), gm)
